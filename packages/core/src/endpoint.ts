@@ -1,0 +1,184 @@
+import { maskKey } from './mask.js';
+
+/** One upstream as users configure it: a base URL, a key, and how to route to it. */
+export interface EndpointConfig {
+  /** Stable identity, carried across reloads (state and statistics follow it). Default: `name`, else `endpoint-N`. */
+  id?: string;
+  /** Display name. Default: the id. */
+  name?: string;
+  /** Base URL, e.g. `https://api.openai.com/v1`. Required. */
+  url: string;
+  /** The key sent upstream. Never printed: every description masks it. */
+  apiKey?: string;
+  /** 1 is the highest priority. Lower priorities get traffic only while every better endpoint is unavailable. Default 1. */
+  priority?: number;
+  /** Relative share within a priority group. 0 drains the endpoint (no new requests). Default 1. */
+  weight?: number;
+  /** Exposed model names this endpoint serves. Omitted or empty: every model. Keys of `modelMap` count as served. */
+  models?: readonly string[];
+  /** Exposed name → upstream name, e.g. `{ 'gpt-4o': 'gpt-4o-2024-08-06' }`. */
+  modelMap?: Readonly<Record<string, string>>;
+  /** Free labels; a request may ask for endpoints that carry all of its tags. */
+  tags?: readonly string[];
+  /** Per-attempt timeout in ms for this endpoint. Default: the router's `timeoutMs`. */
+  timeoutMs?: number;
+  /** Disabled endpoints get no traffic until enabled. Default true. */
+  enabled?: boolean;
+  /** Provider dialect (`openai`, `azure`, `anthropic`, or your own). Default `openai`. */
+  provider?: string;
+  /** Extra headers sent upstream with every request. */
+  headers?: Readonly<Record<string, string>>;
+  /** Path probed by active health checks, relative to `url`. Default `/models`. */
+  healthCheck?: string;
+  /** Rate limits, read by `@lb/ratelimit`. */
+  limits?: { rps?: number; rpm?: number; tpm?: number; burst?: number };
+  /** Free-form settings for other packages (a provider's API version, Azure deployments…). */
+  meta?: Readonly<Record<string, unknown>>;
+}
+
+const INSPECT = Symbol.for('nodejs.util.inspect.custom');
+
+/**
+ * An immutable, validated endpoint. The key lives in a private field: spreading, `JSON.stringify`,
+ * `String()` and `util.inspect` all show the masked form only.
+ */
+export class Endpoint {
+  readonly id: string;
+  readonly name: string;
+  readonly url: string;
+  readonly priority: number;
+  readonly weight: number;
+  readonly models: readonly string[];
+  readonly modelMap: Readonly<Record<string, string>>;
+  readonly tags: readonly string[];
+  readonly timeoutMs: number | undefined;
+  readonly enabled: boolean;
+  readonly provider: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly healthCheck: string;
+  readonly limits: Readonly<{ rps?: number; rpm?: number; tpm?: number; burst?: number }>;
+  readonly meta: Readonly<Record<string, unknown>>;
+  /** The key, masked for display (`sk-proj...N0IA`). */
+  readonly maskedKey: string;
+  readonly #apiKey: string | undefined;
+  readonly #served: ReadonlySet<string> | undefined;
+
+  constructor(config: EndpointConfig, index = 0) {
+    const where = `endpoints[${index}]`;
+    if (!config || typeof config !== 'object')
+      throw new TypeError(`${where}: expected an object, received ${typeof config}`);
+    if (typeof config.url !== 'string' || !isHttpUrl(config.url)) {
+      throw new TypeError(`${where}.url: not an http(s) URL: ${JSON.stringify(String(config.url))}`);
+    }
+    this.id = String(config.id ?? config.name ?? `endpoint-${index + 1}`);
+    this.name = String(config.name ?? this.id);
+    this.url = config.url.replace(/\/+$/, '');
+    this.#apiKey = config.apiKey || undefined;
+    this.maskedKey = maskKey(config.apiKey);
+    this.priority = checkNumber(config.priority ?? 1, `${where}.priority`, 0);
+    this.weight = checkNumber(config.weight ?? 1, `${where}.weight`, 0);
+    this.modelMap = Object.freeze({ ...(config.modelMap ?? {}) });
+    const models = [...(config.models ?? [])];
+    for (const k of Object.keys(this.modelMap)) if (models.length && !models.includes(k)) models.push(k);
+    this.models = Object.freeze(models);
+    this.#served = models.length ? new Set(models) : undefined;
+    this.tags = Object.freeze([...(config.tags ?? [])]);
+    this.timeoutMs =
+      config.timeoutMs === undefined ? undefined : checkNumber(config.timeoutMs, `${where}.timeoutMs`, 1);
+    this.enabled = config.enabled ?? true;
+    this.provider = config.provider ?? 'openai';
+    this.headers = Object.freeze({ ...(config.headers ?? {}) });
+    this.healthCheck = config.healthCheck ?? '/models';
+    this.limits = Object.freeze({ ...(config.limits ?? {}) });
+    this.meta = Object.freeze({ ...(config.meta ?? {}) });
+  }
+
+  /** The key to send upstream. Read it only to build the upstream request. */
+  get apiKey(): string | undefined {
+    return this.#apiKey;
+  }
+
+  /** Whether this endpoint serves the exposed model name (true when it lists no models). */
+  serves(model: string | undefined): boolean {
+    return !this.#served || model === undefined || this.#served.has(model);
+  }
+
+  /** The upstream model name for an exposed one. */
+  upstreamModel(model: string): string {
+    return this.modelMap[model] ?? model;
+  }
+
+  /** True when `other` describes the same upstream with the same settings (used by reloads). */
+  sameAs(other: Endpoint): boolean {
+    return (
+      this.id === other.id &&
+      this.url === other.url &&
+      this.#apiKey === other.apiKey &&
+      this.priority === other.priority &&
+      this.weight === other.weight &&
+      this.enabled === other.enabled &&
+      this.timeoutMs === other.timeoutMs &&
+      this.provider === other.provider &&
+      JSON.stringify([
+        this.models,
+        this.modelMap,
+        this.tags,
+        this.headers,
+        this.limits,
+        this.meta,
+        this.healthCheck,
+      ]) ===
+        JSON.stringify([
+          other.models,
+          other.modelMap,
+          other.tags,
+          other.headers,
+          other.limits,
+          other.meta,
+          other.healthCheck,
+        ])
+    );
+  }
+
+  /** A plain description, key masked. */
+  toJSON(): Record<string, unknown> {
+    return {
+      id: this.id,
+      name: this.name,
+      url: this.url,
+      apiKey: this.maskedKey,
+      provider: this.provider,
+      priority: this.priority,
+      weight: this.weight,
+      enabled: this.enabled,
+      models: this.models,
+      modelMap: this.modelMap,
+      tags: this.tags,
+      timeoutMs: this.timeoutMs,
+    };
+  }
+
+  toString(): string {
+    return `Endpoint(${this.id} ${this.url} key=${this.maskedKey || 'none'} priority=${this.priority} weight=${this.weight})`;
+  }
+
+  [INSPECT](): string {
+    return this.toString();
+  }
+}
+
+function isHttpUrl(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return u.protocol === 'http:' || u.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+function checkNumber(v: unknown, where: string, min: number): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
+    throw new TypeError(`${where}: expected a number >= ${min}, received ${JSON.stringify(v)}`);
+  }
+  return v;
+}

@@ -1,0 +1,117 @@
+import type { OutcomeKind } from './classify.js';
+import type { Endpoint } from './endpoint.js';
+import type { AttemptCause, LbError } from './errors.js';
+import type { HeadersLike } from './headers.js';
+import type { EndpointStatus } from './state.js';
+
+/** Token usage as OpenAI reports it. */
+export interface Usage {
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  total_tokens?: number;
+}
+
+/**
+ * Every event the router emits, by name. Every payload names its `endpointId` (but `request:exhausted` and
+ * `config:reloaded`, which concern several). Payloads are fresh objects: keep them if you like. Subscribe with
+ * `router.on(name, fn)`, which returns a disposer.
+ */
+export interface RouterEvents {
+  /** A strategy chose an endpoint. */
+  'endpoint:selected': {
+    requestId: string;
+    endpointId: string;
+    endpoint: Endpoint;
+    strategy: string;
+    /** How many candidates the strategy chose among. */
+    candidates: number;
+    attempt: number;
+    model: string | undefined;
+  };
+  /** An attempt is about to run. */
+  'attempt:start': {
+    requestId: string;
+    endpointId: string;
+    endpoint: Endpoint;
+    attempt: number;
+    model: string | undefined;
+    upstreamModel: string | undefined;
+  };
+  /** An attempt got a response the classification calls success (or a client error passed back as is). */
+  'attempt:success': {
+    requestId: string;
+    endpointId: string;
+    endpoint: Endpoint;
+    attempt: number;
+    status: number | undefined;
+    latencyMs: number;
+    headers: HeadersLike | undefined;
+    model: string | undefined;
+  };
+  /** An attempt failed; `failover` says whether the router goes on. */
+  'attempt:failure': {
+    requestId: string;
+    endpointId: string;
+    endpoint: Endpoint;
+    attempt: number;
+    kind: OutcomeKind;
+    status: number | undefined;
+    retryAfterMs: number | undefined;
+    latencyMs: number;
+    countsForBreaker: boolean;
+    failover: boolean;
+    /** Message, key masked. */
+    message: string;
+    headers: HeadersLike | undefined;
+    model: string | undefined;
+  };
+  /** A streamed (or held) attempt finished: `ok` false when the stream broke after the first byte. */
+  'attempt:end': {
+    requestId: string;
+    endpointId: string;
+    endpoint: Endpoint;
+    ok: boolean;
+    kind: OutcomeKind;
+    durationMs: number;
+    message: string | undefined;
+  };
+  /** Token usage became known (response body or a stream's final chunk). */
+  'attempt:usage': {
+    requestId: string;
+    endpointId: string;
+    endpoint: Endpoint;
+    usage: Usage;
+    model: string | undefined;
+  };
+  /** An endpoint's health changed. */
+  'endpoint:state': {
+    endpointId: string;
+    endpoint: Endpoint;
+    from: EndpointStatus;
+    to: EndpointStatus;
+    reason: string;
+    until: number | undefined;
+  };
+  /** A request succeeded (possibly after failovers). */
+  'request:done': {
+    requestId: string;
+    endpointId: string;
+    attempts: number;
+    latencyMs: number;
+    status: number | undefined;
+    model: string | undefined;
+  };
+  /** A request failed for good. */
+  'request:exhausted': {
+    requestId: string;
+    attempts: readonly AttemptCause[];
+    error: LbError;
+    model: string | undefined;
+  };
+  /** The pool was swapped for a new config. Ids. */
+  'config:reloaded': { added: string[]; removed: string[]; changed: string[] };
+  /** A guard was attached or removed. */
+  'guard:changed': { name: string; attached: boolean };
+}
+
+export type RouterEventName = keyof RouterEvents;

@@ -1,0 +1,28 @@
+import type { Endpoint } from './endpoint.js';
+import type { RouteRequest } from './request.js';
+
+/** A guard's refusal: why, and until when (epoch ms) if it knows. */
+export interface Veto {
+  readonly reason: string;
+  /** Epoch ms when the guard expects to admit again, if known. */
+  readonly until?: number;
+  /** The refusal is a rate limit (so a gateway answers 429 rather than 503 when every endpoint refuses so). */
+  readonly rateLimited?: boolean;
+}
+
+/**
+ * Vetoes endpoints at pick time. The breaker and the rate limiter are guards, attached from outside with
+ * `router.addGuard(guard)`, which returns a disposer.
+ *
+ * `admit` must be synchronous, cheap and free of side effects (it is called for every candidate, and for health
+ * pages). `acquire` is called synchronously once the strategy has chosen the endpoint for an attempt: take a token,
+ * claim the half-open probe slot there. Because admit and acquire run in the same tick, concurrent requests can
+ * never both pass a guard that has room for one.
+ */
+export interface Guard {
+  readonly name: string;
+  admit(endpoint: Endpoint, request: RouteRequest, now: number): true | Veto;
+  acquire?(endpoint: Endpoint, request: RouteRequest, now: number): void;
+  /** A few fields for health pages (breaker state, remaining budget). Never a key. */
+  describe?(endpoint: Endpoint, now: number): Record<string, unknown>;
+}

@@ -1,0 +1,52 @@
+/**
+ * @lb/core — endpoints, router, strategies, failover executor, error classification and the typed event bus.
+ * No dependency but eventemitter3; no `node:` imports: runs in Node 20+, Bun, Deno and browsers.
+ */
+
+export type { OutcomeInput, OutcomeKind, Verdict } from './classify.js';
+export { classify, isAbortError, isTimeoutError, parseDuration, retryAfterFrom } from './classify.js';
+export type { EndpointConfig } from './endpoint.js';
+export { Endpoint } from './endpoint.js';
+export type { AttemptCause, OpenAIErrorBody } from './errors.js';
+export {
+  AttemptTimeoutError,
+  ConfigError,
+  DeadlineExceededError,
+  errorFromStatus,
+  isDeadlineExceededError,
+  isLbError,
+  isNoHealthyEndpointError,
+  LbError,
+  NoHealthyEndpointError,
+} from './errors.js';
+export type { RouterEventName, RouterEvents, Usage } from './events.js';
+export type { Guard, Veto } from './guard.js';
+export type { HeadersLike } from './headers.js';
+export { getHeader } from './headers.js';
+export { maskKey, redact } from './mask.js';
+export type { RouteRequest } from './request.js';
+export type {
+  AttemptContext,
+  BackoffOptions,
+  EndpointSnapshot,
+  ExecuteOptions,
+  ModelBackendConfig,
+  ModelGroupConfig,
+  RouterConfig,
+  RouterSnapshot,
+} from './router.js';
+export { createRouter, Router } from './router.js';
+export type { EndpointHealth, EndpointStats, EndpointStatus } from './state.js';
+export type { BuiltinStrategyName } from './strategies/builtin.js';
+export {
+  leastBusy,
+  leastLatency,
+  priority,
+  randomStrategy,
+  registerStrategy,
+  resolveStrategy,
+  roundRobin,
+  strategyNames,
+  weightedRandom,
+} from './strategies/builtin.js';
+export type { Candidate, PickContext, Strategy, StrategyFactory, StrategyOptions } from './strategy.js';

@@ -1,0 +1,1175 @@
+import { EventEmitter } from 'eventemitter3';
+import { classify, isAbortError, type OutcomeInput, type Verdict } from './classify.js';
+import { Endpoint, type EndpointConfig } from './endpoint.js';
+import {
+  type AttemptCause,
+  AttemptTimeoutError,
+  ConfigError,
+  DeadlineExceededError,
+  LbError,
+  NoHealthyEndpointError,
+} from './errors.js';
+import type { RouterEventName, RouterEvents, Usage } from './events.js';
+import type { Guard, Veto } from './guard.js';
+import type { HeadersLike } from './headers.js';
+import { redact } from './mask.js';
+import type { RouteRequest } from './request.js';
+import { type EndpointHealth, type EndpointStats, type EndpointStatus, HEALTHY, newStats } from './state.js';
+import { resolveStrategy } from './strategies/builtin.js';
+import type { Candidate, PickContext, Strategy, StrategyFactory, StrategyOptions } from './strategy.js';
+
+/** One backend of a model group: an endpoint by id, with its own upstream model name, weight, priority and tags. */
+export interface ModelBackendConfig {
+  endpoint: string;
+  model?: string;
+  weight?: number;
+  priority?: number;
+  tags?: readonly string[];
+}
+
+/** An exposed model name served by a chosen set of backends with a strategy of its own. */
+export interface ModelGroupConfig {
+  strategy?: string | Strategy | StrategyFactory;
+  backends: readonly ModelBackendConfig[];
+}
+
+/** Exponential backoff with jitter, used when a request must try an endpoint again. */
+export interface BackoffOptions {
+  /** First delay, ms. Default 250. */
+  initialMs?: number;
+  /** Largest delay, ms. Default 8000. */
+  maxMs?: number;
+  /** Growth per retry. Default 2. */
+  multiplier?: number;
+  /** Fraction of the delay that is random (0 = none, 1 = full jitter). Default 0.5. */
+  jitter?: number;
+}
+
+/**
+ * Everything a router needs, as a plain object (what `@lb/config-env` produces).
+ *
+ * @example
+ * const router = createRouter({
+ *   endpoints: [
+ *     { id: 'primary', url: 'https://api.openai.com/v1', apiKey: process.env.OPENAI_API_KEY },
+ *     { id: 'backup', url: 'https://my-proxy.example/v1', apiKey: process.env.PROXY_KEY, priority: 2 },
+ *   ],
+ * });
+ */
+export interface RouterConfig {
+  endpoints: readonly EndpointConfig[];
+  /** Strategy name, instance or factory. Default `priority`. Env: `LB_STRATEGY`. */
+  strategy?: string | Strategy | StrategyFactory;
+  /** Options for built-in strategies. */
+  strategyOptions?: Partial<Omit<StrategyOptions, 'random'>>;
+  /** Model groups: exposed model name → backends and strategy. */
+  models?: Readonly<Record<string, ModelGroupConfig>>;
+  /** Fail over to other endpoints at all. Default true. Env: `OPENAI_FALLBACK_ENABLED`. */
+  failover?: boolean;
+  /** Attempts after the first. Default 3. Env: `OPENAI_MAX_RETRIES`. */
+  maxRetries?: number;
+  /** Backoff before trying an endpoint this request already tried. Fresh endpoints are tried at once. */
+  backoff?: BackoffOptions;
+  /** Overall deadline of a request until an attempt succeeds, ms. Default 120000. */
+  deadlineMs?: number;
+  /** Per-attempt timeout (until the attempt function resolves), ms. Default: none (the transport's own timeouts). */
+  timeoutMs?: number;
+  /** Cooldown after a 429 without Retry-After, ms; doubles on consecutive 429s up to `maxCooldownMs`. Default 1000. */
+  rateLimitCooldownMs?: number;
+  /** Longest cooldown after repeated 429s without Retry-After, ms. Default 60000. */
+  maxCooldownMs?: number;
+  /** Longest Retry-After honoured, ms (longer ones are capped). Default 600000. */
+  maxRetryAfterMs?: number;
+  /** How long a key rejected with 401/403 stays out of rotation, ms, unless a probe or a hand brings it back. Default 300000. */
+  keyRetireMs?: number;
+  /** Longest a request waits for a cooling endpoint when none is available now, ms. Default 10000. */
+  maxWaitMs?: number;
+  /** Weight of the newest latency in the EWMA, 0..1. Default 0.3. */
+  ewmaAlpha?: number;
+  /** Clock, epoch ms. Default `Date.now`. */
+  now?: () => number;
+  /** Randomness in [0, 1). Default `Math.random`. */
+  random?: () => number;
+}
+
+/** What an attempt function gets: the endpoint to call and how. */
+export interface AttemptContext {
+  readonly endpoint: Endpoint;
+  /** The model name to send upstream (after mapping), when the request named one. */
+  readonly upstreamModel: string | undefined;
+  readonly model: string | undefined;
+  /** 1 for the first attempt. */
+  readonly attempt: number;
+  readonly requestId: string;
+  /** Aborted when the caller aborts or this attempt times out. Pass it to your HTTP call. */
+  readonly signal: AbortSignal | undefined;
+  /** Epoch ms when the whole request's deadline passes. */
+  readonly deadline: number;
+  /**
+   * Keeps the attempt counted as in flight after the attempt function resolves (a stream still flowing). Call the
+   * returned function exactly once when the stream ends, with the error if it broke.
+   */
+  hold(): (error?: unknown) => void;
+  /** Reports token usage when it becomes known (emits `attempt:usage`). */
+  reportUsage(usage: Usage): void;
+}
+
+/** Options of one `execute` call. */
+export interface ExecuteOptions<T> {
+  /** Reads status and headers from a resolved value. Default: `value.status` / `value.headers` when present. */
+  inspect?: (value: T) => { status?: number; headers?: HeadersLike | null } | undefined;
+  /** Releases a value that will not be returned (a failed response's body) before the next attempt. */
+  discard?: (value: T) => void | Promise<void>;
+}
+
+/** A health page's view of one endpoint. Keys masked. */
+export interface EndpointSnapshot {
+  id: string;
+  name: string;
+  url: string;
+  apiKey: string;
+  provider: string;
+  priority: number;
+  weight: number;
+  enabled: boolean;
+  models: readonly string[];
+  tags: readonly string[];
+  status: EndpointStatus;
+  reason: string | undefined;
+  /** Epoch ms when a cooling or unhealthy endpoint comes back by itself. */
+  until: number | undefined;
+  /** Can take a request now (healthy and every guard admits). */
+  available: boolean;
+  /** Why not, when not. */
+  unavailableReason: string | undefined;
+  stats: EndpointStats & { successRate: number };
+  guards: Record<string, Record<string, unknown>>;
+}
+
+export interface RouterSnapshot {
+  strategy: string;
+  at: number;
+  summary: {
+    total: number;
+    available: number;
+    healthy: number;
+    coolingDown: number;
+    unhealthy: number;
+    disabled: number;
+    requests: number;
+    successRate: number;
+  };
+  endpoints: EndpointSnapshot[];
+}
+
+interface Runtime {
+  endpoint: Endpoint;
+  index: number;
+  stats: EndpointStats;
+  health: EndpointHealth;
+  rateLimitStreak: number;
+}
+
+interface CandidateImpl extends Candidate {
+  readonly rt: Runtime;
+  readonly tags: readonly string[];
+}
+
+interface Route {
+  readonly model: string | undefined;
+  readonly candidates: readonly CandidateImpl[];
+  readonly strategy: Strategy;
+}
+
+interface Pool {
+  readonly runtimes: readonly Runtime[];
+  readonly byId: ReadonlyMap<string, Runtime>;
+  readonly groups: ReadonlyMap<string, ModelGroupConfig>;
+  readonly routes: Map<string, Route>;
+  defaultRoute: Route | undefined;
+}
+
+const MAX_ROUTES = 4096;
+const DEFAULTS = {
+  maxRetries: 3,
+  deadlineMs: 120_000,
+  rateLimitCooldownMs: 1000,
+  maxCooldownMs: 60_000,
+  maxRetryAfterMs: 600_000,
+  keyRetireMs: 300_000,
+  maxWaitMs: 10_000,
+  ewmaAlpha: 0.3,
+};
+
+let requestCounter = 0;
+const perf: { now(): number } = typeof performance !== 'undefined' ? performance : Date;
+
+/**
+ * Holds the endpoint pool and each endpoint's state; picks endpoints and runs attempts with failover.
+ * Create it with {@link createRouter}.
+ */
+export class Router {
+  #config!: RouterConfig;
+  #pool!: Pool;
+  #factory!: StrategyFactory;
+  #strategyName = 'priority';
+  readonly #bus = new EventEmitter<RouterEvents>();
+  #guards: Guard[] = [];
+  readonly #scratch: CandidateImpl[] = [];
+  readonly #ctx: { model: string | undefined; requestId: string | undefined; attempt: number } = {
+    model: undefined,
+    requestId: undefined,
+    attempt: 1,
+  };
+  #now: () => number = Date.now;
+  #random: () => number = Math.random;
+  #maxRetries = DEFAULTS.maxRetries;
+  #failover = true;
+  #deadlineMs = DEFAULTS.deadlineMs;
+  #alpha = DEFAULTS.ewmaAlpha;
+
+  constructor(config: RouterConfig) {
+    this.#apply(config, true);
+  }
+
+  /** The current config (immutable: derive a new one and `reload` it). */
+  get config(): RouterConfig {
+    return this.#config;
+  }
+
+  /** Name of the default strategy. */
+  get strategy(): string {
+    return this.#strategyName;
+  }
+
+  /** Every endpoint of the current pool, in config order. */
+  get endpoints(): readonly Endpoint[] {
+    return this.#pool.runtimes.map((r) => r.endpoint);
+  }
+
+  /** One endpoint by id. */
+  getEndpoint(id: string): Endpoint | undefined {
+    return this.#pool.byId.get(id)?.endpoint;
+  }
+
+  /** An endpoint's live statistics (the object itself: read, do not write). */
+  getStats(id: string): Readonly<EndpointStats> | undefined {
+    return this.#pool.byId.get(id)?.stats;
+  }
+
+  /** An endpoint's health. */
+  getHealth(id: string): EndpointHealth | undefined {
+    const rt = this.#pool.byId.get(id);
+    if (!rt) return undefined;
+    this.#refresh(rt, this.#now());
+    return rt.health;
+  }
+
+  /** Exposed model names: model groups plus every model an endpoint lists. */
+  models(): string[] {
+    const out = new Set<string>(this.#pool.groups.keys());
+    for (const rt of this.#pool.runtimes) for (const m of rt.endpoint.models) out.add(m);
+    return [...out];
+  }
+
+  // ---------------------------------------------------------------- events
+
+  /**
+   * Subscribes to a router event; returns the disposer.
+   *
+   * @example
+   * const off = router.on('attempt:failure', (e) => console.log(e.endpointId, e.kind));
+   * off();
+   */
+  on<E extends RouterEventName>(event: E, listener: (payload: RouterEvents[E]) => void): () => void {
+    this.#bus.on(event, listener as never);
+    return () => {
+      this.#bus.off(event, listener as never);
+    };
+  }
+
+  /** Subscribes for one event. Returns the disposer. */
+  once<E extends RouterEventName>(event: E, listener: (payload: RouterEvents[E]) => void): () => void {
+    this.#bus.once(event, listener as never);
+    return () => {
+      this.#bus.off(event, listener as never);
+    };
+  }
+
+  #has(event: RouterEventName): boolean {
+    return this.#bus.listenerCount(event) > 0;
+  }
+
+  #emit<E extends RouterEventName>(event: E, payload: RouterEvents[E]): void {
+    try {
+      this.#bus.emit(event, ...([payload] as never));
+    } catch {
+      // A throwing subscriber must not break routing.
+    }
+  }
+
+  // ---------------------------------------------------------------- guards
+
+  /** Attaches a guard (breaker, rate limiter, provider capabilities…). Returns the disposer. */
+  addGuard(guard: Guard): () => void {
+    if (!guard || typeof guard.admit !== 'function')
+      throw new TypeError('addGuard: expected { name, admit() }');
+    this.#guards = [...this.#guards, guard];
+    this.#emit('guard:changed', { name: guard.name, attached: true });
+    return () => {
+      if (!this.#guards.includes(guard)) return;
+      this.#guards = this.#guards.filter((g) => g !== guard);
+      this.#emit('guard:changed', { name: guard.name, attached: false });
+    };
+  }
+
+  /** The guards attached now. */
+  get guards(): readonly Guard[] {
+    return this.#guards;
+  }
+
+  // ---------------------------------------------------------------- config
+
+  /**
+   * Swaps to a new config atomically. Endpoints that keep their id keep their statistics and health; in-flight
+   * requests finish on what they started with. Emits `config:reloaded`. Throws (changing nothing) when invalid.
+   */
+  reload(config: RouterConfig): { added: string[]; removed: string[]; changed: string[] } {
+    return this.#apply(config, false);
+  }
+
+  #apply(config: RouterConfig, initial: boolean): { added: string[]; removed: string[]; changed: string[] } {
+    if (!config || typeof config !== 'object' || !Array.isArray(config.endpoints)) {
+      throw new ConfigError('config.endpoints: expected an array of endpoints');
+    }
+    const factory = resolveStrategy(config.strategy);
+    const random = config.random ?? Math.random;
+    const strategyName = factory({ random, ...config.strategyOptions }).name;
+    for (const [k, v] of [
+      ['maxRetries', config.maxRetries],
+      ['deadlineMs', config.deadlineMs],
+      ['timeoutMs', config.timeoutMs],
+      ['keyRetireMs', config.keyRetireMs],
+      ['rateLimitCooldownMs', config.rateLimitCooldownMs],
+      ['maxWaitMs', config.maxWaitMs],
+    ] as const) {
+      if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) {
+        throw new ConfigError(`config.${k}: expected a number >= 0, received ${JSON.stringify(v)}`);
+      }
+    }
+    const old = initial ? undefined : this.#pool;
+    const runtimes: Runtime[] = [];
+    const byId = new Map<string, Runtime>();
+    const added: string[] = [];
+    const changed: string[] = [];
+    const eps: Endpoint[] = [];
+    config.endpoints.forEach((ec, i) => {
+      const ep = new Endpoint(ec, i);
+      eps.push(ep);
+      if (byId.has(ep.id)) throw new ConfigError(`endpoints[${i}].id: duplicate id ${JSON.stringify(ep.id)}`);
+      const prev = old?.byId.get(ep.id);
+      let rt: Runtime;
+      if (prev) {
+        if (!prev.endpoint.sameAs(ep)) changed.push(ep.id);
+        rt = prev;
+      } else {
+        added.push(ep.id);
+        rt = { endpoint: ep, index: i, stats: newStats(), health: HEALTHY, rateLimitStreak: 0 };
+      }
+      runtimes.push(rt);
+      byId.set(ep.id, rt);
+    });
+    const groups = new Map<string, ModelGroupConfig>();
+    for (const [name, g] of Object.entries(config.models ?? {})) {
+      if (!g || !Array.isArray(g.backends) || g.backends.length === 0) {
+        throw new ConfigError(`models.${name}.backends: expected a non-empty array`);
+      }
+      g.backends.forEach((b, j) => {
+        if (!byId.has(b.endpoint)) {
+          throw new ConfigError(
+            `models.${name}.backends[${j}].endpoint: unknown endpoint ${JSON.stringify(b.endpoint)}; known: ${[...byId.keys()].join(', ')}`,
+          );
+        }
+      });
+      if (g.strategy !== undefined) resolveStrategy(g.strategy);
+      groups.set(name, g);
+    }
+    // Validation passed: commit. From here on nothing throws.
+    const removed = old ? [...old.byId.keys()].filter((id) => !byId.has(id)) : [];
+    for (let i = 0; i < runtimes.length; i++) {
+      const rt = runtimes[i];
+      const fresh = eps[i];
+      const wasDisabledByConfig =
+        rt.health.status === 'disabled' && rt.health.reason === 'disabled in config';
+      rt.endpoint = fresh;
+      rt.index = i;
+      if (!fresh.enabled && rt.health.status !== 'disabled')
+        this.#setHealth(rt, { status: 'disabled', reason: 'disabled in config' });
+      else if (fresh.enabled && wasDisabledByConfig) this.#setHealth(rt, HEALTHY, 'enabled in config');
+    }
+    this.#config = config;
+    this.#factory = factory;
+    this.#strategyName = strategyName;
+    this.#random = random;
+    this.#now = config.now ?? Date.now;
+    this.#maxRetries = config.maxRetries ?? DEFAULTS.maxRetries;
+    this.#failover = config.failover ?? true;
+    this.#deadlineMs = config.deadlineMs ?? DEFAULTS.deadlineMs;
+    this.#alpha = config.ewmaAlpha ?? DEFAULTS.ewmaAlpha;
+    this.#pool = { runtimes, byId, groups, routes: new Map(), defaultRoute: undefined };
+    const result = { added, removed, changed };
+    if (!initial) this.#emit('config:reloaded', result);
+    return result;
+  }
+
+  #route(model: string | undefined): Route {
+    const pool = this.#pool;
+    if (model === undefined) {
+      if (!pool.defaultRoute) pool.defaultRoute = this.#buildRoute(undefined);
+      return pool.defaultRoute;
+    }
+    let r = pool.routes.get(model);
+    if (!r) {
+      if (pool.routes.size >= MAX_ROUTES) pool.routes.clear();
+      r = this.#buildRoute(model);
+      pool.routes.set(model, r);
+    }
+    return r;
+  }
+
+  #buildRoute(model: string | undefined): Route {
+    const pool = this.#pool;
+    const group = model === undefined ? undefined : pool.groups.get(model);
+    const list: CandidateImpl[] = [];
+    if (group) {
+      for (const b of group.backends) {
+        const rt = pool.byId.get(b.endpoint)!;
+        const ep = rt.endpoint;
+        list.push({
+          endpoint: ep,
+          index: rt.index,
+          rt,
+          stats: rt.stats,
+          weight: b.weight ?? ep.weight,
+          priority: b.priority ?? ep.priority,
+          upstreamModel: b.model ?? ep.upstreamModel(model!),
+          tags: b.tags ? [...ep.tags, ...b.tags] : ep.tags,
+        });
+      }
+    } else {
+      for (const rt of pool.runtimes) {
+        const ep = rt.endpoint;
+        if (!ep.serves(model)) continue;
+        list.push({
+          endpoint: ep,
+          index: rt.index,
+          rt,
+          stats: rt.stats,
+          weight: ep.weight,
+          priority: ep.priority,
+          upstreamModel: model === undefined ? undefined : ep.upstreamModel(model),
+          tags: ep.tags,
+        });
+      }
+    }
+    list.sort((a, b) => a.priority - b.priority || a.index - b.index);
+    const factory = group?.strategy !== undefined ? resolveStrategy(group.strategy) : this.#factory;
+    return {
+      model,
+      candidates: list,
+      strategy: factory({ random: this.#random, ...this.#config.strategyOptions }),
+    };
+  }
+
+  // ---------------------------------------------------------------- state
+
+  #refresh(rt: Runtime, now: number): boolean {
+    const h = rt.health;
+    if (h.status === 'healthy') return true;
+    if (h.status === 'disabled') return false;
+    if (h.until <= now) {
+      this.#setHealth(rt, HEALTHY, h.status === 'cooling' ? 'cooldown over' : 'retirement over');
+      return true;
+    }
+    return false;
+  }
+
+  #setHealth(rt: Runtime, next: EndpointHealth, reason?: string): void {
+    const from = rt.health.status;
+    rt.health = next;
+    if (this.#has('endpoint:state')) {
+      this.#emit('endpoint:state', {
+        endpointId: rt.endpoint.id,
+        endpoint: rt.endpoint,
+        from,
+        to: next.status,
+        reason: reason ?? ('reason' in next ? next.reason : 'healthy'),
+        until: 'until' in next ? next.until : undefined,
+      });
+    }
+  }
+
+  /**
+   * Overrides an endpoint's health by hand. `false` takes it out of rotation until set `true` again; `true` puts it
+   * back at once, clearing any cooldown or retirement. Returns false for an unknown id.
+   */
+  setEndpointHealth(id: string, healthy: boolean, reason?: string): boolean {
+    const rt = this.#pool.byId.get(id);
+    if (!rt) return false;
+    if (healthy) {
+      rt.rateLimitStreak = 0;
+      if (rt.health.status !== 'healthy') this.#setHealth(rt, HEALTHY, reason ?? 'enabled by hand');
+    } else {
+      this.#setHealth(rt, { status: 'disabled', reason: reason ?? 'disabled by hand' });
+    }
+    return true;
+  }
+
+  /**
+   * Brings back an endpoint that is cooling down or retired (a passing health probe calls this). Leaves endpoints
+   * disabled by hand alone. Returns true when the endpoint changed state.
+   */
+  recover(id: string, reason = 'probe passed'): boolean {
+    const rt = this.#pool.byId.get(id);
+    if (!rt || rt.health.status === 'healthy' || rt.health.status === 'disabled') return false;
+    this.#setHealth(rt, HEALTHY, reason);
+    return true;
+  }
+
+  /** Takes an endpoint out of rotation until `until` (a failing health probe calls this). Leaves disabled ones alone. */
+  markUnhealthy(
+    id: string,
+    reason: string,
+    forMs: number = this.#config.keyRetireMs ?? DEFAULTS.keyRetireMs,
+  ): boolean {
+    const rt = this.#pool.byId.get(id);
+    if (!rt || rt.health.status === 'disabled') return false;
+    this.#setHealth(rt, { status: 'unhealthy', until: this.#now() + forMs, reason });
+    return true;
+  }
+
+  // ---------------------------------------------------------------- pick
+
+  #fill(route: Route, req: RouteRequest, tried: number[] | undefined, now: number): number {
+    const cands = route.candidates;
+    const scratch = this.#scratch;
+    const guards = this.#guards;
+    const tags = req.tags;
+    let n = 0;
+    for (let i = 0; i < cands.length; i++) {
+      const c = cands[i];
+      if (c.weight <= 0) continue;
+      const rt = c.rt;
+      if (rt.health.status !== 'healthy' && !this.#refresh(rt, now)) continue;
+      if (tried !== undefined && tried.includes(rt.index)) continue;
+      if (tags !== undefined && tags.length && !hasAll(c.tags, tags)) continue;
+      let ok = true;
+      for (let g = 0; g < guards.length; g++) {
+        if (guards[g].admit(c.endpoint, req, now) !== true) {
+          ok = false;
+          break;
+        }
+      }
+      if (!ok) continue;
+      scratch[n++] = c;
+    }
+    if (scratch.length !== n) scratch.length = n;
+    return n;
+  }
+
+  #admits(c: CandidateImpl, req: RouteRequest, now: number): boolean {
+    if (c.weight <= 0 || (c.rt.health.status !== 'healthy' && !this.#refresh(c.rt, now))) return false;
+    for (const g of this.#guards) if (g.admit(c.endpoint, req, now) !== true) return false;
+    return true;
+  }
+
+  #choose(
+    route: Route,
+    req: RouteRequest,
+    tried: number[] | undefined,
+    attempt: number,
+    now: number,
+  ): CandidateImpl | undefined {
+    let n = this.#fill(route, req, tried, now);
+    if (n === 0 && tried !== undefined && tried.length) n = this.#fill(route, req, undefined, now);
+    if (n === 0) return undefined;
+    const ctx = this.#ctx;
+    ctx.model = route.model;
+    ctx.requestId = req.requestId;
+    ctx.attempt = attempt;
+    const picked =
+      (route.strategy.pick(this.#scratch, ctx as PickContext) as CandidateImpl | undefined) ??
+      this.#scratch[0];
+    this.#scratch.length = 0;
+    return picked;
+  }
+
+  /**
+   * The endpoint to use now for a request, or undefined when none can serve. Pure choice: it does not count the
+   * request as started (use `execute` for that). Allocates nothing.
+   *
+   * @example
+   * const c = router.pick({ model: 'gpt-4o' });
+   * if (c) console.log(c.endpoint.id, c.upstreamModel);
+   */
+  pick(req: RouteRequest = EMPTY_REQUEST): Candidate | undefined {
+    return this.#choose(this.#route(req.model), req, undefined, 1, this.#now());
+  }
+
+  // ---------------------------------------------------------------- execute
+
+  /**
+   * Runs `attempt` against picked endpoints with failover until one succeeds, the request is aborted, its deadline
+   * passes or attempts run out. Classifies every outcome ({@link classify}), updates endpoint state, emits events.
+   *
+   * The attempt may resolve with anything; if the value has a numeric `status` (a fetch `Response`, an undici
+   * response) it is classified by status and headers, so a 500 response fails over just like a thrown error.
+   * Client errors (400, 404, …) are returned (or rethrown) as they came, without failover.
+   *
+   * @throws NoHealthyEndpointError when nothing could serve (its `attempts` say why), with `lastValue` holding the
+   *   last failed response, if any. DeadlineExceededError when the deadline passed. The caller's abort reason when
+   *   aborted.
+   *
+   * @example
+   * const res = await router.execute({ model: 'gpt-4o' }, ({ endpoint, signal }) =>
+   *   fetch(`${endpoint.url}/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${endpoint.apiKey}` }, body, signal }),
+   * );
+   */
+  async execute<T>(
+    req: RouteRequest,
+    attempt: (ctx: AttemptContext) => Promise<T>,
+    options?: ExecuteOptions<T>,
+  ): Promise<T> {
+    const requestId = req.requestId ?? `req_${(++requestCounter).toString(36)}`;
+    const model = req.model;
+    const signal = req.signal;
+    const startedAt = this.#now();
+    const t0 = perf.now();
+    const deadlineMs = req.deadlineMs ?? this.#deadlineMs;
+    const deadline = startedAt + deadlineMs;
+    const maxAttempts = this.#failover ? (req.maxRetries ?? this.#maxRetries) + 1 : 1;
+    const cfg = this.#config;
+    const maxWaitMs = cfg.maxWaitMs ?? DEFAULTS.maxWaitMs;
+    let tried: number[] | undefined;
+    let causes: AttemptCause[] | undefined;
+    let pending: { value: T } | undefined;
+    let retries = 0;
+    let waits = 0;
+    const route = this.#route(model);
+    if (route.candidates.length === 0) {
+      throw new LbError(`The model ${JSON.stringify(model)} is not served by any endpoint`, {
+        status: 404,
+        type: 'invalid_request_error',
+        code: 'model_not_found',
+      });
+    }
+    const fail = (err: LbError): never => {
+      if (this.#has('request:exhausted'))
+        this.#emit('request:exhausted', { requestId, attempts: causes ?? [], error: err, model });
+      throw err;
+    };
+    // Releases a failed value that will not be returned. Not awaited: the choice of the next endpoint and its claim
+    // (in-flight count, guard tokens) must happen in the same tick.
+    const release = () => {
+      if (pending && options?.discard) {
+        const v = pending.value;
+        try {
+          const r = options.discard(v);
+          if (r && typeof (r as Promise<void>).catch === 'function') (r as Promise<void>).catch(() => {});
+        } catch {
+          // best effort
+        }
+      }
+      pending = undefined;
+    };
+    let justWaited = false;
+
+    for (let n = 1; n <= maxAttempts; ) {
+      if (signal?.aborted) {
+        release();
+        throw abortReason(signal);
+      }
+      const now = this.#now();
+      if (now >= deadline) {
+        release();
+        return fail(new DeadlineExceededError(deadlineMs, causes ?? []));
+      }
+      const c = this.#choose(route, req, tried, n, now);
+      if (!c) {
+        const { until, reason, rateLimited } = this.#whyNone(route, req, now);
+        const wait = until === undefined ? Infinity : until - now;
+        if (wait <= Math.min(maxWaitMs, deadline - now) && waits < maxAttempts) {
+          waits++;
+          release();
+          await sleep(Math.max(1, wait), signal);
+          justWaited = true;
+          continue;
+        }
+        const err = new NoHealthyEndpointError({
+          attempts: causes ?? [],
+          model,
+          retryAfterMs: until === undefined ? undefined : Math.max(0, until - now),
+          lastValue: pending?.value,
+          reason: causes?.length ? undefined : rateLimited ? 'rate-limit' : reason,
+        });
+        return fail(err);
+      }
+      if (tried?.includes(c.rt.index) && !justWaited) {
+        const b = cfg.backoff;
+        const base = Math.min(b?.maxMs ?? 8000, (b?.initialMs ?? 250) * (b?.multiplier ?? 2) ** retries++);
+        const delay = base * (1 - (b?.jitter ?? 0.5) * this.#random());
+        if (now + delay >= deadline) {
+          release();
+          return fail(new DeadlineExceededError(deadlineMs, causes ?? []));
+        }
+        release();
+        await sleep(delay, signal);
+        // Keep the choice unless health or a guard changed meanwhile.
+        if (!this.#admits(c, req, this.#now())) {
+          justWaited = true;
+          continue;
+        }
+      }
+      justWaited = false;
+      const rt = c.rt;
+      const ep = c.endpoint;
+      release();
+      // Claim the endpoint synchronously with the choice, so concurrent requests see it taken.
+      const guards = this.#guards;
+      for (let g = 0; g < guards.length; g++) guards[g].acquire?.(ep, req, now);
+      if (this.#has('endpoint:selected')) {
+        this.#emit('endpoint:selected', {
+          requestId,
+          endpointId: ep.id,
+          endpoint: ep,
+          strategy: route.strategy.name,
+          candidates: route.candidates.length,
+          attempt: n,
+          model,
+        });
+      }
+      const stats = rt.stats;
+      stats.requests++;
+      stats.inFlight++;
+      stats.lastUsedAt = now;
+      if (this.#has('attempt:start')) {
+        this.#emit('attempt:start', {
+          requestId,
+          endpointId: ep.id,
+          endpoint: ep,
+          attempt: n,
+          model,
+          upstreamModel: c.upstreamModel,
+        });
+      }
+      const timeoutMs = ep.timeoutMs ?? cfg.timeoutMs;
+      let controller: AbortController | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let attemptSignal = signal;
+      let onAbort: (() => void) | undefined;
+      if (timeoutMs !== undefined) {
+        const ctl = new AbortController();
+        controller = ctl;
+        attemptSignal = ctl.signal;
+        timer = setTimeout(() => ctl.abort(new AttemptTimeoutError(ep.id, timeoutMs)), timeoutMs);
+        if (signal) {
+          onAbort = () => ctl.abort(abortReason(signal));
+          signal.addEventListener('abort', onAbort, { once: true });
+        }
+      }
+      // 0: not held; 1: held by a stream; 2: hold cancelled (the attempt failed anyway).
+      let held = 0;
+      const a0 = perf.now();
+      const ctx: AttemptContext = {
+        endpoint: ep,
+        upstreamModel: c.upstreamModel,
+        model,
+        attempt: n,
+        requestId,
+        signal: attemptSignal,
+        deadline,
+        hold: () => {
+          if (held === 0) held = 1;
+          let done = false;
+          return (error?: unknown) => {
+            if (done || held !== 1) return;
+            done = true;
+            this.#endHeld(rt, requestId, a0, error, signal);
+          };
+        },
+        reportUsage: (usage: Usage) => {
+          if (this.#has('attempt:usage'))
+            this.#emit('attempt:usage', { requestId, endpointId: ep.id, endpoint: ep, usage, model });
+        },
+      };
+      let value: T | undefined;
+      let input: OutcomeInput;
+      try {
+        value = await attempt(ctx);
+        const info = options?.inspect ? options.inspect(value) : defaultInspect(value);
+        input = info ? { status: info.status, headers: info.headers } : {};
+      } catch (error) {
+        input = {
+          error,
+          callerAborted: signal?.aborted === true,
+          timedOut: controller?.signal.aborted === true && !signal?.aborted,
+        };
+        if (!input.callerAborted && !input.timedOut && isAbortError(error) && !signal) input.error = error;
+      } finally {
+        if (timer !== undefined) clearTimeout(timer);
+        if (onAbort) signal!.removeEventListener('abort', onAbort);
+      }
+      const latencyMs = perf.now() - a0;
+      const verdict = classify(input);
+      if (verdict.kind === 'success' || verdict.kind === 'client') {
+        stats.successes++;
+        stats.consecutiveErrors = 0;
+        stats.lastStatus = verdict.status ?? input.status;
+        this.#observeLatency(stats, latencyMs);
+        if (held === 0) stats.inFlight--;
+        if (rt.rateLimitStreak) rt.rateLimitStreak = 0;
+        if (this.#has('attempt:success')) {
+          this.#emit('attempt:success', {
+            requestId,
+            endpointId: ep.id,
+            endpoint: ep,
+            attempt: n,
+            status: input.status,
+            latencyMs,
+            headers: input.headers ?? undefined,
+            model,
+          });
+        }
+        if (this.#has('request:done')) {
+          this.#emit('request:done', {
+            requestId,
+            endpointId: ep.id,
+            attempts: n,
+            latencyMs: perf.now() - t0,
+            status: input.status,
+            model,
+          });
+        }
+        if (input.error !== undefined) throw input.error;
+        return value as T;
+      }
+      // A failure.
+      stats.inFlight--;
+      held = 2;
+      const message = this.#failureMessage(ep, verdict, input);
+      this.#recordFailure(rt, verdict, message, now);
+      if (this.#has('attempt:failure')) {
+        this.#emit('attempt:failure', {
+          requestId,
+          endpointId: ep.id,
+          endpoint: ep,
+          attempt: n,
+          kind: verdict.kind,
+          status: verdict.status,
+          retryAfterMs: verdict.retryAfterMs,
+          latencyMs,
+          countsForBreaker: verdict.countsForBreaker,
+          failover: verdict.failover,
+          message,
+          headers: input.headers ?? undefined,
+          model,
+        });
+      }
+      if (verdict.kind === 'aborted') {
+        if (input.error === undefined && value !== undefined && options?.discard) {
+          pending = { value };
+          release();
+        }
+        throw signal ? abortReason(signal) : input.error;
+      }
+      (causes ??= []).push({
+        endpointId: ep.id,
+        attempt: n,
+        kind: verdict.kind,
+        status: verdict.status,
+        retryAfterMs: verdict.retryAfterMs,
+        message,
+      });
+      (tried ??= []).push(rt.index);
+      if (input.error === undefined) pending = { value: value as T };
+      n++;
+    }
+    const now = this.#now();
+    const { until } = this.#whyNone(route, req, now);
+    return fail(
+      new NoHealthyEndpointError({
+        attempts: causes ?? [],
+        model,
+        retryAfterMs: until === undefined ? undefined : Math.max(0, until - now),
+        lastValue: pending?.value,
+      }),
+    );
+  }
+
+  #endHeld(
+    rt: Runtime,
+    requestId: string,
+    a0: number,
+    error: unknown,
+    signal: AbortSignal | undefined,
+  ): void {
+    const stats = rt.stats;
+    stats.inFlight--;
+    const ep = rt.endpoint;
+    let verdict: Verdict | undefined;
+    let message: string | undefined;
+    if (error !== undefined) {
+      verdict = classify({ error, callerAborted: signal?.aborted === true || isAbortError(error) });
+      if (verdict.kind !== 'aborted') {
+        message = this.#failureMessage(ep, verdict, { error });
+        stats.failures++;
+        stats.consecutiveErrors++;
+        stats.lastErrorAt = this.#now();
+        stats.lastError = message;
+        stats.errorsByKind[verdict.kind] = (stats.errorsByKind[verdict.kind] ?? 0) + 1;
+      }
+    }
+    if (this.#has('attempt:end')) {
+      const ok = verdict === undefined || verdict.kind === 'aborted';
+      this.#emit('attempt:end', {
+        requestId,
+        endpointId: ep.id,
+        endpoint: ep,
+        ok,
+        kind: verdict?.kind ?? 'success',
+        durationMs: perf.now() - a0,
+        message,
+      });
+    }
+  }
+
+  #observeLatency(stats: EndpointStats, ms: number): void {
+    stats.lastLatencyMs = ms;
+    stats.ewmaLatencyMs =
+      stats.latencySamples === 0 ? ms : stats.ewmaLatencyMs + this.#alpha * (ms - stats.ewmaLatencyMs);
+    stats.latencySamples++;
+  }
+
+  #failureMessage(ep: Endpoint, verdict: Verdict, input: OutcomeInput): string {
+    let msg: string;
+    if (input.error !== undefined) {
+      const e = input.error as { message?: unknown; cause?: { code?: unknown; message?: unknown } };
+      msg = typeof e?.message === 'string' ? e.message : String(input.error);
+      const code = e?.cause && typeof e.cause.code === 'string' ? e.cause.code : undefined;
+      if (code && !msg.includes(code)) msg += ` (${code})`;
+    } else {
+      msg = verdict.status !== undefined ? `HTTP ${verdict.status}` : verdict.kind;
+    }
+    return redact(msg, [ep.apiKey]);
+  }
+
+  #recordFailure(rt: Runtime, verdict: Verdict, message: string, now: number): void {
+    const stats = rt.stats;
+    stats.failures++;
+    stats.consecutiveErrors++;
+    stats.lastErrorAt = now;
+    stats.lastError = message;
+    if (verdict.status !== undefined) stats.lastStatus = verdict.status;
+    stats.errorsByKind[verdict.kind] = (stats.errorsByKind[verdict.kind] ?? 0) + 1;
+    const cfg = this.#config;
+    if (verdict.kind === 'rate-limit') {
+      let ms = verdict.retryAfterMs;
+      if (ms === undefined) {
+        const base = cfg.rateLimitCooldownMs ?? DEFAULTS.rateLimitCooldownMs;
+        ms = Math.min(cfg.maxCooldownMs ?? DEFAULTS.maxCooldownMs, base * 2 ** rt.rateLimitStreak);
+      } else {
+        ms = Math.min(ms, cfg.maxRetryAfterMs ?? DEFAULTS.maxRetryAfterMs);
+      }
+      rt.rateLimitStreak++;
+      if (rt.health.status !== 'disabled') {
+        this.#setHealth(rt, {
+          status: 'cooling',
+          until: now + ms,
+          reason: `rate limited (429), cooling down ${Math.round(ms)} ms`,
+        });
+      }
+    } else if (verdict.kind === 'auth') {
+      if (rt.health.status !== 'disabled') {
+        const ms = cfg.keyRetireMs ?? DEFAULTS.keyRetireMs;
+        this.#setHealth(rt, {
+          status: 'unhealthy',
+          until: now + ms,
+          reason: `key rejected (${verdict.status})`,
+        });
+      }
+    }
+  }
+
+  /** Why no candidate is available now: the earliest time one frees up, and a description. */
+  #whyNone(
+    route: Route,
+    req: RouteRequest,
+    now: number,
+  ): { until: number | undefined; reason: string; rateLimited: boolean } {
+    let earliest: number | undefined;
+    let allRateLimited = true;
+    const parts: string[] = [];
+    for (const c of route.candidates) {
+      const rt = c.rt;
+      const h = rt.health;
+      let until: number | undefined;
+      let why: string | undefined;
+      let rl = false;
+      if (c.weight <= 0) why = 'weight 0 (draining)';
+      else if (h.status === 'disabled') why = h.reason;
+      else if (h.status !== 'healthy' && h.until > now) {
+        until = h.until;
+        why = h.reason;
+        rl = h.status === 'cooling';
+      } else if (req.tags?.length && !hasAll(c.tags, req.tags)) why = 'tags do not match';
+      else {
+        for (const g of this.#guards) {
+          const v = g.admit(c.endpoint, req, now);
+          if (v !== true) {
+            why = `${g.name}: ${(v as Veto).reason}`;
+            until = (v as Veto).until;
+            rl = (v as Veto).rateLimited === true;
+            break;
+          }
+        }
+      }
+      if (why === undefined) {
+        allRateLimited = false;
+        continue;
+      }
+      if (!rl) allRateLimited = false;
+      if (until !== undefined && (earliest === undefined || until < earliest)) earliest = until;
+      parts.push(`${c.endpoint.id}: ${why}`);
+    }
+    return { until: earliest, reason: parts.join('; '), rateLimited: allRateLimited && parts.length > 0 };
+  }
+
+  // ---------------------------------------------------------------- snapshot
+
+  /** Everything a health page shows, keys masked. */
+  snapshot(): RouterSnapshot {
+    const now = this.#now();
+    const endpoints: EndpointSnapshot[] = [];
+    let healthy = 0;
+    let cooling = 0;
+    let unhealthy = 0;
+    let disabled = 0;
+    let available = 0;
+    let req = 0;
+    let ok = 0;
+    for (const rt of this.#pool.runtimes) {
+      this.#refresh(rt, now);
+      const ep = rt.endpoint;
+      const h = rt.health;
+      let unavailableReason: string | undefined = h.status === 'healthy' ? undefined : h.reason;
+      const guards: Record<string, Record<string, unknown>> = {};
+      for (const g of this.#guards) {
+        if (g.describe) guards[g.name] = g.describe(ep, now);
+        if (!unavailableReason) {
+          const v = g.admit(ep, EMPTY_REQUEST, now);
+          if (v !== true) unavailableReason = `${g.name}: ${v.reason}`;
+        }
+      }
+      if (!unavailableReason && ep.weight <= 0) unavailableReason = 'weight 0 (draining)';
+      const isAvailable = unavailableReason === undefined;
+      if (isAvailable) available++;
+      if (h.status === 'healthy') healthy++;
+      else if (h.status === 'cooling') cooling++;
+      else if (h.status === 'unhealthy') unhealthy++;
+      else disabled++;
+      const s = rt.stats;
+      req += s.successes + s.failures;
+      ok += s.successes;
+      endpoints.push({
+        id: ep.id,
+        name: ep.name,
+        url: ep.url,
+        apiKey: ep.maskedKey,
+        provider: ep.provider,
+        priority: ep.priority,
+        weight: ep.weight,
+        enabled: ep.enabled,
+        models: ep.models,
+        tags: ep.tags,
+        status: h.status,
+        reason: h.status === 'healthy' ? undefined : h.reason,
+        until: 'until' in h ? h.until : undefined,
+        available: isAvailable,
+        unavailableReason,
+        stats: {
+          ...s,
+          errorsByKind: { ...s.errorsByKind },
+          successRate: s.successes + s.failures === 0 ? 1 : s.successes / (s.successes + s.failures),
+        },
+        guards,
+      });
+    }
+    return {
+      strategy: this.#strategyName,
+      at: now,
+      summary: {
+        total: endpoints.length,
+        available,
+        healthy,
+        coolingDown: cooling,
+        unhealthy,
+        disabled,
+        requests: req,
+        successRate: req === 0 ? 1 : ok / req,
+      },
+      endpoints,
+    };
+  }
+
+  /** A short description, keys masked. */
+  toJSON(): Record<string, unknown> {
+    return { strategy: this.#strategyName, endpoints: this.endpoints.map((e) => e.toJSON()) };
+  }
+}
+
+const EMPTY_REQUEST: RouteRequest = Object.freeze({});
+
+function hasAll(have: readonly string[], want: readonly string[]): boolean {
+  for (let i = 0; i < want.length; i++) if (!have.includes(want[i])) return false;
+  return true;
+}
+
+function defaultInspect(value: unknown): { status?: number; headers?: HeadersLike | null } | undefined {
+  if (value !== null && typeof value === 'object') {
+    const v = value as { status?: unknown; statusCode?: unknown; headers?: unknown };
+    const status =
+      typeof v.status === 'number' ? v.status : typeof v.statusCode === 'number' ? v.statusCode : undefined;
+    if (status !== undefined) return { status, headers: v.headers as HeadersLike | undefined };
+  }
+  return undefined;
+}
+
+function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? Object.assign(new Error('The operation was aborted'), { name: 'AbortError' });
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(abortReason(signal));
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(abortReason(signal!));
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Creates a router from a plain config object. Throws a {@link ConfigError} naming the first invalid field.
+ *
+ * @example
+ * const router = createRouter({ endpoints: [{ url: 'http://127.0.0.1:8080/v1', apiKey: 'sk-…' }], strategy: 'round-robin' });
+ * const choice = router.pick({ model: 'gpt-4o-mini' });
+ */
+export function createRouter(config: RouterConfig): Router {
+  return new Router(config);
+}

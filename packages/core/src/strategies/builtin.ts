@@ -1,0 +1,165 @@
+import type { Candidate, PickContext, Strategy, StrategyFactory, StrategyOptions } from '../strategy.js';
+
+function weightedIn(c: readonly Candidate[], from: number, to: number, r: number): Candidate | undefined {
+  let total = 0;
+  for (let i = from; i < to; i++) total += c[i].weight;
+  if (total <= 0) return undefined;
+  let x = r * total;
+  for (let i = from; i < to; i++) {
+    x -= c[i].weight;
+    if (x < 0) return c[i];
+  }
+  return c[to - 1];
+}
+
+/** Picks by weight: an endpoint with weight 3 gets three times the traffic of one with weight 1. */
+export const weightedRandom: StrategyFactory = ({ random }) => ({
+  name: 'weighted-random',
+  pick: (c) => weightedIn(c, 0, c.length, random()),
+});
+
+/** Uniformly at random, ignoring weights. */
+export const randomStrategy: StrategyFactory = ({ random }) => ({
+  name: 'random',
+  pick: (c) => (c.length ? c[Math.floor(random() * c.length)] : undefined),
+});
+
+/**
+ * Exact round-robin over the available candidates. The cursor counts picks, so with a fixed set every endpoint
+ * gets exactly its turn.
+ */
+export const roundRobin: StrategyFactory = () => {
+  let cursor = 0;
+  return {
+    name: 'round-robin',
+    pick(c) {
+      if (!c.length) return undefined;
+      const i = cursor % c.length;
+      cursor = (cursor + 1) % 1_000_000_007;
+      return c[i];
+    },
+  };
+};
+
+/**
+ * Strict priority (failover): only the best priority group present among the candidates is considered; traffic
+ * is spread within it by weight (or round-robin). A lower group gets traffic only while every endpoint of the better
+ * groups is unavailable. Candidates arrive sorted by priority, so the group is a prefix.
+ */
+export const priority: StrategyFactory = ({ random, withinGroup }) => {
+  let cursor = 0;
+  return {
+    name: 'priority',
+    pick(c) {
+      const n = c.length;
+      if (!n) return undefined;
+      const p = c[0].priority;
+      let end = 1;
+      while (end < n && c[end].priority === p) end++;
+      if (end === 1) return c[0];
+      if (withinGroup === 'round-robin') return c[cursor++ % end];
+      return weightedIn(c, 0, end, random()) ?? c[0];
+    },
+  };
+};
+
+/**
+ * Lowest EWMA latency wins. Endpoints never measured are tried first, and with probability `explorationRate`
+ * (default 5%) a random candidate is picked, so a recovered or slow-then-fast endpoint gets measured again.
+ */
+export const leastLatency: StrategyFactory = ({ random, explorationRate = 0.05 }) => ({
+  name: 'least-latency',
+  pick(c) {
+    const n = c.length;
+    if (!n) return undefined;
+    if (n > 1 && random() < explorationRate) return c[Math.floor(random() * n)];
+    let best = c[0];
+    let bestLat = best.stats.latencySamples === 0 ? -1 : best.stats.ewmaLatencyMs;
+    for (let i = 1; i < n; i++) {
+      const s = c[i].stats;
+      const lat = s.latencySamples === 0 ? -1 : s.ewmaLatencyMs;
+      if (lat < bestLat) {
+        best = c[i];
+        bestLat = lat;
+      }
+    }
+    return best;
+  },
+});
+
+/**
+ * Fewest requests in flight, by power of two choices: two distinct random candidates are compared and the less
+ * busy one wins (ties: lower latency, then the first drawn). This spreads load like a full scan would, without
+ * piling every request onto the one endpoint that looked idle a moment ago.
+ */
+export const leastBusy: StrategyFactory = ({ random }) => ({
+  name: 'least-busy',
+  pick(c) {
+    const n = c.length;
+    if (n <= 1) return c[0];
+    const i = Math.floor(random() * n);
+    let j = Math.floor(random() * (n - 1));
+    if (j >= i) j++;
+    const a = c[i];
+    const b = c[j];
+    const fa = a.stats.inFlight / (a.weight || 1);
+    const fb = b.stats.inFlight / (b.weight || 1);
+    if (fa !== fb) return fa < fb ? a : b;
+    return b.stats.ewmaLatencyMs < a.stats.ewmaLatencyMs ? b : a;
+  },
+});
+
+/** Names of the built-in strategies. */
+export type BuiltinStrategyName =
+  | 'priority'
+  | 'round-robin'
+  | 'weighted-random'
+  | 'random'
+  | 'least-latency'
+  | 'least-busy';
+
+const registry = new Map<string, StrategyFactory>([
+  ['priority', priority],
+  ['failover', priority],
+  ['round-robin', roundRobin],
+  ['weighted-random', weightedRandom],
+  ['weighted', weightedRandom],
+  ['random', randomStrategy],
+  ['least-latency', leastLatency],
+  ['latency', leastLatency],
+  ['least-busy', leastBusy],
+  ['least-connections', leastBusy],
+]);
+
+/**
+ * Registers a strategy under a name, so configs (and env `LB_STRATEGY`) can select it.
+ *
+ * @example
+ * registerStrategy('first', () => ({ name: 'first', pick: (c) => c[0] }));
+ */
+export function registerStrategy(name: string, factory: StrategyFactory): void {
+  if (!name || typeof factory !== 'function')
+    throw new TypeError(`registerStrategy: need a name and a factory, received ${name}`);
+  registry.set(name, factory);
+}
+
+/** The names every config may use (built-ins, their aliases, and registered plugins). */
+export function strategyNames(): string[] {
+  return [...registry.keys()];
+}
+
+/** Resolves a name, a factory or an instance to a factory. Throws naming the unknown name. */
+export function resolveStrategy(s: string | Strategy | StrategyFactory | undefined): StrategyFactory {
+  if (s === undefined) return priority;
+  if (typeof s === 'function') return s;
+  if (typeof s === 'object' && typeof s.pick === 'function') return () => s;
+  const f = registry.get(String(s));
+  if (!f) {
+    throw new TypeError(
+      `strategy: unknown strategy ${JSON.stringify(s)}; expected one of ${[...registry.keys()].join(', ')}`,
+    );
+  }
+  return f;
+}
+
+export type { Candidate, PickContext, Strategy, StrategyOptions };

@@ -1,0 +1,33 @@
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const root = path.resolve(__dirname, '../../..');
+
+describe('the built package', () => {
+  it('works from a tiny script that imports only @lb/core (examples/core-only)', () => {
+    const out = execFileSync(process.execPath, ['index.mjs'], { cwd: path.join(root, 'examples/core-only'), encoding: 'utf8' });
+    expect(out).toContain('attempt 1 on primary failed: server 500');
+    expect(out).toMatch(/answered by backup: 200 \{"ok":true/);
+    expect(out).toContain('key=sk-proj...N0IA');
+    expect(out).not.toContain('example-primary-key');
+  });
+
+  it('loads through require() (CJS build) too', () => {
+    const require = createRequire(import.meta.url);
+    const core = require(path.join(root, 'packages/core/dist/index.cjs'));
+    const r = core.createRouter({ endpoints: [{ url: 'http://127.0.0.1:1/v1' }] });
+    expect(r.pick().endpoint.id).toBe('endpoint-1');
+  });
+
+  it('has no node: imports and no dependency but eventemitter3', async () => {
+    const fs = await import('node:fs');
+    const esm = fs.readFileSync(path.join(root, 'packages/core/dist/index.js'), 'utf8');
+    expect(esm).not.toMatch(/from ['"]node:/);
+    const imports = [...esm.matchAll(/^import .* from ['"]([^'"]+)['"]/gm)].map((m) => m[1]);
+    expect(imports).toEqual(['eventemitter3']);
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'packages/core/package.json'), 'utf8'));
+    expect(Object.keys(pkg.dependencies)).toEqual(['eventemitter3']);
+  });
+});

@@ -1,0 +1,12 @@
+/** Shared test helpers (private workspace package). */
+
+export type {
+  Behaviour,
+  FakeUpstream,
+  FakeUpstreamOptions,
+  RecordedRequest,
+  Usage,
+} from './fake-upstream.js';
+export { startFakeUpstream } from './fake-upstream.js';
+export { collectEvents, fakeKey } from './misc.js';
+export { runStrategyContract } from './strategy-contract.js';

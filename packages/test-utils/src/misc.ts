@@ -1,0 +1,14 @@
+/** A realistic-looking fake key, unique per label (never a real secret). */
+export function fakeKey(label: string): string {
+  return `sk-proj-${label}-${'x'.repeat(24)}${label.length}N0IA`;
+}
+
+/** Records every payload of the named events; returns the list and a disposer. */
+export function collectEvents<T extends { on(e: any, fn: (p: any) => void): () => void }>(
+  router: T,
+  names: string[],
+): { events: { name: string; payload: any }[]; stop: () => void } {
+  const events: { name: string; payload: any }[] = [];
+  const offs = names.map((name) => router.on(name, (payload: any) => events.push({ name, payload })));
+  return { events, stop: () => offs.forEach((o) => o()) };
+}
