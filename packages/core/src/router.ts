@@ -179,6 +179,12 @@ interface Route {
   readonly model: string | undefined;
   readonly candidates: readonly CandidateImpl[];
   readonly strategy: Strategy;
+  /** Candidates that are enabled, healthy and weighted, before guards: rebuilt only when health changes. */
+  eligible: readonly CandidateImpl[];
+  /** The router's health version `eligible` was built at (-1: never). */
+  eligibleVersion: number;
+  /** Epoch ms when a cooling endpoint of this route comes back (Infinity: none). */
+  validUntil: number;
 }
 
 interface Pool {
@@ -216,12 +222,20 @@ export class Router {
   readonly #bus = new EventEmitter<RouterEvents>();
   #guards: Guard[] = [];
   readonly #scratch: CandidateImpl[] = [];
-  readonly #ctx: { model: string | undefined; requestId: string | undefined; attempt: number } = {
+  readonly #ctx: {
+    model: string | undefined;
+    requestId: string | undefined;
+    attempt: number;
+    stable: boolean;
+  } = {
     model: undefined,
     requestId: undefined,
     attempt: 1,
+    stable: false,
   };
   #now: () => number = Date.now;
+  /** Bumped on every health change: cached eligible lists are rebuilt when it moves. */
+  #healthVersion = 0;
   #random: () => number = Math.random;
   #maxRetries = DEFAULTS.maxRetries;
   #failover = true;
@@ -478,6 +492,9 @@ export class Router {
       model,
       candidates: list,
       strategy: factory({ random: this.#random, ...this.#config.strategyOptions }),
+      eligible: EMPTY_LIST,
+      eligibleVersion: -1,
+      validUntil: 0,
     };
   }
 
@@ -497,6 +514,7 @@ export class Router {
   #setHealth(rt: Runtime, next: EndpointHealth, reason?: string): void {
     const from = rt.health.status;
     rt.health = next;
+    this.#healthVersion++;
     if (this.#has('endpoint:state')) {
       this.#emit('endpoint:state', {
         endpointId: rt.endpoint.id,
@@ -583,6 +601,27 @@ export class Router {
     return true;
   }
 
+  /** The route's eligible list (healthy, enabled, weighted), rebuilt only when health changed or a cooldown ended. */
+  #eligible(route: Route, now: number): readonly CandidateImpl[] {
+    if (route.eligibleVersion === this.#healthVersion && now < route.validUntil) return route.eligible;
+    const list: CandidateImpl[] = [];
+    let validUntil = Infinity;
+    for (const c of route.candidates) {
+      if (c.weight <= 0) continue;
+      const rt = c.rt;
+      if (rt.health.status !== 'healthy' && !this.#refresh(rt, now)) {
+        const h = rt.health;
+        if (h.status !== 'disabled' && h.until < validUntil) validUntil = h.until;
+        continue;
+      }
+      list.push(c);
+    }
+    route.eligible = list;
+    route.eligibleVersion = this.#healthVersion;
+    route.validUntil = validUntil;
+    return list;
+  }
+
   #choose(
     route: Route,
     req: RouteRequest,
@@ -590,13 +629,31 @@ export class Router {
     attempt: number,
     now: number,
   ): CandidateImpl | undefined {
-    let n = this.#fill(route, req, tried, now);
-    if (n === 0 && tried !== undefined && tried.length) n = this.#fill(route, req, undefined, now);
-    if (n === 0) return undefined;
     const ctx = this.#ctx;
     ctx.model = route.model;
     ctx.requestId = req.requestId;
     ctx.attempt = attempt;
+    // Fast path: no exclusions and no tags: the strategy chooses from the cached eligible list, and guards are
+    // asked about the chosen endpoint only. A veto falls back to the full filter below.
+    if ((tried === undefined || tried.length === 0) && (req.tags === undefined || req.tags.length === 0)) {
+      const list = this.#eligible(route, now);
+      if (list.length === 0) return undefined;
+      ctx.stable = true;
+      const c = (route.strategy.pick(list, ctx as PickContext) as CandidateImpl | undefined) ?? list[0];
+      ctx.stable = false;
+      const guards = this.#guards;
+      let ok = true;
+      for (let g = 0; g < guards.length; g++) {
+        if (guards[g].admit(c.endpoint, req, now) !== true) {
+          ok = false;
+          break;
+        }
+      }
+      if (ok) return c;
+    }
+    let n = this.#fill(route, req, tried, now);
+    if (n === 0 && tried !== undefined && tried.length) n = this.#fill(route, req, undefined, now);
+    if (n === 0) return undefined;
     const picked =
       (route.strategy.pick(this.#scratch, ctx as PickContext) as CandidateImpl | undefined) ??
       this.#scratch[0];
@@ -613,7 +670,15 @@ export class Router {
    * if (c) console.log(c.endpoint.id, c.upstreamModel);
    */
   pick(req: RouteRequest = EMPTY_REQUEST): Candidate | undefined {
-    return this.#choose(this.#route(req.model), req, undefined, 1, this.#now());
+    const route = this.#route(req.model);
+    // The clock is read only when something depends on it (a cooldown to expire, a guard to ask).
+    const now =
+      route.eligibleVersion === this.#healthVersion &&
+      route.validUntil === Infinity &&
+      this.#guards.length === 0
+        ? 0
+        : this.#now();
+    return this.#choose(route, req, undefined, 1, now);
   }
 
   // ---------------------------------------------------------------- execute
@@ -1128,6 +1193,7 @@ export class Router {
 }
 
 const EMPTY_REQUEST: RouteRequest = Object.freeze({});
+const EMPTY_LIST: readonly CandidateImpl[] = Object.freeze([]);
 
 function hasAll(have: readonly string[], want: readonly string[]): boolean {
   for (let i = 0; i < want.length; i++) if (!have.includes(want[i])) return false;

@@ -22,6 +22,11 @@ export interface PickContext {
   readonly model: string | undefined;
   readonly requestId: string | undefined;
   readonly attempt: number;
+  /**
+   * True when `candidates` is a cached list that will not change while it stays the same array object: a strategy
+   * may then keep data derived from it (cumulative weights) keyed by the array's identity. False for scratch arrays.
+   */
+  readonly stable?: boolean;
 }
 
 /**

@@ -7,7 +7,10 @@ const root = path.resolve(__dirname, '../../..');
 
 describe('the built package', () => {
   it('works from a tiny script that imports only @lb/core (examples/core-only)', () => {
-    const out = execFileSync(process.execPath, ['index.mjs'], { cwd: path.join(root, 'examples/core-only'), encoding: 'utf8' });
+    const out = execFileSync(process.execPath, ['index.mjs'], {
+      cwd: path.join(root, 'examples/core-only'),
+      encoding: 'utf8',
+    });
     expect(out).toContain('attempt 1 on primary failed: server 500');
     expect(out).toMatch(/answered by backup: 200 \{"ok":true/);
     expect(out).toContain('key=sk-proj...N0IA');

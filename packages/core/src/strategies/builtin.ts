@@ -12,11 +12,47 @@ function weightedIn(c: readonly Candidate[], from: number, to: number, r: number
   return c[to - 1];
 }
 
+/**
+ * Cumulative weights of `c[0..end)`, cached by array identity for stable candidate lists, so a weighted pick is a
+ * binary search instead of two scans.
+ */
+class WeightIndex {
+  #arr: readonly Candidate[] | undefined;
+  #end = 0;
+  #cum = new Float64Array(0);
+
+  pick(c: readonly Candidate[], end: number, r: number): Candidate | undefined {
+    if (c !== this.#arr || end !== this.#end) {
+      if (this.#cum.length < end) this.#cum = new Float64Array(end);
+      let t = 0;
+      for (let i = 0; i < end; i++) this.#cum[i] = t += c[i].weight;
+      this.#arr = c;
+      this.#end = end;
+    }
+    const cum = this.#cum;
+    const total = cum[end - 1];
+    if (!(total > 0)) return undefined;
+    const x = r * total;
+    let lo = 0;
+    let hi = end - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (cum[mid] > x) hi = mid;
+      else lo = mid + 1;
+    }
+    return c[lo];
+  }
+}
+
 /** Picks by weight: an endpoint with weight 3 gets three times the traffic of one with weight 1. */
-export const weightedRandom: StrategyFactory = ({ random }) => ({
-  name: 'weighted-random',
-  pick: (c) => weightedIn(c, 0, c.length, random()),
-});
+export const weightedRandom: StrategyFactory = ({ random }) => {
+  const index = new WeightIndex();
+  return {
+    name: 'weighted-random',
+    pick: (c, ctx) =>
+      ctx?.stable ? index.pick(c, c.length, random()) : weightedIn(c, 0, c.length, random()),
+  };
+};
 
 /** Uniformly at random, ignoring weights. */
 export const randomStrategy: StrategyFactory = ({ random }) => ({
@@ -48,17 +84,28 @@ export const roundRobin: StrategyFactory = () => {
  */
 export const priority: StrategyFactory = ({ random, withinGroup }) => {
   let cursor = 0;
+  const index = new WeightIndex();
+  let groupOf: readonly Candidate[] | undefined;
+  let groupEnd = 0;
   return {
     name: 'priority',
-    pick(c) {
+    pick(c, ctx) {
       const n = c.length;
       if (!n) return undefined;
-      const p = c[0].priority;
-      let end = 1;
-      while (end < n && c[end].priority === p) end++;
+      let end: number;
+      if (ctx?.stable && c === groupOf) end = groupEnd;
+      else {
+        const p = c[0].priority;
+        end = 1;
+        while (end < n && c[end].priority === p) end++;
+        if (ctx?.stable) {
+          groupOf = c;
+          groupEnd = end;
+        }
+      }
       if (end === 1) return c[0];
       if (withinGroup === 'round-robin') return c[cursor++ % end];
-      return weightedIn(c, 0, end, random()) ?? c[0];
+      return (ctx?.stable ? index.pick(c, end, random()) : weightedIn(c, 0, end, random())) ?? c[0];
     },
   };
 };
