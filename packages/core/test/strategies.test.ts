@@ -67,6 +67,27 @@ describe('distributions through the router', () => {
     expect(Math.abs(c.c / 100_000 - 0.6)).toBeLessThan(0.03);
   });
 
+  it('weighted-random stays right across health changes and reloads (no stale cached weights)', () => {
+    const r = createRouter({
+      endpoints: [ep('a', { weight: 1 }), ep('b', { weight: 1 }), ep('c', { weight: 2 })],
+      strategy: 'weighted-random',
+      random: seeded(11),
+    });
+    counts(r, 1000);
+    r.setEndpointHealth('c', false);
+    const c1 = counts(r, 20_000);
+    expect(c1.c).toBeUndefined();
+    expect(Math.abs(c1.a / 20_000 - 0.5)).toBeLessThan(0.03);
+    r.setEndpointHealth('c', true);
+    r.reload({
+      endpoints: [ep('a', { weight: 8 }), ep('b', { weight: 1 }), ep('c', { weight: 1 })],
+      strategy: 'weighted-random',
+      random: seeded(12),
+    });
+    const c2 = counts(r, 20_000);
+    expect(Math.abs(c2.a / 20_000 - 0.8)).toBeLessThan(0.03);
+  });
+
   it('round-robin is exact', () => {
     const r = createRouter({ endpoints: [ep('a'), ep('b'), ep('c')], strategy: 'round-robin' });
     const seq = Array.from({ length: 9 }, () => r.pick()!.endpoint.id);
