@@ -47,6 +47,8 @@ export interface RouterEvents {
     latencyMs: number;
     headers: HeadersLike | undefined;
     model: string | undefined;
+    /** The attempt called `hold()`: its stream is still flowing and `attempt:end` follows. */
+    held: boolean;
   };
   /** An attempt failed; `failover` says whether the router goes on. */
   'attempt:failure': {
@@ -110,6 +112,16 @@ export interface RouterEvents {
   };
   /** The pool was swapped for a new config. Ids. */
   'config:reloaded': { added: string[]; removed: string[]; changed: string[] };
+  /** A guard's own state for an endpoint changed (a circuit opened, a budget ran out). Published by guards. */
+  'guard:state': {
+    guard: string;
+    endpointId: string;
+    from: string;
+    to: string;
+    reason: string;
+    /** Epoch ms when the guard expects to admit again, if known. */
+    until: number | undefined;
+  };
   /** A guard was attached or removed. */
   'guard:changed': { name: string; attached: boolean };
 }

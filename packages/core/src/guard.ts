@@ -22,7 +22,7 @@ export interface Veto {
 export interface Guard {
   readonly name: string;
   admit(endpoint: Endpoint, request: RouteRequest, now: number): true | Veto;
-  acquire?(endpoint: Endpoint, request: RouteRequest, now: number): void;
+  acquire?(endpoint: Endpoint, request: RouteRequest, now: number, requestId: string): void;
   /** A few fields for health pages (breaker state, remaining budget). Never a key. */
   describe?(endpoint: Endpoint, now: number): Record<string, unknown>;
 }

@@ -337,6 +337,14 @@ export class Router {
     };
   }
 
+  /**
+   * Lets a guard publish a change of its own state for an endpoint on the router's bus (`guard:state`), so every
+   * observer (metrics, logs, health pages) sees it without knowing the guard.
+   */
+  publishGuardState(payload: RouterEvents['guard:state']): void {
+    if (this.#has('guard:state')) this.#emit('guard:state', payload);
+  }
+
   /** The guards attached now. */
   get guards(): readonly Guard[] {
     return this.#guards;
@@ -801,7 +809,7 @@ export class Router {
       release();
       // Claim the endpoint synchronously with the choice, so concurrent requests see it taken.
       const guards = this.#guards;
-      for (let g = 0; g < guards.length; g++) guards[g].acquire?.(ep, req, now);
+      for (let g = 0; g < guards.length; g++) guards[g].acquire?.(ep, req, now, requestId);
       if (this.#has('endpoint:selected')) {
         this.#emit('endpoint:selected', {
           requestId,
@@ -903,6 +911,7 @@ export class Router {
             latencyMs,
             headers: input.headers ?? undefined,
             model,
+            held: held === 1,
           });
         }
         if (this.#has('request:done')) {

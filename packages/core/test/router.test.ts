@@ -371,6 +371,27 @@ describe('events', () => {
     });
   });
 
+  it('attempt:success says whether the attempt held its stream; acquire gets the request id; guards publish state', async () => {
+    const r = createRouter({ endpoints: [ep('a')] });
+    const { events } = collectEvents(r, ['attempt:success', 'guard:state']);
+    const ids: string[] = [];
+    r.addGuard({ name: 'g', admit: () => true, acquire: (_e, _r, _n, id) => ids.push(id) });
+    await r.execute({ requestId: 'plain' }, async () => res(200));
+    let finish!: () => void;
+    await r.execute({ requestId: 'stream' }, async (ctx) => {
+      finish = ctx.hold();
+      return res(200);
+    });
+    finish();
+    expect(ids).toEqual(['plain', 'stream']);
+    expect(events.map((e) => e.payload.held)).toEqual([false, true]);
+    r.publishGuardState({ guard: 'g', endpointId: 'a', from: 'closed', to: 'open', reason: 'test', until: 5 });
+    expect(events[2]).toEqual({
+      name: 'guard:state',
+      payload: { guard: 'g', endpointId: 'a', from: 'closed', to: 'open', reason: 'test', until: 5 },
+    });
+  });
+
   it('a throwing subscriber does not break routing, and the disposer unsubscribes', async () => {
     const r = createRouter({ endpoints: [ep('a')] });
     let calls = 0;
