@@ -1,0 +1,228 @@
+import type { Logger } from 'pino';
+
+/**
+ * Options of {@link createObservability}. Explicit values win; the server maps its environment onto them.
+ *
+ * @example
+ * ```ts
+ * const obs = createObservability(router, {
+ *   metricsEnabled: true,
+ *   logLevel: 'info',
+ *   requestLog: { enabled: true, path: './logs/requests.jsonl' },
+ *   debug: process.env.DEBUG,
+ * });
+ * ```
+ */
+export interface ObservabilityOptions {
+  /** Collect Prometheus metrics and serve them from `metricsText()`. Default `true`. Env `METRICS_ENABLED`. */
+  metricsEnabled?: boolean;
+  /**
+   * pino level: `fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`. Default `'info'`. Env `LOG_LEVEL`.
+   * `debug` (below) lowers it to `debug` when it enables routing logs.
+   */
+  logLevel?: string;
+  /**
+   * The request log: one JSON line per client request (time, requestId, client, method, path, model, endpoint,
+   * attempts, status, latency, ttfb, tokens; never a key or a body). Default disabled. Env `REQUEST_LOG_ENABLED`.
+   * `path`: file to append to (directories created), `'-'` for stdout. Default `./logs/requests.jsonl`.
+   * Env `REQUEST_LOG_PATH`.
+   */
+  requestLog?: { enabled: boolean; path?: string };
+  /**
+   * Value of `DEBUG`: `lb:*`, `lb:routing` (or `*`) turns on debug logs of routing decisions (endpoint chosen,
+   * attempt start, success, failure, state changes). Default unset. Env `DEBUG`.
+   */
+  debug?: string;
+  /** Where logs go. Default stdout through an asynchronous pino destination. Tests capture logs here. */
+  logDestination?: NodeJS.WritableStream;
+  /** The `@lb/breaker` handle, when attached: its `snapshot()` feeds `lb_breaker_state` and `/health`. */
+  breaker?: { snapshot(): any };
+  /** The `@lb/ratelimit` handle, when attached: its `snapshot()` feeds the `lb_ratelimit_remaining` gauges. */
+  rateLimit?: { snapshot(): any };
+  /** The health-check handle (`@lb/breaker`), when attached: probe results (`responseTime`) feed `/health`. */
+  healthChecks?: { snapshot(): any };
+  /** Version shown in `/health` and `lb_build_info`. Default `undefined`. */
+  version?: string;
+  /** Collect prom-client's default process metrics (CPU, memory, event loop lag). Default `true`. */
+  processMetrics?: boolean;
+  /** Clock, epoch ms. Default `Date.now`. */
+  now?: () => number;
+}
+
+/** Token usage as OpenAI reports it. */
+export interface RecordUsage {
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  total_tokens?: number;
+}
+
+/** What the server knows about one finished client request. Passed once per request to `recordRequest`. */
+export interface ClientRequestRecord {
+  requestId: string;
+  /** Masked client key id or IP. Never a full key. */
+  client: string | undefined;
+  method: string;
+  path: string;
+  model: string | undefined;
+  stream: boolean;
+  /** HTTP status sent to the client. */
+  status: number;
+  /** Whole request, ms. */
+  latencyMs: number;
+  /** Time to the first byte sent to the client, ms. */
+  ttfbMs?: number;
+  /** Endpoint that served (or last failed) it. */
+  endpointId?: string;
+  /** Upstream attempts made. */
+  attempts: number;
+  /** OpenAI error `type` when the request failed. */
+  errorType?: string;
+  usage?: RecordUsage;
+}
+
+/** Overall status: `healthy` (every endpoint available), `degraded` (some not), `unhealthy` (none can serve). */
+export type OverallStatus = 'healthy' | 'degraded' | 'unhealthy';
+
+/** Circuit breaker state as `/health` and `lb_breaker_state` show it. */
+export type BreakerStateName = 'closed' | 'half-open' | 'open' | 'isolated';
+
+/** One endpoint on the health page. Keys masked. */
+export interface EndpointHealthView {
+  id: string;
+  name: string;
+  provider: string;
+  url: string;
+  /** Masked key (`sk-…abcd`). */
+  apiKey: string;
+  models: readonly string[];
+  priority: number;
+  weight: number;
+  /** Router state: `healthy`, `cooling`, `unhealthy`, `disabled`. */
+  state: 'healthy' | 'cooling' | 'unhealthy' | 'disabled';
+  /** Can take a request now (healthy and every guard admits). */
+  available: boolean;
+  /** Why it is unavailable or not healthy. */
+  reason: string | undefined;
+  /** Circuit breaker state, when a breaker is attached. */
+  breaker: BreakerStateName | undefined;
+  /** Successes / (successes + failures), 0..1; 1 when unused. */
+  successRate: number;
+  requests: number;
+  successes: number;
+  errors: number;
+  consecutiveErrors: number;
+  errorsByKind: Record<string, number>;
+  inFlight: number;
+  /** Attempt latency EWMA, ms (undefined: never measured). */
+  latencyMs: number | undefined;
+  lastLatencyMs: number | undefined;
+  /** ISO time of the last attempt. */
+  lastUsed: string | undefined;
+  /** ISO time of the last failure and its masked message. */
+  lastErrorAt: string | undefined;
+  lastError: string | undefined;
+  /** ISO time a cooling/unhealthy endpoint returns by itself. */
+  recoversAt: string | undefined;
+  /** Ms until then. */
+  recoversInMs: number | undefined;
+  /** Last health probe, when health checks run. */
+  probe:
+    | {
+        ok: boolean | undefined;
+        status: number | undefined;
+        responseTimeMs: number | undefined;
+        at: string | undefined;
+      }
+    | undefined;
+}
+
+/** Body of `/health`. */
+export interface HealthBody {
+  status: OverallStatus;
+  /** ISO time. */
+  time: string;
+  version: string | undefined;
+  uptimeSeconds: number;
+  strategy: string;
+  summary: {
+    total: number;
+    healthy: number;
+    available: number;
+    rateLimited: number;
+    coolingDown: number;
+    unhealthy: number;
+    disabled: number;
+    breakersOpen: number;
+    /** Over every attempt so far, 0..1; 1 when none. */
+    successRate: number;
+    requests: number;
+  };
+  endpoints: EndpointHealthView[];
+}
+
+/** Body of `/stats`. */
+export interface StatsBody {
+  time: string;
+  uptimeSeconds: number;
+  totals: {
+    requests: number;
+    errors: number;
+    streams: number;
+    attempts: number;
+    failovers: number;
+    successRate: number;
+    tokens: { prompt: number; completion: number; total: number };
+    byStatus: Record<string, number>;
+    errorsByKind: Record<string, number>;
+    /** Client request latency, ms. */
+    latencyMs: { avg: number; p50: number | undefined; p95: number | undefined; p99: number | undefined };
+  };
+  endpoints: Record<
+    string,
+    {
+      state: string;
+      available: boolean;
+      breaker: BreakerStateName | undefined;
+      attempts: number;
+      successes: number;
+      failures: number;
+      successRate: number;
+      errorsByKind: Record<string, number>;
+      inFlight: number;
+      latencyMs: number | undefined;
+      tokens: { prompt: number; completion: number; total: number };
+      rateLimit: Record<string, number> | undefined;
+    }
+  >;
+  models: Record<
+    string,
+    {
+      requests: number;
+      errors: number;
+      streams: number;
+      tokens: { prompt: number; completion: number; total: number };
+      latencyMs: { avg: number };
+    }
+  >;
+}
+
+/**
+ * The server's observability: logger, Prometheus metrics, health page, stats and request log, all fed by the
+ * router's event bus and `router.snapshot()`.
+ */
+export interface Observability {
+  /** The server's logger (asynchronous destination; redacts authorization headers and keys). */
+  readonly logger: Logger;
+  /** `Content-Type` of `metricsText()`. */
+  readonly metricsContentType: string;
+  /** Prometheus exposition text from the module's own registry. Empty text when metrics are disabled. */
+  metricsText(): Promise<string>;
+  /** `/health`: 503 when nothing can serve. */
+  health(): { httpStatus: 200 | 503; body: HealthBody };
+  /** `/stats`: the metrics as JSON. */
+  stats(): StatsBody;
+  /** Records one finished client request: HTTP metrics and the request-log line. Call once per request. */
+  recordRequest(rec: ClientRequestRecord): void;
+  /** Flushes logs and the request log, unsubscribes from the router. Idempotent. */
+  close(): Promise<void>;
+}
