@@ -1,0 +1,105 @@
+import type { RouterConfig } from '@lb/core';
+import type { ConfigIssue } from './issues.js';
+
+/** Environment variables: `process.env` or a literal object. Empty strings count as unset. */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** Which env schemes produced the endpoints. */
+export type EnvScheme = 'numbered' | 'fallback-keys' | 'upstream';
+
+/** Circuit breaker settings, read by `@lb/breaker` / `@lb/server`. */
+export interface BreakerConfig {
+  /** Default true. Env `OPENAI_CIRCUIT_BREAKER`; file `breaker.enabled`. */
+  enabled: boolean;
+  /** Failures that open the circuit. Default 5. Env `CIRCUIT_BREAKER_THRESHOLD`; file `breaker.threshold`. */
+  threshold: number;
+  /** How long an open circuit waits before a trial request, ms. Default 60000. Env `CIRCUIT_BREAKER_TIMEOUT` (seconds); file `breaker.half_open_after`. */
+  halfOpenAfterMs: number;
+  /** `consecutive` failures, or a failure-rate `sampling` window. Default `consecutive`. Env `CIRCUIT_BREAKER_POLICY`. */
+  policy: 'consecutive' | 'sampling';
+}
+
+/** Active health checks (probing each endpoint's `healthCheck` path). */
+export interface HealthCheckConfig {
+  /** Default false, true once an interval is set. Env `OPENAI_HEALTH_CHECK_INTERVAL` (0 disables); file `health_check.enabled`. */
+  enabled: boolean;
+  /** Between probes of one endpoint, ms. Default 30000. Env `OPENAI_HEALTH_CHECK_INTERVAL`; file `health_check.interval`. */
+  intervalMs: number;
+  /** One probe's timeout, ms. Default 5000. Env `HEALTH_CHECK_TIMEOUT`; file `health_check.timeout`. */
+  timeoutMs: number;
+}
+
+/** The gateway server's own settings (what `@lb/server` reads). */
+export interface ServerConfig {
+  /** Interface to bind. Default `127.0.0.1` (local only; use `0.0.0.0` in containers). Env `HOST`. */
+  host: string;
+  /** Default 8080; 0 picks a free port. Env `PORT`. */
+  port: number;
+  /** Upstream timeout for non-streaming requests, ms. Default 60000. Env `TIMEOUT`. */
+  timeoutMs: number;
+  /** Upstream connect timeout, ms. Default 10000. Env `CONNECT_TIMEOUT`. */
+  connectTimeoutMs: number;
+  /** Streams: longest wait for the first byte, ms. Default 30000. Env `STREAM_FIRST_BYTE_TIMEOUT`. */
+  streamFirstByteTimeoutMs: number;
+  /** Streams: longest silence between chunks, ms. Default 60000. Env `STREAM_IDLE_TIMEOUT`. */
+  streamIdleTimeoutMs: number;
+  /** Largest request body, bytes. Default 26214400 (25 MiB). Env `BODY_LIMIT`. */
+  bodyLimitBytes: number;
+  /** Per-client limit. Default off, 60 requests per 60000 ms. Env `RATE_LIMIT_ENABLED`, `RATE_LIMIT_REQUESTS`, `RATE_LIMIT_WINDOW` (ms). */
+  clientRateLimit: { enabled: boolean; requests: number; windowMs: number };
+  /** Default `info`. Env `LOG_LEVEL`. */
+  logLevel: string;
+  /** JSON Lines request log. Default off. Env `REQUEST_LOG_ENABLED`, `REQUEST_LOG_PATH` (setting a path enables it). */
+  requestLog: { enabled: boolean; path?: string };
+  /** Serve `/metrics`. Default true. Env `METRICS_ENABLED`. */
+  metricsEnabled: boolean;
+  /** Graceful shutdown wait, ms. Default 30000. Env `SHUTDOWN_TIMEOUT`. */
+  shutdownTimeoutMs: number;
+  /** Client keys accepted by the gateway. Default none (open). Env `LB_API_KEYS` (comma list). */
+  apiKeys: string[];
+  /** Key for admin routes. Env `LB_ADMIN_KEY`. */
+  adminKey?: string;
+  /** Offer HTTP/2 to https upstreams, when set. Env `HTTP2`. */
+  http2?: boolean;
+  /** Keep-alive connections per upstream origin, when set. */
+  connectionsPerOrigin?: number;
+}
+
+/** Where a config came from. */
+export interface ConfigSource {
+  /** `env` (variables), `file` (a config file, env filling gaps) or `preset` (built in code). */
+  kind: 'env' | 'file' | 'preset';
+  /** The file, for `file`. */
+  path?: string;
+  /** Env schemes that produced endpoints (`numbered`, `fallback-keys`, `upstream`), or the file's format. */
+  schemes: string[];
+}
+
+/**
+ * A complete, validated, frozen config: the router's config plus the server's, breaker and health check settings.
+ * Keys live only in `router.endpoints[].apiKey`, `server.apiKeys` and `server.adminKey`.
+ */
+export interface LbConfig {
+  /** For `createRouter(config.router)` / `router.reload(config.router)`. */
+  router: RouterConfig;
+  breaker: BreakerConfig;
+  healthCheck: HealthCheckConfig;
+  server: ServerConfig;
+  /** Model used when a request names none. Env `OPENAI_MODEL`; file `default_model`. */
+  defaultModel?: string;
+  source: ConfigSource;
+  /** Problems that did not stop loading (log them). */
+  warnings: readonly ConfigIssue[];
+}
+
+/** Options of {@link loadConfig}. */
+export interface LoadConfigOptions {
+  /** Variables to read. Default `process.env`. */
+  env?: Env;
+  /** Config file (TOML, JSON or YAML by extension). Default: env `LB_CONFIG`, else none (env schemes only). */
+  file?: string;
+  /** Directory of `.env` files and relative paths. Default `process.cwd()`. */
+  cwd?: string;
+  /** Read `.env` and `.env.local` from `cwd` (real env wins over `.env.local` over `.env`). Default true when `env` is not given. */
+  dotenv?: boolean;
+}
