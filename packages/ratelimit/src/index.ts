@@ -1,0 +1,31 @@
+/**
+ * @lb/ratelimit — per-endpoint budgets (requests/s with burst, requests/min, tokens/min), pre-emptive throttling
+ * from OpenAI's `x-ratelimit-*` headers, cooldowns from upstream 429s, per-client limits, and a small `Store`
+ * interface (in-memory by default) so a shared store can come later. Attaches to an `@lb/core` router as a guard.
+ */
+
+export type { ClientLimiter, ClientLimiterOptions, ClientLimitResult } from './client.js';
+export { createClientLimiter } from './client.js';
+export type { RateLimitScope } from './errors.js';
+export { isRateLimitedError, RateLimitedError } from './errors.js';
+export type { EstimateOptions } from './estimate.js';
+export { estimateTokens } from './estimate.js';
+export type {
+  BudgetSnapshot,
+  EndpointLimits,
+  RateLimitEndpointSnapshot,
+  RateLimitHandle,
+  RateLimitOptions,
+} from './limiter.js';
+export { attachRateLimit } from './limiter.js';
+export type {
+  BucketSpec,
+  Cooldown,
+  MaybePromise,
+  Store,
+  SyncStore,
+  TakeResult,
+  WindowResult,
+  WindowSpec,
+} from './store.js';
+export { MemoryStore, refill, windowDecision } from './store.js';

@@ -1,0 +1,113 @@
+import {
+  type BucketSpec,
+  type Cooldown,
+  MemoryStore,
+  type Store,
+  type SyncStore,
+  type TakeResult,
+  type WindowResult,
+  type WindowSpec,
+} from '../store.js';
+
+/**
+ * A synchronous view in front of a store that may answer later (a remote, shared one). Decisions are taken on the
+ * local copy at once; every change is forwarded; answers tighten the local copy (budgets other replicas used,
+ * their cooldowns). A failing store never fails a request: errors are counted and otherwise ignored.
+ */
+export class LocalView implements SyncStore {
+  readonly synchronous = true as const;
+  readonly local = new MemoryStore();
+  readonly #remote: Store;
+  readonly #syncMs: number;
+  readonly #pulled = new Map<string, number>();
+  errors = 0;
+  readonly #onError = () => {
+    this.errors++;
+  };
+
+  constructor(remote: Store, syncMs: number) {
+    this.#remote = remote;
+    this.#syncMs = syncMs;
+  }
+
+  peek(key: string, spec: BucketSpec, now: number): number {
+    return this.local.peek(key, spec, now);
+  }
+
+  take(key: string, cost: number, spec: BucketSpec, now: number): TakeResult {
+    const r = this.local.take(key, cost, spec, now);
+    if (r.ok) {
+      this.#later(this.#remote.take(key, cost, spec, now), (remote) => {
+        // The shared bucket holds less than ours: other replicas spent the difference.
+        const diff = remote.tokens - r.tokens;
+        if (diff < 0) this.local.adjust(key, diff, spec, now);
+      });
+    }
+    return r;
+  }
+
+  adjust(key: string, delta: number, spec: BucketSpec, now: number): number {
+    this.#later(this.#remote.adjust(key, delta, spec, now));
+    return this.local.adjust(key, delta, spec, now);
+  }
+
+  getCooldown(key: string, now: number): Cooldown | undefined {
+    return this.local.getCooldown(key, now);
+  }
+
+  setCooldown(key: string, cooldown: Cooldown): void {
+    this.local.setCooldown(key, cooldown);
+    this.#later(this.#remote.setCooldown(key, cooldown));
+  }
+
+  hit(key: string, spec: WindowSpec, now: number): WindowResult {
+    const blocked = this.local.getCooldown(key, now);
+    const r = blocked
+      ? { allowed: false, count: spec.limit, resetAt: blocked.until, retryAfterMs: blocked.until - now }
+      : this.local.hit(key, spec, now);
+    if (r.allowed) {
+      this.#later(this.#remote.hit(key, spec, now), (remote) => {
+        // The shared window is full (other replicas): refuse locally until it frees up.
+        if (!remote.allowed)
+          this.local.setCooldown(key, { until: now + remote.retryAfterMs, reason: 'shared window full' });
+      });
+    }
+    return r;
+  }
+
+  delete(key: string): void {
+    this.local.delete(key);
+    this.#pulled.delete(key);
+    this.#later(this.#remote.delete(key));
+  }
+
+  /** Adopts the shared cooldown of `key` (other replicas' 429s), at most once per sync interval. */
+  pull(key: string, now: number): void {
+    const last = this.#pulled.get(key);
+    if (last !== undefined && now - last < this.#syncMs) return;
+    this.#pulled.set(key, now);
+    this.#later(this.#remote.getCooldown(key, now), (c) => {
+      if (c) this.local.setCooldown(key, c);
+    });
+  }
+
+  #later<T>(value: T | Promise<T>, then?: (v: T) => void): void {
+    if (value !== null && typeof value === 'object' && typeof (value as Promise<T>).then === 'function') {
+      (value as Promise<T>).then(then, this.#onError).catch(this.#onError);
+    } else if (then) {
+      try {
+        then(value as T);
+      } catch {
+        this.errors++;
+      }
+    }
+  }
+}
+
+/** The synchronous face of a store: itself when it is synchronous, a local view otherwise. */
+export function syncView(
+  store: Store,
+  syncMs: number,
+): SyncStore & { pull?(key: string, now: number): void } {
+  return store.synchronous === true ? (store as SyncStore) : new LocalView(store, syncMs);
+}

@@ -1,0 +1,642 @@
+import {
+  type AttemptContext,
+  type Endpoint,
+  type ExecuteOptions,
+  type Guard,
+  getHeader,
+  type HeadersLike,
+  isNoHealthyEndpointError,
+  parseDuration,
+  type RouteRequest,
+  type Router,
+  type Usage,
+  type Veto,
+} from '@lb/core';
+import { RateLimitedError } from './errors.js';
+import { syncView } from './internal/local-view.js';
+import { type BucketSpec, MemoryStore, type Store, type SyncStore } from './store.js';
+
+/** An endpoint's budgets (the shape of `EndpointConfig.limits`). */
+export interface EndpointLimits {
+  /** Requests per second. */
+  rps?: number;
+  /** Requests per minute. */
+  rpm?: number;
+  /** Tokens per minute (estimated before sending, corrected by the response's `usage`). */
+  tpm?: number;
+  /** Most requests sent at once within the per-second budget (the rps bucket's size). Default: `rps` (at least 1). */
+  burst?: number;
+}
+
+/**
+ * Options of {@link attachRateLimit}. Explicit options only: `@lb/config-env` maps the environment (per-endpoint
+ * limits come from each endpoint's `limits`).
+ */
+export interface RateLimitOptions {
+  /** Budgets of an endpoint. Default: `endpoint.limits` (`{ rps, rpm, tpm, burst }` from the config). */
+  limits?: (endpoint: Endpoint) => EndpointLimits | undefined;
+  /**
+   * Read OpenAI's `x-ratelimit-remaining-requests` / `-tokens` and `x-ratelimit-reset-requests` / `-tokens` from
+   * every response and stop sending to an endpoint before it answers 429. Default true.
+   */
+  headerThrottling?: boolean;
+  /** Stop when the upstream's remaining requests fall to this many (kept for other clients of the key). Default 0. */
+  reserveRequests?: number;
+  /** Stop when the upstream's remaining tokens fall to this many. Default 0. */
+  reserveTokens?: number;
+  /**
+   * Tokens a request will use, for `tpm` budgets and the upstream's token headers. Called at pick time: keep it
+   * cheap. Default: `request.estimatedTokens ?? 0` (fill it with {@link estimateTokens} from the body).
+   */
+  estimateTokens?: (request: RouteRequest) => number;
+  /** Where buckets and cooldowns live. Default: a new {@link MemoryStore}. Share one store to share budgets. */
+  store?: Store;
+  /** Prefix of every store key (namespaces several routers in one shared store). Default `lb:rl:`. */
+  keyPrefix?: string;
+  /** Cooldown after an upstream 429 without a retry time, ms. Default 1000. */
+  cooldownMs?: number;
+  /** Longest cooldown taken from headers or Retry-After, ms. Default 600000. */
+  maxCooldownMs?: number;
+  /** With a remote store: least time between reads of an endpoint's shared cooldown, ms. Default 1000. */
+  syncIntervalMs?: number;
+  /**
+   * Most requests {@link RateLimitHandle.execute} lets wait for budget at once (the router waits up to its
+   * `maxWaitMs` for the earliest endpoint); more are refused at once with a {@link RateLimitedError}. Default 1000.
+   */
+  maxQueue?: number;
+  /** Name of the guard (in snapshots and veto reasons). Default `ratelimit`. */
+  name?: string;
+  /** Clock for events, epoch ms. Default: the router's `now`, else `Date.now`. */
+  now?: () => number;
+}
+
+/** One budget's state in a snapshot. */
+export interface BudgetSnapshot {
+  /** The configured limit per window. */
+  limit: number;
+  /** Size of the bucket (burst). */
+  capacity: number;
+  /** Whole tokens available now (negative: a debt from usage above the estimate). */
+  remaining: number;
+}
+
+/** What the limiter knows about one endpoint. Never a key. */
+export interface RateLimitEndpointSnapshot {
+  limits: EndpointLimits;
+  rps: BudgetSnapshot | undefined;
+  rpm: BudgetSnapshot | undefined;
+  tpm: BudgetSnapshot | undefined;
+  /** Epoch ms until which the endpoint gets nothing (upstream 429, or its headers said the budget is spent). */
+  cooldownUntil: number | undefined;
+  cooldownReason: string | undefined;
+  /** The upstream's own view from its last `x-ratelimit-*` headers (counted down locally since). */
+  upstream:
+    | {
+        remainingRequests: number | undefined;
+        limitRequests: number | undefined;
+        requestsResetAt: number | undefined;
+        remainingTokens: number | undefined;
+        limitTokens: number | undefined;
+        tokensResetAt: number | undefined;
+      }
+    | undefined;
+  /** The limiter admits a request now. */
+  available: boolean;
+  /** Why not, and until when. */
+  reason: string | undefined;
+  until: number | undefined;
+}
+
+/** What {@link attachRateLimit} returns. */
+export interface RateLimitHandle {
+  /** The guard registered on the router. */
+  readonly guard: Guard;
+  /** Budgets, cooldowns and upstream views per endpoint id (for health pages and `lb_ratelimit_remaining`). */
+  snapshot(): Record<string, RateLimitEndpointSnapshot>;
+  /** Refills an endpoint's buckets and clears its cooldown and header view (all endpoints without an id). */
+  reset(endpointId?: string): void;
+  /**
+   * `router.execute` behind a bounded wait queue: when every endpoint is out of budget, at most `maxQueue` requests
+   * wait (for up to the router's `maxWaitMs`); the others, and those whose wait ends without budget, get a
+   * {@link RateLimitedError} (429) carrying the earliest retry time.
+   *
+   * @example
+   * try { await limits.execute({ model }, attempt) } catch (e) { if (isRateLimitedError(e)) reply429(e.retryAfterMs) }
+   */
+  execute<T>(
+    request: RouteRequest,
+    attempt: (ctx: AttemptContext) => Promise<T>,
+    options?: ExecuteOptions<T>,
+  ): Promise<T>;
+  /** Requests waiting for budget in {@link RateLimitHandle.execute} now. */
+  readonly waiting: number;
+  /** Errors of a remote store so far (ignored otherwise: a store outage never fails a request). */
+  readonly storeErrors: number;
+  /** Detaches the guard and every listener. Idempotent. */
+  dispose(): void;
+}
+
+interface View {
+  remainingRequests: number | undefined;
+  limitRequests: number | undefined;
+  requestsResetAt: number;
+  remainingTokens: number | undefined;
+  limitTokens: number | undefined;
+  tokensResetAt: number;
+}
+
+interface EpState {
+  endpoint: Endpoint;
+  limits: EndpointLimits;
+  rps: BucketSpec | undefined;
+  rpm: BucketSpec | undefined;
+  tpm: BucketSpec | undefined;
+  rpsKey: string;
+  rpmKey: string;
+  tpmKey: string;
+  cooldownKey: string;
+  rpsReason: string;
+  rpmReason: string;
+  tpmReason: string;
+  view: View;
+}
+
+interface Charge {
+  endpointId: string;
+  tokens: number;
+}
+
+const MAX_CHARGES = 10_000;
+
+/**
+ * Attaches per-endpoint rate limits to a router as a guard: token buckets for requests per second (with burst),
+ * per minute and tokens per minute; pre-emptive throttling from OpenAI's `x-ratelimit-*` headers; cooldowns from
+ * upstream 429s kept in the {@link Store} (so replicas can share them). An endpoint out of budget is vetoed and the
+ * router picks another; when every endpoint is out, the router waits up to its `maxWaitMs` for the earliest one and
+ * then answers 429 with `retryAfterMs`. No timers: buckets refill lazily from timestamps.
+ *
+ * @example
+ * const router = createRouter({ endpoints: [{ id: 'a', url, apiKey, limits: { rps: 5, burst: 10, tpm: 90_000 } }] });
+ * const limits = attachRateLimit(router);
+ * await router.execute({ model: 'gpt-4o', estimatedTokens: estimateTokens(body) }, attempt);
+ * limits.snapshot().a.rps?.remaining;
+ * limits.dispose();
+ */
+export function attachRateLimit(router: Router, options: RateLimitOptions = {}): RateLimitHandle {
+  return new RateLimiter(router, options).handle;
+}
+
+function check(name: string, v: unknown, min: number, integer = false): void {
+  if (v === undefined) return;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
+    throw new TypeError(
+      `attachRateLimit: ${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, received ${JSON.stringify(v)}`,
+    );
+  }
+}
+
+class RateLimiter implements Guard {
+  readonly name: string;
+  readonly handle: RateLimitHandle;
+  readonly #router: Router;
+  readonly #store: SyncStore & { pull?(key: string, now: number): void; errors?: number };
+  readonly #states = new Map<string, EpState>();
+  readonly #charges = new Map<string, Charge>();
+  readonly #limits: (endpoint: Endpoint) => EndpointLimits | undefined;
+  readonly #estimate: (request: RouteRequest) => number;
+  readonly #headers: boolean;
+  readonly #reserveRequests: number;
+  readonly #reserveTokens: number;
+  readonly #prefix: string;
+  readonly #cooldownMs: number;
+  readonly #maxCooldownMs: number;
+  readonly #now: () => number;
+  readonly #offs: (() => void)[] = [];
+  #disposed = false;
+  readonly #maxQueue: number;
+  #waiting = 0;
+  #strict = true;
+
+  constructor(router: Router, o: RateLimitOptions) {
+    if (!router || typeof router.addGuard !== 'function' || typeof router.on !== 'function') {
+      throw new TypeError(`attachRateLimit: expected a Router, received ${describe(router)}`);
+    }
+    for (const k of ['limits', 'estimateTokens', 'now'] as const) {
+      if (o[k] !== undefined && typeof o[k] !== 'function')
+        throw new TypeError(`attachRateLimit: ${k} must be a function, received ${describe(o[k])}`);
+    }
+    check('reserveRequests', o.reserveRequests, 0);
+    check('reserveTokens', o.reserveTokens, 0);
+    check('cooldownMs', o.cooldownMs, 0);
+    check('maxCooldownMs', o.maxCooldownMs, 0);
+    check('syncIntervalMs', o.syncIntervalMs, 0);
+    check('maxQueue', o.maxQueue, 0, true);
+    const store = o.store ?? new MemoryStore();
+    for (const m of ['peek', 'take', 'adjust', 'getCooldown', 'setCooldown', 'hit', 'delete'] as const) {
+      if (typeof (store as unknown as Record<string, unknown>)[m] !== 'function')
+        throw new TypeError(
+          `attachRateLimit: store must implement Store (missing ${m}()), received ${describe(store)}`,
+        );
+    }
+    this.#router = router;
+    this.name = o.name ?? 'ratelimit';
+    this.#store = syncView(store, o.syncIntervalMs ?? 1000);
+    this.#limits = o.limits ?? ((e) => e.limits);
+    this.#estimate = o.estimateTokens ?? ((r) => r.estimatedTokens ?? 0);
+    this.#headers = o.headerThrottling ?? true;
+    this.#reserveRequests = o.reserveRequests ?? 0;
+    this.#reserveTokens = o.reserveTokens ?? 0;
+    this.#prefix = o.keyPrefix ?? 'lb:rl:';
+    this.#cooldownMs = o.cooldownMs ?? 1000;
+    this.#maxQueue = o.maxQueue ?? 1000;
+    this.#maxCooldownMs = o.maxCooldownMs ?? 600_000;
+    const routerNow = router.config?.now;
+    this.#now = o.now ?? routerNow ?? Date.now;
+
+    // Validate every current endpoint's limits now, naming the bad one.
+    for (const ep of router.endpoints) this.#state(ep);
+    this.#strict = false;
+
+    this.#offs.push(
+      router.on('attempt:success', (e) => {
+        if (e.headers !== undefined && this.#headers) this.#observe(e.endpoint, e.headers);
+      }),
+      router.on('attempt:failure', (e) => {
+        const now = this.#now();
+        const c = this.#charges.get(e.requestId);
+        if (c !== undefined && c.endpointId === e.endpointId) {
+          // A failed attempt used no tokens: give the estimate back.
+          this.#charges.delete(e.requestId);
+          if (c.tokens > 0) this.#correct(e.endpoint, -c.tokens, now);
+        }
+        if (e.headers !== undefined && this.#headers) this.#observe(e.endpoint, e.headers);
+        if (e.kind === 'rate-limit') {
+          const ms = Math.min(e.retryAfterMs ?? this.#cooldownMs, this.#maxCooldownMs);
+          const s = this.#state(e.endpoint);
+          this.#store.setCooldown(s.cooldownKey, {
+            until: now + ms,
+            reason: `upstream answered 429, cooling down ${Math.round(ms)} ms`,
+          });
+        }
+      }),
+      router.on('attempt:usage', (e) => {
+        const c = this.#charges.get(e.requestId);
+        if (c === undefined || c.endpointId !== e.endpointId) return;
+        this.#charges.delete(e.requestId);
+        const used = usedTokens(e.usage);
+        if (used !== undefined) this.#correct(e.endpoint, used - c.tokens, this.#now());
+      }),
+      router.on('config:reloaded', (e) => {
+        for (const id of e.removed) this.#forget(id);
+      }),
+    );
+    this.#offs.push(router.addGuard(this));
+
+    const self = this;
+    this.handle = {
+      guard: this,
+      snapshot: () => this.#snapshot(),
+      reset: (id) => {
+        if (id === undefined) for (const k of [...this.#states.keys()]) this.#forget(k);
+        else this.#forget(id);
+      },
+      get storeErrors() {
+        return self.#store.errors ?? 0;
+      },
+      get waiting() {
+        return self.#waiting;
+      },
+      execute: (request, attempt, opts) => this.#execute(request, attempt, opts),
+      dispose: () => {
+        if (this.#disposed) return;
+        this.#disposed = true;
+        for (const off of this.#offs.splice(0)) off();
+        this.#charges.clear();
+      },
+    };
+  }
+
+  // ------------------------------------------------------------ guard (hot path)
+
+  admit(endpoint: Endpoint, request: RouteRequest, now: number): true | Veto {
+    const s = this.#state(endpoint);
+    const store = this.#store;
+    const cd = store.getCooldown(s.cooldownKey, now);
+    if (cd !== undefined) return { reason: cd.reason, until: cd.until, rateLimited: true };
+    let spec = s.rps;
+    if (spec !== undefined) {
+      const t = store.peek(s.rpsKey, spec, now);
+      if (t < 1)
+        return { reason: s.rpsReason, until: now + Math.ceil((1 - t) / spec.refillPerMs), rateLimited: true };
+    }
+    spec = s.rpm;
+    if (spec !== undefined) {
+      const t = store.peek(s.rpmKey, spec, now);
+      if (t < 1)
+        return { reason: s.rpmReason, until: now + Math.ceil((1 - t) / spec.refillPerMs), rateLimited: true };
+    }
+    spec = s.tpm;
+    const v = s.view;
+    if (spec !== undefined || v.tokensResetAt > now) {
+      const cost = this.#estimate(request);
+      if (spec !== undefined) {
+        const need = Math.max(1, Math.min(cost, spec.capacity));
+        const t = store.peek(s.tpmKey, spec, now);
+        if (t < need)
+          return {
+            reason: s.tpmReason,
+            until: now + Math.ceil((need - t) / spec.refillPerMs),
+            rateLimited: true,
+          };
+      }
+      if (v.tokensResetAt > now && v.remainingTokens !== undefined && cost > 0) {
+        if (v.remainingTokens - cost < this.#reserveTokens)
+          return {
+            reason: `upstream token budget too low (${v.remainingTokens} left, ~${cost} needed)`,
+            until: v.tokensResetAt,
+            rateLimited: true,
+          };
+      }
+    }
+    return true;
+  }
+
+  acquire(endpoint: Endpoint, request: RouteRequest, now: number, requestId: string): void {
+    const s = this.#state(endpoint);
+    const store = this.#store;
+    if (s.rps !== undefined) store.take(s.rpsKey, 1, s.rps, now);
+    if (s.rpm !== undefined) store.take(s.rpmKey, 1, s.rpm, now);
+    const v = s.view;
+    let cost = 0;
+    if (s.tpm !== undefined || v.tokensResetAt > now) {
+      cost = this.#estimate(request);
+      if (s.tpm !== undefined) {
+        const first = Math.min(cost, s.tpm.capacity);
+        if (first > 0) store.take(s.tpmKey, first, s.tpm, now);
+        if (cost > first) store.adjust(s.tpmKey, first - cost, s.tpm, now);
+      }
+      // Remember the charge so the response's usage (or a failure) can correct it.
+      const ch = this.#charges;
+      if (ch.size >= MAX_CHARGES) ch.delete(ch.keys().next().value as string);
+      ch.set(requestId, { endpointId: endpoint.id, tokens: cost });
+    }
+    if (v.requestsResetAt > now && v.remainingRequests !== undefined) {
+      if (--v.remainingRequests <= this.#reserveRequests)
+        this.#cool(s, v.requestsResetAt, `upstream request budget spent (x-ratelimit-remaining-requests)`);
+    }
+    if (v.tokensResetAt > now && v.remainingTokens !== undefined && cost > 0) {
+      v.remainingTokens -= cost;
+      if (v.remainingTokens <= this.#reserveTokens)
+        this.#cool(s, v.tokensResetAt, `upstream token budget spent (x-ratelimit-remaining-tokens)`);
+    }
+    store.pull?.(s.cooldownKey, now);
+  }
+
+  describe(endpoint: Endpoint, now: number): Record<string, unknown> {
+    const s = this.#state(endpoint);
+    const out: Record<string, unknown> = {};
+    if (s.rps) out.rps = Math.floor(this.#store.peek(s.rpsKey, s.rps, now));
+    if (s.rpm) out.rpm = Math.floor(this.#store.peek(s.rpmKey, s.rpm, now));
+    if (s.tpm) out.tpm = Math.floor(this.#store.peek(s.tpmKey, s.tpm, now));
+    const cd = this.#store.getCooldown(s.cooldownKey, now);
+    if (cd) out.cooldownUntil = cd.until;
+    return out;
+  }
+
+  // ------------------------------------------------------------ bounded queue
+
+  async #execute<T>(
+    request: RouteRequest,
+    attempt: (ctx: AttemptContext) => Promise<T>,
+    options: ExecuteOptions<T> | undefined,
+  ): Promise<T> {
+    const router = this.#router;
+    // Something can serve now: no queue at all.
+    if (router.pick(request) !== undefined) return this.#run(request, attempt, options);
+    if (this.#waiting >= this.#maxQueue) {
+      const now = this.#now();
+      const until = this.#earliest(request, now);
+      throw new RateLimitedError(
+        `Rate limit reached on every endpoint and ${this.#waiting} requests already wait${
+          until === undefined ? '' : `; try again in ${Math.max(0, until - now)} ms`
+        }`,
+        { scope: 'queue', retryAfterMs: until === undefined ? 1000 : until - now },
+      );
+    }
+    this.#waiting++;
+    try {
+      return await this.#run(request, attempt, options);
+    } finally {
+      this.#waiting--;
+    }
+  }
+
+  async #run<T>(
+    request: RouteRequest,
+    attempt: (ctx: AttemptContext) => Promise<T>,
+    options: ExecuteOptions<T> | undefined,
+  ): Promise<T> {
+    try {
+      return await this.#router.execute(request, attempt, options);
+    } catch (e) {
+      // Refused before any attempt because every endpoint was out of budget: say so plainly.
+      if (isNoHealthyEndpointError(e) && e.status === 429 && e.attempts.length === 0) {
+        throw new RateLimitedError(e.message, {
+          scope: 'endpoint',
+          retryAfterMs: e.retryAfterMs ?? 1000,
+          cause: e,
+        });
+      }
+      throw e;
+    }
+  }
+
+  /** Earliest time one of the request's endpoints admits again, by this limiter's account. */
+  #earliest(request: RouteRequest, now: number): number | undefined {
+    let best: number | undefined;
+    for (const ep of this.#router.endpoints) {
+      if (!ep.serves(request.model)) continue;
+      const v = this.admit(ep, request, now);
+      if (v === true) return now;
+      if (v.until !== undefined && (best === undefined || v.until < best)) best = v.until;
+    }
+    return best;
+  }
+
+  // ------------------------------------------------------------ internals
+
+  #state(endpoint: Endpoint): EpState {
+    const s = this.#states.get(endpoint.id);
+    if (s !== undefined && s.endpoint === endpoint) return s;
+    // New endpoint, or a reload replaced it: derive the specs again (keeping bucket levels and the header view).
+    const fresh = this.#build(endpoint, s?.view);
+    this.#states.set(endpoint.id, fresh);
+    return fresh;
+  }
+
+  #build(endpoint: Endpoint, view: View | undefined): EpState {
+    const raw = this.#limits(endpoint) ?? {};
+    const bad: (keyof EndpointLimits)[] = [];
+    const where = `endpoint ${JSON.stringify(endpoint.id)} limits`;
+    for (const k of ['rps', 'rpm', 'tpm', 'burst'] as const) {
+      const v = raw[k];
+      if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)) {
+        const msg = `attachRateLimit: ${where}.${k} must be a number > 0, received ${JSON.stringify(v)}`;
+        // At attach time a bad limit is an error; an endpoint reloaded later with one runs without that limit.
+        if (this.#strict) throw new TypeError(msg);
+        bad.push(k);
+      }
+    }
+    const limits: EndpointLimits = { ...raw };
+    for (const k of bad) delete limits[k];
+    const base = `${this.#prefix}${endpoint.id}:`;
+    return {
+      endpoint,
+      limits,
+      rps:
+        limits.rps === undefined
+          ? undefined
+          : { capacity: Math.max(1, limits.burst ?? limits.rps), refillPerMs: limits.rps / 1000 },
+      rpm:
+        limits.rpm === undefined
+          ? undefined
+          : { capacity: Math.max(1, limits.rpm), refillPerMs: limits.rpm / 60_000 },
+      tpm: limits.tpm === undefined ? undefined : { capacity: limits.tpm, refillPerMs: limits.tpm / 60_000 },
+      rpsKey: `${base}rps`,
+      rpmKey: `${base}rpm`,
+      tpmKey: `${base}tpm`,
+      cooldownKey: `${base}cooldown`,
+      rpsReason: `over ${limits.rps} requests/s (burst ${Math.max(1, limits.burst ?? limits.rps ?? 1)})`,
+      rpmReason: `over ${limits.rpm} requests/min`,
+      tpmReason: `over ${limits.tpm} tokens/min`,
+      view: view ?? {
+        remainingRequests: undefined,
+        limitRequests: undefined,
+        requestsResetAt: 0,
+        remainingTokens: undefined,
+        limitTokens: undefined,
+        tokensResetAt: 0,
+      },
+    };
+  }
+
+  #forget(id: string): void {
+    const s = this.#states.get(id);
+    if (s === undefined) return;
+    this.#states.delete(id);
+    for (const k of [s.rpsKey, s.rpmKey, s.tpmKey, s.cooldownKey]) this.#store.delete(k);
+  }
+
+  #cool(s: EpState, until: number, reason: string): void {
+    const now = this.#now();
+    this.#store.setCooldown(s.cooldownKey, { until: Math.min(until, now + this.#maxCooldownMs), reason });
+  }
+
+  /** Charges `delta` more tokens (negative: a refund) to the endpoint's token budgets. */
+  #correct(endpoint: Endpoint, delta: number, now: number): void {
+    if (delta === 0) return;
+    const s = this.#state(endpoint);
+    if (s.tpm !== undefined) this.#store.adjust(s.tpmKey, -delta, s.tpm, now);
+    const v = s.view;
+    if (v.tokensResetAt > now && v.remainingTokens !== undefined) v.remainingTokens -= delta;
+  }
+
+  #observe(endpoint: Endpoint, headers: HeadersLike): void {
+    const rr = getHeader(headers, 'x-ratelimit-remaining-requests');
+    const rt = getHeader(headers, 'x-ratelimit-remaining-tokens');
+    if (rr === undefined && rt === undefined) return;
+    const now = this.#now();
+    const s = this.#state(endpoint);
+    const v = s.view;
+    if (rr !== undefined) {
+      const n = Number(rr);
+      if (rr.trim() !== '' && Number.isFinite(n)) {
+        const reset = this.#resetMs(getHeader(headers, 'x-ratelimit-reset-requests'));
+        v.remainingRequests = n;
+        v.requestsResetAt = now + reset;
+        const lim = Number(getHeader(headers, 'x-ratelimit-limit-requests'));
+        if (Number.isFinite(lim) && lim > 0) v.limitRequests = lim;
+        if (n <= this.#reserveRequests)
+          this.#cool(
+            s,
+            v.requestsResetAt,
+            `upstream request budget spent (x-ratelimit-remaining-requests: ${n})`,
+          );
+      }
+    }
+    if (rt !== undefined) {
+      const n = Number(rt);
+      if (rt.trim() !== '' && Number.isFinite(n)) {
+        const reset = this.#resetMs(getHeader(headers, 'x-ratelimit-reset-tokens'));
+        v.remainingTokens = n;
+        v.tokensResetAt = now + reset;
+        const lim = Number(getHeader(headers, 'x-ratelimit-limit-tokens'));
+        if (Number.isFinite(lim) && lim > 0) v.limitTokens = lim;
+        if (n <= this.#reserveTokens)
+          this.#cool(s, v.tokensResetAt, `upstream token budget spent (x-ratelimit-remaining-tokens: ${n})`);
+      }
+    }
+  }
+
+  #resetMs(text: string | undefined): number {
+    const ms = parseDuration(text);
+    // Without a reset time, trust the remaining count for a second.
+    return Math.min(ms ?? 1000, this.#maxCooldownMs);
+  }
+
+  #snapshot(): Record<string, RateLimitEndpointSnapshot> {
+    const now = this.#now();
+    const out: Record<string, RateLimitEndpointSnapshot> = {};
+    const store = this.#store;
+    for (const ep of this.#router.endpoints) {
+      const s = this.#state(ep);
+      const budget = (spec: BucketSpec | undefined, key: string, limit: number | undefined) =>
+        spec === undefined || limit === undefined
+          ? undefined
+          : { limit, capacity: spec.capacity, remaining: Math.floor(store.peek(key, spec, now)) };
+      const cd = store.getCooldown(s.cooldownKey, now);
+      const v = s.view;
+      const live = v.requestsResetAt > now || v.tokensResetAt > now;
+      const verdict = this.admit(ep, EMPTY, now);
+      out[ep.id] = {
+        limits: { ...s.limits },
+        rps: budget(s.rps, s.rpsKey, s.limits.rps),
+        rpm: budget(s.rpm, s.rpmKey, s.limits.rpm),
+        tpm: budget(s.tpm, s.tpmKey, s.limits.tpm),
+        cooldownUntil: cd?.until,
+        cooldownReason: cd?.reason,
+        upstream: live
+          ? {
+              remainingRequests: v.requestsResetAt > now ? v.remainingRequests : undefined,
+              limitRequests: v.limitRequests,
+              requestsResetAt: v.requestsResetAt > now ? v.requestsResetAt : undefined,
+              remainingTokens: v.tokensResetAt > now ? v.remainingTokens : undefined,
+              limitTokens: v.limitTokens,
+              tokensResetAt: v.tokensResetAt > now ? v.tokensResetAt : undefined,
+            }
+          : undefined,
+        available: verdict === true,
+        reason: verdict === true ? undefined : verdict.reason,
+        until: verdict === true ? undefined : verdict.until,
+      };
+    }
+    return out;
+  }
+}
+
+const EMPTY: RouteRequest = Object.freeze({});
+
+function usedTokens(u: Usage): number | undefined {
+  if (typeof u.total_tokens === 'number') return u.total_tokens;
+  if (typeof u.prompt_tokens === 'number' || typeof u.completion_tokens === 'number')
+    return (u.prompt_tokens ?? 0) + (u.completion_tokens ?? 0);
+  return undefined;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v === 'function') return 'a function';
+  if (typeof v === 'object')
+    return Array.isArray(v) ? 'an array' : `an object (${Object.keys(v).slice(0, 5).join(', ')})`;
+  return JSON.stringify(v) ?? String(v);
+}

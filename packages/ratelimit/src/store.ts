@@ -1,0 +1,253 @@
+/** A value now, or later (a remote store). */
+export type MaybePromise<T> = T | Promise<T>;
+
+/** A token bucket's shape: how many tokens it holds at most, and how fast it refills. */
+export interface BucketSpec {
+  /** Most tokens the bucket holds (the burst). A missing bucket starts full. */
+  readonly capacity: number;
+  /** Tokens added per ms. */
+  readonly refillPerMs: number;
+}
+
+/** What {@link Store.take} did. */
+export interface TakeResult {
+  /** The tokens were taken (false: not enough, nothing changed). */
+  readonly ok: boolean;
+  /** Tokens left afterwards (or now, when not taken). May be negative after a debt (see `adjust`). */
+  readonly tokens: number;
+}
+
+/** "Do not send until `until`", and why. */
+export interface Cooldown {
+  /** Epoch ms. */
+  readonly until: number;
+  /** Human-readable, never a key. */
+  readonly reason: string;
+}
+
+/** A window counter's shape (per-client limits). */
+export interface WindowSpec {
+  /** Requests allowed per window. */
+  readonly limit: number;
+  /** Window length, ms. */
+  readonly windowMs: number;
+  /** Sliding window (weighted previous window) rather than fixed. */
+  readonly sliding: boolean;
+}
+
+/** What {@link Store.hit} decided. */
+export interface WindowResult {
+  readonly allowed: boolean;
+  /** Requests counted in the window after this one (sliding: weighted estimate, rounded up). */
+  readonly count: number;
+  /** Epoch ms when the current window ends. */
+  readonly resetAt: number;
+  /** 0 when allowed; else ms until a request would be allowed. */
+  readonly retryAfterMs: number;
+}
+
+/**
+ * Where the rate limiter keeps its state: token buckets, cooldowns and window counters. Every method is one atomic
+ * step (a remote store runs each as one script), so the limiter logic never changes with the store.
+ *
+ * The router's guards are synchronous. A store that answers synchronously (`synchronous: true`, like
+ * {@link MemoryStore}) is used directly. Any other store (Redis, later) gets a synchronous local view in front of it:
+ * decisions are made locally at once, every change is forwarded, and the store's answers correct the local view
+ * (tighten budgets that other replicas used, adopt their cooldowns). Errors of a remote store never fail a request.
+ *
+ * Every implementation should pass the same contract as the memory store (see the package tests).
+ *
+ * @example
+ * const store: Store = new MemoryStore();
+ * store.take('lb:rl:a:rps', 1, { capacity: 5, refillPerMs: 5 / 1000 }, Date.now()); // { ok: true, tokens: 4 }
+ */
+export interface Store {
+  /** True when every method returns its value synchronously (no local view needed). */
+  readonly synchronous?: boolean;
+  /** Tokens in bucket `key` at `now`, refilled lazily from timestamps. Reads only. */
+  peek(key: string, spec: BucketSpec, now: number): MaybePromise<number>;
+  /** Takes `cost` tokens if the bucket holds that many at `now`; changes nothing otherwise. */
+  take(key: string, cost: number, spec: BucketSpec, now: number): MaybePromise<TakeResult>;
+  /** Adds `delta` tokens (negative: a debt, the bucket may go below zero), capped at capacity. Returns the level. */
+  adjust(key: string, delta: number, spec: BucketSpec, now: number): MaybePromise<number>;
+  /** The cooldown of `key` still running at `now`, if any. */
+  getCooldown(key: string, now: number): MaybePromise<Cooldown | undefined>;
+  /** Sets a cooldown; an existing later one wins (cooldowns only ever extend). */
+  setCooldown(key: string, cooldown: Cooldown): MaybePromise<void>;
+  /** Counts one request in window `key` if the window allows it (denied requests are not counted). */
+  hit(key: string, spec: WindowSpec, now: number): MaybePromise<WindowResult>;
+  /** Forgets a key of any kind (buckets, cooldowns, windows): an endpoint left the config, or a reset by hand. */
+  delete(key: string): MaybePromise<void>;
+}
+
+/** A {@link Store} whose methods answer synchronously. */
+export type SyncStore = {
+  readonly synchronous: true;
+} & {
+  [K in Exclude<keyof Store, 'synchronous'>]: Store[K] extends (...a: infer A) => MaybePromise<infer R>
+    ? (...a: A) => R
+    : never;
+};
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+interface Win {
+  start: number;
+  count: number;
+  prev: number;
+}
+
+/** The level of a bucket at `now` (pure). Exported for stores that run the same arithmetic elsewhere. */
+export function refill(tokens: number, at: number, spec: BucketSpec, now: number): number {
+  if (now <= at) return tokens;
+  const t = tokens + (now - at) * spec.refillPerMs;
+  return Math.min(t, spec.capacity);
+}
+
+/**
+ * The window arithmetic every store runs (pure, exported so a Redis script can mirror it): fixed windows aligned to
+ * multiples of `windowMs`; the sliding window weighs the previous window by the part of it still inside the last
+ * `windowMs` (Cloudflare's approximation: O(1) memory per key).
+ */
+export function windowDecision(
+  state: { start: number; count: number; prev: number } | undefined,
+  spec: WindowSpec,
+  now: number,
+): { state: { start: number; count: number; prev: number }; result: WindowResult } {
+  const w = spec.windowMs;
+  const start = Math.floor(now / w) * w;
+  let count = 0;
+  let prev = 0;
+  if (state) {
+    if (state.start === start) {
+      count = state.count;
+      prev = state.prev;
+    } else if (state.start === start - w) prev = state.count;
+  }
+  const resetAt = start + w;
+  const weight = spec.sliding ? (resetAt - now) / w : 0;
+  const used = prev * weight + count;
+  if (used + 1 <= spec.limit + 1e-9) {
+    count++;
+    return {
+      state: { start, count, prev },
+      result: { allowed: true, count: Math.ceil(prev * weight + count - 1e-9), resetAt, retryAfterMs: 0 },
+    };
+  }
+  let retryAfterMs: number;
+  const room = spec.limit - 1 - count;
+  if (spec.sliding && room >= 0 && prev > 0) {
+    // Later in this window the previous one weighs less: prev * (end - t) / w <= room.
+    retryAfterMs = Math.max(1, Math.ceil(resetAt - (room * w) / prev - now));
+  } else if (spec.sliding && count > 0) {
+    // In the next window this one becomes `prev`: count * (1 - x / w) <= limit - 1.
+    retryAfterMs = Math.max(1, Math.ceil(resetAt - now + w * (1 - (spec.limit - 1) / count)));
+  } else retryAfterMs = Math.max(1, resetAt - now);
+  return {
+    state: { start, count, prev },
+    result: { allowed: false, count: Math.ceil(used - 1e-9), resetAt, retryAfterMs },
+  };
+}
+
+/**
+ * The default {@link Store}: in this process's memory, synchronous, no timers. Expired cooldowns and windows are
+ * dropped lazily (a sweep every `sweepEvery` new windows), so millions of client keys do not pile up.
+ *
+ * @example
+ * const store = new MemoryStore();
+ * const limiter = createClientLimiter({ requests: 60, windowMs: 60_000, store });
+ */
+export class MemoryStore implements SyncStore {
+  readonly synchronous = true as const;
+  readonly #buckets = new Map<string, Bucket>();
+  readonly #cooldowns = new Map<string, Cooldown>();
+  readonly #windows = new Map<string, Win & { w: number }>();
+  readonly #sweepEvery: number;
+  #writes = 0;
+
+  /** @param options.sweepEvery New windows between lazy sweeps of expired entries. Default 4096. */
+  constructor(options: { sweepEvery?: number } = {}) {
+    const s = options.sweepEvery ?? 4096;
+    if (!Number.isInteger(s) || s < 1) {
+      throw new TypeError(`MemoryStore: sweepEvery must be an integer >= 1, received ${JSON.stringify(s)}`);
+    }
+    this.#sweepEvery = s;
+  }
+
+  /** Number of keys held (buckets, cooldowns, windows). */
+  get size(): number {
+    return this.#buckets.size + this.#cooldowns.size + this.#windows.size;
+  }
+
+  peek(key: string, spec: BucketSpec, now: number): number {
+    const b = this.#buckets.get(key);
+    return b === undefined ? spec.capacity : refill(b.tokens, b.at, spec, now);
+  }
+
+  take(key: string, cost: number, spec: BucketSpec, now: number): TakeResult {
+    const b = this.#bucket(key, spec, now);
+    if (b.tokens < cost) return { ok: false, tokens: b.tokens };
+    b.tokens -= cost;
+    return { ok: true, tokens: b.tokens };
+  }
+
+  adjust(key: string, delta: number, spec: BucketSpec, now: number): number {
+    const b = this.#bucket(key, spec, now);
+    b.tokens = Math.min(spec.capacity, b.tokens + delta);
+    return b.tokens;
+  }
+
+  getCooldown(key: string, now: number): Cooldown | undefined {
+    const c = this.#cooldowns.get(key);
+    return c !== undefined && c.until > now ? c : undefined;
+  }
+
+  setCooldown(key: string, cooldown: Cooldown): void {
+    const c = this.#cooldowns.get(key);
+    if (c !== undefined && c.until >= cooldown.until) return;
+    this.#cooldowns.set(key, { until: cooldown.until, reason: cooldown.reason });
+  }
+
+  hit(key: string, spec: WindowSpec, now: number): WindowResult {
+    const cur = this.#windows.get(key);
+    const { state, result } = windowDecision(cur, spec, now);
+    if (cur) {
+      cur.start = state.start;
+      cur.count = state.count;
+      cur.prev = state.prev;
+      cur.w = spec.windowMs;
+    } else {
+      this.#windows.set(key, { ...state, w: spec.windowMs });
+      this.#wrote(now);
+    }
+    return result;
+  }
+
+  delete(key: string): void {
+    this.#buckets.delete(key);
+    this.#cooldowns.delete(key);
+    this.#windows.delete(key);
+  }
+
+  #bucket(key: string, spec: BucketSpec, now: number): Bucket {
+    let b = this.#buckets.get(key);
+    if (b === undefined) {
+      b = { tokens: spec.capacity, at: now };
+      this.#buckets.set(key, b);
+    } else {
+      b.tokens = refill(b.tokens, b.at, spec, now);
+      if (now > b.at) b.at = now;
+    }
+    return b;
+  }
+
+  #wrote(now: number): void {
+    if (++this.#writes % this.#sweepEvery !== 0) return;
+    for (const [k, c] of this.#cooldowns) if (c.until <= now) this.#cooldowns.delete(k);
+    // A window two lengths old carries nothing into the current one.
+    for (const [k, w] of this.#windows) if (w.start + 2 * w.w <= now) this.#windows.delete(k);
+  }
+}

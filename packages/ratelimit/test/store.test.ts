@@ -1,0 +1,164 @@
+import { createRouter } from '@lb/core';
+import { fakeKey } from '@lb/test-utils';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  attachRateLimit,
+  type BucketSpec,
+  createClientLimiter,
+  MemoryStore,
+  type Store,
+  type WindowSpec,
+} from '../src/index.js';
+
+const spec: BucketSpec = { capacity: 5, refillPerMs: 5 / 1000 };
+const fixed: WindowSpec = { limit: 3, windowMs: 1000, sliding: false };
+
+/** The contract every Store runs (the memory store, and a remote-like one answering with promises). */
+function runStoreContract(name: string, create: () => Store) {
+  describe(`Store contract: ${name}`, () => {
+    it('buckets start full, take atomically and refill lazily up to capacity', async () => {
+      const s = create();
+      expect(await s.peek('k', spec, 0)).toBe(5);
+      expect(await s.take('k', 3, spec, 0)).toEqual({ ok: true, tokens: 2 });
+      expect(await s.take('k', 3, spec, 0)).toEqual({ ok: false, tokens: 2 });
+      expect(await s.peek('k', spec, 200)).toBeCloseTo(3);
+      expect(await s.peek('k', spec, 60_000)).toBe(5);
+      expect(await s.peek('other', spec, 0)).toBe(5);
+    });
+
+    it('adjust adds tokens or a debt, capped at capacity', async () => {
+      const s = create();
+      expect(await s.adjust('k', -8, spec, 0)).toBe(-3);
+      expect(await s.take('k', 1, spec, 0)).toMatchObject({ ok: false });
+      expect(await s.peek('k', spec, 1000)).toBeCloseTo(2);
+      expect(await s.adjust('k', 100, spec, 1000)).toBe(5);
+    });
+
+    it('cooldowns only extend and expire on their own', async () => {
+      const s = create();
+      expect(await s.getCooldown('c', 0)).toBeUndefined();
+      await s.setCooldown('c', { until: 100, reason: 'first' });
+      await s.setCooldown('c', { until: 50, reason: 'shorter' });
+      expect(await s.getCooldown('c', 10)).toEqual({ until: 100, reason: 'first' });
+      await s.setCooldown('c', { until: 200, reason: 'longer' });
+      expect(await s.getCooldown('c', 150)).toEqual({ until: 200, reason: 'longer' });
+      expect(await s.getCooldown('c', 200)).toBeUndefined();
+    });
+
+    it('windows count allowed hits only and reset at the window edge', async () => {
+      const s = create();
+      const r = [];
+      for (let i = 0; i < 5; i++) r.push(await s.hit('w', fixed, 2100 + i));
+      expect(r.map((x) => x.allowed)).toEqual([true, true, true, false, false]);
+      expect(r[4]).toMatchObject({ count: 3, resetAt: 3000, retryAfterMs: 896 });
+      expect(await s.hit('w', fixed, 3000)).toMatchObject({ allowed: true, count: 1, retryAfterMs: 0 });
+    });
+
+    it('delete forgets a key', async () => {
+      const s = create();
+      await s.take('k', 5, spec, 0);
+      await s.setCooldown('k', { until: 100, reason: 'x' });
+      await s.delete('k');
+      expect(await s.peek('k', spec, 0)).toBe(5);
+      expect(await s.getCooldown('k', 0)).toBeUndefined();
+    });
+  });
+}
+
+/** A store that answers later, like a remote one would, backed by a memory store standing for the shared server. */
+function remoteStore(shared = new MemoryStore(), opts: { fail?: boolean } = {}) {
+  const calls: string[] = [];
+  const later =
+    <A extends unknown[], R>(name: string, fn: (...a: A) => R) =>
+    (...a: A): Promise<R> => {
+      calls.push(name);
+      return opts.fail ? Promise.reject(new Error('ECONNREFUSED')) : Promise.resolve().then(() => fn(...a));
+    };
+  const store: Store = {
+    peek: later('peek', shared.peek.bind(shared)),
+    take: later('take', shared.take.bind(shared)),
+    adjust: later('adjust', shared.adjust.bind(shared)),
+    getCooldown: later('getCooldown', shared.getCooldown.bind(shared)),
+    setCooldown: later('setCooldown', shared.setCooldown.bind(shared)),
+    hit: later('hit', shared.hit.bind(shared)),
+    delete: later('delete', shared.delete.bind(shared)),
+  };
+  return { store, shared, calls };
+}
+
+runStoreContract('MemoryStore', () => new MemoryStore());
+runStoreContract('an asynchronous store', () => remoteStore().store);
+
+describe('MemoryStore', () => {
+  it('sweeps expired windows lazily, without timers', () => {
+    const s = new MemoryStore({ sweepEvery: 10 });
+    for (let i = 0; i < 9; i++) s.hit(`client-${i}`, fixed, 0);
+    expect(s.size).toBe(9);
+    s.hit('late', fixed, 5000); // the 10th new window sweeps the 9 expired ones
+    expect(s.size).toBe(1);
+    expect(() => new MemoryStore({ sweepEvery: 0 })).toThrow('received 0');
+  });
+});
+
+describe('a remote store behind the synchronous local view', () => {
+  const T0 = Date.UTC(2025, 0, 1);
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.setSystemTime(T0);
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  const ep = (id: string, extra = {}) => ({ id, url: `http://${id}.test/v1`, apiKey: fakeKey(id), ...extra });
+
+  it('decides synchronously, forwards takes, and tightens budgets other replicas spent', async () => {
+    const { store, shared, calls } = remoteStore();
+    const r = createRouter({ endpoints: [ep('a', { limits: { rps: 4 } })], maxWaitMs: 0 });
+    const h = attachRateLimit(r, { store });
+    // Another replica spent 3 of the shared 4 tokens.
+    shared.take('lb:rl:a:rps', 3, { capacity: 4, refillPerMs: 4 / 1000 }, T0);
+    const p = r.execute({}, async () => 'ok');
+    expect(h.snapshot().a.rps?.remaining).toBe(3); // the local view decided at once, before the store answered
+    await p;
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toContain('take');
+    expect(h.snapshot().a.rps?.remaining).toBe(0); // corrected by the shared bucket
+    expect(r.pick()).toBeUndefined();
+  });
+
+  it("adopts a replica's 429 cooldown when it next uses the endpoint", async () => {
+    const { store, shared } = remoteStore();
+    const r = createRouter({ endpoints: [ep('a'), ep('b', { priority: 2 })], maxWaitMs: 0 });
+    attachRateLimit(r, { store, syncIntervalMs: 0 });
+    shared.setCooldown('lb:rl:a:cooldown', { until: T0 + 5000, reason: 'upstream answered 429 (replica 2)' });
+    expect(r.pick()?.endpoint.id).toBe('a'); // not known yet
+    await r.execute({}, async () => 'ok');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(r.pick()?.endpoint.id).toBe('b');
+    expect(r.snapshot().endpoints[0].unavailableReason).toContain('replica 2');
+  });
+
+  it('a failing store never fails a request: errors are counted', async () => {
+    const { store } = remoteStore(new MemoryStore(), { fail: true });
+    const r = createRouter({ endpoints: [ep('a', { limits: { rps: 1 } })], maxWaitMs: 0 });
+    const h = attachRateLimit(r, { store });
+    await expect(r.execute({}, async () => 'ok')).resolves.toBe('ok');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(h.storeErrors).toBeGreaterThan(0);
+    expect(r.pick()).toBeUndefined(); // the local budget still holds
+  });
+
+  it('client limits: a full shared window refuses locally too', async () => {
+    const { store, shared } = remoteStore();
+    const spec: WindowSpec = { limit: 2, windowMs: 60_000, sliding: false };
+    shared.hit('lb:client:ip-1', spec, T0);
+    shared.hit('lb:client:ip-1', spec, T0); // another replica used the window
+    const limiter = createClientLimiter({ requests: 2, windowMs: 60_000, algorithm: 'fixed', store });
+    expect(limiter.take('ip-1').allowed).toBe(true); // local view
+    await vi.advanceTimersByTimeAsync(0);
+    const r = limiter.take('ip-1');
+    expect(r.allowed).toBe(false);
+    expect(r.retryAfterMs).toBe(60_000);
+  });
+});
