@@ -9,4 +9,5 @@ export type {
 } from './fake-upstream.js';
 export { startFakeUpstream } from './fake-upstream.js';
 export { collectEvents, fakeKey } from './misc.js';
+export * from './providers.js';
 export { runStrategyContract } from './strategy-contract.js';
