@@ -312,6 +312,10 @@ class Breaker implements BreakerHandle, Guard {
       r.on('config:reloaded', (e) => {
         for (const id of e.removed) this.#drop(id);
       }),
+      // Enabled by hand: a hand outranks an open circuit.
+      r.on('endpoint:override', (e) => {
+        if (e.healthy && this.#circuits.has(e.endpointId)) this.reset(e.endpointId);
+      }),
     ];
     this.#offs.push(r.addGuard(this));
   }

@@ -501,3 +501,25 @@ describe('attachBreaker: options', () => {
     expect(err.retryAfterMs).toBeLessThanOrEqual(10_000);
   });
 });
+
+describe('enabled by hand', () => {
+  it('setEndpointHealth(id, true) closes an open circuit', async () => {
+    const router = createRouter({
+      endpoints: [
+        { id: 'a', url: 'http://127.0.0.1:1/v1', apiKey: fakeKey('a') },
+        { id: 'b', url: 'http://127.0.0.1:2/v1', apiKey: fakeKey('b'), priority: 2 },
+      ],
+    });
+    const breaker = attachBreaker(router, { threshold: 1, halfOpenAfterMs: 60_000 });
+    await router.execute({}, async ({ endpoint }) => ({
+      status: endpoint.id === 'a' ? 500 : 200,
+      headers: {},
+    }));
+    expect(breaker.state('a')).toBe('open');
+    expect(router.pick()!.endpoint.id).toBe('b');
+    router.setEndpointHealth('a', true, 'admin');
+    expect(breaker.state('a')).toBe('closed');
+    expect(router.pick()!.endpoint.id).toBe('a');
+    breaker.dispose();
+  });
+});

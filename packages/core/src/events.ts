@@ -94,6 +94,11 @@ export interface RouterEvents {
     reason: string;
     until: number | undefined;
   };
+  /**
+   * Someone overrode an endpoint's health by hand (`setEndpointHealth`). Guards holding their own state (a circuit,
+   * a 429 cooldown) clear it when `healthy` is true: a hand outranks them.
+   */
+  'endpoint:override': { endpointId: string; endpoint: Endpoint; healthy: boolean; reason: string };
   /** A request succeeded (possibly after failovers). */
   'request:done': {
     requestId: string;

@@ -542,11 +542,15 @@ export class Router {
   setEndpointHealth(id: string, healthy: boolean, reason?: string): boolean {
     const rt = this.#pool.byId.get(id);
     if (!rt) return false;
+    const why = reason ?? (healthy ? 'enabled by hand' : 'disabled by hand');
     if (healthy) {
       rt.rateLimitStreak = 0;
-      if (rt.health.status !== 'healthy') this.#setHealth(rt, HEALTHY, reason ?? 'enabled by hand');
+      if (rt.health.status !== 'healthy') this.#setHealth(rt, HEALTHY, why);
     } else {
-      this.#setHealth(rt, { status: 'disabled', reason: reason ?? 'disabled by hand' });
+      this.#setHealth(rt, { status: 'disabled', reason: why });
+    }
+    if (this.#has('endpoint:override')) {
+      this.#emit('endpoint:override', { endpointId: id, endpoint: rt.endpoint, healthy, reason: why });
     }
     return true;
   }

@@ -286,12 +286,17 @@ describe('key health', () => {
 
   it('setEndpointHealth(false) holds until set true; recover() does not undo it', () => {
     const r = createRouter({ endpoints: [ep('a'), ep('b', { priority: 2 })] });
+    const { events } = collectEvents(r, ['endpoint:override']);
     expect(r.setEndpointHealth('a', false)).toBe(true);
     expect(r.recover('a')).toBe(false);
     expect(r.pick()!.endpoint.id).toBe('b');
-    r.setEndpointHealth('a', true);
+    r.setEndpointHealth('a', true, 'admin');
     expect(r.pick()!.endpoint.id).toBe('a');
     expect(r.setEndpointHealth('nope', true)).toBe(false);
+    expect(events.map((e) => [e.payload.endpointId, e.payload.healthy, e.payload.reason])).toEqual([
+      ['a', false, 'disabled by hand'],
+      ['a', true, 'admin'],
+    ]);
   });
 });
 
@@ -385,7 +390,14 @@ describe('events', () => {
     finish();
     expect(ids).toEqual(['plain', 'stream']);
     expect(events.map((e) => e.payload.held)).toEqual([false, true]);
-    r.publishGuardState({ guard: 'g', endpointId: 'a', from: 'closed', to: 'open', reason: 'test', until: 5 });
+    r.publishGuardState({
+      guard: 'g',
+      endpointId: 'a',
+      from: 'closed',
+      to: 'open',
+      reason: 'test',
+      until: 5,
+    });
     expect(events[2]).toEqual({
       name: 'guard:state',
       payload: { guard: 'g', endpointId: 'a', from: 'closed', to: 'open', reason: 'test', until: 5 },

@@ -258,6 +258,12 @@ class RateLimiter implements Guard {
     this.#strict = false;
 
     this.#offs.push(
+      // Enabled by hand: a hand outranks a learned 429 cooldown (budgets stay as they are).
+      router.on('endpoint:override', (e) => {
+        if (!e.healthy) return;
+        const st = this.#states.get(e.endpointId);
+        if (st !== undefined) this.#store.delete(st.cooldownKey);
+      }),
       router.on('attempt:success', (e) => {
         if (e.headers !== undefined && this.#headers) this.#observe(e.endpoint, e.headers);
       }),

@@ -356,3 +356,24 @@ describe('attachRateLimit: bounded wait queue', () => {
     expect(upstream.status).toBe(502);
   });
 });
+
+describe('enabled by hand', () => {
+  it('setEndpointHealth(id, true) clears a learned 429 cooldown', async () => {
+    const router = createRouter({
+      endpoints: [
+        { id: 'a', url: 'http://127.0.0.1:1/v1', apiKey: fakeKey('a') },
+        { id: 'b', url: 'http://127.0.0.1:2/v1', apiKey: fakeKey('b'), priority: 2 },
+      ],
+    });
+    const handle = attachRateLimit(router, { cooldownMs: 60_000 });
+    await router.execute({}, async ({ endpoint }) => ({
+      status: endpoint.id === 'a' ? 429 : 200,
+      headers: {},
+    }));
+    // Core's own cooldown ends by hand; the limiter's learned one must end too.
+    router.setEndpointHealth('a', true);
+    expect(router.pick()!.endpoint.id).toBe('a');
+    expect(handle.snapshot().a.cooldownUntil).toBeUndefined();
+    handle.dispose();
+  });
+});

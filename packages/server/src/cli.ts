@@ -1,0 +1,239 @@
+#!/usr/bin/env node
+import { createRequire } from 'node:module';
+import { maskKey, type RouterConfig } from '@lb/core';
+import { checkEndpoints, formatCheckTable } from './check.js';
+import { configIsPresent, describeConfigError, loadServerConfig } from './config.js';
+import { startDemoUpstreams } from './demo.js';
+import { createServer } from './index.js';
+import { integrations } from './integrations.js';
+import type { ServerConfigInput } from './options.js';
+
+const HELP = `lb-server — OpenAI-compatible load-balancing proxy
+
+Usage:
+  lb-server [--config FILE] [--port N] [--host H]   start the proxy
+  lb-server --demo                                   start against built-in simulated upstreams (no keys needed)
+  lb-server check [--config FILE]                    validate the config and probe every endpoint
+
+Options:
+  --config FILE   TOML or JSON config file (default: the environment, see below)
+  --port N        port (env PORT, default 8080; 0 picks a free one)
+  --host H        interface (env HOST, default 127.0.0.1)
+  --demo[=auto]   demo mode; =auto only when nothing is configured
+  -h, --help      this help
+  -v, --version   version
+
+Configure endpoints in the environment (or a .env file), e.g.
+  OPENAI_API_KEY=sk-a OPENAI_API_KEY_FALLBACK_1=sk-b      several keys on one base URL (OPENAI_BASE_URL)
+  OPENAI_API_KEY_1=… OPENAI_BASE_URL_1=… OPENAI_PRIORITY_1=1   numbered endpoints (_2, _3, …)
+  UPSTREAM_URL=… UPSTREAM_API_KEY=…                        one OpenAI-compatible upstream
+or in a TOML/JSON file given with --config (or LB_CONFIG). Gateway keys: LB_API_KEYS; admin key: LB_ADMIN_KEY.
+Signals: SIGTERM/SIGINT drain in-flight requests (SHUTDOWN_TIMEOUT) and exit 0; SIGHUP reloads the config.`;
+
+interface Args {
+  command: 'serve' | 'check';
+  config?: string;
+  port?: number;
+  host?: string;
+  demo?: 'force' | 'auto';
+  help?: boolean;
+  version?: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { command: 'serve' };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const [flag, inline] = arg.includes('=')
+      ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+      : [arg, undefined];
+    const value = () => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    if (arg === 'check' && i === 0) a.command = 'check';
+    else if (flag === '--config' || flag === '-c') a.config = value();
+    else if (flag === '--port' || flag === '-p') {
+      const v = value();
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 65535)
+        throw new Error(`--port: expected 0..65535, received ${JSON.stringify(v)}`);
+      a.port = n;
+    } else if (flag === '--host') a.host = value();
+    else if (flag === '--demo') {
+      if (inline !== undefined && inline !== 'auto' && inline !== 'true')
+        throw new Error(`--demo: expected --demo or --demo=auto, received ${JSON.stringify(arg)}`);
+      a.demo = inline === 'auto' ? 'auto' : 'force';
+    } else if (arg === '-h' || arg === '--help') a.help = true;
+    else if (arg === '-v' || arg === '--version') a.version = true;
+    else throw new Error(`unknown argument ${JSON.stringify(arg)} (see lb-server --help)`);
+  }
+  return a;
+}
+
+function version(): string {
+  try {
+    return createRequire(import.meta.url)('../package.json').version as string;
+  } catch {
+    return '0.0.0';
+  }
+}
+
+function describeEndpoint(e: RouterConfig['endpoints'][number], i: number): string {
+  const id = e.id ?? e.name ?? `endpoint-${i + 1}`;
+  const models = e.models?.length ? e.models.join(',') : 'all models';
+  return `  • ${id.padEnd(14)} ${e.url}  key ${maskKey(e.apiKey) || '(none)'}  priority ${e.priority ?? 1} weight ${e.weight ?? 1}  ${models}${e.enabled === false ? '  (disabled)' : ''}`;
+}
+
+async function main(): Promise<number> {
+  let args: Args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    console.error(`lb-server: ${(e as Error).message}`);
+    return 2;
+  }
+  if (args.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (args.version) {
+    console.log(version());
+    return 0;
+  }
+  if (args.command === 'check') return check(args);
+
+  const demo =
+    args.demo === 'force' || (args.demo === 'auto' && !args.config && !configIsPresent(process.env));
+  let config: ServerConfigInput;
+  let closeDemo: (() => Promise<void>) | undefined;
+  if (demo) {
+    const up = await startDemoUpstreams();
+    closeDemo = up.close;
+    config = {
+      router: { endpoints: up.endpoints, strategy: 'round-robin', backoff: { initialMs: 50, maxMs: 500 } },
+      server: {
+        port: process.env.PORT ? Number(process.env.PORT) : 8080,
+        host: process.env.HOST || '127.0.0.1',
+        logLevel: process.env.LOG_LEVEL || 'warn',
+      },
+      breaker: { enabled: true, threshold: 3, halfOpenAfterMs: 5000 },
+      healthCheck: { enabled: false },
+    };
+  } else {
+    if (!args.config && !configIsPresent(process.env)) {
+      console.error(
+        'lb-server: nothing is configured: no endpoint in the environment and no --config file.\n\n' +
+          `${HELP}\n\nTry it without keys: lb-server --demo`,
+      );
+      return 1;
+    }
+    try {
+      config = await loadServerConfig({ file: args.config });
+    } catch (e) {
+      console.error(describeConfigError(e));
+      return 1;
+    }
+  }
+  for (const w of (config as { warnings?: readonly { path: string; message: string }[] }).warnings ?? [])
+    console.warn(`lb-server: warning: ${w.path}: ${w.message}`);
+  const server = createServer({
+    ...config,
+    server: {
+      ...config.server,
+      ...(args.port !== undefined ? { port: args.port } : {}),
+      ...(args.host !== undefined ? { host: args.host } : {}),
+    },
+    version: version(),
+    reloadConfig: demo ? undefined : () => loadServerConfig({ file: args.config }),
+  });
+  let url: string;
+  try {
+    url = await server.listen();
+  } catch (e) {
+    console.error(
+      `lb-server: cannot listen on ${server.settings.host}:${server.settings.port}: ${(e as Error).message}`,
+    );
+    await server.close(0);
+    await closeDemo?.();
+    return 1;
+  }
+  const lines = [
+    `lb-server ${version()} listening on ${url}  (OpenAI base URL: ${url}/v1)`,
+    `${config.router.endpoints.length} endpoint(s), strategy ${server.router.strategy}:`,
+    ...config.router.endpoints.map(describeEndpoint),
+  ];
+  if (demo) {
+    lines.push(
+      '',
+      'Demo mode: three simulated upstreams (healthy, flaky, slow) on 127.0.0.1. Try:',
+      `  curl ${url}/v1/chat/completions -H 'content-type: application/json' -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'`,
+      `  curl ${url}/health     # per-endpoint state, breaker, success rate`,
+      `  curl ${url}/metrics    # Prometheus`,
+    );
+  }
+  console.log(lines.join('\n'));
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      console.error(`lb-server: ${signal} again, exiting now`);
+      process.exit(1);
+    }
+    stopping = true;
+    console.log(`lb-server: ${signal} received, draining ${server.inFlight} in-flight request(s)…`);
+    const r = await server.close();
+    await closeDemo?.();
+    console.log(
+      r.drained ? 'lb-server: drained, bye' : `lb-server: shutdown timeout, cut ${r.cut} request(s)`,
+    );
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    if (demo) return;
+    server.reload().then(
+      (c) =>
+        console.log(
+          `lb-server: reloaded (added ${c.added.length}, removed ${c.removed.length}, changed ${c.changed.length})`,
+        ),
+      (e) => console.error(`lb-server: reload failed, config unchanged:\n${describeConfigError(e)}`),
+    );
+  });
+  return -1;
+}
+
+async function check(args: Args): Promise<number> {
+  let config: ServerConfigInput;
+  try {
+    config = await loadServerConfig({ file: args.config });
+  } catch (e) {
+    console.error(describeConfigError(e));
+    return 1;
+  }
+  const eps = config.router.endpoints;
+  if (!eps.length) {
+    console.error('lb-server check: no endpoint configured');
+    return 1;
+  }
+  console.log(`config ok: ${eps.length} endpoint(s). Probing each with one request…\n`);
+  const results = await checkEndpoints(eps, { dialect: integrations.dialect });
+  console.log(formatCheckTable(results));
+  const bad = results.filter((r) => !r.ok).length;
+  console.log(
+    bad ? `\n${bad} of ${results.length} endpoint(s) failed` : `\nall ${results.length} endpoint(s) answered`,
+  );
+  return bad ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (e) => {
+    console.error(`lb-server: ${(e as Error)?.stack ?? e}`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,184 @@
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { errorFromStatus, isLbError, type LbError } from '@lb/core';
+
+/** Headers never forwarded in either direction (hop-by-hop), plus the ones we set ourselves. */
+const HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'content-length',
+  'expect',
+  'http2-settings',
+]);
+
+/** Client headers dropped before the upstream call: hop-by-hop, our gateway auth, and the client's account scoping. */
+const DROP_UPSTREAM = new Set([
+  ...HOP,
+  'authorization',
+  'api-key',
+  'x-api-key',
+  'openai-organization',
+  'openai-project',
+  'accept-encoding',
+  'cookie',
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-real-ip',
+]);
+
+/** Lower-case client headers to forward upstream (string values only). */
+export function upstreamHeaders(h: IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k in h) {
+    if (DROP_UPSTREAM.has(k)) continue;
+    const v = h[k];
+    if (typeof v === 'string') out[k] = v;
+    else if (Array.isArray(v)) out[k] = v.join(', ');
+  }
+  return out;
+}
+
+/** Upstream response headers to send to the client. `keepLength` false drops content-length (body rewritten/streamed). */
+export function clientHeaders(
+  h: IncomingHttpHeaders | Record<string, string>,
+  keepLength: boolean,
+): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const k in h) {
+    if (HOP.has(k) && !(keepLength && k === 'content-length')) continue;
+    const v = (h as IncomingHttpHeaders)[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json' } as const;
+
+/** Sends a JSON body. */
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers?: OutgoingHttpHeaders,
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(
+    status,
+    headers
+      ? { ...JSON_HEADERS, ...headers, 'content-length': Buffer.byteLength(text) }
+      : { ...JSON_HEADERS, 'content-length': Buffer.byteLength(text) },
+  );
+  res.end(text);
+}
+
+/**
+ * Sends an error in OpenAI's shape (`{ error: { message, type, code, param } }`). 429 always carries
+ * `Retry-After` (seconds, at least 1) and `retry-after-ms`; other statuses carry them when the wait is known.
+ */
+export function sendError(res: ServerResponse, err: LbError, extra?: OutgoingHttpHeaders): void {
+  const headers: OutgoingHttpHeaders = { ...extra };
+  let ms = err.retryAfterMs;
+  if (ms === undefined && err.status === 429) ms = 1000;
+  if (ms !== undefined) {
+    headers['retry-after'] = String(Math.max(1, Math.ceil(ms / 1000)));
+    headers['retry-after-ms'] = String(Math.max(0, Math.round(ms)));
+  }
+  sendJson(res, err.status, err.toOpenAIError(), headers);
+}
+
+/** Shorthand: an OpenAI-shaped error from a status and message. */
+export function sendStatus(
+  res: ServerResponse,
+  status: number,
+  message: string,
+  retryAfterMs?: number,
+  extra?: OutgoingHttpHeaders,
+): void {
+  sendError(res, errorFromStatus(status, message, retryAfterMs), extra);
+}
+
+/** Any thrown value as an LbError (unknown errors become an opaque 500). */
+export function asLbError(e: unknown): LbError {
+  if (isLbError(e)) return e;
+  return errorFromStatus(500, 'Internal gateway error');
+}
+
+/** The key a client presented: `Authorization: Bearer …`, `api-key` or `x-api-key`. */
+export function clientKeyOf(req: IncomingMessage): string | undefined {
+  const h = req.headers;
+  const auth = h.authorization;
+  if (auth !== undefined) {
+    const i = auth.indexOf(' ');
+    return i >= 0 && auth.slice(0, i).toLowerCase() === 'bearer' ? auth.slice(i + 1).trim() : auth.trim();
+  }
+  const k = h['api-key'] ?? h['x-api-key'];
+  return typeof k === 'string' ? k : undefined;
+}
+
+/** Bytes of an oversized body read and thrown away (so the client can read its 413) before the socket is cut. */
+const DISCARD_LIMIT = 64 * 1024 * 1024;
+
+/**
+ * Reads the whole body into one Buffer, up to `limit` bytes. Resolves `null` when over it: the rest is read and
+ * thrown away (up to 64 MiB more, then the connection is cut) so that the client gets to read the 413.
+ */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const overflow = () => {
+      done = true;
+      chunks.length = 0;
+      let discarded = 0;
+      req.removeAllListeners('data');
+      req.on('data', (c: Buffer) => {
+        discarded += c.length;
+        if (discarded > DISCARD_LIMIT) req.destroy();
+      });
+      resolve(null);
+    };
+    const cl = req.headers['content-length'];
+    if (cl !== undefined && Number(cl) > limit) {
+      overflow();
+      return;
+    }
+    req.on('data', (c: Buffer) => {
+      if (done) return;
+      size += c.length;
+      if (size > limit) {
+        overflow();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (done) return;
+      done = true;
+      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+    });
+    req.on('error', (e) => {
+      if (done) return;
+      done = true;
+      reject(e);
+    });
+    req.on('close', () => {
+      if (done) return;
+      done = true;
+      reject(new Error('the client closed the connection while sending the body'));
+    });
+  });
+}

@@ -1,0 +1,67 @@
+import { attachBreaker, attachHealthChecks, type BreakerHandle } from '@lb/breaker';
+import type { Endpoint } from '@lb/core';
+import { explainUnservable, findDialect, providerGuard } from '@lb/providers';
+import { attachRateLimit, createClientLimiter, estimateTokens } from '@lb/ratelimit';
+import { createObservability } from './observability/index.js';
+import type { Integrations } from './server.js';
+
+export const integrations: Integrations = {
+  observability: (router, options) => createObservability(router, options),
+  attach: (router, opts) => {
+    const offGuard = router.addGuard(providerGuard());
+    const rateLimit = opts.rateLimit ? attachRateLimit(router) : undefined;
+    let breaker: BreakerHandle | undefined;
+    if (opts.breaker?.enabled !== false) {
+      const b = opts.breaker;
+      breaker = attachBreaker(router, {
+        threshold: b?.threshold,
+        halfOpenAfterMs: b?.halfOpenAfterMs,
+        policy: b?.policy as 'consecutive' | 'sampling' | undefined,
+      });
+    }
+    const hc = opts.healthCheck?.enabled
+      ? attachHealthChecks(router, {
+          intervalMs: opts.healthCheck.intervalMs,
+          timeoutMs: opts.healthCheck.timeoutMs,
+          breaker,
+          headers: probeHeaders,
+        })
+      : undefined;
+    return {
+      breaker,
+      rateLimit,
+      healthChecks: hc,
+      dispose() {
+        rateLimit?.dispose();
+        hc?.dispose();
+        breaker?.dispose();
+        offGuard();
+      },
+    };
+  },
+  clientLimiter: (opts) => createClientLimiter(opts),
+  estimateTokens: (json) => estimateTokens(json),
+  dialect: (name) => findDialect(name),
+  explain: (router, operation, model) => {
+    const e = explainUnservable(router, { operation, model });
+    return e ? { status: e.status, message: e.message, code: e.code } : undefined;
+  },
+};
+
+/** Probe auth for endpoints whose dialect is not OpenAI's (Azure `api-key`, Anthropic `x-api-key`). */
+function probeHeaders(endpoint: Endpoint): Record<string, string> | undefined {
+  if (endpoint.provider === 'openai') return undefined;
+  const d = findDialect(endpoint.provider);
+  if (!d) return undefined;
+  return d.prepare({
+    endpoint,
+    operation: 'models.list',
+    method: 'GET',
+    path: endpoint.healthCheck,
+    headers: {},
+    body: undefined,
+    json: undefined,
+    upstreamModel: undefined,
+    stream: false,
+  }).headers;
+}

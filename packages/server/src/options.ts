@@ -1,0 +1,150 @@
+import { ConfigError, type RouterConfig } from '@lb/core';
+
+/**
+ * The server's own settings (the `server` section of `@lb/config-env`'s `LbConfig`). Every field is optional when
+ * passed to `createServer`; defaults below. Env names are the ones `@lb/config-env` reads.
+ */
+export interface ServerSettings {
+  /** Interface to bind. Default `127.0.0.1`. Env `HOST`. */
+  host: string;
+  /** Port; 0 picks a free one. Default 8080. Env `PORT`. */
+  port: number;
+  /** Upstream timeout for non-streaming requests (headers, and idle time between body chunks), ms. Default 60000. Env `TIMEOUT`. */
+  timeoutMs: number;
+  /** Upstream TCP/TLS connect timeout, ms. Default 10000. Env `CONNECT_TIMEOUT`. */
+  connectTimeoutMs: number;
+  /** Streams: longest wait for the first content event (headers included), ms. Default 30000. Env `STREAM_FIRST_BYTE_TIMEOUT`. */
+  streamFirstByteTimeoutMs: number;
+  /** Streams: longest silence between two chunks once streaming, ms. Default 60000. Env `STREAM_IDLE_TIMEOUT`. */
+  streamIdleTimeoutMs: number;
+  /** Largest request body accepted, bytes (larger: 413). Default 26214400 (25 MiB, room for audio uploads). Env `BODY_LIMIT`. */
+  bodyLimitBytes: number;
+  /** Per-client request limit (client = gateway key, else IP). Default disabled, 60 requests per 60000 ms. Env `RATE_LIMIT_ENABLED`, `RATE_LIMIT_REQUESTS`, `RATE_LIMIT_WINDOW`. */
+  clientRateLimit: { enabled: boolean; requests: number; windowMs: number };
+  /** pino level. Default `info`. Env `LOG_LEVEL`. */
+  logLevel: string;
+  /** JSON Lines request log. Default disabled. Env `REQUEST_LOG_ENABLED`, `REQUEST_LOG_PATH`. */
+  requestLog: { enabled: boolean; path?: string };
+  /** Serve `/metrics`. Default true. Env `METRICS_ENABLED`. */
+  metricsEnabled: boolean;
+  /** How long a graceful shutdown waits for in-flight requests (streams included), ms. Default 30000. Env `SHUTDOWN_TIMEOUT`. */
+  shutdownTimeoutMs: number;
+  /** Accepted client keys (`Authorization: Bearer …`, `api-key` or `x-api-key`). Empty: open. Default `[]`. Env `LB_API_KEYS`. */
+  apiKeys: readonly string[];
+  /** Key for `/admin/*` (`Authorization: Bearer …` or `x-admin-key`). Unset: admin routes answer loopback clients only. Env `LB_ADMIN_KEY`. */
+  adminKey?: string;
+  /** Offer HTTP/2 to https upstreams (ALPN). Default true. */
+  http2: boolean;
+  /** Keep-alive connections per upstream origin; `null` = unbounded. Default null. */
+  connectionsPerOrigin: number | null;
+}
+
+/** Breaker settings (the `breaker` section of `LbConfig`). */
+export interface BreakerSettings {
+  enabled: boolean;
+  threshold?: number;
+  halfOpenAfterMs?: number;
+  policy?: string;
+}
+
+/** Active health check settings (the `healthCheck` section of `LbConfig`). */
+export interface HealthCheckSettings {
+  enabled: boolean;
+  intervalMs?: number;
+  timeoutMs?: number;
+}
+
+/**
+ * The defaults of {@link ServerSettings}.
+ *
+ * @example
+ * createServer({ router, server: { ...DEFAULT_SETTINGS, port: 9000 } });
+ */
+export const DEFAULT_SETTINGS: ServerSettings = Object.freeze({
+  host: '127.0.0.1',
+  port: 8080,
+  timeoutMs: 60_000,
+  connectTimeoutMs: 10_000,
+  streamFirstByteTimeoutMs: 30_000,
+  streamIdleTimeoutMs: 60_000,
+  bodyLimitBytes: 25 * 1024 * 1024,
+  clientRateLimit: Object.freeze({ enabled: false, requests: 60, windowMs: 60_000 }),
+  logLevel: 'info',
+  requestLog: Object.freeze({ enabled: false }),
+  metricsEnabled: true,
+  shutdownTimeoutMs: 30_000,
+  apiKeys: Object.freeze([]) as readonly string[],
+  adminKey: undefined,
+  http2: true,
+  connectionsPerOrigin: null,
+}) as ServerSettings;
+
+const POSITIVE_MS = [
+  'timeoutMs',
+  'connectTimeoutMs',
+  'streamFirstByteTimeoutMs',
+  'streamIdleTimeoutMs',
+  'bodyLimitBytes',
+] as const;
+
+/** Merges partial settings over the defaults and validates them; throws a `ConfigError` naming the received value. */
+export function resolveSettings(partial: Partial<ServerSettings> | undefined): ServerSettings {
+  const s: ServerSettings = {
+    ...DEFAULT_SETTINGS,
+    ...stripUndefined(partial ?? {}),
+    clientRateLimit: {
+      ...DEFAULT_SETTINGS.clientRateLimit,
+      ...stripUndefined(partial?.clientRateLimit ?? {}),
+    },
+    requestLog: { ...DEFAULT_SETTINGS.requestLog, ...stripUndefined(partial?.requestLog ?? {}) },
+  };
+  if (typeof s.host !== 'string' || s.host === '') bad('host', s.host, 'a host name or address');
+  if (!Number.isInteger(s.port) || s.port < 0 || s.port > 65535) bad('port', s.port, 'an integer 0..65535');
+  for (const k of POSITIVE_MS) {
+    const v = s[k];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) bad(k, v, 'a number > 0');
+  }
+  if (typeof s.shutdownTimeoutMs !== 'number' || !(s.shutdownTimeoutMs >= 0))
+    bad('shutdownTimeoutMs', s.shutdownTimeoutMs, 'a number >= 0');
+  const rl = s.clientRateLimit;
+  if (rl.enabled) {
+    if (!Number.isInteger(rl.requests) || rl.requests < 1)
+      bad('clientRateLimit.requests', rl.requests, 'an integer >= 1');
+    if (typeof rl.windowMs !== 'number' || !(rl.windowMs > 0))
+      bad('clientRateLimit.windowMs', rl.windowMs, 'a number > 0');
+  }
+  if (!Array.isArray(s.apiKeys) || s.apiKeys.some((k) => typeof k !== 'string' || k === ''))
+    throw new ConfigError('server.apiKeys: expected an array of non-empty strings');
+  if (s.adminKey !== undefined && (typeof s.adminKey !== 'string' || s.adminKey === ''))
+    throw new ConfigError('server.adminKey: expected a non-empty string');
+  if (
+    s.connectionsPerOrigin !== null &&
+    !(Number.isInteger(s.connectionsPerOrigin) && s.connectionsPerOrigin > 0)
+  )
+    bad('connectionsPerOrigin', s.connectionsPerOrigin, 'an integer >= 1 or null');
+  return s;
+}
+
+function bad(key: string, value: unknown, expected: string): never {
+  throw new ConfigError(`server.${key}: expected ${expected}, received ${JSON.stringify(value)}`);
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return host === '127.0.0.1' || host === '::1' || host === 'localhost' || host.startsWith('127.');
+}
+
+/** A config as `@lb/config-env`'s `loadConfig` returns it (structurally): what `createServer` accepts. */
+export interface ServerConfigInput {
+  router: RouterConfig;
+  server?: Partial<ServerSettings>;
+  breaker?: BreakerSettings;
+  healthCheck?: HealthCheckSettings;
+  defaultModel?: string;
+}

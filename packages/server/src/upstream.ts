@@ -1,0 +1,275 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { Agent, type Dispatcher } from 'undici';
+import { gate } from './sse.js';
+
+/** Where an upstream response's body goes once the attempt is settled. `data` returns false to pause the upstream. */
+export interface Sink {
+  data(chunk: Buffer): boolean;
+  end(): void;
+  error(err: Error): void;
+}
+
+/** Turns upstream SSE text into OpenAI SSE text (a provider dialect's stream translator). */
+export interface TextTranslator {
+  push(text: string): string;
+  end(): string;
+  /** Set once the upstream sent an error event (a failed attempt when nothing reached the client yet). */
+  readonly error?: { status: number; type: string; message: string } | undefined;
+  readonly usage?: { prompt_tokens?: number; completion_tokens?: number; total_tokens?: number } | undefined;
+}
+
+/** The stream opened with an error event: a failed attempt (classified by `status`) that may fail over. */
+export class StreamOpenError extends Error {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly type: string;
+  constructor(status: number, message: string, type: string, headers: IncomingHttpHeaders) {
+    super(`stream opened with an error event: ${message}`);
+    this.name = 'StreamOpenError';
+    this.status = status;
+    this.type = type;
+    this.headers = headers;
+  }
+}
+
+/** A stream produced no content within the first-byte timeout. Classified as a timeout. */
+export class FirstByteTimeoutError extends Error {
+  readonly code = 'UND_ERR_HEADERS_TIMEOUT';
+  constructor(ms: number) {
+    super(`no stream content within ${ms} ms`);
+    this.name = 'TimeoutError';
+  }
+}
+
+const EMPTY: IncomingHttpHeaders = Object.freeze({}) as IncomingHttpHeaders;
+const ST_OPEN = 0;
+const ST_ENDED = 1;
+const ST_FAILED = 2;
+
+/**
+ * One upstream HTTP exchange, as an undici dispatch handler. `promise` settles when the attempt can be judged: at
+ * the response headers, or — for a 2xx event stream with `gateStream` — at the first event with content. The body
+ * then flows into the `Sink` given to `attach`, chunk by chunk, with back-pressure; chunks that arrive before
+ * (the gated preamble) are buffered and flushed first.
+ */
+export class UpstreamCall implements Dispatcher.DispatchHandler {
+  status = 0;
+  headers: IncomingHttpHeaders = EMPTY;
+  /** True when the response is a 2xx event stream. */
+  isStream = false;
+  readonly promise: Promise<UpstreamCall>;
+  #resolve!: (v: UpstreamCall) => void;
+  #reject!: (e: unknown) => void;
+  #settled = false;
+  #controller: Dispatcher.DispatchController | undefined;
+  #abortReason: Error | undefined;
+  #gating = false;
+  #gateText = '';
+  #buffered: Buffer[] | undefined;
+  #sink: Sink | undefined;
+  #state = ST_OPEN;
+  #error: Error | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #gateStream: boolean;
+  readonly #translator: TextTranslator | undefined;
+
+  /** The stream translator, when a dialect translates this stream. */
+  get translator(): TextTranslator | undefined {
+    return this.#translator;
+  }
+
+  constructor(gateStream: boolean, firstByteTimeoutMs: number, translator?: TextTranslator) {
+    this.#gateStream = gateStream;
+    this.#translator = translator;
+    this.promise = new Promise<UpstreamCall>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    if (gateStream) {
+      this.#timer = setTimeout(
+        () => this.abort(new FirstByteTimeoutError(firstByteTimeoutMs)),
+        firstByteTimeoutMs,
+      );
+    }
+  }
+
+  /** Aborts the exchange (client went away, timeout). Safe to call at any time, more than once. */
+  abort(reason: Error): void {
+    if (this.#abortReason || this.#state !== ST_OPEN) return;
+    this.#abortReason = reason;
+    if (this.#controller) this.#controller.abort(reason);
+    else this.#fail(reason);
+  }
+
+  /** Sends the body (buffered chunks first) to `sink`. */
+  attach(sink: Sink): void {
+    this.#sink = sink;
+    const buf = this.#buffered;
+    this.#buffered = undefined;
+    if (buf) for (const c of buf) sink.data(c);
+    if (this.#state === ST_ENDED) this.#finish();
+    else if (this.#state === ST_FAILED) sink.error(this.#error!);
+    else this.#controller?.resume();
+  }
+
+  /** Resumes a paused upstream (the client drained). */
+  resume(): void {
+    this.#controller?.resume();
+  }
+
+  /** Drops the body (a failed attempt's response). */
+  dump(): void {
+    this.#buffered = undefined;
+    if (this.#state !== ST_OPEN) return;
+    this.#sink = DUMP;
+    this.#controller?.resume();
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#abortReason) controller.abort(this.#abortReason);
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+  ): void {
+    if (statusCode < 200) return;
+    this.status = statusCode;
+    this.headers = headers;
+    const ct = headers['content-type'];
+    this.isStream =
+      statusCode >= 200 && statusCode < 300 && typeof ct === 'string' && ct.startsWith('text/event-stream');
+    if (this.isStream && this.#gateStream) {
+      this.#gating = true;
+      return;
+    }
+    this.#clearTimer();
+    if (!this.#sink) controller.pause();
+    this.#settle();
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const tr = this.#translator;
+    if (tr && this.isStream) {
+      const out = tr.push(chunk.toString('utf8'));
+      const fail = this.#gating ? tr.error : undefined;
+      if (fail) {
+        this.#gating = false;
+        this.#clearTimer();
+        this.#buffered = undefined;
+        const err = new StreamOpenError(fail.status, fail.message, fail.type, this.headers);
+        this.#abortReason = err;
+        controller.abort(err);
+        return;
+      }
+      if (out === '') return;
+      chunk = Buffer.from(out, 'utf8');
+    }
+    if (this.#gating) {
+      (this.#buffered ??= []).push(chunk);
+      this.#gateText += chunk.toString('utf8');
+      const v = gate(this.#gateText);
+      if (v.kind === 'wait') return;
+      this.#gating = false;
+      this.#gateText = '';
+      this.#clearTimer();
+      if (v.kind === 'error') {
+        this.#buffered = undefined;
+        const err = new StreamOpenError(v.status, v.message, v.type, this.headers);
+        this.#abortReason = err;
+        controller.abort(err);
+        return;
+      }
+      if (!this.#sink) controller.pause();
+      this.#settle();
+      return;
+    }
+    const sink = this.#sink;
+    if (sink) {
+      if (!sink.data(chunk)) controller.pause();
+    } else {
+      (this.#buffered ??= []).push(chunk);
+      controller.pause();
+    }
+  }
+
+  onResponseEnd(): void {
+    this.#clearTimer();
+    if (this.#translator && this.isStream) {
+      const tail = this.#translator.end();
+      if (tail !== '') (this.#buffered ??= []).push(Buffer.from(tail, 'utf8'));
+    }
+    this.#state = ST_ENDED;
+    if (this.#gating) {
+      // Ended before any content: pass through what came (an empty answer is an answer).
+      this.#gating = false;
+      this.#settle();
+      return;
+    }
+    if (this.#sink) this.#finish();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.#fail(this.#abortReason ?? error);
+  }
+
+  #finish(): void {
+    const sink = this.#sink!;
+    const buf = this.#buffered;
+    if (buf) {
+      this.#buffered = undefined;
+      for (const c of buf) sink.data(c);
+    }
+    sink.end();
+  }
+
+  #fail(error: Error): void {
+    if (this.#state !== ST_OPEN) return;
+    this.#clearTimer();
+    this.#state = ST_FAILED;
+    this.#error = error;
+    if (!this.#settled) {
+      this.#settled = true;
+      this.#buffered = undefined;
+      this.#reject(error);
+    } else if (this.#sink) this.#sink.error(error);
+  }
+
+  #settle(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#resolve(this);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+}
+
+const DUMP: Sink = { data: () => true, end: () => {}, error: () => {} };
+
+/** Transport settings. */
+export interface TransportOptions {
+  connectTimeoutMs: number;
+  http2: boolean;
+  connectionsPerOrigin: number | null;
+}
+
+/**
+ * Keep-alive connection pools per upstream origin (an undici `Agent` keeps one `Pool` per origin), with `noDelay`,
+ * a connect timeout and HTTP/2 via ALPN where the upstream offers it.
+ */
+export function createTransport(o: TransportOptions): Agent {
+  return new Agent({
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 600_000,
+    connections: o.connectionsPerOrigin,
+    allowH2: o.http2,
+    connect: { timeout: o.connectTimeoutMs, noDelay: true },
+  });
+}

@@ -1,0 +1,138 @@
+import type { ServerResponse } from 'node:http';
+import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/test-utils';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type LbServer } from '../src/index.js';
+
+let claude: FakeUpstream;
+let oa: FakeUpstream;
+let server: LbServer;
+let client: OpenAI;
+const claudeKey = fakeKey('claude');
+
+const sse = (res: ServerResponse, events: [string, unknown][]) => {
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  for (const [event, data] of events) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  res.end();
+};
+
+const anthropicStream = (text: string[]): [string, unknown][] => [
+  [
+    'message_start',
+    {
+      type: 'message_start',
+      message: {
+        id: 'msg_1',
+        type: 'message',
+        role: 'assistant',
+        model: 'claude-x',
+        content: [],
+        usage: { input_tokens: 5, output_tokens: 1 },
+      },
+    },
+  ],
+  [
+    'content_block_start',
+    { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+  ],
+  ...text.map((t): [string, unknown] => [
+    'content_block_delta',
+    { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: t } },
+  ]),
+  ['content_block_stop', { type: 'content_block_stop', index: 0 }],
+  [
+    'message_delta',
+    { type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 3 } },
+  ],
+  ['message_stop', { type: 'message_stop' }],
+];
+
+beforeAll(async () => {
+  [claude, oa] = await Promise.all([
+    startFakeUpstream({ name: 'claude' }),
+    startFakeUpstream({ name: 'oa' }),
+  ]);
+  server = createServer({
+    router: {
+      endpoints: [
+        { id: 'claude', url: claude.url, apiKey: claudeKey, provider: 'anthropic', priority: 1 },
+        { id: 'oa', url: oa.url, apiKey: fakeKey('oa'), priority: 2 },
+      ],
+      backoff: { initialMs: 1, maxMs: 2 },
+    },
+    server: { port: 0 },
+    breaker: { enabled: false },
+    logDestination: { write: () => true } as any,
+  });
+  client = new OpenAI({ baseURL: `${await server.listen()}/v1`, apiKey: 'x', maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await server.close(100);
+  await Promise.all([claude.close(), oa.close()]);
+});
+
+describe('provider dialects through the proxy', () => {
+  it('translates an Anthropic answer to a chat completion', async () => {
+    claude.next({
+      type: 'custom',
+      handle: (_req, res) => {
+        const body = JSON.stringify({
+          id: 'msg_1',
+          type: 'message',
+          role: 'assistant',
+          model: 'claude-x',
+          content: [{ type: 'text', text: 'Hi from claude' }],
+          stop_reason: 'end_turn',
+          usage: { input_tokens: 5, output_tokens: 3 },
+        });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      },
+    });
+    const r = await client.chat.completions.create({
+      model: 'claude-x',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    expect(r.choices[0].message.content).toBe('Hi from claude');
+    const sent = claude.requests.at(-1)!;
+    expect(sent.path).toBe('/v1/messages');
+    expect(sent.headers['x-api-key']).toBe(claudeKey);
+    expect(sent.headers.authorization).toBeUndefined();
+  });
+
+  it('translates an Anthropic stream chunk by chunk', async () => {
+    claude.next({ type: 'custom', handle: (_req, res) => sse(res, anthropicStream(['Hel', 'lo'])) });
+    let text = '';
+    for await (const ch of await client.chat.completions.create({
+      model: 'claude-x',
+      stream: true,
+      messages: [{ role: 'user', content: 'hi' }],
+    }))
+      text += ch.choices[0]?.delta?.content ?? '';
+    expect(text).toBe('Hello');
+  });
+
+  it('fails over when the Anthropic stream opens with overloaded_error', async () => {
+    claude.next({
+      type: 'custom',
+      handle: (_req, res) =>
+        sse(res, [['error', { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }]]),
+    });
+    let text = '';
+    for await (const ch of await client.chat.completions.create({
+      model: 'claude-x',
+      stream: true,
+      messages: [{ role: 'user', content: 'hi' }],
+    }))
+      text += ch.choices[0]?.delta?.content ?? '';
+    expect(text).toBe('Hello from oa');
+  });
+
+  it('routes operations a provider lacks to the endpoints that have them', async () => {
+    const before = claude.count();
+    const r = await client.embeddings.create({ model: 'text-embedding-3-small', input: 'x' });
+    expect(r.data).toHaveLength(1);
+    expect(claude.count()).toBe(before);
+  });
+});

@@ -1,0 +1,211 @@
+import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/test-utils';
+import OpenAI from 'openai';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type LbServer } from '../src/index.js';
+
+let a: FakeUpstream;
+let b: FakeUpstream;
+let c: FakeUpstream;
+let server: LbServer;
+let client: OpenAI;
+let base: string;
+const keys = { a: fakeKey('alpha'), b: fakeKey('bravo'), c: fakeKey('charlie') };
+
+beforeAll(async () => {
+  [a, b, c] = await Promise.all([
+    startFakeUpstream({ name: 'a', acceptKeys: [keys.a] }),
+    startFakeUpstream({ name: 'b', acceptKeys: [keys.b] }),
+    startFakeUpstream({ name: 'c', acceptKeys: [keys.c] }),
+  ]);
+  server = createServer({
+    router: {
+      endpoints: [
+        { id: 'a', url: a.url, apiKey: keys.a, priority: 1 },
+        { id: 'b', url: b.url, apiKey: keys.b, priority: 2 },
+        { id: 'c', url: c.url, apiKey: keys.c, priority: 3, modelMap: { 'gpt-4o-mini': 'mini-on-c' } },
+      ],
+      backoff: { initialMs: 1, maxMs: 5 },
+    },
+    server: { port: 0, streamIdleTimeoutMs: 400, streamFirstByteTimeoutMs: 400, timeoutMs: 600 },
+    logDestination: { write: () => true } as any,
+  });
+  base = await server.listen();
+  client = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'client-key', maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await server.close(100);
+  await Promise.all([a.close(), b.close(), c.close()]);
+});
+
+afterEach(() => {
+  for (const id of ['a', 'b', 'c']) server.router.setEndpointHealth(id, true);
+});
+
+describe('proxying', () => {
+  it('sends to the highest priority endpoint with its own key', async () => {
+    const before = a.count('/chat/completions');
+    const r = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    expect(r.choices[0].message.content).toBe('Hello from a');
+    expect(a.count('/chat/completions')).toBe(before + 1);
+    const last = a.requests.at(-1)!;
+    expect(last.headers.authorization).toBe(`Bearer ${keys.a}`);
+  });
+
+  it('fails over on 500, on reset and on timeout', async () => {
+    a.next({ type: 'status', status: 500 });
+    let r = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'x' }],
+    });
+    expect(r.system_fingerprint).toBe('b');
+    a.next({ type: 'reset' });
+    r = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'x' }],
+    });
+    expect(r.system_fingerprint).toBe('b');
+    a.next({ type: 'hang' });
+    r = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'x' }],
+    });
+    expect(r.system_fingerprint).toBe('b');
+  });
+
+  it('maps the model for the endpoint that renames it', async () => {
+    server.router.setEndpointHealth('a', false);
+    server.router.setEndpointHealth('b', false);
+    const r = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'x' }],
+    });
+    expect(r.system_fingerprint).toBe('c');
+    expect(c.requests.at(-1)!.json.model).toBe('mini-on-c');
+  });
+
+  it('passes client errors through as they came', async () => {
+    a.next({
+      type: 'status',
+      status: 400,
+      body: { error: { message: 'bad messages', type: 'invalid_request_error', code: 'x', param: null } },
+    });
+    const err = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [] }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.message).toContain('bad messages');
+  });
+
+  it('streams chunk by chunk and fails over before the first byte', async () => {
+    a.next({ type: 'stream', errorEvent: { error: { message: 'Overloaded', type: 'overloaded_error' } } });
+    const stream = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      stream: true,
+      messages: [{ role: 'user', content: 'x' }],
+    });
+    let text = '';
+    for await (const ch of stream) text += ch.choices[0]?.delta?.content ?? '';
+    expect(text).toBe('Hello from b');
+  });
+
+  it('ends a stream that breaks mid-way with an error the SDK raises', async () => {
+    a.next({ type: 'stream', chunks: ['one', 'two', 'three'], dropAfter: 2, intervalMs: 30 });
+    const stream = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      stream: true,
+      messages: [{ role: 'user', content: 'x' }],
+    });
+    let text = '';
+    const err = await (async () => {
+      for await (const ch of stream) text += ch.choices[0]?.delta?.content ?? '';
+    })().catch((e) => e);
+    expect(text.startsWith('one')).toBe(true);
+    expect(text).not.toContain('three');
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect(String(err.message)).toMatch(/broke off/);
+  });
+
+  it('ends a stalled stream with an error after the idle timeout', async () => {
+    a.next({ type: 'stream', chunks: ['one', 'two'], intervalMs: 3000 });
+    const stream = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      stream: true,
+      messages: [{ role: 'user', content: 'x' }],
+    });
+    let text = '';
+    const err = await (async () => {
+      for await (const ch of stream) text += ch.choices[0]?.delta?.content ?? '';
+    })().catch((e) => e);
+    expect(text).toBe('one');
+    expect(String(err.message)).toMatch(/stalled/);
+  });
+
+  it('answers 503 in OpenAI shape when every endpoint is down', async () => {
+    for (const id of ['a', 'b', 'c']) server.router.setEndpointHealth(id, false);
+    const res = await fetch(`${base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [] }),
+    });
+    expect(res.status).toBe(503);
+    const body = await res.json();
+    expect(body.error.type).toBe('server_error');
+    expect(JSON.stringify(body)).not.toContain(keys.a.slice(10));
+  });
+
+  it('passes multipart audio and binary speech', async () => {
+    const file = new File([Buffer.from('RIFF....WAVE')], 'clip.wav', { type: 'audio/wav' });
+    const t = await client.audio.transcriptions.create({ file, model: 'whisper-1' });
+    expect(t.text).toBe('a heard clip.wav');
+    const speech = await client.audio.speech.create({ model: 'tts-1', voice: 'alloy', input: 'hi' });
+    expect(Buffer.from(await speech.arrayBuffer()).toString()).toBe('ID3-fake-mp3-from-a');
+  });
+
+  it('refuses bad input with clear 4xx and keeps serving', async () => {
+    const post = (body: string, ct = 'application/json') =>
+      fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': ct }, body });
+    let res = await post('{"model": "gpt-4o-mini", ');
+    expect(res.status).toBe(400);
+    expect((await res.json()).error.code).toBe('invalid_json');
+    res = await post('model=x', 'text/plain');
+    expect(res.status).toBe(415);
+    res = await post(JSON.stringify({ model: 'gpt-4o-mini', pad: 'x'.repeat(30 * 1024 * 1024) }));
+    expect(res.status).toBe(413);
+    const r = await client.embeddings.create({ model: 'text-embedding-3-small', input: 'x' });
+    expect(r.data).toHaveLength(1);
+  });
+});
+
+describe('observability routes', () => {
+  it('serves health, metrics and stats with no key in them', async () => {
+    await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'x' }],
+    });
+    const health = await fetch(`${base}/health`);
+    expect(health.status).toBe(200);
+    const hb = await health.text();
+    expect(JSON.parse(hb).endpoints.map((e: { id: string }) => e.id)).toEqual(['a', 'b', 'c']);
+    const v1 = await fetch(`${base}/v1/health`);
+    expect(v1.status).toBe(200);
+    const metrics = await fetch(`${base}/metrics`);
+    expect(metrics.status).toBe(200);
+    const mt = await metrics.text();
+    expect(mt).toMatch(/^lb_/m);
+    const stats = await fetch(`${base}/stats`);
+    expect(stats.status).toBe(200);
+    const st = await stats.text();
+    for (const k of Object.values(keys)) {
+      for (const text of [hb, mt, st]) expect(text).not.toContain(k);
+    }
+  });
+
+  it('reports 503 on /health when nothing can serve', async () => {
+    for (const id of ['a', 'b', 'c']) server.router.setEndpointHealth(id, false);
+    const health = await fetch(`${base}/health`);
+    expect(health.status).toBe(503);
+    expect((await health.json()).status).toBe('unhealthy');
+  });
+});
