@@ -869,8 +869,10 @@ export class Router {
           if (held === 0) held = 1;
           let done = false;
           return (error?: unknown) => {
-            if (done || held !== 1) return;
+            if (done) return;
             done = true;
+            if (onAbort) signal!.removeEventListener('abort', onAbort);
+            if (held !== 1) return;
             this.#endHeld(rt, requestId, a0, error, signal);
           };
         },
@@ -894,7 +896,8 @@ export class Router {
         if (!input.callerAborted && !input.timedOut && isAbortError(error) && !signal) input.error = error;
       } finally {
         if (timer !== undefined) clearTimeout(timer);
-        if (onAbort) signal!.removeEventListener('abort', onAbort);
+        // A held stream keeps the caller's abort linked to the attempt's signal until the stream ends.
+        if (onAbort && held !== 1) signal!.removeEventListener('abort', onAbort);
       }
       const latencyMs = perf.now() - a0;
       const verdict = classify(input);

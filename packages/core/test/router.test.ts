@@ -252,6 +252,22 @@ describe('abort', () => {
     expect(r.getHealth('a')).toEqual({ status: 'healthy' });
   });
 
+  it('a held stream keeps the caller\'s abort linked to the attempt signal after the attempt resolved', async () => {
+    const r = createRouter({ endpoints: [ep('a', { timeoutMs: 10_000 })] });
+    const ac = new AbortController();
+    let attemptSignal!: AbortSignal;
+    let finish!: () => void;
+    await r.execute({ signal: ac.signal }, async (ctx) => {
+      attemptSignal = ctx.signal!;
+      finish = ctx.hold();
+      return res(200);
+    });
+    expect(attemptSignal).not.toBe(ac.signal);
+    ac.abort(new Error('caller left'));
+    expect(attemptSignal.aborted).toBe(true);
+    finish();
+  });
+
   it('an already aborted signal makes no attempt', async () => {
     const r = createRouter({ endpoints: [ep('a')] });
     const ac = new AbortController();

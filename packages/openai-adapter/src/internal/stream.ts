@@ -1,0 +1,278 @@
+import { isAbortError, redact, type Usage } from '@lb/core';
+import type { StreamTranslator } from '@lb/providers';
+import { StreamInterruptedError, StreamTimeoutError } from '../errors.js';
+
+const encoder = new TextEncoder();
+type Reader = ReadableStreamDefaultReader<Uint8Array>;
+
+/** What the first read of a 2xx stream found. */
+export type FirstRead =
+  | { kind: 'data'; chunk: Uint8Array; decoder: TextDecoder }
+  /** The upstream signalled an error before any byte reached the caller: an answer to classify (and fail over). */
+  | { kind: 'failure'; response: Response };
+
+/**
+ * Reads until the first byte the caller would get, within `timeoutMs` (0: no limit). Rejects (so the router fails
+ * over) when the stream breaks, ends or stays silent before that; turns an error event sent first into an error
+ * response with the status it stands for.
+ */
+export async function readFirst(
+  reader: Reader,
+  endpointId: string,
+  timeoutMs: number,
+  translator: StreamTranslator | undefined,
+): Promise<FirstRead> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timedOut: Error | undefined;
+  if (timeoutMs > 0) {
+    timer = setTimeout(() => {
+      timedOut = routerError(new StreamTimeoutError(endpointId, 'first-byte', timeoutMs));
+      reader.cancel(timedOut).catch(() => {});
+    }, timeoutMs);
+  }
+  const decoder = new TextDecoder();
+  try {
+    for (;;) {
+      let r: ReadableStreamReadResult<Uint8Array>;
+      try {
+        r = await reader.read();
+      } catch (e) {
+        throw timedOut ?? e;
+      }
+      if (timedOut) throw timedOut;
+      if (r.done) {
+        if (translator) {
+          const tail = translator.end();
+          if (translator.error) return { kind: 'failure', response: failureResponse(translator.error) };
+          if (tail) return { kind: 'data', chunk: encoder.encode(tail), decoder };
+        }
+        throw Object.assign(
+          new Error(`Stream from endpoint ${JSON.stringify(endpointId)} ended before its first byte`),
+          {
+            code: 'ERR_LB_EMPTY_STREAM',
+          },
+        );
+      }
+      const chunk = r.value;
+      if (!chunk || chunk.length === 0) continue;
+      if (translator) {
+        const out = translator.push(decoder.decode(chunk, { stream: true }));
+        if (translator.error) {
+          reader.cancel().catch(() => {});
+          return { kind: 'failure', response: failureResponse(translator.error) };
+        }
+        if (out) return { kind: 'data', chunk: encoder.encode(out), decoder };
+        continue;
+      }
+      const failure = errorEvent(chunk);
+      if (failure) {
+        reader.cancel().catch(() => {});
+        return { kind: 'failure', response: failure };
+      }
+      return { kind: 'data', chunk, decoder };
+    }
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
+}
+
+/**
+ * The same failure as the router should classify it: by kind (timeout, network), not by the status our error would
+ * render with.
+ */
+function routerError(e: StreamTimeoutError | StreamInterruptedError, cause?: unknown): Error {
+  if (cause !== undefined) return cause as Error;
+  return Object.assign(new Error(e.message), {
+    name: e.name === 'StreamTimeoutError' ? 'TimeoutError' : 'StreamInterruptedError',
+    code: e.name === 'StreamTimeoutError' ? 'ERR_LB_TIMEOUT' : 'ERR_LB_STREAM',
+  });
+}
+
+/** The HTTP status an OpenAI-style error object stands for. */
+function statusOf(error: Record<string, unknown>): number {
+  const n = Number(error.status ?? error.code);
+  if (Number.isInteger(n) && n >= 400 && n < 600) return n;
+  const tag = `${error.type ?? ''} ${error.code ?? ''}`;
+  if (/rate.?limit|quota/i.test(tag)) return 429;
+  if (/overload/i.test(tag)) return 529;
+  if (/auth|api.?key/i.test(tag)) return 401;
+  if (/invalid_request|not_found|context_length/i.test(tag)) return 400;
+  return 502;
+}
+
+function failureResponse(f: { status: number; type: string; message: string }): Response {
+  return jsonResponse(f.status, { error: { message: f.message, type: f.type, code: null, param: null } });
+}
+
+function jsonResponse(status: number, body: unknown): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+}
+
+/** An OpenAI-dialect stream whose first event is an error (`data: {"error":…}` or `event: error`). */
+function errorEvent(chunk: Uint8Array): Response | undefined {
+  // Cheap byte test first: "data: {" then an "error" key, or "event: error".
+  let i = 0;
+  while (i < chunk.length && (chunk[i] === 10 || chunk[i] === 13 || chunk[i] === 32)) i++;
+  if (chunk[i] !== 100 /* d */ && chunk[i] !== 101 /* e */) return undefined;
+  const head = new TextDecoder().decode(chunk.subarray(i, i + 64));
+  if (!/^(data:\s*\{\s*"error"|event:\s*error)/.test(head)) return undefined;
+  const text = new TextDecoder().decode(chunk);
+  const m = /^data:\s*(.*)$/m.exec(text);
+  let error: Record<string, unknown> = { message: 'upstream stream error', type: 'server_error' };
+  try {
+    const parsed = m ? JSON.parse(m[1]) : undefined;
+    if (parsed && typeof parsed === 'object') {
+      const e = (parsed as { error?: unknown }).error ?? parsed;
+      if (e && typeof e === 'object') error = e as Record<string, unknown>;
+    }
+  } catch {
+    // keep the generic error
+  }
+  return jsonResponse(statusOf(error), {
+    error: {
+      message: String(error.message ?? 'upstream stream error'),
+      type: error.type ?? 'server_error',
+      code: error.code ?? null,
+      param: null,
+    },
+  });
+}
+
+/** Settings of one wrapped stream. */
+export interface WrapOptions {
+  endpointId: string;
+  idleTimeoutMs: number;
+  translator: StreamTranslator | undefined;
+  /** The decoder the first read used (keeps a character split across chunks). */
+  decoder: TextDecoder;
+  /** The caller's signal: aborting it cancels the upstream body. */
+  signal: AbortSignal | undefined;
+  /** Ends the router's hold on the attempt; called exactly once. */
+  finish: (error?: unknown) => void;
+  reportUsage: (usage: Usage) => void;
+  /** Secrets to keep out of error messages. */
+  secrets: readonly (string | undefined)[];
+}
+
+/**
+ * The body handed to the caller: the first chunk, then the rest of the upstream body, translated when the dialect
+ * translates. A break, an idle timeout or an upstream error event after the first byte errors the stream at once;
+ * the end, an error or a cancel ends the router's hold exactly once. One timer per stream, re-armed only when it
+ * fires (no timer churn per chunk).
+ */
+export function wrapStream(reader: Reader, first: Uint8Array, o: WrapOptions): ReadableStream<Uint8Array> {
+  let pending: Uint8Array | undefined = first;
+  let bytes = 0;
+  let last = Date.now();
+  let settled = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let ctl!: ReadableStreamDefaultController<Uint8Array>;
+  const decoder = o.decoder;
+  const signal = o.signal;
+
+  const settle = (error?: unknown) => {
+    if (settled) return;
+    settled = true;
+    if (timer !== undefined) clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+    if (o.translator?.usage) o.reportUsage(o.translator.usage);
+    o.finish(error);
+  };
+  const fail = (error: StreamTimeoutError | StreamInterruptedError, cause?: unknown) => {
+    if (settled) return;
+    settle(routerError(error, cause));
+    reader.cancel(error).catch(() => {});
+    try {
+      ctl.error(error);
+    } catch {
+      // already closed
+    }
+  };
+  function onAbort() {
+    if (settled) return;
+    settle();
+    const reason =
+      signal?.reason ?? Object.assign(new Error('The operation was aborted'), { name: 'AbortError' });
+    reader.cancel(reason).catch(() => {});
+    try {
+      ctl.error(reason);
+    } catch {
+      // already closed
+    }
+  }
+  const watch = () => {
+    const idle = Date.now() - last;
+    if (idle >= o.idleTimeoutMs) fail(new StreamTimeoutError(o.endpointId, 'idle', o.idleTimeoutMs));
+    else timer = setTimeout(watch, o.idleTimeoutMs - idle);
+  };
+
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        ctl = controller;
+        if (signal) {
+          if (signal.aborted) return onAbort();
+          signal.addEventListener('abort', onAbort, { once: true });
+        }
+        if (o.idleTimeoutMs > 0) timer = setTimeout(watch, o.idleTimeoutMs);
+      },
+      async pull(controller) {
+        if (pending) {
+          bytes += pending.length;
+          controller.enqueue(pending);
+          pending = undefined;
+          return;
+        }
+        // Loop until something is enqueued: a pull that enqueues nothing is not called again.
+        for (;;) {
+          if (settled) return;
+          let r: ReadableStreamReadResult<Uint8Array>;
+          try {
+            r = await reader.read();
+          } catch (e) {
+            if (settled) return;
+            if (signal?.aborted || isAbortError(e)) return onAbort();
+            const msg = redact(String((e as Error)?.message ?? e), o.secrets);
+            const code = (e as { cause?: { code?: unknown } })?.cause?.code;
+            return fail(
+              new StreamInterruptedError(o.endpointId, bytes, code ? `${msg} (${code})` : msg, e),
+              e,
+            );
+          }
+          if (settled) return;
+          last = Date.now();
+          if (r.done) {
+            const tail = o.translator ? o.translator.end() : '';
+            if (tail) controller.enqueue(encoder.encode(tail));
+            const err = o.translator?.error;
+            settle(
+              err
+                ? routerError(new StreamInterruptedError(o.endpointId, bytes, redact(err.message, o.secrets)))
+                : undefined,
+            );
+            controller.close();
+            return;
+          }
+          if (o.translator) {
+            const out = o.translator.push(decoder.decode(r.value, { stream: true }));
+            if (!out) continue;
+            const chunk = encoder.encode(out);
+            bytes += chunk.length;
+            controller.enqueue(chunk);
+            return;
+          }
+          if (r.value.length === 0) continue;
+          bytes += r.value.length;
+          controller.enqueue(r.value);
+          return;
+        }
+      },
+      cancel(reason) {
+        // The caller stopped reading: not the endpoint's fault.
+        settle();
+        return reader.cancel(reason).catch(() => {});
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}

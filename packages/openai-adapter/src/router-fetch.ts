@@ -1,0 +1,286 @@
+import {
+  type AttemptContext,
+  isLbError,
+  isNoHealthyEndpointError,
+  type LbError,
+  type RouteRequest,
+  type Router,
+  redact,
+} from '@lb/core';
+import {
+  type DialectRequest,
+  explainUnservable,
+  getDialect,
+  operationOf,
+  providerGuard,
+} from '@lb/providers';
+import { msOption } from './internal/env.js';
+import { readRequest } from './internal/request.js';
+import { readFirst, wrapStream } from './internal/stream.js';
+
+/**
+ * The base URL the SDK is given: every URL under it is routed. Any other absolute URL is routed too (its path,
+ * less a leading `/v1`, is the OpenAI path), so SDKs that insist on their own base URL still work.
+ */
+export const PLACEHOLDER_BASE_URL = 'https://lb.invalid/v1';
+
+/** A WHATWG fetch function. */
+export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+
+/** What {@link RouterFetchOptions.route} sees of a call, to add routing fields. */
+export interface RouteInfo {
+  method: string;
+  /** OpenAI path after the base URL, query included. */
+  path: string;
+  operation: string;
+  model: string | undefined;
+  stream: boolean;
+  /** Client headers (lower-case, credentials stripped). */
+  headers: Readonly<Record<string, string>>;
+}
+
+/**
+ * Options of {@link createRouterFetch}. Explicit options beat environment variables.
+ */
+export interface RouterFetchOptions {
+  /** The transport each attempt uses. Default `globalThis.fetch`. */
+  fetch?: FetchLike;
+  /** Prefix stripped from incoming URLs to get the OpenAI path. Default {@link PLACEHOLDER_BASE_URL}. */
+  baseURL?: string;
+  /**
+   * Streams: longest wait for the first byte after the response headers, ms; 0 = none. Until it comes the router
+   * may still fail over, so a stream that never starts moves to the next endpoint. Default 30000.
+   * Env: `STREAM_FIRST_BYTE_TIMEOUT`.
+   */
+  streamFirstByteTimeoutMs?: number;
+  /**
+   * Streams: longest silence between two chunks, ms; 0 = none. When it passes the caller's iteration rejects with
+   * a `StreamTimeoutError` and the upstream request is cancelled. Default 60000. Env: `STREAM_IDLE_TIMEOUT`.
+   */
+  streamIdleTimeoutMs?: number;
+  /**
+   * Attach `@lb/providers`' `providerGuard()` to the router (once), so that an operation never reaches an endpoint
+   * whose provider cannot serve it (embeddings never go to Anthropic). Default true.
+   */
+  providerGuard?: boolean;
+  /**
+   * Adds routing fields to a call (`tags`, `client`, `deadlineMs`, `maxRetries`, `requestId`). Called once per
+   * call. Default: none. The header `x-lb-tags: a,b` (per-call `headers` option of the SDK) sets `tags` too.
+   */
+  route?: (info: RouteInfo) => Partial<RouteRequest> | undefined;
+}
+
+const ERROR_HEADERS = { 'content-type': 'application/json' };
+
+/**
+ * A WHATWG `fetch` that sends every call through the router: it picks an endpoint, rewrites the base URL, auth and
+ * model for it through the endpoint's provider dialect (`@lb/providers`), and fails over per the router's
+ * classification. The request body is read once and replayed on every attempt (JSON, multipart and binary alike).
+ *
+ * Streams fail over until their first byte reaches the caller; a break after that rejects the caller's stream
+ * promptly (`StreamInterruptedError`), never hangs. Aborting the caller's signal cancels the upstream request.
+ * When every attempt fails the caller gets the last upstream error response (keys redacted), or a synthetic
+ * OpenAI-style error response (`503`/`429` with `retry-after`, `502`, `504`, `404` for an unknown model), so SDKs
+ * raise their usual typed errors.
+ *
+ * Hand it to any SDK that accepts a custom fetch, with {@link PLACEHOLDER_BASE_URL} as the base URL.
+ *
+ * @example
+ * import { createOpenAI as createAISDK } from '@ai-sdk/openai';
+ * const fetch = createRouterFetch(router);
+ * const provider = createAISDK({ baseURL: PLACEHOLDER_BASE_URL, apiKey: 'lb-managed', fetch });
+ *
+ * @example
+ * const res = await createRouterFetch(router)(`${PLACEHOLDER_BASE_URL}/embeddings`, {
+ *   method: 'POST', headers: { 'content-type': 'application/json' },
+ *   body: JSON.stringify({ model: 'text-embedding-3-small', input: 'hi' }),
+ * });
+ */
+export function createRouterFetch(router: Router, options: RouterFetchOptions = {}): FetchLike {
+  if (!router || typeof (router as Partial<Router>).execute !== 'function') {
+    throw new TypeError(`createRouterFetch: expected an @lb/core Router, received ${describe(router)}`);
+  }
+  if (options.fetch !== undefined && typeof options.fetch !== 'function') {
+    throw new TypeError(
+      `createRouterFetch: options.fetch must be a function, received ${describe(options.fetch)}`,
+    );
+  }
+  if (options.route !== undefined && typeof options.route !== 'function') {
+    throw new TypeError(
+      `createRouterFetch: options.route must be a function, received ${describe(options.route)}`,
+    );
+  }
+  const base = (options.baseURL ?? PLACEHOLDER_BASE_URL).replace(/\/+$/, '');
+  const firstByteMs = msOption(
+    options.streamFirstByteTimeoutMs,
+    'streamFirstByteTimeoutMs',
+    'STREAM_FIRST_BYTE_TIMEOUT',
+    30_000,
+  );
+  const idleMs = msOption(options.streamIdleTimeoutMs, 'streamIdleTimeoutMs', 'STREAM_IDLE_TIMEOUT', 60_000);
+  const route = options.route;
+  if (options.providerGuard !== false && !router.guards.some((g) => g.name === 'provider')) {
+    router.addGuard(providerGuard());
+  }
+  const transport = (): FetchLike => options.fetch ?? globalThis.fetch;
+
+  const routerFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    // Not an API call (the SDK probes `fetch('data:,')`): straight to the transport.
+    const href = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    if (href.startsWith('data:') || href.startsWith('blob:')) return transport()(input, init);
+    const req = await readRequest(input, init);
+    const path = pathOf(req.url, base);
+    const operation = operationOf(req.method, path);
+    const json = req.json;
+    const model = typeof json?.model === 'string' ? (json.model as string) : req.formModel;
+    const stream = json?.stream === true;
+    const routeReq: RouteRequest = { model, operation, signal: req.signal };
+    if (json !== undefined && req.body !== undefined) {
+      const maxOut = json.max_completion_tokens ?? json.max_tokens ?? json.max_output_tokens;
+      routeReq.estimatedTokens = Math.ceil(req.body.length / 4) + (typeof maxOut === 'number' ? maxOut : 0);
+    }
+    const tagHeader = req.headers['x-lb-tags'];
+    if (tagHeader !== undefined) {
+      delete req.headers['x-lb-tags'];
+      routeReq.tags = tagHeader
+        .split(',')
+        .map((t) => t.trim())
+        .filter(Boolean);
+    }
+    if (route) {
+      const extra = route({ method: req.method, path, operation, model, stream, headers: req.headers });
+      if (extra) Object.assign(routeReq, extra, { signal: extra.signal ?? req.signal });
+    }
+
+    const attempt = async (ctx: AttemptContext): Promise<Response> => {
+      const ep = ctx.endpoint;
+      const dialect = getDialect(ep.provider);
+      const dreq: DialectRequest = {
+        endpoint: ep,
+        operation,
+        method: req.method,
+        path,
+        headers: req.headers,
+        body: req.body,
+        json,
+        upstreamModel: ctx.upstreamModel,
+        stream,
+        model,
+      };
+      const up = dialect.prepare(dreq);
+      const res = await transport()(up.url, {
+        method: up.method,
+        headers: up.headers,
+        body: up.body as BodyInit | undefined,
+        signal: ctx.signal,
+        redirect: 'manual',
+      });
+      if (stream && res.ok && res.body) {
+        const reader = res.body.getReader();
+        const translator = dialect.createStreamTranslator?.(dreq);
+        const first = await readFirst(reader, ep.id, firstByteMs, translator);
+        if (first.kind === 'failure') return first.response;
+        const finish = ctx.hold();
+        const body = wrapStream(reader, first.chunk, {
+          endpointId: ep.id,
+          idleTimeoutMs: idleMs,
+          translator,
+          decoder: first.decoder,
+          signal: req.signal,
+          finish,
+          reportUsage: ctx.reportUsage,
+          secrets: [ep.apiKey],
+        });
+        const headers = new Headers(res.headers);
+        headers.delete('content-length');
+        headers.delete('content-encoding');
+        if (translator) headers.set('content-type', 'text/event-stream');
+        return new Response(body, { status: res.status, statusText: res.statusText, headers });
+      }
+      if (dialect.translateResponse) {
+        const raw = new Uint8Array(await res.arrayBuffer());
+        const h: Record<string, string> = {};
+        res.headers.forEach((v, k) => {
+          h[k] = v;
+        });
+        const t = dialect.translateResponse(res.status, h, raw, dreq);
+        return new Response(t.body as BodyInit, { status: t.status, headers: t.headers });
+      }
+      return res;
+    };
+
+    try {
+      return await router.execute(routeReq, attempt, { discard });
+    } catch (error) {
+      if (!isLbError(error)) throw error;
+      return errorResponse(router, error, operation, model);
+    }
+  };
+  // The openai SDK reads `fetch.Response` to check FormData support instead of probing the network.
+  return Object.assign(routerFetch, { Response: globalThis.Response });
+}
+
+function discard(res: Response): void {
+  res.body?.cancel().catch(() => {});
+}
+
+/** The OpenAI path of a URL: after the base, or the pathname less a leading `/v1`, query included. */
+function pathOf(url: string, base: string): string {
+  if (url.startsWith(base)) {
+    const rest = url.slice(base.length);
+    if (rest === '' || rest[0] === '/' || rest[0] === '?') return rest[0] === '/' ? rest : `/${rest}`;
+  }
+  const u = new URL(url);
+  const p = u.pathname.startsWith('/v1/') || u.pathname === '/v1' ? u.pathname.slice(3) || '/' : u.pathname;
+  return p + u.search;
+}
+
+/** Turns a router failure into the response an OpenAI server would have sent. */
+async function errorResponse(
+  router: Router,
+  error: LbError,
+  operation: string,
+  model: string | undefined,
+): Promise<Response> {
+  if (isNoHealthyEndpointError(error)) {
+    const last = error.lastValue;
+    if (last instanceof Response) return redactResponse(router, last);
+    if (error.attempts.length === 0) {
+      // Nothing was tried: say so precisely when no endpoint could ever serve this route.
+      const problem = explainUnservable(router, { operation, model });
+      if (problem) return synthetic(problem);
+    }
+  }
+  return synthetic(error);
+}
+
+function synthetic(error: LbError): Response {
+  const headers: Record<string, string> = { ...ERROR_HEADERS, 'x-lb-error': error.code };
+  if (error.retryAfterMs !== undefined) {
+    headers['retry-after-ms'] = String(Math.ceil(error.retryAfterMs));
+    headers['retry-after'] = String(Math.ceil(error.retryAfterMs / 1000));
+  }
+  return new Response(JSON.stringify(error.toOpenAIError()), { status: error.status, headers });
+}
+
+/** The last upstream error response, with every endpoint key masked out of its body. */
+async function redactResponse(router: Router, res: Response): Promise<Response> {
+  const text = await res.text().catch(() => '');
+  const keys = router.endpoints.map((e) => e.apiKey);
+  const headers = new Headers(res.headers);
+  headers.delete('content-length');
+  headers.delete('content-encoding');
+  return new Response(redact(text, keys), { status: res.status, statusText: res.statusText, headers });
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v === 'function') return 'a function';
+  if (typeof v === 'object')
+    return `an object (${
+      Object.keys(v as object)
+        .slice(0, 5)
+        .join(', ') || 'empty'
+    })`;
+  return `${typeof v} ${JSON.stringify(v)}`;
+}

@@ -1,0 +1,147 @@
+import { createRouter, type Router } from '@lb/core';
+import { collectEvents } from '@lb/test-utils';
+import OpenAI from 'openai';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createOpenAI, LoadBalancedOpenAI } from '../src/index.js';
+import { keyOf, type Pool, startPool } from './setup.js';
+
+let pool: Pool;
+let router: Router;
+let client: LoadBalancedOpenAI;
+const messages = [{ role: 'user' as const, content: 'hi' }];
+
+beforeEach(async () => {
+  pool = await startPool(3);
+  router = createRouter({
+    endpoints: pool.endpoints([{ timeoutMs: 300 }, {}, {}]),
+    backoff: { initialMs: 1, maxMs: 1 },
+    maxWaitMs: 0,
+  });
+  client = createOpenAI(router);
+});
+afterEach(() => pool.close());
+
+function served() {
+  return pool.ups.map((u) => u.count('/chat/completions'));
+}
+
+describe('failover', () => {
+  it.each([
+    ['500', { type: 'status', status: 500 } as const, 'server'],
+    ['429', { type: 'status', status: 429, headers: { 'retry-after': '30' } } as const, 'rate-limit'],
+    ['timeout', { type: 'hang' } as const, 'timeout'],
+    ['connection reset', { type: 'reset' } as const, 'network'],
+  ])('on %s moves to the next endpoint with its own key', async (_name, behaviour, kind) => {
+    const { events } = collectEvents(router, ['attempt:failure']);
+    pool.ups[0].next(behaviour);
+    const r = await client.chat.completions.create({ model: 'gpt-4o', messages });
+    expect(r.system_fingerprint).toBe('b');
+    expect(served()).toEqual([1, 1, 0]);
+    expect(keyOf(pool.ups[1].requests[0].headers)).toBe(pool.keys[1]);
+    expect(events.map((e) => [e.payload.endpointId, e.payload.kind])).toEqual([['a', kind]]);
+  });
+
+  it('on 401 retires the key and the next call skips it', async () => {
+    pool.ups[0].setAcceptKeys(['sk-something-else']);
+    const r = await client.chat.completions.create({ model: 'gpt-4o', messages });
+    expect(r.system_fingerprint).toBe('b');
+    expect(router.getHealth('a')?.status).toBe('unhealthy');
+    await client.chat.completions.create({ model: 'gpt-4o', messages });
+    expect(served()).toEqual([1, 2, 0]);
+  });
+
+  it('a client error (400) is returned as the SDK error without failover', async () => {
+    pool.ups[0].next({
+      type: 'status',
+      status: 400,
+      body: { error: { message: 'bad messages', type: 'invalid_request_error', param: null, code: null } },
+    });
+    const err = await client.chat.completions.create({ model: 'gpt-4o', messages }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.message).toContain('bad messages');
+    expect(served()).toEqual([1, 0, 0]);
+  });
+
+  it('when every endpoint fails the SDK raises its typed error with the last upstream status', async () => {
+    for (const u of pool.ups) u.setDefault({ type: 'status', status: 503 });
+    const err = await client.chat.completions.create({ model: 'gpt-4o', messages }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.InternalServerError);
+    expect(err.status).toBe(503);
+    expect(served().reduce((a, b) => a + b)).toBe(4); // 1 + router maxRetries 3, no SDK retries
+  });
+
+  it('all rate limited: RateLimitError with the retry-after the router computed', async () => {
+    for (const u of pool.ups) u.setDefault({ type: 'status', status: 429, headers: { 'retry-after': '20' } });
+    const first = await client.chat.completions.create({ model: 'gpt-4o', messages }).catch((e) => e);
+    expect(first).toBeInstanceOf(OpenAI.RateLimitError);
+    // Now every endpoint is cooling: nothing is tried, the router answers 429 itself.
+    const before = served().reduce((a, b) => a + b);
+    const err = await client.chat.completions.create({ model: 'gpt-4o', messages }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(Number(err.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(err.error).toMatchObject({ code: 'rate_limit_exceeded' });
+    expect(served().reduce((a, b) => a + b)).toBe(before);
+  });
+
+  it('all disabled: 503 with an OpenAI-shaped body', async () => {
+    for (const id of ['a', 'b', 'c']) router.setEndpointHealth(id, false);
+    const err = await client.chat.completions.create({ model: 'gpt-4o', messages }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.InternalServerError);
+    expect(err.status).toBe(503);
+    expect(err.error).toMatchObject({ code: 'no_healthy_endpoint', type: 'server_error' });
+  });
+
+  it('a model no endpoint serves is a 404 NotFoundError', async () => {
+    const c = new LoadBalancedOpenAI({
+      endpoints: [{ url: pool.ups[0].url, apiKey: pool.keys[0], models: ['gpt-4o'] }],
+    });
+    const err = await c.chat.completions.create({ model: 'llama-3', messages }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(err.error).toMatchObject({ code: 'model_not_found' });
+  });
+
+  it('keys never appear in errors, events, snapshots or health output', async () => {
+    const leaky = pool.keys[0];
+    pool.ups[0].setDefault({
+      type: 'status',
+      status: 500,
+      body: { error: { message: `upstream echoed ${leaky} and ${pool.keys[1]}`, type: 'server_error' } },
+    });
+    pool.ups[1].setDefault({
+      type: 'status',
+      status: 500,
+      body: { error: { message: `key ${pool.keys[1]}` } },
+    });
+    pool.ups[2].setDefault({
+      type: 'status',
+      status: 500,
+      body: { error: { message: `key ${pool.keys[2]}` } },
+    });
+    const { events } = collectEvents(router, ['attempt:failure', 'request:exhausted']);
+    const err = await client.chat.completions.create({ model: 'gpt-4o', messages }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    const dump = [
+      String(err),
+      err.message,
+      JSON.stringify(err.error),
+      JSON.stringify(events),
+      JSON.stringify(router.snapshot()),
+      JSON.stringify(client.getDetailedHealth()),
+      JSON.stringify(client.getKeyHealthStatus()),
+      JSON.stringify(client.getModelInfo()),
+    ].join('\n');
+    expect(dump).toContain('sk-proj'); // masked forms are there
+    for (const k of pool.keys) expect(dump).not.toContain(k);
+  });
+
+  it('caller abort cancels the upstream request and stops failover', async () => {
+    pool.ups[0].next({ type: 'hang' });
+    const ac = new AbortController();
+    const p = client.chat.completions.create({ model: 'gpt-4o', messages }, { signal: ac.signal });
+    await vi.waitFor(() => expect(pool.ups[0].requests).toHaveLength(1));
+    ac.abort();
+    await expect(p).rejects.toBeInstanceOf(OpenAI.APIUserAbortError);
+    await vi.waitFor(() => expect(pool.ups[0].aborted).toBe(1));
+    expect(served()).toEqual([1, 0, 0]);
+  });
+});

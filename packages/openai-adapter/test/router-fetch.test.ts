@@ -1,0 +1,211 @@
+import { createRouter } from '@lb/core';
+import { type FakeUpstream, startFakeUpstream } from '@lb/test-utils';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOpenAI, createRouterFetch, LoadBalancedOpenAI, PLACEHOLDER_BASE_URL } from '../src/index.js';
+import { keyOf, type Pool, startPool } from './setup.js';
+
+let pool: Pool;
+let azure: FakeUpstream;
+let anthropic: FakeUpstream;
+const AZURE_KEY = 'azure-key-0123456789abcdef';
+const ANTHROPIC_KEY = 'sk-ant-api03-0123456789abcdef';
+
+const sse = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+
+beforeAll(async () => {
+  pool = await startPool(2);
+  azure = await startFakeUpstream({ name: 'azure' });
+  anthropic = await startFakeUpstream({
+    name: 'anthropic',
+    defaultBehaviour: (rec) => ({
+      type: 'custom',
+      handle: (_r, res) => {
+        if (rec.json?.stream) {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.write(
+            sse('message_start', {
+              type: 'message_start',
+              message: {
+                id: 'msg_1',
+                type: 'message',
+                role: 'assistant',
+                model: rec.json.model,
+                content: [],
+                stop_reason: null,
+                usage: { input_tokens: 3, output_tokens: 0 },
+              },
+            }),
+          );
+          res.write(
+            sse('content_block_start', {
+              type: 'content_block_start',
+              index: 0,
+              content_block: { type: 'text', text: '' },
+            }),
+          );
+          res.write(
+            sse('content_block_delta', {
+              type: 'content_block_delta',
+              index: 0,
+              delta: { type: 'text_delta', text: 'Hi from' },
+            }),
+          );
+          res.write(
+            sse('content_block_delta', {
+              type: 'content_block_delta',
+              index: 0,
+              delta: { type: 'text_delta', text: ' claude' },
+            }),
+          );
+          res.write(sse('content_block_stop', { type: 'content_block_stop', index: 0 }));
+          res.write(
+            sse('message_delta', {
+              type: 'message_delta',
+              delta: { stop_reason: 'end_turn' },
+              usage: { output_tokens: 2 },
+            }),
+          );
+          res.end(sse('message_stop', { type: 'message_stop' }));
+          return;
+        }
+        const body = JSON.stringify({
+          id: 'msg_1',
+          type: 'message',
+          role: 'assistant',
+          model: rec.json?.model,
+          content: [{ type: 'text', text: 'Hi from claude' }],
+          stop_reason: 'end_turn',
+          usage: { input_tokens: 3, output_tokens: 4 },
+        });
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(body);
+      },
+    }),
+  });
+});
+afterAll(async () => {
+  await Promise.all([pool.close(), azure.close(), anthropic.close()]);
+});
+
+describe('createRouterFetch', () => {
+  it('is a plain fetch for any SDK: URL under the placeholder base, failover included', async () => {
+    const router = createRouter({ endpoints: pool.endpoints(), backoff: { initialMs: 1, maxMs: 1 } });
+    const f = createRouterFetch(router);
+    pool.ups[0].next({ type: 'status', status: 502 });
+    const res = await f(`${PLACEHOLDER_BASE_URL}/embeddings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer client-secret' },
+      body: JSON.stringify({ model: 'text-embedding-3-small', input: 'x' }),
+    });
+    expect(res.status).toBe(200);
+    expect((await res.json()).data).toHaveLength(1);
+    const seen = pool.ups[1].requests.at(-1)!;
+    // The caller's own credentials never reach an upstream: the endpoint's key replaces them.
+    expect(keyOf(seen.headers)).toBe(pool.keys[1]);
+  });
+
+  it('accepts a Request object and any base URL (path less /v1)', async () => {
+    const router = createRouter({ endpoints: pool.endpoints() });
+    const f = createRouterFetch(router, { providerGuard: false });
+    const res = await f(new Request('http://localhost:9999/v1/models/gpt-4o?x=1', { method: 'GET' }));
+    expect(await res.json()).toMatchObject({ id: 'gpt-4o', owned_by: 'a' });
+    expect(pool.ups[0].requests.at(-1)!.url).toBe('/v1/models/gpt-4o?x=1');
+    expect(router.guards).toHaveLength(0);
+  });
+
+  it('uses an injected transport and validates its options', async () => {
+    const router = createRouter({ endpoints: pool.endpoints() });
+    const urls: string[] = [];
+    const f = createRouterFetch(router, {
+      fetch: (input, init) => {
+        urls.push(String(input));
+        return fetch(input, init);
+      },
+    });
+    await f(`${PLACEHOLDER_BASE_URL}/models`);
+    expect(urls).toEqual([`${pool.ups[0].url}/models`]);
+    expect(() => createRouterFetch(router, { fetch: 'nope' as never })).toThrow(
+      /options.fetch.*string "nope"/,
+    );
+    expect(() => createRouterFetch({} as never)).toThrow(/expected an @lb\/core Router/);
+  });
+});
+
+describe('provider dialects through the SDK', () => {
+  it('Azure endpoints get deployment URLs, api-version and the api-key header', async () => {
+    const client = new LoadBalancedOpenAI({
+      endpoints: [
+        {
+          id: 'az',
+          url: azure.url.replace(/\/v1$/, ''),
+          apiKey: AZURE_KEY,
+          provider: 'azure',
+          meta: { deployments: { 'gpt-4o': 'prod-4o' }, apiVersion: '2024-10-21' },
+        },
+      ],
+    });
+    await client.chat.completions
+      .create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] })
+      .catch(() => {});
+    const r = azure.requests.at(-1)!;
+    expect(r.url).toBe('/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21');
+    expect(r.headers['api-key']).toBe(AZURE_KEY);
+    expect(r.headers.authorization).toBeUndefined();
+  });
+
+  it('Anthropic endpoints answer chat completions in OpenAI format, streamed or not', async () => {
+    const router = createRouter({
+      endpoints: [
+        {
+          id: 'claude',
+          url: anthropic.url,
+          apiKey: ANTHROPIC_KEY,
+          provider: 'anthropic',
+          modelMap: { smart: 'claude-sonnet-4-5' },
+        },
+      ],
+    });
+    const client = createOpenAI(router);
+    const r = await client.chat.completions.create({
+      model: 'smart',
+      messages: [{ role: 'user', content: 'x' }],
+    });
+    expect(r.choices[0].message.content).toBe('Hi from claude');
+    const seen = anthropic.requests.at(-1)!;
+    expect(seen.path).toBe('/v1/messages');
+    expect(seen.headers['x-api-key']).toBe(ANTHROPIC_KEY);
+    expect(seen.json.model).toBe('claude-sonnet-4-5');
+    const stream = await client.chat.completions.create({
+      model: 'smart',
+      messages: [{ role: 'user', content: 'x' }],
+      stream: true,
+    });
+    let text = '';
+    for await (const c of stream) text += c.choices[0]?.delta?.content ?? '';
+    expect(text).toBe('Hi from claude');
+  });
+
+  it('operations a provider cannot serve skip its endpoints, or answer 400 when no endpoint can', async () => {
+    const router = createRouter({
+      endpoints: [
+        { id: 'claude', url: anthropic.url, apiKey: ANTHROPIC_KEY, provider: 'anthropic' },
+        { id: 'oai', url: pool.ups[1].url, apiKey: pool.keys[1], priority: 2 },
+      ],
+    });
+    const client = createOpenAI(router);
+    const before = anthropic.requests.length;
+    const e = await client.embeddings.create({ model: 'text-embedding-3-small', input: 'x' });
+    expect(e.data).toHaveLength(1);
+    expect(anthropic.requests.length).toBe(before);
+    router.setEndpointHealth('oai', false);
+    router.reload({
+      endpoints: [{ id: 'claude', url: anthropic.url, apiKey: ANTHROPIC_KEY, provider: 'anthropic' }],
+    });
+    const err = await client.embeddings
+      .create({ model: 'text-embedding-3-small', input: 'x' })
+      .catch((x) => x);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.error).toMatchObject({ code: 'unsupported_operation' });
+  });
+});
