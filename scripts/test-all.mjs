@@ -24,20 +24,35 @@ function node24() {
   ];
   const ok = (bin) => {
     try {
-      return fs.existsSync(bin) && execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim().startsWith('v24.');
+      return (
+        fs.existsSync(bin) && execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim().startsWith('v24.')
+      );
     } catch {
       return false;
     }
   };
   for (const c of candidates) if (ok(c)) return c;
   fs.mkdirSync(dir, { recursive: true });
-  if (!fs.existsSync(path.join(dir, 'package.json'))) fs.writeFileSync(path.join(dir, 'package.json'), '{"private":true}\n');
+  if (!fs.existsSync(path.join(dir, 'package.json')))
+    fs.writeFileSync(path.join(dir, 'package.json'), '{"private":true}\n');
   console.log('[test-all] installing Node 24 from the npm registry into .cache/node24 ...');
   // The `node` package picks the binary package for this platform in its preinstall script; install that
   // binary package directly, which needs no install script.
-  const r = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--prefix', dir, `node-${process.platform}-${process.arch}@24`], {
-    stdio: 'inherit',
-  });
+  const r = spawnSync(
+    'npm',
+    [
+      'install',
+      '--no-audit',
+      '--no-fund',
+      '--ignore-scripts',
+      '--prefix',
+      dir,
+      `node-${process.platform}-${process.arch}@24`,
+    ],
+    {
+      stdio: 'inherit',
+    },
+  );
   if (r.status !== 0) throw new Error('could not install Node 24 from the npm registry');
   for (const c of candidates) if (ok(c)) return c;
   throw new Error('Node 24 binary not found after install');
@@ -47,11 +62,15 @@ function run(label, nodeBin) {
   const out = path.join(cache, `vitest-${label}.json`);
   fs.rmSync(out, { force: true });
   console.log(`\n[test-all] ${label}: ${execFileSync(nodeBin, ['--version'], { encoding: 'utf8' }).trim()}`);
-  const r = spawnSync(nodeBin, [vitest, 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${out}`, ...filters], {
-    cwd: root,
-    stdio: 'inherit',
-    env: { ...process.env, LB_TEST_RUNTIME: label, FORCE_COLOR: process.env.FORCE_COLOR ?? '0' },
-  });
+  const r = spawnSync(
+    nodeBin,
+    [vitest, 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${out}`, ...filters],
+    {
+      cwd: root,
+      stdio: 'inherit',
+      env: { ...process.env, LB_TEST_RUNTIME: label, FORCE_COLOR: process.env.FORCE_COLOR ?? '0' },
+    },
+  );
   let passed = 0;
   let failed = 0;
   let skipped = 0;
@@ -61,10 +80,13 @@ function run(label, nodeBin) {
     failed = j.numFailedTests ?? 0;
     skipped = (j.numPendingTests ?? 0) + (j.numTodoTests ?? 0);
     // Suites that failed to load count as failures too.
-    for (const f of j.testResults ?? []) if (f.status === 'failed' && (f.assertionResults ?? []).length === 0) failed++;
+    for (const f of j.testResults ?? [])
+      if (f.status === 'failed' && (f.assertionResults ?? []).length === 0) failed++;
   }
   if (r.status !== 0 && failed === 0) failed = 1;
-  console.log(`[test-all] ${label}: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+  console.log(
+    `[test-all] ${label}: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`,
+  );
   return { passed, failed, skipped };
 }
 
@@ -85,5 +107,7 @@ if (!onlyCurrent && !process.versions.node.startsWith('24.')) {
   }
   if (bin) add(run('node24', bin));
 }
-console.log(`${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}`);
+console.log(
+  `${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}`,
+);
 process.exit(totals.failed ? 1 : 0);

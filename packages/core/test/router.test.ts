@@ -252,7 +252,7 @@ describe('abort', () => {
     expect(r.getHealth('a')).toEqual({ status: 'healthy' });
   });
 
-  it('a held stream keeps the caller\'s abort linked to the attempt signal after the attempt resolved', async () => {
+  it("a held stream keeps the caller's abort linked to the attempt signal after the attempt resolved", async () => {
     const r = createRouter({ endpoints: [ep('a', { timeoutMs: 10_000 })] });
     const ac = new AbortController();
     let attemptSignal!: AbortSignal;
