@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// Release hygiene for every publishable package: publint --strict (package.json, exports, files) and
+// are-the-types-wrong on the packed tarball (ESM + CJS types resolve under node16 and bundlers).
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const bin = (name) => path.join(root, 'node_modules', '.bin', name);
+let failed = 0;
+for (const dir of fs.readdirSync(path.join(root, 'packages')).sort()) {
+  const cwd = path.join(root, 'packages', dir);
+  const pkg = JSON.parse(fs.readFileSync(path.join(cwd, 'package.json'), 'utf8'));
+  if (pkg.private) continue;
+  for (const [cmd, args] of [
+    [bin('publint'), ['--strict']],
+    [bin('attw'), ['--pack', '.', '--profile', 'node16', '--format', 'ascii']],
+  ]) {
+    const r = spawnSync(cmd, args, { cwd, encoding: 'utf8' });
+    const ok = r.status === 0;
+    if (!ok) failed++;
+    console.log(`${ok ? 'ok  ' : 'FAIL'} ${pkg.name}: ${path.basename(cmd)}`);
+    if (!ok) console.log(`${r.stdout}${r.stderr}`);
+  }
+}
+process.exit(failed ? 1 : 0);
