@@ -9,4 +9,5 @@ export default defineConfig({
   target: 'node20',
   platform: 'node',
   treeshake: true,
+  shims: true,
 });

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { extname, isAbsolute, resolve } from 'node:path';
 import * as util from 'node:util';
 import { parse as parseToml } from 'smol-toml';
-import { parse as parseYaml } from 'yaml';
 import { envToDocument, isConfigured } from './env.js';
 import { ConfigValidationError } from './errors.js';
 import type { ConfigIssue } from './issues.js';
@@ -288,3 +288,11 @@ function dropUndefined(o: Record<string, unknown>): Record<string, unknown> {
 }
 
 export { isConfigured };
+
+let yamlParse: ((text: string) => unknown) | undefined;
+
+/** YAML support is loaded on first use: a server configured by env or TOML never pays its ~7 MB of RSS. */
+function parseYaml(text: string): unknown {
+  yamlParse ??= (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse;
+  return yamlParse(text);
+}
