@@ -1,0 +1,342 @@
+// The measurement harness: processes under test are spawned (pinned with taskset when there is more than one core),
+// the client side runs here or in wrk/autocannon as a separate process.
+import { execFileSync, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { Client, Pool } from 'undici';
+import { percentile, procStat, round, sleep } from './stats.mjs';
+
+export const BODY = JSON.stringify({
+  model: 'gpt-4o-mini',
+  messages: [{ role: 'user', content: 'Say hello.' }],
+});
+export const STREAM_BODY = JSON.stringify({
+  model: 'gpt-4o-mini',
+  stream: true,
+  messages: [{ role: 'user', content: 'Say hello.' }],
+});
+const HEADERS = { 'content-type': 'application/json', authorization: 'Bearer sk-bench-client' };
+
+function has(cmd) {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** What pins what: with 2+ cores the server under test gets core 1, upstreams and load generators core 0. */
+export const layout = {
+  cores: availableParallelism(),
+  taskset: has('taskset') && availableParallelism() >= 2,
+  wrk: has('wrk'),
+  serverCore: 1,
+  clientCore: 0,
+};
+
+/** Pins this process (every thread) to the client core. */
+export function pinSelf() {
+  if (!layout.taskset) return false;
+  try {
+    execFileSync('taskset', ['-a', '-cp', String(layout.clientCore), String(process.pid)], {
+      stdio: 'ignore',
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Spawns `node <script> ...args` pinned to `core` (when taskset is usable). Resolves once `ready(proc)` resolves:
+ * by default when the child prints a JSON line with its port.
+ */
+export async function spawnNode(
+  script,
+  args,
+  { core, env, nodeArgs = [], readyUrl, timeoutMs = 15_000 } = {},
+) {
+  const cmd = layout.taskset && core !== undefined ? 'taskset' : process.execPath;
+  const argv = [...nodeArgs, script, ...args];
+  const full = cmd === 'taskset' ? ['-c', String(core), process.execPath, ...argv] : argv;
+  const child = spawn(cmd, full, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d) => {
+    err += d;
+    if (err.length > 20_000) err = err.slice(-10_000);
+  });
+  const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  const proc = {
+    pid: child.pid,
+    port: 0,
+    child,
+    stderr: () => err,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+        await exited;
+        clearTimeout(t);
+      }
+    },
+  };
+  const deadline = Date.now() + timeoutMs;
+  if (readyUrl) {
+    child.stdout.resume();
+    for (;;) {
+      if (child.exitCode !== null)
+        throw new Error(`${script} exited (${child.exitCode}): ${err.slice(-2000)}`);
+      try {
+        const r = await fetch(readyUrl);
+        await r.arrayBuffer();
+        if (r.status < 500) break;
+      } catch {}
+      if (Date.now() > deadline) {
+        await proc.stop();
+        throw new Error(`${script} not ready at ${readyUrl}: ${err.slice(-2000)}`);
+      }
+      await sleep(100);
+    }
+    return proc;
+  }
+  await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${script} did not start: ${err}`)), timeoutMs);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (line) {
+        clearTimeout(t);
+        proc.port = JSON.parse(line).port;
+        resolve();
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${script} exited (${code}): ${err}`)));
+  });
+  return proc;
+}
+
+/** Request headers for a target: ours plus whatever the target needs (a peer gateway's routing headers). */
+export const headersOf = (t) => (t.headers ? { ...HEADERS, ...t.headers } : HEADERS);
+
+async function once(client, path, body, headers) {
+  const t0 = process.hrtime.bigint();
+  const r = await client.request({ method: 'POST', path, headers, body });
+  await r.body.dump({ limit: 1 << 20 });
+  return { us: Number(process.hrtime.bigint() - t0) / 1000, status: r.statusCode };
+}
+
+/**
+ * Latency at one request in flight, interleaved across targets (so drift and noise hit every target alike).
+ * @param {{ name: string, url: string }[]} targets  base URLs ending in /v1
+ */
+export async function oneInFlight(targets, { n = 2000, warmup = 200, body = BODY } = {}) {
+  const clients = targets.map((t) => new Client(new URL(t.url).origin, { keepAliveTimeout: 60_000 }));
+  const paths = targets.map((t) => `${new URL(t.url).pathname}/chat/completions`);
+  const hdrs = targets.map(headersOf);
+  const lat = targets.map(() => []);
+  const statuses = targets.map(() => ({}));
+  for (let i = 0; i < warmup + n; i++) {
+    for (let k = 0; k < targets.length; k++) {
+      const j = (i + k) % targets.length;
+      const r = await once(clients[j], paths[j], body, hdrs[j]);
+      if (i >= warmup) {
+        lat[j].push(r.us);
+        statuses[j][r.status] = (statuses[j][r.status] ?? 0) + 1;
+      }
+    }
+  }
+  await Promise.all(clients.map((c) => c.close()));
+  return targets.map((t, j) => ({
+    name: t.name,
+    p50Us: round(percentile(lat[j], 50)),
+    p99Us: round(percentile(lat[j], 99)),
+    statuses: statuses[j],
+  }));
+}
+
+/**
+ * Open loop at a fixed rate: requests are sent on schedule whatever the latency, and latency counts from the
+ * scheduled time (no coordinated omission).
+ */
+export async function openLoop(target, { rate, durationMs, body = BODY }) {
+  const u = new URL(target.url);
+  const headers = headersOf(target);
+  const pool = new Pool(u.origin, { connections: 128, keepAliveTimeout: 60_000 });
+  const path = `${u.pathname}/chat/completions`;
+  const lat = [];
+  let errors = 0;
+  let sent = 0;
+  const inflight = new Set();
+  const start = performance.now();
+  const total = Math.round((rate * durationMs) / 1000);
+  while (sent < total) {
+    const now = performance.now();
+    const due = Math.min(total, Math.floor(((now - start) * rate) / 1000) + 1);
+    for (; sent < due; sent++) {
+      const scheduled = start + (sent * 1000) / rate;
+      const p = pool
+        .request({ method: 'POST', path, headers, body })
+        .then(async (r) => {
+          await r.body.dump({ limit: 1 << 20 });
+          if (r.statusCode !== 200) errors++;
+          lat.push((performance.now() - scheduled) * 1000);
+        })
+        .catch(() => errors++);
+      inflight.add(p);
+      p.finally(() => inflight.delete(p));
+    }
+    await sleep(1);
+  }
+  await Promise.all(inflight);
+  await pool.close();
+  return {
+    rate,
+    sent,
+    errors,
+    p50Us: round(percentile(lat, 50)),
+    p99Us: round(percentile(lat, 99)),
+  };
+}
+
+const WRK_SCRIPT = '/tmp/lb-bench-post.lua';
+
+/**
+ * Closed loop at fixed concurrency with wrk (or autocannon when wrk is missing), in a separate process pinned to the
+ * client core. Reads the server's CPU time from /proc before and after: CPU µs per completed request.
+ */
+export async function maxRps(t, { connections = 32, durationS = 10, pid, body = BODY }) {
+  const target = `${t.url}/chat/completions`;
+  const headers = headersOf(t);
+  const before = pid ? procStat(pid) : undefined;
+  let res;
+  if (layout.wrk) {
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(
+      WRK_SCRIPT,
+      `wrk.method = "POST"\nwrk.body = '${body}'\n${Object.entries(headers)
+        .map(([k, v]) => `wrk.headers["${k}"] = "${v}"\n`)
+        .join('')}`,
+    );
+    const args = ['-t1', `-c${connections}`, `-d${durationS}s`, '--latency', '-s', WRK_SCRIPT, target];
+    const out = await run(
+      layout.taskset ? 'taskset' : 'wrk',
+      layout.taskset ? ['-c', String(layout.clientCore), 'wrk', ...args] : args,
+    );
+    const num = (re) => {
+      const m = re.exec(out);
+      return m ? Number(m[1]) : Number.NaN;
+    };
+    const unit = (re) => {
+      const m = re.exec(out);
+      if (!m) return Number.NaN;
+      const v = Number(m[1]);
+      return m[2] === 'us' ? v : m[2] === 'ms' ? v * 1000 : v * 1e6;
+    };
+    res = {
+      tool: 'wrk',
+      requests: num(/(\d+) requests in/),
+      rps: num(/Requests\/sec:\s+([\d.]+)/),
+      non2xx: num(/Non-2xx or 3xx responses:\s+(\d+)/) || 0,
+      errors: num(/Socket errors:.*?timeout (\d+)/) || 0,
+      p50Us: unit(/50%\s+([\d.]+)(us|ms|s)/),
+      p99Us: unit(/99%\s+([\d.]+)(us|ms|s)/),
+    };
+  } else {
+    const ac = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
+    const args = [ac, '-j', '-c', String(connections), '-d', String(durationS), '-m', 'POST'];
+    for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}=${v}`);
+    args.push('-b', body, target);
+    const out = await run(
+      layout.taskset ? 'taskset' : process.execPath,
+      layout.taskset ? ['-c', String(layout.clientCore), process.execPath, ...args] : args,
+    );
+    const j = JSON.parse(out.slice(out.indexOf('{')));
+    res = {
+      tool: 'autocannon',
+      requests: j.requests.total,
+      rps: j.requests.average,
+      non2xx: j.non2xx,
+      errors: j.errors,
+      p50Us: j.latency.p50 * 1000,
+      p99Us: j.latency.p99 * 1000,
+    };
+  }
+  const after = pid ? procStat(pid) : undefined;
+  return {
+    ...res,
+    rps: round(res.rps, 0),
+    cpuUsPerReq:
+      before && after && res.requests > 0 ? round((after.cpuUs - before.cpuUs) / res.requests) : null,
+    rssMB: after ? round(after.rssMB) : null,
+  };
+}
+
+function run(cmd, args) {
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout.on('data', (d) => {
+      out += d;
+    });
+    c.stderr.on('data', (d) => {
+      out += d;
+    });
+    c.on('error', reject);
+    c.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} exited ${code}: ${out}`))));
+  });
+}
+
+/**
+ * Streams at one in flight, interleaved: time to first SSE byte and the gaps between chunks, per target.
+ * The upstream must pace its chunks (`--interval`), so each arrives as its own read.
+ */
+export async function streaming(targets, { n = 200, warmup = 20 } = {}) {
+  const clients = targets.map((t) => new Client(new URL(t.url).origin));
+  const paths = targets.map((t) => `${new URL(t.url).pathname}/chat/completions`);
+  const hdrs = targets.map(headersOf);
+  const ttft = targets.map(() => []);
+  const gaps = targets.map(() => []);
+  for (let i = 0; i < warmup + n; i++) {
+    for (let k = 0; k < targets.length; k++) {
+      const j = (i + k) % targets.length;
+      const t0 = performance.now();
+      const r = await clients[j].request({
+        method: 'POST',
+        path: paths[j],
+        headers: hdrs[j],
+        body: STREAM_BODY,
+      });
+      let last = 0;
+      for await (const _ of r.body) {
+        const now = performance.now();
+        if (i >= warmup) {
+          if (last === 0) ttft[j].push((now - t0) * 1000);
+          else gaps[j].push((now - last) * 1000);
+        }
+        last = now;
+      }
+    }
+  }
+  await Promise.all(clients.map((c) => c.close()));
+  return targets.map((t, j) => ({
+    name: t.name,
+    ttftP50Us: round(percentile(ttft[j], 50)),
+    ttftP99Us: round(percentile(ttft[j], 99)),
+    gapP50Us: round(percentile(gaps[j], 50)),
+    gapP99Us: round(percentile(gaps[j], 99)),
+  }));
+}

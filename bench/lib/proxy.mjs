@@ -1,0 +1,268 @@
+// Proxy overhead: direct to the fake upstream, through the bare undici pass-through (the floor), through lb-server
+// (three endpoints) and, where it installed, through @portkey-ai/gateway; all in one run against the same upstream.
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  freePort,
+  layout,
+  maxRps,
+  oneInFlight,
+  openLoop,
+  pinSelf,
+  spawnNode,
+  streaming,
+} from './harness.mjs';
+import { topSelf } from './profile.mjs';
+import { median, procStat, round, sleep } from './stats.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const ROOT = join(here, '..', '..');
+export const SERVER_CLI = join(ROOT, 'packages', 'server', 'dist', 'cli.js');
+export const PORTKEY =
+  process.env.PORTKEY_GATEWAY ?? '/tmp/portkey/node_modules/@portkey-ai/gateway/build/start-server.js';
+const UPSTREAM = join(here, 'upstream.mjs');
+const BARE = join(here, 'bare-proxy.mjs');
+
+/** Env for lb-server with `urls.length` endpoints (OPENAI_API_KEY_N / OPENAI_BASE_URL_N). */
+function lbEnv(urls, extra = {}) {
+  const env = {
+    LOG_LEVEL: 'warn',
+    OPENAI_HEALTH_CHECK_INTERVAL: '0',
+    REQUEST_LOG_ENABLED: 'false',
+    LB_STRATEGY: 'round-robin',
+    ...extra,
+  };
+  urls.forEach((u, i) => {
+    env[`OPENAI_API_KEY_${i + 1}`] = `sk-bench-endpoint-${i + 1}-0123456789abcdef`;
+    env[`OPENAI_BASE_URL_${i + 1}`] = u;
+  });
+  return env;
+}
+
+export async function startLbServer(urls, { extraEnv, nodeArgs, args = [] } = {}) {
+  const port = await freePort();
+  const p = await spawnNode(SERVER_CLI, ['--port', String(port), ...args], {
+    core: layout.serverCore,
+    env: lbEnv(urls, extraEnv),
+    nodeArgs,
+    readyUrl: `http://127.0.0.1:${port}/healthz`,
+  });
+  p.port = port;
+  return p;
+}
+
+const pick = (rows, key) => median(rows.map((r) => r[key]));
+
+/**
+ * Runs the proxy benchmark. `short`: a few hundred requests and 1–2 s loads (the smoke test); `withServer`: include
+ * lb-server when its dist exists; `profile`: run lb-server's load under --cpu-prof and report its hottest functions.
+ */
+export async function runProxyBench(opts = {}) {
+  const short = opts.short ?? false;
+  const log = opts.log ?? (() => {});
+  const repeats = opts.repeats ?? (short ? 1 : 3);
+  const withServer = (opts.withServer ?? true) && existsSync(SERVER_CLI);
+  const withPortkey = (opts.withPortkey ?? !short) && existsSync(PORTKEY);
+  const pinned = pinSelf();
+  const procs = [];
+  const start = async (p) => {
+    const x = await p;
+    procs.push(x);
+    return x;
+  };
+  const result = {
+    at: new Date().toISOString(),
+    node: process.version,
+    short,
+    layout: {
+      ...layout,
+      pinnedClient: pinned,
+      note: layout.taskset
+        ? `servers under test on core ${layout.serverCore}; upstreams, this harness and ${layout.wrk ? 'wrk' : 'autocannon'} on core ${layout.clientCore}`
+        : 'no pinning (taskset missing or one core)',
+    },
+    targets: [],
+    oneInFlight: [],
+    openLoop: [],
+    maxRps: [],
+    streaming: [],
+    failover: null,
+    breakerOpen: null,
+    rss: [],
+    profile: null,
+  };
+  try {
+    const up = await start(spawnNode(UPSTREAM, [], { core: layout.clientCore }));
+    const paced = await start(
+      spawnNode(UPSTREAM, ['--chunks', '20', '--interval', '2'], { core: layout.clientCore }),
+    );
+    const upUrl = `http://127.0.0.1:${up.port}/v1`;
+    const pacedUrl = `http://127.0.0.1:${paced.port}/v1`;
+    const targets = [{ name: 'direct', url: upUrl, pid: up.pid }];
+    const bare = await start(spawnNode(BARE, [`http://127.0.0.1:${up.port}`], { core: layout.serverCore }));
+    targets.push({ name: 'undici-bare', url: `http://127.0.0.1:${bare.port}/v1`, pid: bare.pid });
+    let lb;
+    if (withServer) {
+      lb = await start(startLbServer([upUrl, upUrl, upUrl]));
+      targets.push({ name: 'lb-server', url: `http://127.0.0.1:${lb.port}/v1`, pid: lb.pid });
+    }
+    if (withPortkey) {
+      try {
+        const port = await freePort();
+        const pk = await start(
+          spawnNode(PORTKEY, [`--port=${port}`, '--headless'], {
+            core: layout.serverCore,
+            env: { NODE_ENV: 'production' },
+            readyUrl: `http://127.0.0.1:${port}/v1/models`,
+          }),
+        );
+        targets.push({
+          name: 'portkey',
+          url: `http://127.0.0.1:${port}/v1`,
+          pid: pk.pid,
+          headers: { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': upUrl },
+        });
+      } catch (e) {
+        log(`portkey did not start: ${e.message.slice(0, 200)}`);
+      }
+    }
+    result.targets = targets.map((t) => ({ name: t.name, url: t.url }));
+    for (const t of targets.slice(1)) {
+      result.rss.push({ name: t.name, idleMB: round(procStat(t.pid)?.rssMB), steadyMB: null });
+    }
+
+    // 1. one in flight, interleaved.
+    log('one request in flight, interleaved…');
+    const n = short ? 100 : 2000;
+    const runs = [];
+    for (let r = 0; r < repeats; r++) runs.push(await oneInFlight(targets, { n, warmup: short ? 30 : 300 }));
+    const direct1 = { p50: median(runs.map((x) => x[0].p50Us)), p99: median(runs.map((x) => x[0].p99Us)) };
+    result.oneInFlight = targets.map((t, j) => {
+      const p50 = median(runs.map((x) => x[j].p50Us));
+      const p99 = median(runs.map((x) => x[j].p99Us));
+      return {
+        name: t.name,
+        p50Us: round(p50),
+        p99Us: round(p99),
+        addedP50Us: j === 0 ? 0 : round(p50 - direct1.p50),
+        addedP99Us: j === 0 ? 0 : round(p99 - direct1.p99),
+        statuses: runs[0][j].statuses,
+      };
+    });
+
+    // 2. open loop at fixed rates.
+    const rates = opts.rates ?? (short ? [100] : [500, 1000]);
+    for (const rate of rates) {
+      log(`open loop at ${rate} req/s…`);
+      const base = await openLoop(targets[0], { rate, durationMs: short ? 500 : 5000 });
+      for (const t of targets) {
+        const r = t === targets[0] ? base : await openLoop(t, { rate, durationMs: short ? 500 : 5000 });
+        result.openLoop.push({
+          name: t.name,
+          ...r,
+          addedP50Us: round(r.p50Us - base.p50Us),
+          addedP99Us: round(r.p99Us - base.p99Us),
+        });
+      }
+    }
+
+    // 3. max RPS at concurrency 32, CPU per request.
+    for (const t of targets) {
+      log(`max RPS at c=32: ${t.name}…`);
+      const rs = [];
+      for (let r = 0; r < repeats; r++)
+        rs.push(await maxRps(t, { connections: 32, durationS: short ? 1 : 10, pid: t.pid }));
+      result.maxRps.push({
+        name: t.name,
+        tool: rs[0].tool,
+        rps: round(pick(rs, 'rps'), 0),
+        cpuUsPerReq: round(pick(rs, 'cpuUsPerReq')),
+        p50Us: round(pick(rs, 'p50Us')),
+        p99Us: round(pick(rs, 'p99Us')),
+        non2xx: rs.reduce((a, r) => a + (r.non2xx || 0), 0),
+        runs: rs.map((r) => r.rps),
+      });
+      const rss = result.rss.find((x) => x.name === t.name);
+      if (rss) rss.steadyMB = round(procStat(t.pid)?.rssMB);
+    }
+    const bareRps = result.maxRps.find((x) => x.name === 'undici-bare')?.rps;
+    for (const m of result.maxRps) m.ofBare = bareRps ? round(m.rps / bareRps, 2) : null;
+
+    // 4. streams: TTFT and inter-chunk gap (upstream paces 20 chunks 2 ms apart).
+    log('streams…');
+    const bareS = await start(
+      spawnNode(BARE, [`http://127.0.0.1:${paced.port}`], { core: layout.serverCore }),
+    );
+    const sTargets = [
+      { name: 'direct', url: pacedUrl },
+      { name: 'undici-bare', url: `http://127.0.0.1:${bareS.port}/v1` },
+    ];
+    if (withServer) {
+      const lbS = await start(startLbServer([pacedUrl, pacedUrl, pacedUrl]));
+      sTargets.push({ name: 'lb-server', url: `http://127.0.0.1:${lbS.port}/v1` });
+    }
+    const s = await streaming(sTargets, { n: short ? 10 : 300, warmup: short ? 3 : 30 });
+    result.streaming = s.map((x) => ({
+      ...x,
+      addedTtftP50Us: round(x.ttftP50Us - s[0].ttftP50Us),
+      addedTtftP99Us: round(x.ttftP99Us - s[0].ttftP99Us),
+      addedGapP50Us: round(x.gapP50Us - s[0].gapP50Us),
+    }));
+
+    // 5. failover cost and breaker-open fast fail (lb-server only).
+    if (withServer) {
+      log('failover and breaker-open…');
+      const bad = await start(spawnNode(UPSTREAM, ['--status', '500'], { core: layout.clientCore }));
+      const badUrl = `http://127.0.0.1:${bad.port}/v1`;
+      const fo = await start(
+        startLbServer([badUrl, upUrl], {
+          extraEnv: { LB_STRATEGY: 'priority', OPENAI_PRIORITY_2: '2', OPENAI_CIRCUIT_BREAKER: 'false' },
+        }),
+      );
+      const br = await start(
+        startLbServer([badUrl], {
+          extraEnv: {
+            OPENAI_CIRCUIT_BREAKER: 'true',
+            CIRCUIT_BREAKER_THRESHOLD: '2',
+            CIRCUIT_BREAKER_TIMEOUT: '3600',
+          },
+        }),
+      );
+      const lbT = { name: 'lb-server', url: `http://127.0.0.1:${lb.port}/v1` };
+      const foT = { name: 'lb-server 1st endpoint 500', url: `http://127.0.0.1:${fo.port}/v1` };
+      const brT = { name: 'lb-server breaker open', url: `http://127.0.0.1:${br.port}/v1` };
+      const r = await oneInFlight([lbT, foT, brT], { n: short ? 100 : 1000, warmup: short ? 20 : 100 });
+      result.failover = {
+        ...r[1],
+        addedP50Us: round(r[1].p50Us - r[0].p50Us),
+        addedP99Us: round(r[1].p99Us - r[0].p99Us),
+        baseline: r[0],
+      };
+      result.breakerOpen = { ...r[2], vsNormalP50Us: round(r[2].p50Us - r[0].p50Us) };
+    }
+
+    // 6. profile lb-server under load.
+    if (withServer && opts.profile) {
+      log('profiling lb-server under load…');
+      const dir = join(ROOT, 'bench', 'results', 'prof');
+      mkdirSync(dir, { recursive: true });
+      const before = new Set(readdirSync(dir));
+      const prof = await startLbServer([upUrl, upUrl, upUrl], {
+        nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+      });
+      await maxRps(
+        { url: `http://127.0.0.1:${prof.port}/v1` },
+        { connections: 32, durationS: short ? 2 : 10 },
+      );
+      await prof.stop();
+      await sleep(200);
+      const file = readdirSync(dir).find((f) => !before.has(f) && f.endsWith('.cpuprofile'));
+      if (file)
+        result.profile = { file: join('bench/results/prof', file), top: topSelf(join(dir, file), 20) };
+    }
+  } finally {
+    for (const p of procs.reverse()) await p.stop();
+  }
+  return result;
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+// pnpm bench: the selector benchmark (in this process) and the proxy benchmark (servers in their own processes).
+//   node bench/run.mjs [--short] [--only=selector|proxy] [--out=DIR] [--profile] [--no-server] [--no-portkey]
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { layout } from './lib/harness.mjs';
+import { ROOT, runProxyBench } from './lib/proxy.mjs';
+import { runSelectorBench } from './lib/selector.mjs';
+import { table } from './lib/stats.mjs';
+
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(`--${name}`);
+const value = (name, d) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? d;
+const short = flag('short');
+const only = value('only');
+const out = value('out', join(ROOT, 'bench', 'results'));
+const log = (s) => console.log(s);
+mkdirSync(out, { recursive: true });
+
+if (!only || only === 'selector') {
+  log(`\n# Selector: router.pick (ns and bytes per pick)${short ? ' — short' : ''}`);
+  const rows = await runSelectorBench(
+    short ? { sizes: [1, 64], timeMs: 50, slices: 7, log: () => {} } : { log: () => {} },
+  );
+  const json = { at: new Date().toISOString(), node: process.version, short, rows };
+  writeFileSync(
+    join(out, short ? 'selector-short.json' : 'selector.json'),
+    `${JSON.stringify(json, null, 2)}\n`,
+  );
+  for (const mode of ['plain', 'guard', 'reload']) {
+    const sizes = [...new Set(rows.map((r) => r.endpoints))];
+    const pivot = [...new Set(rows.map((r) => r.strategy))].map((strategy) => {
+      const row = { strategy };
+      for (const n of sizes) {
+        const r = rows.find((x) => x.strategy === strategy && x.endpoints === n && x.mode === mode);
+        if (r) row[`${n} ep`] = `${r.nsPerPick} ns ${r.bytesPerPick} B`;
+      }
+      return row;
+    });
+    log(
+      `\n## ${mode === 'plain' ? 'no guard' : mode === 'guard' ? 'one guard attached' : 'weights reloaded every 10k picks'}`,
+    );
+    log(table(pivot));
+  }
+}
+
+if (!only || only === 'proxy') {
+  log(
+    `\n# Proxy overhead (${layout.cores} cores; wrk: ${layout.wrk}; taskset: ${layout.taskset})${short ? ' — short' : ''}`,
+  );
+  const r = await runProxyBench({
+    short,
+    profile: flag('profile'),
+    withServer: !flag('no-server'),
+    withPortkey: flag('no-portkey') ? false : undefined,
+    log: (s) => log(`  … ${s}`),
+  });
+  writeFileSync(join(out, short ? 'proxy-short.json' : 'proxy.json'), `${JSON.stringify(r, null, 2)}\n`);
+  log(`layout: ${r.layout.note}`);
+  log('\n## One request in flight (µs, interleaved, median of runs)');
+  log(table(r.oneInFlight.map(({ statuses, ...x }) => x)));
+  log('\n## Open loop, fixed rate (µs from scheduled send)');
+  log(table(r.openLoop));
+  log('\n## Max throughput at concurrency 32');
+  log(table(r.maxRps.map(({ runs, ...x }) => x)));
+  log('\n## Streams: 20 chunks 2 ms apart (µs)');
+  log(table(r.streaming));
+  if (r.failover) {
+    log('\n## Failover (1st endpoint answers 500, 2nd succeeds) and breaker-open fast fail (µs)');
+    log(
+      table(
+        [r.failover, r.breakerOpen].map(({ statuses, baseline, ...x }) => ({
+          ...x,
+          statuses: JSON.stringify(statuses),
+        })),
+      ),
+    );
+  }
+  log('\n## RSS (MB)');
+  log(table(r.rss));
+  if (r.profile) {
+    log(`\n## lb-server --cpu-prof under load: top self time (${r.profile.file})`);
+    log(table(r.profile.top));
+  }
+}

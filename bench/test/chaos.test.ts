@@ -1,0 +1,63 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const here = join(import.meta.dirname, '..');
+
+describe('chaos suite (short, in-process router + breaker)', () => {
+  it('loses no request while one endpoint of three can serve, and none waits past its deadline', {
+    timeout: 60_000,
+  }, async () => {
+    const out = mkdtempSync(join(tmpdir(), 'lb-chaos-'));
+    await run(
+      process.execPath,
+      [
+        join(here, 'chaos.mjs'),
+        '--short',
+        '--target=core',
+        '--only=5xx-burst,connection-reset,two-down,mid-stream-drop',
+        '--seconds=1.2',
+        `--out=${out}`,
+      ],
+      { timeout: 55_000 },
+    );
+    const r = JSON.parse(readFileSync(join(out, 'chaos-short.json'), 'utf8'));
+    expect(r.target).toBe('core');
+    expect(r.rows.map((x: { scenario: string }) => x.scenario)).toEqual([
+      '5xx-burst',
+      'connection-reset',
+      'two-down',
+      'mid-stream-drop',
+    ]);
+    for (const x of r.rows) {
+      for (const k of [
+        'successPct',
+        'lost',
+        'attemptsPerRequest',
+        'p99Ms',
+        'overDeadline',
+        'detectMs',
+        'recoverMs',
+      ]) {
+        expect(x, `${x.scenario}.${k}`).toHaveProperty(k);
+      }
+      expect(x.requests, x.scenario).toBe(120);
+      // The fault really happened, and the router really retried (a stream broken mid-way is not retried).
+      expect(x.faultyAttempts, x.scenario).toBeGreaterThan(0);
+      if (x.scenario !== 'mid-stream-drop') expect(x.attemptsPerRequest, x.scenario).toBeGreaterThan(1);
+      expect(x.lost, x.scenario).toBe(0);
+      expect(x.overDeadline, x.scenario).toBe(0);
+    }
+    const burst = r.rows[0];
+    expect(burst.successPct).toBe(100);
+    expect(burst.breaker).toBe(true);
+    // A broken stream after its first byte cannot be failed over; it is counted apart, never as success.
+    const drop = r.rows[3];
+    expect(drop.brokenStreams).toBeGreaterThan(0);
+    expect(drop.ok + drop.brokenStreams).toBe(drop.requests);
+  });
+});
