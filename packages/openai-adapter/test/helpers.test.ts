@@ -1,6 +1,7 @@
 import { attachBreaker } from '@lb/breaker';
 import { configFromEnv } from '@lb/config-env';
 import { ConfigError, createRouter, isLbError, isNoHealthyEndpointError } from '@lb/core';
+import { attachRateLimit } from '@lb/ratelimit';
 import OpenAI, { AzureOpenAI } from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { EnhancedOpenAIClient, OpenAIEnhancedService } from '../src/compat.js';
@@ -65,6 +66,18 @@ describe('construction', () => {
     expect(breaker.state('a')).toBe('open');
     expect(await c.generateText('y')).toBe('Hello from b');
     expect(pool.ups[0].count()).toBe(1); // the open circuit kept `a` out
+  });
+
+  it('attaches a rate limiter: an endpoint out of budget sends the call to the next one', async () => {
+    const c = new LoadBalancedOpenAI({
+      endpoints: pool.endpoints([{ limits: { rps: 1, burst: 1 } }, {}]),
+      strategy: 'priority',
+      attach: [(r) => attachRateLimit(r)],
+    });
+    expect(await c.generateText('one')).toBe('Hello from a');
+    expect(await c.generateText('two')).toBe('Hello from b');
+    expect(pool.ups[0].count()).toBe(1);
+    expect(pool.ups[1].count()).toBe(1);
   });
 
   it('validates its options and names the received value', () => {
