@@ -18,14 +18,15 @@ import { median, procStat, round, sleep } from './stats.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const ROOT = join(here, '..', '..');
-export const SERVER_CLI = join(ROOT, 'packages', 'server', 'dist', 'cli.js');
+// LB_SERVER_CLI: another build of the CLI (e.g. a copy of dist/ taken before a change, for before/after runs).
+export const SERVER_CLI = process.env.LB_SERVER_CLI ?? join(ROOT, 'packages', 'server', 'dist', 'cli.js');
 export const PORTKEY =
   process.env.PORTKEY_GATEWAY ?? '/tmp/portkey/node_modules/@portkey-ai/gateway/build/start-server.js';
 const UPSTREAM = join(here, 'upstream.mjs');
 const BARE = join(here, 'bare-proxy.mjs');
 
 /** Env for lb-server with `urls.length` endpoints (OPENAI_API_KEY_N / OPENAI_BASE_URL_N). */
-function lbEnv(urls, extra = {}) {
+export function lbEnv(urls, extra = {}) {
   const env = {
     LOG_LEVEL: 'warn',
     OPENAI_HEALTH_CHECK_INTERVAL: '0',

@@ -105,7 +105,7 @@ async function main(): Promise<number> {
   if (args.command === 'check') return check(args);
 
   const demo =
-    args.demo === 'force' || (args.demo === 'auto' && !args.config && !configIsPresent(process.env));
+    args.demo === 'force' || (args.demo === 'auto' && !args.config && !(await configIsPresent(process.env)));
   let config: ServerConfigInput;
   let closeDemo: (() => Promise<void>) | undefined;
   if (demo) {
@@ -122,7 +122,7 @@ async function main(): Promise<number> {
       healthCheck: { enabled: false },
     };
   } else {
-    if (!args.config && !configIsPresent(process.env)) {
+    if (!args.config && !(await configIsPresent(process.env))) {
       console.error(
         'lb-server: nothing is configured: no endpoint in the environment and no --config file.\n\n' +
           `${HELP}\n\nTry it without keys: lb-server --demo`,

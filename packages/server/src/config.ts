@@ -1,23 +1,96 @@
-import { isConfigured, type LbConfig, loadConfig, readDotenv } from '@lb/config-env';
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import type { LbConfig } from '@lb/config-env';
 import type { ServerConfigInput } from './options.js';
+
+type ConfigEnv = typeof import('@lb/config-env');
+
+/**
+ * What the config worker runs: `@lb/config-env` (zod, smol-toml, yaml: ~8 MB of RSS once loaded, which no module
+ * system lets go of) is loaded in a short-lived worker thread, so that a serving proxy never holds it. The result
+ * comes back as plain data (a config is plain data: JSON/TOML/env values).
+ */
+const WORKER = `
+const { parentPort, workerData: w } = require('node:worker_threads');
+try {
+  const c = require(w.path);
+  const out = {};
+  if (w.present) {
+    let dot = {};
+    try { dot = c.readDotenv(w.cwd); } catch {}
+    out.present = c.isConfigured({ ...dot, ...w.env });
+  }
+  if (w.load) out.config = c.loadConfig({ file: w.file, cwd: w.cwd, dotenv: true });
+  parentPort.postMessage(out);
+} catch (e) {
+  parentPort.postMessage({ error: { name: e && e.name, message: String((e && e.message) || e), errors: e && Array.isArray(e.errors) ? e.errors.map((i) => ({ path: String(i.path), message: String(i.message) })) : undefined } });
+}`;
+
+interface WorkerAnswer {
+  present?: boolean;
+  config?: LbConfig & ServerConfigInput;
+  error?: { name?: string; message: string; errors?: { path: string; message: string }[] };
+}
+
+function configEnvPath(): string | undefined {
+  try {
+    return createRequire(import.meta.url).resolve('@lb/config-env');
+  } catch {
+    return undefined; // no import.meta (the CommonJS build): load in process
+  }
+}
+
+function inWorker(job: {
+  present?: boolean;
+  load?: boolean;
+  file?: string;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+}): Promise<WorkerAnswer> | undefined {
+  const path = configEnvPath();
+  if (path === undefined) return undefined;
+  return new Promise<WorkerAnswer>((resolve, reject) => {
+    const w = new Worker(WORKER, { eval: true, workerData: { ...job, path }, env: job.env, stdout: false });
+    w.once('message', (m: WorkerAnswer) => {
+      resolve(m);
+      void w.terminate();
+    });
+    w.once('error', reject);
+    w.once('exit', (code) => reject(new Error(`the config loader exited (${code}) without an answer`)));
+  }).then((a) => {
+    if (a.error) throw Object.assign(new Error(a.error.message), a.error);
+    return a;
+  });
+}
+
+let inProcess: Promise<ConfigEnv> | undefined;
+const configEnv = () => (inProcess ??= import('@lb/config-env'));
 
 /**
  * Loads the config the CLI runs with: the file when given (or `LB_CONFIG`), else the environment schemes of
  * `@lb/config-env`, with a `.env` file in `cwd` under the process environment.
  */
-export function loadServerConfig(opts: { file?: string; cwd?: string } = {}): LbConfig & ServerConfigInput {
-  return loadConfig({ file: opts.file, cwd: opts.cwd, dotenv: true });
+export async function loadServerConfig(
+  opts: { file?: string; cwd?: string } = {},
+): Promise<LbConfig & ServerConfigInput> {
+  const cwd = opts.cwd ?? process.cwd();
+  const w = inWorker({ load: true, file: opts.file, cwd, env: process.env });
+  if (w) return (await w).config!;
+  return (await configEnv()).loadConfig({ file: opts.file, cwd, dotenv: true });
 }
 
 /** True when the environment (or a `.env` file in `cwd`) configures at least one endpoint or a config file. */
-export function configIsPresent(env: NodeJS.ProcessEnv, cwd: string = process.cwd()): boolean {
+export async function configIsPresent(env: NodeJS.ProcessEnv, cwd: string = process.cwd()): Promise<boolean> {
+  const w = inWorker({ present: true, cwd, env });
+  if (w) return (await w).present === true;
+  const c = await configEnv();
   let dot: Record<string, string> = {};
   try {
-    dot = readDotenv(cwd);
+    dot = c.readDotenv(cwd);
   } catch {
     // an unreadable .env counts as none
   }
-  return isConfigured({ ...dot, ...env });
+  return c.isConfigured({ ...dot, ...env });
 }
 
 /** A config error as lines for the terminal: every problem with its path. Never a key. */

@@ -12,6 +12,7 @@ import type { Agent } from 'undici';
 import { asLbError, clientHeaders, readBody, sendError, sendStatus, upstreamHeaders } from './http.js';
 import { JSON_OPERATIONS, MODEL_OPERATIONS, multipartField, operationOf } from './operations.js';
 import type { ServerSettings } from './options.js';
+import { scanBody } from './scan.js';
 import { lastEventEnd, sseError } from './sse.js';
 import { type Sink, StreamOpenError, type TextTranslator, UpstreamCall } from './upstream.js';
 
@@ -106,14 +107,57 @@ const perf = performance;
 let seq = 0;
 const PREFIX = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
 
-const inspect = (c: UpstreamCall) => c;
-const discard = (c: UpstreamCall) => c.dump();
+const EXECUTE_OPTIONS = { inspect: (c: UpstreamCall) => c, discard: (c: UpstreamCall) => c.dump() };
 const NL2 = Buffer.from('\n\n');
+const PROMPT_TOKENS = Buffer.from('"prompt_tokens"');
+const COMPLETION_TOKENS = Buffer.from('"completion_tokens"');
+const TOTAL_TOKENS = Buffer.from('"total_tokens"');
+const ERROR_EVENT = Buffer.from('data: {"error"');
 
 function clientGone(): Error {
   const e = new Error('client closed the connection');
   e.name = 'AbortError';
   return e;
+}
+
+/**
+ * The client's side of a request's cancellation, as the router reads it: `aborted`, `reason` and abort listeners.
+ * An `AbortController` costs an `EventTarget` (and its bookkeeping) per request; this costs one small object. It is
+ * handed to the router only (never to undici or fetch, which want a real `AbortSignal`).
+ */
+class ClientSignal {
+  aborted = false;
+  reason: unknown = undefined;
+  onabort: null = null;
+  #listeners: Array<() => void> | undefined;
+
+  addEventListener(type: string, fn: () => void): void {
+    if (type === 'abort' && !this.aborted) (this.#listeners ??= []).push(fn);
+  }
+
+  removeEventListener(type: string, fn: () => void): void {
+    const l = this.#listeners;
+    if (type !== 'abort' || l === undefined) return;
+    const i = l.indexOf(fn);
+    if (i >= 0) l.splice(i, 1);
+  }
+
+  dispatchEvent(): boolean {
+    return false;
+  }
+
+  throwIfAborted(): void {
+    if (this.aborted) throw this.reason;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    const l = this.#listeners;
+    this.#listeners = undefined;
+    if (l) for (const fn of l) fn();
+  }
 }
 
 /**
@@ -126,14 +170,18 @@ export class Exchange implements Sink {
   readonly #res: ServerResponse;
   readonly #path: string;
   readonly #client: string | undefined;
+  readonly #done?: () => void;
   readonly #t0 = perf.now();
   readonly requestId = `req_${PREFIX}${(++seq).toString(36)}`;
-  #ac: AbortController | undefined;
+  #signal: ClientSignal | undefined;
   #call: UpstreamCall | undefined;
   #ctx: AttemptContext | undefined;
-  #release: ((err?: unknown) => void) | undefined;
+  /** Non-streaming bodies: the latest chunk, held back so that the last one leaves with `res.end(chunk)`. */
+  #held: Buffer | undefined;
   #body: Buffer | undefined;
   #json: Record<string, any> | undefined;
+  /** The body is a JSON object `scanBody` validated: `#json` is parsed from it when first needed. */
+  #lazyJson = false;
   #fwd: Record<string, string> | undefined;
   #operation = 'other';
   #model: string | undefined;
@@ -145,17 +193,29 @@ export class Exchange implements Sink {
   #last: Buffer | undefined;
   #prev: Buffer | undefined;
   #waiting = false;
-  #done = false;
+  #wrote = false;
+  #finished = false;
   #upstreamError = false;
   #translated: { dialect: DialectLike; chunks: Buffer[] } | undefined;
   #dreq: DialectRequestLike | undefined;
 
-  constructor(px: ProxyContext, req: IncomingMessage, res: ServerResponse, path: string, client?: string) {
+  /** `done` runs when the response closes (the server's in-flight count). */
+  constructor(
+    px: ProxyContext,
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    client?: string,
+    done?: () => void,
+  ) {
     this.#px = px;
     this.#req = req;
     this.#res = res;
     this.#path = path;
     this.#client = client;
+    this.#done = done;
+    // One listener for both: 'close' fires once, so `on` spares the `once` wrapper.
+    res.on('close', this.#onClose);
   }
 
   async run(): Promise<void> {
@@ -188,7 +248,13 @@ export class Exchange implements Sink {
     const ct = req.headers['content-type'];
     if (body !== undefined) {
       const isJson = ct === undefined || ct.includes('json');
-      if (isJson) {
+      // Most requests need only `model` and `stream`: a validating scan spares building the body's objects.
+      const fields = isJson ? scanBody(body) : undefined;
+      if (fields !== undefined) {
+        this.#model = fields.model;
+        this.#stream = fields.stream;
+        this.#lazyJson = true;
+      } else if (isJson) {
         let parsed: unknown;
         try {
           parsed = JSON.parse(body.toString('utf8'));
@@ -231,29 +297,30 @@ export class Exchange implements Sink {
     }
     if (this.#model === undefined && px.defaultModel !== undefined && MODEL_OPERATIONS.has(this.#operation)) {
       this.#model = px.defaultModel;
-      if (this.#json) {
-        this.#json = { ...this.#json, model: px.defaultModel };
+      const json = this.#jsonOf();
+      if (json) {
+        this.#json = { ...json, model: px.defaultModel };
         this.#body = Buffer.from(JSON.stringify(this.#json));
       }
     }
     this.#fwd = upstreamHeaders(req.headers);
-    const ac = new AbortController();
-    this.#ac = ac;
-    res.once('close', this.#onClose);
+    const signal = new ClientSignal();
+    this.#signal = signal;
+    if (res.destroyed) signal.abort(clientGone());
     let call: UpstreamCall;
     try {
       call = await px.router.execute(
         {
           model: this.#model,
           requestId: this.requestId,
-          signal: ac.signal,
+          signal: signal as unknown as AbortSignal,
           operation: this.#operation,
           client: this.#client,
           estimatedTokens:
-            px.estimate !== undefined && this.#json !== undefined ? px.estimate(this.#json) : undefined,
+            px.estimate !== undefined && this.#hasJson() ? px.estimate(this.#jsonOf()!) : undefined,
         },
         this.#attempt,
-        { inspect, discard },
+        EXECUTE_OPTIONS,
       );
     } catch (e) {
       return this.#failed(e);
@@ -261,10 +328,24 @@ export class Exchange implements Sink {
     this.#respond(call);
   }
 
+  #hasJson(): boolean {
+    return this.#json !== undefined || this.#lazyJson;
+  }
+
+  /** The body as an object (parsed on first use when only scanned). */
+  #jsonOf(): Record<string, any> | undefined {
+    if (this.#json === undefined && this.#lazyJson) {
+      this.#lazyJson = false;
+      this.#json = JSON.parse(this.#body!.toString('utf8')) as Record<string, any>;
+    }
+    return this.#json;
+  }
+
   #onClose = (): void => {
+    this.#done?.();
     if (this.#res.writableFinished) return;
     const reason = clientGone();
-    this.#ac?.abort(reason);
+    this.#signal?.abort(reason);
     this.#call?.abort(reason);
   };
 
@@ -290,7 +371,7 @@ export class Exchange implements Sink {
         path: this.#path,
         headers: this.#fwd!,
         body: this.#body,
-        json: this.#json,
+        json: this.#jsonOf(),
         upstreamModel: ctx.upstreamModel,
         stream,
       };
@@ -309,17 +390,17 @@ export class Exchange implements Sink {
       origin = t.origin;
       path = t.base + this.#path;
       headers = Object.assign({}, this.#fwd, t.auth);
-      const json = this.#json;
-      if (json !== undefined && ctx.upstreamModel !== undefined && ctx.upstreamModel !== json.model) {
-        body = JSON.stringify({ ...json, model: ctx.upstreamModel });
+      // `#model` is the body's model (or the default one written into it).
+      if (ctx.upstreamModel !== undefined && ctx.upstreamModel !== this.#model && this.#hasJson()) {
+        body = JSON.stringify({ ...this.#jsonOf(), model: ctx.upstreamModel });
       }
       this.#translated = undefined;
     }
-    const call = new UpstreamCall(stream, s.streamFirstByteTimeoutMs, translator);
+    const call = new UpstreamCall(stream, s.streamFirstByteTimeoutMs, translator, stream ? ctx : undefined);
     this.#call = call;
     const signal = ctx.signal;
     if (signal?.aborted) return Promise.reject(signal.reason ?? clientGone());
-    if (signal && signal !== this.#ac!.signal) {
+    if (signal && signal !== (this.#signal as unknown as AbortSignal)) {
       const onAbort = () => call.abort(signal.reason ?? clientGone());
       signal.addEventListener('abort', onAbort, { once: true });
       call.promise.then(
@@ -338,18 +419,15 @@ export class Exchange implements Sink {
           body: body as Buffer | string | undefined,
           headersTimeout: stream ? s.streamFirstByteTimeoutMs : timeout,
           bodyTimeout: stream ? s.streamIdleTimeoutMs : timeout,
-          blocking: true,
+          // One request per connection at a time anyway (no pipelining): not blocking spares undici a resume.
+          blocking: false,
         },
         call,
       );
     } catch (e) {
       return Promise.reject(e);
     }
-    if (!stream) return call.promise;
-    return call.promise.then((c) => {
-      if (c.isStream) this.#release = ctx.hold();
-      return c;
-    });
+    return call.promise;
   };
 
   #respond(call: UpstreamCall): void {
@@ -366,8 +444,10 @@ export class Exchange implements Sink {
       return;
     }
     res.writeHead(call.status, clientHeaders(call.headers, !call.isStream));
-    if (call.isStream) res.flushHeaders();
     call.attach(this);
+    // A stream's headers leave with its first event (held back by the gate, written by `attach`) in one write;
+    // alone only when no event came yet.
+    if (call.isStream && !this.#wrote && !res.writableEnded) res.flushHeaders();
   }
 
   // ---------------------------------------------------------------- Sink
@@ -382,7 +462,11 @@ export class Exchange implements Sink {
     if (!call.isStream) {
       this.#prev = this.#last;
       this.#last = chunk;
-      return this.#write(chunk);
+      // Hold the latest chunk back: the last one leaves with `res.end` (headers and body in one write, no cork
+      // round trip through the next tick).
+      const held = this.#held;
+      this.#held = chunk;
+      return held === undefined ? true : this.#write(held);
     }
     // Streams: forward whole events only, so that an error event never lands inside a half-written one.
     if (this.#tail !== undefined) {
@@ -401,24 +485,23 @@ export class Exchange implements Sink {
         chunk = chunk.subarray(0, end);
       }
     }
-    if (chunk.indexOf('"prompt_tokens"') >= 0) this.#last = chunk;
-    if (chunk.indexOf('data: {"error"') >= 0) this.#upstreamError = true;
+    if (chunk.indexOf(PROMPT_TOKENS) >= 0) this.#last = chunk;
+    if (chunk.indexOf(ERROR_EVENT) >= 0) this.#upstreamError = true;
     return this.#write(chunk);
   }
 
   #write(chunk: Buffer): boolean {
+    this.#wrote = true;
     const ok = this.#res.write(chunk);
     if (!ok && !this.#waiting) {
       this.#waiting = true;
-      this.#res.once('drain', this.#onDrain);
+      this.#res.once('drain', () => {
+        this.#waiting = false;
+        this.#call?.resume();
+      });
     }
     return ok;
   }
-
-  #onDrain = (): void => {
-    this.#waiting = false;
-    this.#call?.resume();
-  };
 
   end(): void {
     const res = this.#res;
@@ -447,13 +530,17 @@ export class Exchange implements Sink {
       res.write(NL2);
       this.#tail = undefined;
     }
-    res.end();
+    const held = this.#held;
+    if (held !== undefined) {
+      this.#held = undefined;
+      res.end(held);
+    } else res.end();
     this.#finish(this.#upstreamError ? new Error('upstream sent an error event mid-stream') : undefined);
   }
 
   error(err: Error): void {
     const res = this.#res;
-    const gone = this.#ac?.signal.aborted === true;
+    const gone = this.#signal?.aborted === true;
     if (!gone && this.#call?.isStream && !res.destroyed && !this.#translated) {
       this.#tail = undefined;
       const timeout = /timeout/i.test(err.name) || /TIMEOUT/.test((err as { code?: string }).code ?? '');
@@ -483,7 +570,7 @@ export class Exchange implements Sink {
       const last = e.lastValue;
       if (last instanceof UpstreamCall) last.dump();
     }
-    if (this.#ac?.signal.aborted) {
+    if (this.#signal?.aborted) {
       this.#status = 499;
       if (!res.destroyed) res.destroy();
       this.#finish(undefined, 'client_closed');
@@ -521,12 +608,12 @@ export class Exchange implements Sink {
   }
 
   #finish(err: unknown, errorType?: string): void {
-    if (this.#done) return;
-    this.#done = true;
-    if (this.#release) {
-      const r = this.#release;
-      this.#release = undefined;
-      r(err);
+    if (this.#finished) return;
+    this.#finished = true;
+    const release = this.#call?.release;
+    if (release) {
+      this.#call!.release = undefined;
+      release(err);
     }
     const usage = this.#call?.translator?.usage ?? this.#usage();
     if (usage && this.#ctx) this.#ctx.reportUsage(usage);
@@ -552,22 +639,55 @@ export class Exchange implements Sink {
     const last = this.#last;
     if (!last || this.#status >= 300) return undefined;
     let buf = last;
-    let at = buf.lastIndexOf('"prompt_tokens"');
+    let at = buf.lastIndexOf(PROMPT_TOKENS);
     if (at < 0 && this.#prev) {
       buf = Buffer.concat([this.#prev, last]);
-      at = buf.lastIndexOf('"prompt_tokens"');
+      at = buf.lastIndexOf(PROMPT_TOKENS);
     }
     if (at < 0) return undefined;
-    const text = buf.toString('latin1', Math.max(0, at - 64), Math.min(buf.length, at + 160));
-    const p = /"prompt_tokens"\s*:\s*(\d+)/.exec(text);
-    const c = /"completion_tokens"\s*:\s*(\d+)/.exec(text);
-    const t = /"total_tokens"\s*:\s*(\d+)/.exec(text);
-    if (!p) return undefined;
-    const usage: Usage = { prompt_tokens: Number(p[1]) };
-    if (c) usage.completion_tokens = Number(c[1]);
-    if (t) usage.total_tokens = Number(t[1]);
+    // The usage object's fields sit within a few dozen bytes of "prompt_tokens".
+    const from = Math.max(0, at - 64);
+    const to = Math.min(buf.length, at + 160);
+    const p = intAfter(buf, PROMPT_TOKENS, at, to);
+    if (p === undefined) return undefined;
+    const usage: Usage = { prompt_tokens: p };
+    const c = intAfter(buf, COMPLETION_TOKENS, from, to);
+    if (c !== undefined) usage.completion_tokens = c;
+    const t = intAfter(buf, TOTAL_TOKENS, from, to);
+    if (t !== undefined) usage.total_tokens = t;
     return usage;
   }
+}
+
+/** The integer after the first `key` (a JSON key, quotes included) in `buf[from, to)` then `:`, or undefined. */
+function intAfter(buf: Buffer, key: Buffer, from: number, to: number): number | undefined {
+  const at = find(buf, key, from, to);
+  if (at < 0) return undefined;
+  let i = at + key.length;
+  while (i < to && isSpace(buf[i])) i++;
+  if (i >= to || buf[i] !== 58) return undefined;
+  i++;
+  while (i < to && isSpace(buf[i])) i++;
+  let n = 0;
+  const start = i;
+  while (i < to && buf[i] >= 48 && buf[i] <= 57) n = n * 10 + (buf[i++] - 48);
+  return i > start ? n : undefined;
+}
+
+/** `buf.indexOf(key, from)` within `[from, to)`, in JS: a few hundred bytes are cheaper than a native call. */
+function find(buf: Buffer, key: Buffer, from: number, to: number): number {
+  const k0 = key[0];
+  const last = to - key.length;
+  outer: for (let i = from; i <= last; i++) {
+    if (buf[i] !== k0) continue;
+    for (let j = 1; j < key.length; j++) if (buf[i + j] !== key[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+function isSpace(c: number): boolean {
+  return c === 32 || c === 10 || c === 13 || c === 9;
 }
 
 function flatHeaders(h: IncomingHttpHeaders): Record<string, string> {

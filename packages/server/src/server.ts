@@ -189,7 +189,6 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     inFlight++;
-    res.once('close', onDone);
     if (closing) res.setHeader('connection', 'close');
     const url = req.url ?? '/';
     let path: string | undefined;
@@ -211,6 +210,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
       if (apiKeys !== undefined) {
         const key = clientKeyOf(req);
         if (key === undefined || !apiKeys.has(key)) {
+          res.on('close', onDone);
           req.resume();
           sendStatus(
             res,
@@ -228,6 +228,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
         res.setHeader('x-ratelimit-limit-requests', r.limit);
         res.setHeader('x-ratelimit-remaining-requests', r.remaining);
         if (!r.allowed) {
+          res.on('close', onDone);
           req.resume();
           obs.recordRequest({
             requestId: '',
@@ -250,13 +251,15 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
           return;
         }
       }
-      new Exchange(px, req, res, path, client).run().catch((err) => {
+      // The exchange's own 'close' listener counts the request done (one listener per response).
+      new Exchange(px, req, res, path, client, onDone).run().catch((err) => {
         px.onError(err, '');
         if (!res.headersSent) sendStatus(res, 500, 'Internal gateway error');
         else res.destroy();
       });
       return;
     }
+    res.on('close', onDone);
     internal(req, res, path ?? url).catch((err) => {
       logger.error({ err }, 'internal route failed');
       if (!res.headersSent) sendStatus(res, 500, 'Internal gateway error');

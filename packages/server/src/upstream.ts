@@ -1,5 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { Agent, type Dispatcher } from 'undici';
+import type { Agent as AgentType, Dispatcher } from 'undici';
+import { parseHeaders } from 'undici/lib/core/util.js';
+// The modules themselves, not the package index: see undici-parts.d.ts.
+import Agent from 'undici/lib/dispatcher/agent.js';
 import { gate } from './sse.js';
 
 /** Where an upstream response's body goes once the attempt is settled. `data` returns false to pause the upstream. */
@@ -41,6 +44,11 @@ export class FirstByteTimeoutError extends Error {
   }
 }
 
+/** What a stream attempt holds while it is served (`AttemptContext` of `@lb/core`). */
+export interface StreamHolder {
+  hold(): (err?: unknown) => void;
+}
+
 const EMPTY: IncomingHttpHeaders = Object.freeze({}) as IncomingHttpHeaders;
 const ST_OPEN = 0;
 const ST_ENDED = 1;
@@ -51,6 +59,9 @@ const ST_FAILED = 2;
  * the response headers, or — for a 2xx event stream with `gateStream` — at the first event with content. The body
  * then flows into the `Sink` given to `attach`, chunk by chunk, with back-pressure; chunks that arrive before
  * (the gated preamble) are buffered and flushed first.
+ *
+ * It implements undici's native handler interface (`onConnect`/`onHeaders`/`onData`/`onComplete`/`onError`):
+ * the controller-style one costs a wrapper, a controller and a parse of the (absent) trailers per request.
  */
 export class UpstreamCall implements Dispatcher.DispatchHandler {
   status = 0;
@@ -61,7 +72,9 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   #resolve!: (v: UpstreamCall) => void;
   #reject!: (e: unknown) => void;
   #settled = false;
-  #controller: Dispatcher.DispatchController | undefined;
+  #abort: ((err: Error) => void) | undefined;
+  #resume: (() => void) | undefined;
+  #paused = false;
   #abortReason: Error | undefined;
   #gating = false;
   #gateText = '';
@@ -72,15 +85,25 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   #timer: ReturnType<typeof setTimeout> | undefined;
   readonly #gateStream: boolean;
   readonly #translator: TextTranslator | undefined;
+  readonly #holder: StreamHolder | undefined;
+  /** Set when a 2xx stream settled the attempt: ends the router's hold on the endpoint (see `AttemptContext.hold`). */
+  release: ((err?: unknown) => void) | undefined;
 
   /** The stream translator, when a dialect translates this stream. */
   get translator(): TextTranslator | undefined {
     return this.#translator;
   }
 
-  constructor(gateStream: boolean, firstByteTimeoutMs: number, translator?: TextTranslator) {
+  /** `holder`: for stream requests, the attempt whose endpoint stays held while a stream is served. */
+  constructor(
+    gateStream: boolean,
+    firstByteTimeoutMs: number,
+    translator?: TextTranslator,
+    holder?: StreamHolder,
+  ) {
     this.#gateStream = gateStream;
     this.#translator = translator;
+    this.#holder = holder;
     this.promise = new Promise<UpstreamCall>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -93,11 +116,16 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     }
   }
 
+  /** True once the whole body arrived (the sink may still be catching up with buffered chunks). */
+  get ended(): boolean {
+    return this.#state === ST_ENDED;
+  }
+
   /** Aborts the exchange (client went away, timeout). Safe to call at any time, more than once. */
   abort(reason: Error): void {
     if (this.#abortReason || this.#state !== ST_OPEN) return;
     this.#abortReason = reason;
-    if (this.#controller) this.#controller.abort(reason);
+    if (this.#abort) this.#abort(reason);
     else this.#fail(reason);
   }
 
@@ -109,12 +137,15 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     if (buf) for (const c of buf) sink.data(c);
     if (this.#state === ST_ENDED) this.#finish();
     else if (this.#state === ST_FAILED) sink.error(this.#error!);
-    else this.#controller?.resume();
+    else this.resume();
   }
 
   /** Resumes a paused upstream (the client drained). */
   resume(): void {
-    this.#controller?.resume();
+    if (this.#paused) {
+      this.#paused = false;
+      this.#resume?.();
+    }
   }
 
   /** Drops the body (a failed attempt's response). */
@@ -122,35 +153,36 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     this.#buffered = undefined;
     if (this.#state !== ST_OPEN) return;
     this.#sink = DUMP;
-    this.#controller?.resume();
+    this.resume();
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#controller = controller;
-    if (this.#abortReason) controller.abort(this.#abortReason);
+  // ---------------------------------------------------------------- undici handler
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#abortReason) abort(this.#abortReason);
   }
 
-  onResponseStart(
-    controller: Dispatcher.DispatchController,
-    statusCode: number,
-    headers: IncomingHttpHeaders,
-  ): void {
-    if (statusCode < 200) return;
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true;
+    this.#resume = resume;
     this.status = statusCode;
+    const headers = parseHeaders(rawHeaders) as IncomingHttpHeaders;
     this.headers = headers;
     const ct = headers['content-type'];
     this.isStream =
       statusCode >= 200 && statusCode < 300 && typeof ct === 'string' && ct.startsWith('text/event-stream');
     if (this.isStream && this.#gateStream) {
       this.#gating = true;
-      return;
+      return true;
     }
     this.#clearTimer();
-    if (!this.#sink) controller.pause();
+    if (!this.#sink) this.#paused = true;
     this.#settle();
+    return !this.#paused;
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onData(chunk: Buffer): boolean {
     const tr = this.#translator;
     if (tr && this.isStream) {
       const out = tr.push(chunk.toString('utf8'));
@@ -161,17 +193,17 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
         this.#buffered = undefined;
         const err = new StreamOpenError(fail.status, fail.message, fail.type, this.headers);
         this.#abortReason = err;
-        controller.abort(err);
-        return;
+        this.#abort?.(err);
+        return true;
       }
-      if (out === '') return;
+      if (out === '') return true;
       chunk = Buffer.from(out, 'utf8');
     }
     if (this.#gating) {
       (this.#buffered ??= []).push(chunk);
       this.#gateText += chunk.toString('utf8');
       const v = gate(this.#gateText);
-      if (v.kind === 'wait') return;
+      if (v.kind === 'wait') return true;
       this.#gating = false;
       this.#gateText = '';
       this.#clearTimer();
@@ -179,23 +211,24 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
         this.#buffered = undefined;
         const err = new StreamOpenError(v.status, v.message, v.type, this.headers);
         this.#abortReason = err;
-        controller.abort(err);
-        return;
+        this.#abort?.(err);
+        return true;
       }
-      if (!this.#sink) controller.pause();
+      if (!this.#sink) this.#paused = true;
       this.#settle();
-      return;
+      return !this.#paused;
     }
     const sink = this.#sink;
     if (sink) {
-      if (!sink.data(chunk)) controller.pause();
+      if (!sink.data(chunk)) this.#paused = true;
     } else {
       (this.#buffered ??= []).push(chunk);
-      controller.pause();
+      this.#paused = true;
     }
+    return !this.#paused;
   }
 
-  onResponseEnd(): void {
+  onComplete(): void {
     this.#clearTimer();
     if (this.#translator && this.isStream) {
       const tail = this.#translator.end();
@@ -211,7 +244,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     if (this.#sink) this.#finish();
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+  onError(error: Error): void {
     this.#fail(this.#abortReason ?? error);
   }
 
@@ -240,6 +273,8 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   #settle(): void {
     if (this.#settled) return;
     this.#settled = true;
+    // Held before the router sees the result, so that it counts the stream as in flight until it ends.
+    if (this.isStream && this.#holder) this.release = this.#holder.hold();
     this.#resolve(this);
   }
 
@@ -264,7 +299,7 @@ export interface TransportOptions {
  * Keep-alive connection pools per upstream origin (an undici `Agent` keeps one `Pool` per origin), with `noDelay`,
  * a connect timeout and HTTP/2 via ALPN where the upstream offers it.
  */
-export function createTransport(o: TransportOptions): Agent {
+export function createTransport(o: TransportOptions): AgentType {
   return new Agent({
     keepAliveTimeout: 30_000,
     keepAliveMaxTimeout: 600_000,

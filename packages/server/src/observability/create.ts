@@ -1,5 +1,5 @@
 import type { EndpointSnapshot, Router, RouterEvents, RouterSnapshot } from '@lb/core';
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { type Cell, CounterFamily, type HistCell, HistogramFamily, SnapshotGauge } from './families.js';
 import { createLogger, LEVELS } from './logger.js';
 import { RequestLog } from './request-log.js';
@@ -13,6 +13,8 @@ import type {
   StatsBody,
 } from './types.js';
 
+/** prom-client's `Registry.PROMETHEUS_CONTENT_TYPE` (the text exposition format 0.0.4). */
+const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 /** Client-level buckets (seconds): LLM requests run from milliseconds to minutes. */
 const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300];
 /** Time to first byte and upstream latency (to response headers). */
@@ -122,7 +124,6 @@ export function createObservability(router: Router, options: ObservabilityOption
   const requestLog = rl.enabled ? new RequestLog(rl.path) : undefined;
 
   // ------------------------------------------------------------------ metrics
-  const registry = new Registry();
   const requestsTotal = new CounterFamily(
     'lb_requests_total',
     'Client requests by model, status and stream.',
@@ -203,39 +204,44 @@ export function createObservability(router: Router, options: ObservabilityOption
     'Remaining rate-limit budget per endpoint and limit.',
   );
   const probeGauge = new SnapshotGauge('lb_health_probe_seconds', 'Response time of the last health probe.');
-  if (metricsEnabled) {
-    for (const m of [
-      requestsTotal,
-      requestDuration,
-      ttfbHist,
-      attemptsTotal,
-      upstreamLatency,
-      failovers,
-      errorsTotal,
-      exhaustedTotal,
-      tokensTotal,
-      stateChanges,
-      reloads,
-      endpointUp,
-      endpointState,
-      endpointInFlight,
-      endpointEwma,
-      endpointSuccess,
-      breakerGauge,
-      rateGauge,
-      probeGauge,
-    ]) {
-      registry.registerMetric(m as never);
-    }
-    new Gauge({
-      name: 'lb_build_info',
-      help: 'lb-server version.',
-      labelNames: ['version'],
-      registers: [registry],
-    }).set({ version: options.version ?? 'unknown' }, 1);
-  }
-  const processRegistry =
-    metricsEnabled && (options.processMetrics ?? true) ? sharedProcessRegistry() : undefined;
+  // prom-client (~2 MB of RSS, and its process collectors) loads at the first scrape: the hot path only touches the
+  // families' own cells, and an idle proxy that is never scraped does not need it.
+  const families = [
+    requestsTotal,
+    requestDuration,
+    ttfbHist,
+    attemptsTotal,
+    upstreamLatency,
+    failovers,
+    errorsTotal,
+    exhaustedTotal,
+    tokensTotal,
+    stateChanges,
+    reloads,
+    endpointUp,
+    endpointState,
+    endpointInFlight,
+    endpointEwma,
+    endpointSuccess,
+    breakerGauge,
+    rateGauge,
+    probeGauge,
+  ];
+  let registries: Promise<{ own: Registry; process: Registry | undefined }> | undefined;
+  const loadRegistries = () =>
+    (registries ??= import('prom-client').then(({ collectDefaultMetrics, Gauge, Registry }) => {
+      const own = new Registry();
+      for (const m of families) own.registerMetric(m as never);
+      new Gauge({
+        name: 'lb_build_info',
+        help: 'lb-server version.',
+        labelNames: ['version'],
+        registers: [own],
+      }).set({ version: options.version ?? 'unknown' }, 1);
+      const process =
+        (options.processMetrics ?? true) ? sharedProcessRegistry(Registry, collectDefaultMetrics) : undefined;
+      return { own, process };
+    }));
   const reloadCell = reloads.cell();
 
   // ------------------------------------------------------------------ per endpoint / model cells
@@ -551,7 +557,7 @@ export function createObservability(router: Router, options: ObservabilityOption
 
   const obs: Observability = {
     logger,
-    metricsContentType: registry.contentType,
+    metricsContentType: PROMETHEUS_CONTENT_TYPE,
 
     async metricsText() {
       if (!metricsEnabled) return '';
@@ -590,8 +596,9 @@ export function createObservability(router: Router, options: ObservabilityOption
       breakerGauge.values = br;
       rateGauge.values = rate;
       probeGauge.values = probe;
-      const own = await registry.metrics();
-      return processRegistry ? own + (await processRegistry.metrics()) : own;
+      const reg = await loadRegistries();
+      const own = await reg.own.metrics();
+      return reg.process ? own + (await reg.process.metrics()) : own;
     },
 
     health() {
@@ -776,10 +783,13 @@ let sharedRegistry: Registry | undefined;
  * Process metrics (CPU, memory, event loop lag, GC) describe the process, not one server: one collector per process,
  * shared by every instance (a collector cannot be stopped, so one per instance would leak).
  */
-function sharedProcessRegistry(): Registry {
+function sharedProcessRegistry(
+  R: typeof import('prom-client').Registry,
+  collect: typeof import('prom-client').collectDefaultMetrics,
+): Registry {
   if (!sharedRegistry) {
-    sharedRegistry = new Registry();
-    collectDefaultMetrics({ register: sharedRegistry, prefix: 'lb_' });
+    sharedRegistry = new R();
+    collect({ register: sharedRegistry, prefix: 'lb_' });
   }
   return sharedRegistry;
 }

@@ -1,0 +1,180 @@
+/**
+ * A bounded, validating scan of a JSON request body for the two fields the proxy routes on (`model`, `stream`), so
+ * that the body need not be parsed into objects per request. Strict: it answers only for bodies `JSON.parse` accepts
+ * and that are objects whose top-level keys carry no escapes; for anything else it returns undefined and the caller
+ * falls back to `JSON.parse` (which then produces the same result or error as before).
+ */
+
+/** What the scan found at the top level. `model` is undefined when absent; `stream` is true only for `true`. */
+export interface BodyFields {
+  model: string | undefined;
+  stream: boolean;
+}
+
+const Q = 0x22; // "
+const BS = 0x5c; // \\
+
+/** Scans `b` (UTF-8 bytes). Undefined: not a plain object, not valid JSON, or a case left to `JSON.parse`. */
+export function scanBody(b: Uint8Array): BodyFields | undefined {
+  const n = b.length;
+  let i = ws(b, 0, n);
+  if (b[i] !== 0x7b) return undefined;
+  i = ws(b, i + 1, n);
+  let model: string | undefined;
+  let stream = false;
+  if (b[i] === 0x7d) return ws(b, i + 1, n) === n ? { model, stream } : undefined;
+  for (;;) {
+    if (b[i] !== Q) return undefined;
+    const ks = i + 1;
+    const ke = str(b, ks, n);
+    if (ke < 0) return undefined;
+    i = ws(b, ke + 1, n);
+    if (b[i] !== 0x3a) return undefined;
+    i = ws(b, i + 1, n);
+    const vs = i;
+    i = value(b, i, n, 0);
+    if (i < 0) return undefined;
+    const klen = ke - ks;
+    if (klen === 5 && isKey(b, ks, 'model')) {
+      // Only a plain string without escapes is read here; anything else goes to JSON.parse.
+      if (b[vs] !== Q || hasEscape(b, vs + 1, i - 1)) return undefined;
+      model = Buffer.from(b.buffer, b.byteOffset + vs + 1, i - vs - 2).toString('utf8');
+    } else if (klen === 6 && isKey(b, ks, 'stream')) {
+      stream = i - vs === 4 && b[vs] === 0x74; // true (value() checked the literal)
+    } else if (hasEscape(b, ks, ke)) {
+      // An escaped key might spell "model" or "stream".
+      return undefined;
+    }
+    i = ws(b, i, n);
+    if (b[i] === 0x2c) {
+      i = ws(b, i + 1, n);
+      continue;
+    }
+    if (b[i] !== 0x7d) return undefined;
+    return ws(b, i + 1, n) === n ? { model, stream } : undefined;
+  }
+}
+
+function hasEscape(b: Uint8Array, s: number, e: number): boolean {
+  for (let j = s; j < e; j++) if (b[j] === BS) return true;
+  return false;
+}
+
+function isKey(b: Uint8Array, at: number, k: string): boolean {
+  for (let j = 0; j < k.length; j++) if (b[at + j] !== k.charCodeAt(j)) return false;
+  return true;
+}
+
+function ws(b: Uint8Array, i: number, n: number): number {
+  while (i < n) {
+    const c = b[i];
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
+    i++;
+  }
+  return i;
+}
+
+/** From just after an opening quote: the index of the closing quote, or -1. */
+function str(b: Uint8Array, i: number, n: number): number {
+  while (i < n) {
+    const c = b[i];
+    if (c === Q) return i;
+    if (c < 0x20) return -1;
+    if (c === BS) {
+      const e = b[i + 1];
+      if (e === 0x75) {
+        for (let j = 2; j < 6; j++) if (!isHex(b[i + j])) return -1;
+        i += 6;
+        continue;
+      }
+      if (
+        e !== Q &&
+        e !== BS &&
+        e !== 0x2f &&
+        e !== 0x62 &&
+        e !== 0x66 &&
+        e !== 0x6e &&
+        e !== 0x72 &&
+        e !== 0x74
+      )
+        return -1;
+      i += 2;
+      continue;
+    }
+    i++;
+  }
+  return -1;
+}
+
+function isHex(c: number | undefined): boolean {
+  return (
+    c !== undefined && ((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46))
+  );
+}
+
+const MAX_DEPTH = 512;
+
+/** Skips one JSON value at `i` (no leading whitespace): the index after it, or -1. */
+function value(b: Uint8Array, i: number, n: number, depth: number): number {
+  const c = b[i];
+  if (c === Q) {
+    const e = str(b, i + 1, n);
+    return e < 0 ? -1 : e + 1;
+  }
+  if (c === 0x7b || c === 0x5b) {
+    if (depth >= MAX_DEPTH) return -1;
+    const close = c === 0x7b ? 0x7d : 0x5d;
+    i = ws(b, i + 1, n);
+    if (b[i] === close) return i + 1;
+    for (;;) {
+      if (c === 0x7b) {
+        if (b[i] !== Q) return -1;
+        const e = str(b, i + 1, n);
+        if (e < 0) return -1;
+        i = ws(b, e + 1, n);
+        if (b[i] !== 0x3a) return -1;
+        i = ws(b, i + 1, n);
+      }
+      i = value(b, i, n, depth + 1);
+      if (i < 0) return -1;
+      i = ws(b, i, n);
+      if (b[i] === 0x2c) {
+        i = ws(b, i + 1, n);
+        continue;
+      }
+      return b[i] === close ? i + 1 : -1;
+    }
+  }
+  if (c === 0x74) return lit(b, i, 'true');
+  if (c === 0x66) return lit(b, i, 'false');
+  if (c === 0x6e) return lit(b, i, 'null');
+  return num(b, i, n);
+}
+
+function lit(b: Uint8Array, i: number, w: string): number {
+  return isKey(b, i, w) ? i + w.length : -1;
+}
+
+function digits(b: Uint8Array, i: number, n: number): number {
+  const s = i;
+  while (i < n && b[i] >= 0x30 && b[i] <= 0x39) i++;
+  return i > s ? i : -1;
+}
+
+/** -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)? */
+function num(b: Uint8Array, i: number, n: number): number {
+  if (b[i] === 0x2d) i++;
+  if (b[i] === 0x30) i++;
+  else if (b[i] >= 0x31 && b[i] <= 0x39) i = digits(b, i, n);
+  else return -1;
+  if (b[i] === 0x2e) {
+    i = digits(b, i + 1, n);
+    if (i < 0) return -1;
+  }
+  if (b[i] === 0x65 || b[i] === 0x45) {
+    i++;
+    if (b[i] === 0x2b || b[i] === 0x2d) i++;
+    i = digits(b, i, n);
+  }
+  return i;
+}

@@ -1,0 +1,14 @@
+// undici is pinned exactly in package.json: these are internal module paths, checked on every upgrade.
+// Types of the two undici modules the server imports directly, rather than the package index (which also loads
+// fetch, WebSocket, EventSource, the cache stores and mocks: ~11 MB of RSS an idle proxy does not need).
+declare module 'undici/lib/dispatcher/agent.js' {
+  import { Agent } from 'undici';
+  export = Agent;
+}
+
+declare module 'undici/lib/core/util.js' {
+  export function parseHeaders(
+    headers: (Buffer | string)[],
+    obj?: Record<string, string | string[]>,
+  ): Record<string, string | string[]>;
+}
