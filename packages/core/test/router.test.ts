@@ -420,6 +420,19 @@ describe('events', () => {
     });
   });
 
+  it('hold and reportUsage work when destructured from the context', async () => {
+    const r = createRouter({ endpoints: [ep('a')] });
+    const { events } = collectEvents(r, ['attempt:usage', 'attempt:end']);
+    let finish!: () => void;
+    await r.execute({}, async ({ hold, reportUsage }) => {
+      finish = hold();
+      reportUsage({ total_tokens: 5 });
+      return res(200);
+    });
+    finish();
+    expect(events.map((e) => e.name)).toEqual(['attempt:usage', 'attempt:end']);
+  });
+
   it('a throwing subscriber does not break routing, and the disposer unsubscribes', async () => {
     const r = createRouter({ endpoints: [ep('a')] });
     let calls = 0;
