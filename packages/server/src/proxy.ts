@@ -8,62 +8,22 @@ import {
   type Router,
   type Usage,
 } from '@lb/core';
+import type { Dialect, DialectRequest } from '@lb/providers';
 import type { Agent } from 'undici';
 import { asLbError, clientHeaders, readBody, sendError, sendStatus, upstreamHeaders } from './http.js';
+import type { ClientRequestRecord } from './observability/index.js';
 import { JSON_OPERATIONS, MODEL_OPERATIONS, multipartField, operationOf } from './operations.js';
 import type { ServerSettings } from './options.js';
 import { scanBody } from './scan.js';
 import { lastEventEnd, sseError } from './sse.js';
 import { type Sink, StreamOpenError, type TextTranslator, UpstreamCall } from './upstream.js';
 
-/** A provider dialect, structurally (the `Dialect` interface of `@lb/providers`). */
-export interface DialectLike {
-  readonly name: string;
-  supports(operation: string): boolean;
-  prepare(req: DialectRequestLike): {
-    url: string;
-    method: string;
-    headers: Record<string, string>;
-    body: Uint8Array | string | undefined;
-  };
-  translateResponse?(
-    status: number,
-    headers: Record<string, string>,
-    body: Uint8Array,
-    req: DialectRequestLike,
-  ): { status: number; headers: Record<string, string>; body: Uint8Array | string };
-  createStreamTranslator?(req: DialectRequestLike): TextTranslator;
-}
-
-/** What a dialect gets to build the upstream request. */
-export interface DialectRequestLike {
-  endpoint: Endpoint;
-  operation: string;
-  method: string;
-  path: string;
-  headers: Record<string, string>;
-  body: Uint8Array | undefined;
-  json: Record<string, any> | undefined;
-  upstreamModel: string | undefined;
-  stream: boolean;
-}
+/** A provider dialect and what it gets to build the upstream request (`@lb/providers`). */
+export type DialectLike = Dialect;
+export type DialectRequestLike = DialectRequest;
 
 /** What one client request leaves for the request log and HTTP metrics. */
-export interface ExchangeRecord {
-  requestId: string;
-  client: string | undefined;
-  method: string;
-  path: string;
-  model: string | undefined;
-  stream: boolean;
-  status: number;
-  latencyMs: number;
-  ttfbMs?: number;
-  endpointId?: string;
-  attempts: number;
-  errorType?: string;
-  usage?: Usage;
-}
+export type ExchangeRecord = ClientRequestRecord;
 
 /** Everything the proxy needs, shared by all requests. */
 export interface ProxyContext {
