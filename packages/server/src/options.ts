@@ -1,39 +1,15 @@
+import type { ServerConfig } from '@lb/config-env';
 import { ConfigError, type RouterConfig } from '@lb/core';
 
 /**
- * The server's own settings (the `server` section of `@lb/config-env`'s `LbConfig`). Every field is optional when
- * passed to `createServer`; defaults below. Env names are the ones `@lb/config-env` reads.
+ * The server's own settings: the `server` section of `@lb/config-env`'s `LbConfig` (every field, its default and env
+ * var are documented there), with the transport settings made definite. Every field is optional when passed to
+ * `createServer`; defaults in {@link DEFAULT_SETTINGS}.
  */
-export interface ServerSettings {
-  /** Interface to bind. Default `127.0.0.1`. Env `HOST`. */
-  host: string;
-  /** Port; 0 picks a free one. Default 8080. Env `PORT`. */
-  port: number;
-  /** Upstream timeout for non-streaming requests (headers, and idle time between body chunks), ms. Default 60000. Env `TIMEOUT`. */
-  timeoutMs: number;
-  /** Upstream TCP/TLS connect timeout, ms. Default 10000. Env `CONNECT_TIMEOUT`. */
-  connectTimeoutMs: number;
-  /** Streams: longest wait for the first content event (headers included), ms. Default 30000. Env `STREAM_FIRST_BYTE_TIMEOUT`. */
-  streamFirstByteTimeoutMs: number;
-  /** Streams: longest silence between two chunks once streaming, ms. Default 60000. Env `STREAM_IDLE_TIMEOUT`. */
-  streamIdleTimeoutMs: number;
-  /** Largest request body accepted, bytes (larger: 413). Default 26214400 (25 MiB, room for audio uploads). Env `BODY_LIMIT`. */
-  bodyLimitBytes: number;
-  /** Per-client request limit (client = gateway key, else IP). Default disabled, 60 requests per 60000 ms. Env `RATE_LIMIT_ENABLED`, `RATE_LIMIT_REQUESTS`, `RATE_LIMIT_WINDOW`. */
-  clientRateLimit: { enabled: boolean; requests: number; windowMs: number };
-  /** pino level. Default `info`. Env `LOG_LEVEL`. */
-  logLevel: string;
-  /** JSON Lines request log. Default disabled. Env `REQUEST_LOG_ENABLED`, `REQUEST_LOG_PATH`. */
-  requestLog: { enabled: boolean; path?: string };
-  /** Serve `/metrics`. Default true. Env `METRICS_ENABLED`. */
-  metricsEnabled: boolean;
-  /** How long a graceful shutdown waits for in-flight requests (streams included), ms. Default 30000. Env `SHUTDOWN_TIMEOUT`. */
-  shutdownTimeoutMs: number;
-  /** Accepted client keys (`Authorization: Bearer …`, `api-key` or `x-api-key`). Empty: open. Default `[]`. Env `LB_API_KEYS`. */
+export interface ServerSettings extends Omit<ServerConfig, 'apiKeys' | 'http2' | 'connectionsPerOrigin'> {
+  /** Accepted client keys (`Authorization: Bearer …`, `api-key` or `x-api-key`). Empty: open. Env `LB_API_KEYS`. */
   apiKeys: readonly string[];
-  /** Key for `/admin/*` (`Authorization: Bearer …` or `x-admin-key`). Unset: admin routes answer loopback clients only. Env `LB_ADMIN_KEY`. */
-  adminKey?: string;
-  /** Offer HTTP/2 to https upstreams (ALPN). Default true. */
+  /** Offer HTTP/2 to https upstreams (ALPN). Default true. Env `HTTP2`. */
   http2: boolean;
   /** Keep-alive connections per upstream origin; `null` = unbounded. Default null. */
   connectionsPerOrigin: number | null;
