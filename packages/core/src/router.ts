@@ -13,6 +13,7 @@ import type { RouterEventName, RouterEvents, Usage } from './events.js';
 import type { Guard, Veto } from './guard.js';
 import type { HeadersLike } from './headers.js';
 import { redact } from './mask.js';
+import { fastRandom } from './random.js';
 import type { RouteRequest } from './request.js';
 import { type EndpointHealth, type EndpointStats, type EndpointStatus, HEALTHY, newStats } from './state.js';
 import { resolveStrategy } from './strategies/builtin.js';
@@ -88,7 +89,7 @@ export interface RouterConfig {
   ewmaAlpha?: number;
   /** Clock, epoch ms. Default `Date.now`. */
   now?: () => number;
-  /** Randomness in [0, 1). Default `Math.random`. */
+  /** Randomness in [0, 1). Default {@link fastRandom} (allocation-free, seeded from `Math.random`). */
   random?: () => number;
 }
 
@@ -236,7 +237,8 @@ export class Router {
   #now: () => number = Date.now;
   /** Bumped on every health change: cached eligible lists are rebuilt when it moves. */
   #healthVersion = 0;
-  #random: () => number = Math.random;
+  readonly #ownRandom = fastRandom();
+  #random: () => number = this.#ownRandom;
   #maxRetries = DEFAULTS.maxRetries;
   #failover = true;
   #deadlineMs = DEFAULTS.deadlineMs;
@@ -365,7 +367,7 @@ export class Router {
       throw new ConfigError('config.endpoints: expected an array of endpoints');
     }
     const factory = resolveStrategy(config.strategy);
-    const random = config.random ?? Math.random;
+    const random = config.random ?? this.#ownRandom;
     const strategyName = factory({ random, ...config.strategyOptions }).name;
     for (const [k, v] of [
       ['maxRetries', config.maxRetries],

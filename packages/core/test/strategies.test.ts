@@ -2,6 +2,7 @@ import { runStrategyContract } from '@lb/test-utils';
 import { describe, expect, it } from 'vitest';
 import {
   createRouter,
+  fastRandom,
   leastBusy,
   leastLatency,
   priority,
@@ -240,5 +241,21 @@ describe('plugins', () => {
     expect(() => createRouter({ endpoints: [ep('a')], strategy: 'fastest' })).toThrow(
       /unknown strategy "fastest"; expected one of .*priority/,
     );
+  });
+});
+
+describe('fastRandom', () => {
+  it('is uniform enough to spread load and repeatable from a seed', () => {
+    const a = fastRandom(7);
+    const b = fastRandom(7);
+    const buckets = new Array(10).fill(0);
+    for (let i = 0; i < 100_000; i++) {
+      const x = a();
+      expect(x).toBe(b());
+      expect(x >= 0 && x < 1).toBe(true);
+      buckets[Math.floor(x * 10)]++;
+    }
+    for (const n of buckets) expect(Math.abs(n - 10_000)).toBeLessThan(500);
+    expect(fastRandom(1)()).not.toBe(fastRandom(2)());
   });
 });
