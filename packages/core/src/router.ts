@@ -235,6 +235,11 @@ export class Router {
     stable: false,
   };
   #now: () => number = Date.now;
+  /**
+   * The last clock reading, kept as a shared heap number (the field starts as `undefined`, so V8 stores it tagged):
+   * guards receive this same boxed value instead of a fresh 16-byte box per pick. Re-boxed once per millisecond.
+   */
+  #clock: unknown = undefined;
   /** Bumped on every health change: cached eligible lists are rebuilt when it moves. */
   #healthVersion = 0;
   readonly #ownRandom = fastRandom();
@@ -582,6 +587,13 @@ export class Router {
 
   // ---------------------------------------------------------------- pick
 
+  /** The clock, read for a pick (see `#clock`). */
+  #tick(): number {
+    const t = this.#now();
+    if (t !== this.#clock) this.#clock = t;
+    return this.#clock as number;
+  }
+
   #fill(route: Route, req: RouteRequest, tried: number[] | undefined, now: number): number {
     const cands = route.candidates;
     const scratch = this.#scratch;
@@ -691,7 +703,7 @@ export class Router {
       route.validUntil === Infinity &&
       this.#guards.length === 0
         ? 0
-        : this.#now();
+        : this.#tick();
     return this.#choose(route, req, undefined, 1, now);
   }
 
@@ -768,7 +780,7 @@ export class Router {
         release();
         throw abortReason(signal);
       }
-      const now = this.#now();
+      const now = this.#tick();
       if (now >= deadline) {
         release();
         return fail(new DeadlineExceededError(deadlineMs, causes ?? []));
@@ -804,7 +816,7 @@ export class Router {
         release();
         await sleep(delay, signal);
         // Keep the choice unless health or a guard changed meanwhile.
-        if (!this.#admits(c, req, this.#now())) {
+        if (!this.#admits(c, req, this.#tick())) {
           justWaited = true;
           continue;
         }

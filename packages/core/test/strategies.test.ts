@@ -68,6 +68,24 @@ describe('distributions through the router', () => {
     expect(Math.abs(c.c / 100_000 - 0.6)).toBeLessThan(0.03);
   });
 
+  it.each(['weighted-random', 'priority'] as const)(
+    '%s gives each of many unevenly weighted endpoints its share (alias table)',
+    (strategy) => {
+      // Fractional, tiny and large weights, so the table needs top-ups chained across several slots.
+      const weights = [0.5, 1, 1, 2, 3, 5, 8, 13, 21, 0.25, 40, 1.25, 7];
+      const total = weights.reduce((a, b) => a + b, 0);
+      const r = createRouter({
+        endpoints: weights.map((w, i) => ep(`e${i}`, { weight: w })),
+        strategy,
+        random: seeded(11),
+      });
+      const n = 400_000;
+      const c = counts(r, n);
+      weights.forEach((w, i) => {
+        expect(Math.abs((c[`e${i}`] ?? 0) / n - w / total), `e${i}`).toBeLessThan(0.004);
+      });
+    },
+  );
   it('weighted-random stays right across health changes and reloads (no stale cached weights)', () => {
     const r = createRouter({
       endpoints: [ep('a', { weight: 1 }), ep('b', { weight: 1 }), ep('c', { weight: 2 })],

@@ -13,44 +13,71 @@ function weightedIn(c: readonly Candidate[], from: number, to: number, r: number
 }
 
 /**
- * Cumulative weights of `c[0..end)`, cached by array identity for stable candidate lists, so a weighted pick is a
- * binary search instead of two scans.
+ * Walker's alias table over `c[0..end)`, built once per stable candidate list (cached by array identity): a weighted
+ * pick is then one random draw, one multiply and one comparison, whatever the number of endpoints (Vose's method).
  */
 class WeightIndex {
   #arr: readonly Candidate[] | undefined;
   #end = 0;
-  #cum = new Float64Array(0);
+  #total = 0;
+  /** Probability of keeping slot i rather than taking its alias. */
+  #keep = new Float64Array(0);
+  #alias = new Int32Array(0);
+  readonly #random: () => number;
 
-  pick(c: readonly Candidate[], end: number, r: number): Candidate | undefined {
-    if (c !== this.#arr || end !== this.#end) {
-      if (this.#cum.length < end) this.#cum = new Float64Array(end);
-      let t = 0;
-      for (let i = 0; i < end; i++) this.#cum[i] = t += c[i].weight;
-      this.#arr = c;
-      this.#end = end;
+  constructor(random: () => number) {
+    this.#random = random;
+  }
+
+  #build(c: readonly Candidate[], end: number): void {
+    this.#arr = c;
+    this.#end = end;
+    if (this.#keep.length < end) {
+      this.#keep = new Float64Array(end);
+      this.#alias = new Int32Array(end);
     }
-    const cum = this.#cum;
-    const total = cum[end - 1];
-    if (!(total > 0)) return undefined;
-    const x = r * total;
-    let lo = 0;
-    let hi = end - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (cum[mid] > x) hi = mid;
-      else lo = mid + 1;
+    const keep = this.#keep;
+    const alias = this.#alias;
+    let total = 0;
+    for (let i = 0; i < end; i++) total += Math.max(c[i].weight, 0);
+    this.#total = total;
+    if (!(total > 0)) return;
+    // Scaled weights (mean 1); slots under 1 are topped up from one slot over 1.
+    const small: number[] = [];
+    const large: number[] = [];
+    for (let i = 0; i < end; i++) {
+      const w = Math.max(c[i].weight, 0);
+      keep[i] = (w * end) / total;
+      alias[i] = i;
+      (keep[i] < 1 ? small : large).push(i);
     }
-    return c[lo];
+    while (small.length && large.length) {
+      const s = small.pop() as number;
+      const l = large[large.length - 1];
+      alias[s] = l;
+      keep[l] -= 1 - keep[s];
+      if (keep[l] < 1) small.push(large.pop() as number);
+    }
+    // Rounding leftovers keep themselves.
+    for (const i of large) keep[i] = 1;
+    for (const i of small) keep[i] = 1;
+  }
+
+  pick(c: readonly Candidate[], end: number): Candidate | undefined {
+    if (c !== this.#arr || end !== this.#end) this.#build(c, end);
+    if (!(this.#total > 0)) return undefined;
+    const x = this.#random() * end;
+    const i = x | 0;
+    return x - i < this.#keep[i] ? c[i] : c[this.#alias[i]];
   }
 }
 
 /** Picks by weight: an endpoint with weight 3 gets three times the traffic of one with weight 1. */
 export const weightedRandom: StrategyFactory = ({ random }) => {
-  const index = new WeightIndex();
+  const index = new WeightIndex(random);
   return {
     name: 'weighted-random',
-    pick: (c, ctx) =>
-      ctx?.stable ? index.pick(c, c.length, random()) : weightedIn(c, 0, c.length, random()),
+    pick: (c, ctx) => (ctx?.stable ? index.pick(c, c.length) : weightedIn(c, 0, c.length, random())),
   };
 };
 
@@ -84,7 +111,7 @@ export const roundRobin: StrategyFactory = () => {
  */
 export const priority: StrategyFactory = ({ random, withinGroup }) => {
   let cursor = 0;
-  const index = new WeightIndex();
+  const index = new WeightIndex(random);
   let groupOf: readonly Candidate[] | undefined;
   let groupEnd = 0;
   return {
@@ -105,7 +132,7 @@ export const priority: StrategyFactory = ({ random, withinGroup }) => {
       }
       if (end === 1) return c[0];
       if (withinGroup === 'round-robin') return c[cursor++ % end];
-      return (ctx?.stable ? index.pick(c, end, random()) : weightedIn(c, 0, end, random())) ?? c[0];
+      return (ctx?.stable ? index.pick(c, end) : weightedIn(c, 0, end, random())) ?? c[0];
     },
   };
 };
