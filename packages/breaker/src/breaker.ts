@@ -185,6 +185,13 @@ interface Circuit {
   lastFailure: string | undefined;
   /** The half-open probe in flight. */
   probe: Pending | undefined;
+  /**
+   * Requests with an attempt in flight that started while this circuit was closed (on its current policy). Their
+   * outcomes are counted without a cockatiel `execute` per request: a success straight into the circuit's breaker
+   * (all cockatiel does with a success while closed), a counted failure through `policy.execute`, which decides
+   * whether to open. A short list scanned by identity: no per-request object, promise or map entry.
+   */
+  direct: string[];
 }
 
 /** One attempt counted inside a cockatiel `execute`, settled when its outcome arrives on the bus. */
@@ -350,6 +357,11 @@ class Breaker implements BreakerHandle, Guard {
     }
     if (v.state === 'half-open' || v.state === 'isolated') return;
     if (v.state === 'open' && this.#now() < v.halfOpenAt) return;
+    if (v.state === 'closed' && c.policy.state === CircuitState.Closed) {
+      // No request to bind the outcome to: do not count it.
+      if (requestId !== undefined) c.direct.push(requestId);
+      return;
+    }
     const p: Pending = {
       circuit: c,
       policy: c.policy,
@@ -428,12 +440,40 @@ class Breaker implements BreakerHandle, Guard {
     const held = this.#o.countStreamFailures && this.#held(e);
     this.#sync(e.endpointId);
     if (held) {
-      const p = this.#find(e.requestId, e.endpointId);
+      // A direct attempt stays listed until its stream ends (`attempt:end`).
+      const p = this.#pending.size ? this.#find(e.requestId, e.endpointId) : undefined;
       if (p) p.streaming = true;
       return;
     }
-    const p = this.#take(e.requestId, e.endpointId);
+    const p = this.#pending.size ? this.#take(e.requestId, e.endpointId) : undefined;
     if (p) this.#settle(p, undefined);
+    else {
+      const c = this.#takeDirect(e.requestId, e.endpointId);
+      if (c) this.#settleDirect(c, undefined);
+    }
+  }
+
+  /** The circuit whose direct list held this request's attempt (now removed from it), if any. */
+  #takeDirect(requestId: string, endpointId: string): Circuit | undefined {
+    const c = this.#circuits.get(endpointId);
+    if (c === undefined) return undefined;
+    const d = c.direct;
+    const i = d.indexOf(requestId);
+    if (i < 0) return undefined;
+    const last = d.pop() as string;
+    if (i < d.length) d[i] = last;
+    return c;
+  }
+
+  /** Counts a direct attempt's outcome (see `Circuit.direct`), if its circuit is still closed. */
+  #settleDirect(c: Circuit, outcome: Error | undefined): void {
+    const policy = c.policy;
+    if (policy.state !== CircuitState.Closed) return;
+    if (outcome === undefined) c.counter.success(CircuitState.Closed);
+    else if (outcome instanceof CountedFailure) {
+      c.lastFailure = outcome.message;
+      policy.execute(() => Promise.reject(outcome)).catch(noop);
+    }
   }
 
   #find(requestId: string, endpointId: string): Pending | undefined {
@@ -451,8 +491,13 @@ class Breaker implements BreakerHandle, Guard {
     retryAfterMs: number | undefined;
   }): void {
     this.#sync(e.endpointId);
-    const p = this.#take(e.requestId, e.endpointId);
-    if (p === undefined) return;
+    const p = this.#pending.size ? this.#take(e.requestId, e.endpointId) : undefined;
+    if (p === undefined) {
+      const c = this.#takeDirect(e.requestId, e.endpointId);
+      if (c)
+        this.#settleDirect(c, e.countsForBreaker ? new CountedFailure(e.message, e.retryAfterMs) : NEUTRAL);
+      return;
+    }
     if (e.countsForBreaker) this.#settle(p, new CountedFailure(e.message, e.retryAfterMs));
     else if (e.kind === 'aborted' && p.probe && p.policy === p.circuit.policy) {
       this.#rearm(p.circuit, 'probe aborted by its caller; the next request probes');
@@ -468,11 +513,16 @@ class Breaker implements BreakerHandle, Guard {
     message: string | undefined;
   }): void {
     this.#sync(e.endpointId);
-    const p = this.#take(e.requestId, e.endpointId);
-    if (p === undefined) return;
-    if (!e.ok && COUNTING_KINDS.has(e.kind))
-      this.#settle(p, new CountedFailure(e.message ?? `stream broke (${e.kind})`, undefined));
-    else this.#settle(p, undefined);
+    const outcome =
+      !e.ok && COUNTING_KINDS.has(e.kind)
+        ? new CountedFailure(e.message ?? `stream broke (${e.kind})`, undefined)
+        : undefined;
+    const p = this.#pending.size ? this.#take(e.requestId, e.endpointId) : undefined;
+    if (p !== undefined) this.#settle(p, outcome);
+    else {
+      const c = this.#takeDirect(e.requestId, e.endpointId);
+      if (c) this.#settleDirect(c, outcome);
+    }
   }
 
   #settle(p: Pending, outcome: Error | undefined): void {
@@ -511,6 +561,7 @@ class Breaker implements BreakerHandle, Guard {
         opens: 0,
         lastFailure: undefined,
         probe: undefined,
+        direct: [],
       };
       this.#replace(c, undefined);
       this.#circuits.set(id, c);
@@ -534,6 +585,8 @@ class Breaker implements BreakerHandle, Guard {
   /** Swaps in a new cockatiel policy (fresh, or hydrated from `initialState`); the old one is forgotten. */
   #replace(c: Circuit, initialState: unknown): void {
     for (const s of c.subs) s.dispose();
+    // Attempts started on the old policy do not count into the new one.
+    c.direct.length = 0;
     const o = this.#o;
     const policy = circuitBreaker(
       handleWhen((e) => e instanceof CountedFailure),

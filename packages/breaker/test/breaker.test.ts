@@ -352,6 +352,28 @@ describe('attachBreaker: probes, control and lifecycle', () => {
     expect(t.breaker.snapshot().a.failures).toBe(0);
   });
 
+  it('failures of attempts started before a reset do not count into the fresh circuit', async () => {
+    const t = setup({ threshold: 2 });
+    const gates = [deferred<Reply>(), deferred<Reply>(), deferred<Reply>()];
+    let i = 0;
+    t.script.a = () => gates[i++].promise;
+    // Three requests in flight on a closed circuit, then a reset by hand.
+    const runs = [t.run(), t.run(), t.run()];
+    expect(i).toBe(3);
+    t.breaker.reset('a');
+    for (const g of gates) g.resolve({ status: 500 });
+    await Promise.all(runs);
+    await flush();
+    expect(t.breaker.state('a')).toBe('closed');
+    expect(t.breaker.snapshot().a.failures).toBe(0);
+    // Attempts started after the reset count as usual.
+    t.script.a = status(500);
+    await t.run();
+    await t.run();
+    await flush();
+    expect(t.breaker.state('a')).toBe('open');
+  });
+
   it('recordProbe moves an open circuit to closed through half-open without a user request', async () => {
     const t = setup();
     expect(t.breaker.recordProbe('a', true)).toBe(false);

@@ -209,6 +209,22 @@ const DEFAULTS = {
 };
 
 let requestCounter = 0;
+/**
+ * Releases a failed value that will not be returned (returns `undefined`, the new `pending`). Not awaited: the choice
+ * of the next endpoint and its claim (in-flight count, guard tokens) must happen in the same tick.
+ */
+function release<T>(pending: { value: T } | undefined, options: ExecuteOptions<T> | undefined): undefined {
+  if (pending && options?.discard) {
+    try {
+      const r = options.discard(pending.value);
+      if (r && typeof (r as Promise<void>).catch === 'function') (r as Promise<void>).catch(() => {});
+    } catch {
+      // best effort
+    }
+  }
+  return undefined;
+}
+
 const perf: { now(): number } = typeof performance !== 'undefined' ? performance : Date;
 
 /**
@@ -707,6 +723,18 @@ export class Router {
     return this.#choose(route, req, undefined, 1, now);
   }
 
+  /** Emits `request:exhausted` and throws the request's final error. */
+  #exhausted(
+    requestId: string,
+    causes: AttemptCause[] | undefined,
+    model: string | undefined,
+    err: LbError,
+  ): never {
+    if (this.#has('request:exhausted'))
+      this.#emit('request:exhausted', { requestId, attempts: causes ?? [], error: err, model });
+    throw err;
+  }
+
   // ---------------------------------------------------------------- execute
 
   /**
@@ -754,36 +782,17 @@ export class Router {
         code: 'model_not_found',
       });
     }
-    const fail = (err: LbError): never => {
-      if (this.#has('request:exhausted'))
-        this.#emit('request:exhausted', { requestId, attempts: causes ?? [], error: err, model });
-      throw err;
-    };
-    // Releases a failed value that will not be returned. Not awaited: the choice of the next endpoint and its claim
-    // (in-flight count, guard tokens) must happen in the same tick.
-    const release = () => {
-      if (pending && options?.discard) {
-        const v = pending.value;
-        try {
-          const r = options.discard(v);
-          if (r && typeof (r as Promise<void>).catch === 'function') (r as Promise<void>).catch(() => {});
-        } catch {
-          // best effort
-        }
-      }
-      pending = undefined;
-    };
     let justWaited = false;
 
     for (let n = 1; n <= maxAttempts; ) {
       if (signal?.aborted) {
-        release();
+        pending = release(pending, options);
         throw abortReason(signal);
       }
       const now = this.#tick();
       if (now >= deadline) {
-        release();
-        return fail(new DeadlineExceededError(deadlineMs, causes ?? []));
+        pending = release(pending, options);
+        return this.#exhausted(requestId, causes, model, new DeadlineExceededError(deadlineMs, causes ?? []));
       }
       const c = this.#choose(route, req, tried, n, now);
       if (!c) {
@@ -791,7 +800,7 @@ export class Router {
         const wait = until === undefined ? Infinity : until - now;
         if (wait <= Math.min(maxWaitMs, deadline - now) && waits < maxAttempts) {
           waits++;
-          release();
+          pending = release(pending, options);
           await sleep(Math.max(1, wait), signal);
           justWaited = true;
           continue;
@@ -803,17 +812,17 @@ export class Router {
           lastValue: pending?.value,
           reason: causes?.length ? undefined : rateLimited ? 'rate-limit' : reason,
         });
-        return fail(err);
+        return this.#exhausted(requestId, causes, model, err);
       }
       if (tried?.includes(c.rt.index) && !justWaited) {
         const b = cfg.backoff;
         const base = Math.min(b?.maxMs ?? 8000, (b?.initialMs ?? 250) * (b?.multiplier ?? 2) ** retries++);
         const delay = base * (1 - (b?.jitter ?? 0.5) * this.#random());
         if (now + delay >= deadline) {
-          release();
-          return fail(new DeadlineExceededError(deadlineMs, causes ?? []));
+          pending = release(pending, options);
+          return this.#exhausted(requestId, causes, model, new DeadlineExceededError(deadlineMs, causes ?? []));
         }
-        release();
+        pending = release(pending, options);
         await sleep(delay, signal);
         // Keep the choice unless health or a guard changed meanwhile.
         if (!this.#admits(c, req, this.#tick())) {
@@ -824,7 +833,7 @@ export class Router {
       justWaited = false;
       const rt = c.rt;
       const ep = c.endpoint;
-      release();
+      pending = release(pending, options);
       // Claim the endpoint synchronously with the choice, so concurrent requests see it taken.
       const guards = this.#guards;
       for (let g = 0; g < guards.length; g++) guards[g].acquire?.(ep, req, now, requestId);
@@ -973,7 +982,7 @@ export class Router {
       if (verdict.kind === 'aborted') {
         if (input.error === undefined && value !== undefined && options?.discard) {
           pending = { value };
-          release();
+          pending = release(pending, options);
         }
         throw signal ? abortReason(signal) : input.error;
       }
@@ -991,7 +1000,7 @@ export class Router {
     }
     const now = this.#now();
     const { until } = this.#whyNone(route, req, now);
-    return fail(
+    return this.#exhausted(requestId, causes, model, 
       new NoHealthyEndpointError({
         attempts: causes ?? [],
         model,
