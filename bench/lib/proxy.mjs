@@ -16,6 +16,9 @@ import {
 import { topSelf } from './profile.mjs';
 import { median, procStat, round, sleep } from './stats.mjs';
 
+/** How long the full run lets the servers sit idle before reading their settled RSS. */
+const SETTLE_MS = 15_000;
+
 const here = dirname(fileURLToPath(import.meta.url));
 export const ROOT = join(here, '..', '..');
 // LB_SERVER_CLI: another build of the CLI (e.g. a copy of dist/ taken before a change, for before/after runs).
@@ -130,7 +133,20 @@ export async function runProxyBench(opts = {}) {
     }
     result.targets = targets.map((t) => ({ name: t.name, url: t.url }));
     for (const t of targets.slice(1)) {
-      result.rss.push({ name: t.name, idleMB: round(procStat(t.pid)?.rssMB), steadyMB: null });
+      result.rss.push({
+        name: t.name,
+        idleMB: round(procStat(t.pid)?.rssMB),
+        settledMB: null,
+        steadyMB: null,
+      });
+    }
+    // Idle once settled: V8's memory reducer runs a few seconds after a process goes quiet (full run only).
+    if (!short) {
+      await sleep(SETTLE_MS);
+      for (const t of targets.slice(1)) {
+        const rss = result.rss.find((x) => x.name === t.name);
+        if (rss) rss.settledMB = round(procStat(t.pid)?.rssMB);
+      }
     }
 
     // 1. one in flight, interleaved.
@@ -168,12 +184,19 @@ export async function runProxyBench(opts = {}) {
       }
     }
 
-    // 3. max RPS at concurrency 32, CPU per request.
-    for (const t of targets) {
-      log(`max RPS at c=32: ${t.name}…`);
-      const rs = [];
-      for (let r = 0; r < repeats; r++)
-        rs.push(await maxRps(t, { connections: 32, durationS: short ? 1 : 10, pid: t.pid }));
+    // 3. max RPS at concurrency 32, CPU per request. Targets take turns, in an order rotating every round: the
+    // target measured right after another runs a few % slower on these VMs, which a fixed order would pin on one.
+    const runsOf = targets.map(() => []);
+    for (let r = 0; r < repeats; r++) {
+      for (let k = 0; k < targets.length; k++) {
+        const j = (k + r) % targets.length;
+        const t = targets[j];
+        log(`max RPS at c=32: ${t.name} (round ${r + 1}/${repeats})…`);
+        runsOf[j].push(await maxRps(t, { connections: 32, durationS: short ? 1 : 10, pid: t.pid }));
+      }
+    }
+    targets.forEach((t, j) => {
+      const rs = runsOf[j];
       result.maxRps.push({
         name: t.name,
         tool: rs[0].tool,
@@ -186,7 +209,7 @@ export async function runProxyBench(opts = {}) {
       });
       const rss = result.rss.find((x) => x.name === t.name);
       if (rss) rss.steadyMB = round(procStat(t.pid)?.rssMB);
-    }
+    });
     const bareRps = result.maxRps.find((x) => x.name === 'undici-bare')?.rps;
     for (const m of result.maxRps) m.ofBare = bareRps ? round(m.rps / bareRps, 2) : null;
 

@@ -24,7 +24,7 @@ export type { Guard, Veto } from './guard.js';
 export type { HeadersLike } from './headers.js';
 export { getHeader } from './headers.js';
 export { maskKey, redact } from './mask.js';
-export { fastRandom } from './random.js';
+export { type FastRandom, fastRandom } from './random.js';
 export type { RouteRequest } from './request.js';
 export type {
   AttemptContext,

@@ -820,7 +820,12 @@ export class Router {
         const delay = base * (1 - (b?.jitter ?? 0.5) * this.#random());
         if (now + delay >= deadline) {
           pending = release(pending, options);
-          return this.#exhausted(requestId, causes, model, new DeadlineExceededError(deadlineMs, causes ?? []));
+          return this.#exhausted(
+            requestId,
+            causes,
+            model,
+            new DeadlineExceededError(deadlineMs, causes ?? []),
+          );
         }
         pending = release(pending, options);
         await sleep(delay, signal);
@@ -1000,7 +1005,10 @@ export class Router {
     }
     const now = this.#now();
     const { until } = this.#whyNone(route, req, now);
-    return this.#exhausted(requestId, causes, model, 
+    return this.#exhausted(
+      requestId,
+      causes,
+      model,
       new NoHealthyEndpointError({
         attempts: causes ?? [],
         model,

@@ -1,4 +1,12 @@
+import { type FastRandom, U30_SCALE } from '../random.js';
 import type { Candidate, PickContext, Strategy, StrategyFactory, StrategyOptions } from '../strategy.js';
+
+/**
+ * The integer form of `random` when it is a {@link FastRandom} (the router's default). Draw sites compute
+ * `u30 !== undefined ? u30() * U30_SCALE : random()` in their own body, so the fraction never crosses a call
+ * boundary (where V8 would box it: 16 B per pick).
+ */
+const intForm = (random: () => number): (() => number) | undefined => (random as Partial<FastRandom>).u30;
 
 function weightedIn(c: readonly Candidate[], from: number, to: number, r: number): Candidate | undefined {
   let total = 0;
@@ -24,9 +32,11 @@ class WeightIndex {
   #keep = new Float64Array(0);
   #alias = new Int32Array(0);
   readonly #random: () => number;
+  readonly #u30: (() => number) | undefined;
 
   constructor(random: () => number) {
     this.#random = random;
+    this.#u30 = intForm(random);
   }
 
   #build(c: readonly Candidate[], end: number): void {
@@ -66,7 +76,8 @@ class WeightIndex {
   pick(c: readonly Candidate[], end: number): Candidate | undefined {
     if (c !== this.#arr || end !== this.#end) this.#build(c, end);
     if (!(this.#total > 0)) return undefined;
-    const x = this.#random() * end;
+    const u30 = this.#u30;
+    const x = (u30 !== undefined ? u30() * U30_SCALE : this.#random()) * end;
     const i = x | 0;
     return x - i < this.#keep[i] ? c[i] : c[this.#alias[i]];
   }
@@ -75,17 +86,25 @@ class WeightIndex {
 /** Picks by weight: an endpoint with weight 3 gets three times the traffic of one with weight 1. */
 export const weightedRandom: StrategyFactory = ({ random }) => {
   const index = new WeightIndex(random);
+  const u30 = intForm(random);
   return {
     name: 'weighted-random',
-    pick: (c, ctx) => (ctx?.stable ? index.pick(c, c.length) : weightedIn(c, 0, c.length, random())),
+    pick: (c, ctx) =>
+      ctx?.stable
+        ? index.pick(c, c.length)
+        : weightedIn(c, 0, c.length, u30 !== undefined ? u30() * U30_SCALE : random()),
   };
 };
 
 /** Uniformly at random, ignoring weights. */
-export const randomStrategy: StrategyFactory = ({ random }) => ({
-  name: 'random',
-  pick: (c) => (c.length ? c[Math.floor(random() * c.length)] : undefined),
-});
+export const randomStrategy: StrategyFactory = ({ random }) => {
+  const u30 = intForm(random);
+  return {
+    name: 'random',
+    pick: (c) =>
+      c.length ? c[Math.floor((u30 !== undefined ? u30() * U30_SCALE : random()) * c.length)] : undefined,
+  };
+};
 
 /**
  * Exact round-robin over the available candidates. The cursor counts picks, so with a fixed set every endpoint
@@ -110,6 +129,7 @@ export const roundRobin: StrategyFactory = () => {
  * groups is unavailable. Candidates arrive sorted by priority, so the group is a prefix.
  */
 export const priority: StrategyFactory = ({ random, withinGroup }) => {
+  const u30 = intForm(random);
   let cursor = 0;
   const index = new WeightIndex(random);
   let groupOf: readonly Candidate[] | undefined;
@@ -132,7 +152,11 @@ export const priority: StrategyFactory = ({ random, withinGroup }) => {
       }
       if (end === 1) return c[0];
       if (withinGroup === 'round-robin') return c[cursor++ % end];
-      return (ctx?.stable ? index.pick(c, end) : weightedIn(c, 0, end, random())) ?? c[0];
+      return (
+        (ctx?.stable
+          ? index.pick(c, end)
+          : weightedIn(c, 0, end, u30 !== undefined ? u30() * U30_SCALE : random())) ?? c[0]
+      );
     },
   };
 };
@@ -141,47 +165,63 @@ export const priority: StrategyFactory = ({ random, withinGroup }) => {
  * Lowest EWMA latency wins. Endpoints never measured are tried first, and with probability `explorationRate`
  * (default 5%) a random candidate is picked, so a recovered or slow-then-fast endpoint gets measured again.
  */
-export const leastLatency: StrategyFactory = ({ random, explorationRate = 0.05 }) => ({
-  name: 'least-latency',
-  pick(c) {
-    const n = c.length;
-    if (!n) return undefined;
-    if (n > 1 && random() < explorationRate) return c[Math.floor(random() * n)];
-    let best = c[0];
-    let bestLat = best.stats.latencySamples === 0 ? -1 : best.stats.ewmaLatencyMs;
-    for (let i = 1; i < n; i++) {
-      const s = c[i].stats;
-      const lat = s.latencySamples === 0 ? -1 : s.ewmaLatencyMs;
-      if (lat < bestLat) {
-        best = c[i];
-        bestLat = lat;
+export const leastLatency: StrategyFactory = ({ random, explorationRate = 0.05 }) => {
+  const u30 = intForm(random);
+  return {
+    name: 'least-latency',
+    pick(c) {
+      const n = c.length;
+      if (!n) return undefined;
+      if (n > 1 && (u30 !== undefined ? u30() * U30_SCALE : random()) < explorationRate)
+        return c[Math.floor((u30 !== undefined ? u30() * U30_SCALE : random()) * n)];
+      let best = c[0];
+      let bestLat = best.stats.latencySamples === 0 ? -1 : best.stats.ewmaLatencyMs;
+      for (let i = 1; i < n; i++) {
+        const s = c[i].stats;
+        const lat = s.latencySamples === 0 ? -1 : s.ewmaLatencyMs;
+        if (lat < bestLat) {
+          best = c[i];
+          bestLat = lat;
+        }
       }
-    }
-    return best;
-  },
-});
+      return best;
+    },
+  };
+};
 
 /**
  * Fewest requests in flight, by power of two choices: two distinct random candidates are compared and the less
  * busy one wins (ties: lower latency, then the first drawn). This spreads load like a full scan would, without
  * piling every request onto the one endpoint that looked idle a moment ago.
  */
-export const leastBusy: StrategyFactory = ({ random }) => ({
-  name: 'least-busy',
-  pick(c) {
-    const n = c.length;
-    if (n <= 1) return c[0];
-    const i = Math.floor(random() * n);
-    let j = Math.floor(random() * (n - 1));
-    if (j >= i) j++;
-    const a = c[i];
-    const b = c[j];
-    const fa = a.stats.inFlight / (a.weight || 1);
-    const fb = b.stats.inFlight / (b.weight || 1);
-    if (fa !== fb) return fa < fb ? a : b;
-    return b.stats.ewmaLatencyMs < a.stats.ewmaLatencyMs ? b : a;
-  },
-});
+export const leastBusy: StrategyFactory = ({ random }) => {
+  const u30 = intForm(random);
+  return {
+    name: 'least-busy',
+    pick(c) {
+      const n = c.length;
+      if (n <= 1) return c[0];
+      // Two draws from one: the low 15 bits and the high 15 bits of a 30-bit integer (pools stay far below 2^15).
+      let i: number;
+      let j: number;
+      if (u30 !== undefined && n <= 0x8000) {
+        const u = u30();
+        i = ((u & 0x7fff) * n) >>> 15;
+        j = ((u >>> 15) * (n - 1)) >>> 15;
+      } else {
+        i = Math.floor(random() * n);
+        j = Math.floor(random() * (n - 1));
+      }
+      if (j >= i) j++;
+      const a = c[i];
+      const b = c[j];
+      const fa = a.stats.inFlight / (a.weight || 1);
+      const fb = b.stats.inFlight / (b.weight || 1);
+      if (fa !== fb) return fa < fb ? a : b;
+      return b.stats.ewmaLatencyMs < a.stats.ewmaLatencyMs ? b : a;
+    },
+  };
+};
 
 /** Names of the built-in strategies. */
 export type BuiltinStrategyName =
