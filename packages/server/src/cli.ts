@@ -2,7 +2,7 @@
 import { createRequire } from 'node:module';
 import { maskKey, type RouterConfig } from '@lb/core';
 import { checkEndpoints, formatCheckTable } from './check.js';
-import { configIsPresent, describeConfigError, loadServerConfig } from './config.js';
+import { describeConfigError, loadServerConfig, startupConfig } from './config.js';
 import { startDemoUpstreams } from './demo.js';
 import { createServer } from './index.js';
 import { integrations } from './integrations.js';
@@ -104,8 +104,9 @@ async function main(): Promise<number> {
   }
   if (args.command === 'check') return check(args);
 
-  const demo =
-    args.demo === 'force' || (args.demo === 'auto' && !args.config && !(await configIsPresent(process.env)));
+  // One trip to the config loader: is anything configured, and if so, the config (or what is wrong with it).
+  const pre = args.demo === 'force' ? undefined : await startupConfig({ file: args.config });
+  const demo = args.demo === 'force' || (args.demo === 'auto' && !args.config && pre?.present !== true);
   let config: ServerConfigInput;
   let closeDemo: (() => Promise<void>) | undefined;
   if (demo) {
@@ -122,19 +123,18 @@ async function main(): Promise<number> {
       healthCheck: { enabled: false },
     };
   } else {
-    if (!args.config && !(await configIsPresent(process.env))) {
+    if (!args.config && pre?.present !== true) {
       console.error(
         'lb-server: nothing is configured: no endpoint in the environment and no --config file.\n\n' +
           `${HELP}\n\nTry it without keys: lb-server --demo`,
       );
       return 1;
     }
-    try {
-      config = await loadServerConfig({ file: args.config });
-    } catch (e) {
-      console.error(describeConfigError(e));
+    if (pre?.error !== undefined || pre?.config === undefined) {
+      console.error(describeConfigError(pre?.error ?? new Error('the config loader returned no config')));
       return 1;
     }
+    config = pre.config;
   }
   for (const w of (config as { warnings?: readonly { path: string; message: string }[] }).warnings ?? [])
     console.warn(`lb-server: warning: ${w.path}: ${w.message}`);

@@ -20,7 +20,7 @@ try {
     try { dot = c.readDotenv(w.cwd); } catch {}
     out.present = c.isConfigured({ ...dot, ...w.env });
   }
-  if (w.load) out.config = c.loadConfig({ file: w.file, cwd: w.cwd, dotenv: true });
+  if (w.load && out.present !== false) out.config = c.loadConfig({ file: w.file, cwd: w.cwd, dotenv: true });
   parentPort.postMessage(out);
 } catch (e) {
   parentPort.postMessage({ error: { name: e && e.name, message: String((e && e.message) || e), errors: e && Array.isArray(e.errors) ? e.errors.map((i) => ({ path: String(i.path), message: String(i.message) })) : undefined } });
@@ -91,6 +91,31 @@ export async function configIsPresent(env: NodeJS.ProcessEnv, cwd: string = proc
     // an unreadable .env counts as none
   }
   return c.isConfigured({ ...dot, ...env });
+}
+
+/**
+ * What the CLI starts with, in one trip to the config loader: whether anything is configured (the environment, a
+ * `.env` file in `cwd`, or the file given) and, when it is, the loaded config or the error loading it raised.
+ */
+export async function startupConfig(
+  opts: { file?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ present: boolean; config?: LbConfig & ServerConfigInput; error?: unknown }> {
+  const cwd = opts.cwd ?? process.cwd();
+  const env = opts.env ?? process.env;
+  const check = opts.file === undefined;
+  const w = inWorker({ present: check, load: true, file: opts.file, cwd, env });
+  if (w === undefined) {
+    if (check && !(await configIsPresent(env, cwd))) return { present: false };
+    return loadServerConfig({ file: opts.file, cwd }).then(
+      (config) => ({ present: true, config }),
+      (error: unknown) => ({ present: true, error }),
+    );
+  }
+  return w.then(
+    (a) => ({ present: !check || a.present === true, config: a.config }),
+    // The loader only loads once something is configured: an error means there was something to load.
+    (error: unknown) => ({ present: true, error }),
+  );
 }
 
 /** A config error as lines for the terminal: every problem with its path. Never a key. */

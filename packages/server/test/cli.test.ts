@@ -265,6 +265,39 @@ describe('lb-server commands', () => {
     expect(r.out).toMatch(/--demo/);
   });
 
+  it('an invalid environment config: every problem with its path, no key echoed, exit 1 (also with --demo=auto)', async () => {
+    const env = {
+      OPENAI_API_KEY_1: keys.a,
+      OPENAI_BASE_URL_1: 'htp:/x',
+      OPENAI_API_KEY_2: keys.b,
+      OPENAI_BASE_URL_2: 'http://127.0.0.1:1/v1',
+      OPENAI_PRIORITY_2: 'first',
+    };
+    for (const args of [[], ['--demo=auto']]) {
+      const r = await runCli(args, env);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.out).toMatch(/invalid config \(2 error\(s\)\)/);
+      expect(r.out).toMatch(/OPENAI_BASE_URL_1.*htp:\/x/);
+      expect(r.out).toMatch(/OPENAI_PRIORITY_2/);
+      expect(r.out).not.toContain(keys.a);
+      expect(r.out).not.toContain(keys.b);
+      // A config is present: --demo=auto does not fall back to the demo.
+      expect(r.out).not.toMatch(/Demo mode/);
+    }
+  });
+
+  it('--demo=auto serves the configured endpoints when there are some', async () => {
+    const p = await spawnServer(envFor([a]), ['--demo=auto']);
+    try {
+      expect(p.out()).not.toMatch(/Demo mode/);
+      expect(p.out()).toMatch(/1 endpoint\(s\)/);
+      expect(p.out()).toContain(`• ${a.name}`);
+    } finally {
+      p.child.kill('SIGTERM');
+      expect(await p.exit).toBe(0);
+    }
+  });
+
   it('check probes every endpoint and prints a table', async () => {
     const ok = await startFakeUpstream({ name: 'ok', acceptKeys: [keys.a] });
     const bad = await startFakeUpstream({ name: 'bad', acceptKeys: ['something-else-entirely'] });
