@@ -173,7 +173,6 @@ async function main(): Promise<number> {
       `  curl ${url}/metrics    # Prometheus`,
     );
   }
-  console.log(lines.join('\n'));
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -202,6 +201,9 @@ async function main(): Promise<number> {
       (e) => console.error(`lb-server: reload failed, config unchanged:\n${describeConfigError(e)}`),
     );
   });
+  // The ready line goes out only once the signal handlers are in place: a supervisor that sends SIGTERM as soon as
+  // it reads "listening" must get a drain, not the default kill.
+  console.log(lines.join('\n'));
   return -1;
 }
 

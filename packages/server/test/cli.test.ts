@@ -298,6 +298,15 @@ describe('lb-server commands', () => {
     }
   });
 
+  it('SIGTERM sent the moment the ready line appears drains and exits 0 (signal handlers come first)', async () => {
+    for (let i = 0; i < 5; i++) {
+      const p = await spawnServer(envFor([a]));
+      p.child.kill('SIGTERM');
+      expect(await p.exit, `try ${i + 1}: ${p.out()}`).toBe(0);
+      expect(p.out()).toMatch(/SIGTERM received/);
+    }
+  });
+
   it('check probes every endpoint and prints a table', async () => {
     const ok = await startFakeUpstream({ name: 'ok', acceptKeys: [keys.a] });
     const bad = await startFakeUpstream({ name: 'bad', acceptKeys: ['something-else-entirely'] });
