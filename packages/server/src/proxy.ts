@@ -8,7 +8,7 @@ import {
   type Router,
   type Usage,
 } from '@lb/core';
-import type { Dialect, DialectRequest } from '@lb/providers';
+import { type Dialect, type DialectRequest, replaceMultipartModel } from '@lb/providers';
 import type { Agent } from 'undici';
 import { asLbError, clientHeaders, readBody, sendError, sendStatus, upstreamHeaders } from './http.js';
 import type { ClientRequestRecord } from './observability/index.js';
@@ -351,8 +351,11 @@ export class Exchange implements Sink {
       path = t.base + this.#path;
       headers = Object.assign({}, this.#fwd, t.auth);
       // `#model` is the body's model (or the default one written into it).
-      if (ctx.upstreamModel !== undefined && ctx.upstreamModel !== this.#model && this.#hasJson()) {
-        body = JSON.stringify({ ...this.#jsonOf(), model: ctx.upstreamModel });
+      if (ctx.upstreamModel !== undefined && ctx.upstreamModel !== this.#model) {
+        if (this.#hasJson()) body = JSON.stringify({ ...this.#jsonOf(), model: ctx.upstreamModel });
+        else if (this.#model !== undefined && body !== undefined)
+          // multipart (audio transcriptions, image edits): splice the model field, the file parts stay as they are
+          body = replaceMultipartModel(body, this.#req.headers['content-type'], ctx.upstreamModel);
       }
       this.#translated = undefined;
     }

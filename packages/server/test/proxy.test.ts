@@ -163,6 +163,23 @@ describe('proxying', () => {
     expect(Buffer.from(await speech.arrayBuffer()).toString()).toBe('ID3-fake-mp3-from-a');
   });
 
+  it('maps the model inside a multipart body, leaving the file part byte for byte', async () => {
+    server.router.setEndpointHealth('a', false);
+    server.router.setEndpointHealth('b', false);
+    const audio = Buffer.from([
+      0x52, 0x49, 0x46, 0x46, 0x00, 0xff, 0x0d, 0x0a, 0x2d, 0x2d, 0x57, 0x41, 0x56, 0x45,
+    ]);
+    const file = new File([audio], 'clip.wav', { type: 'audio/wav' });
+    const t = await client.audio.transcriptions.create({ file, model: 'gpt-4o-mini' });
+    expect(t.text).toBe('c heard clip.wav');
+    const raw = c.requests.at(-1)!.raw;
+    const text = raw.toString('latin1');
+    expect(text).toMatch(/name="model"\r\n\r\nmini-on-c\r\n/);
+    expect(text).not.toContain('gpt-4o-mini');
+    expect(raw.indexOf(audio)).toBeGreaterThan(0);
+    expect(Number(c.requests.at(-1)!.headers['content-length'] ?? raw.length)).toBe(raw.length);
+  });
+
   it('refuses bad input with clear 4xx and keeps serving', async () => {
     const post = (body: string, ct = 'application/json') =>
       fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': ct }, body });
