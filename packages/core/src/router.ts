@@ -333,6 +333,14 @@ export class Router {
     };
   }
 
+  /**
+   * How many listeners an event has: lets a producer skip work nobody consumes (reading token usage from a body
+   * when nothing listens for `attempt:usage`).
+   */
+  listenerCount(event: RouterEventName): number {
+    return this.#bus.listenerCount(event);
+  }
+
   #has(event: RouterEventName): boolean {
     return this.#bus.listenerCount(event) > 0;
   }

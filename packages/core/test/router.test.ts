@@ -441,7 +441,9 @@ describe('events', () => {
       throw new Error('bad subscriber');
     });
     await expect(r.execute({}, async () => res(200))).resolves.toMatchObject({ status: 200 });
+    expect(r.listenerCount('attempt:start')).toBe(1);
     off();
+    expect(r.listenerCount('attempt:start')).toBe(0);
     await r.execute({}, async () => res(200));
     expect(calls).toBe(1);
   });

@@ -16,7 +16,7 @@ import {
 } from '@lb/providers';
 import { msOption } from './internal/env.js';
 import { readRequest } from './internal/request.js';
-import { readFirst, wrapStream } from './internal/stream.js';
+import { readFirst, withUsage, wrapStream } from './internal/stream.js';
 
 /**
  * The base URL the SDK is given: every URL under it is routed. Any other absolute URL is routed too (its path,
@@ -189,6 +189,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
           signal: req.signal,
           finish,
           reportUsage: ctx.reportUsage,
+          readUsage: router.listenerCount('attempt:usage') > 0,
           secrets: [ep.apiKey],
         });
         const headers = new Headers(res.headers);
@@ -206,6 +207,14 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
         const t = dialect.translateResponse(res.status, h, raw, dreq);
         return new Response(t.body as BodyInit, { status: t.status, headers: t.headers });
       }
+      // Token usage for whoever listens (TPM budgets, metrics), read from the body as the caller reads it.
+      if (
+        res.ok &&
+        res.body &&
+        (res.headers.get('content-type') ?? '').includes('json') &&
+        router.listenerCount('attempt:usage') > 0
+      )
+        return withUsage(res, ctx.reportUsage);
       return res;
     };
 

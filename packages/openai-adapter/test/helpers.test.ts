@@ -1,6 +1,6 @@
 import { attachBreaker } from '@lb/breaker';
 import { configFromEnv } from '@lb/config-env';
-import { ConfigError, createRouter, isLbError, isNoHealthyEndpointError } from '@lb/core';
+import { ConfigError, createRouter, isLbError, isNoHealthyEndpointError, type Router } from '@lb/core';
 import { attachRateLimit } from '@lb/ratelimit';
 import OpenAI, { AzureOpenAI } from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -234,5 +234,57 @@ describe('compat entry', () => {
     expect(s.getDetailedHealth().endpoints).toHaveLength(2);
     expect(s.getModelInfo().totalRequests).toBe(2);
     expect(isLbError(new ConfigError('x'))).toBe(true);
+  });
+});
+
+describe('token usage', () => {
+  it('reports usage from JSON answers and from streams with include_usage (attempt:usage)', async () => {
+    const c = build();
+    const seen: { endpointId: string; usage: unknown }[] = [];
+    c.router.on('attempt:usage', (e) => seen.push({ endpointId: e.endpointId, usage: e.usage }));
+    const r = await c.chat.completions.create({
+      model: 'gpt-4o',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    expect(r.usage).toEqual({ prompt_tokens: 9, completion_tokens: 12, total_tokens: 21 });
+    expect(seen).toEqual([
+      { endpointId: 'a', usage: { prompt_tokens: 9, completion_tokens: 12, total_tokens: 21 } },
+    ]);
+    const s = await c.chat.completions.create({
+      model: 'gpt-4o',
+      messages: [{ role: 'user', content: 'hi' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = '';
+    for await (const ch of s) text += ch.choices[0]?.delta?.content ?? '';
+    expect(text).toBe('Hello from a');
+    expect(seen[1]).toEqual({
+      endpointId: 'a',
+      usage: { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 },
+    });
+    // A stream without usage reports nothing.
+    const quiet = await c.chat.completions.create({ model: 'gpt-4o', messages: [], stream: true });
+    for await (const _ of quiet) {
+      // drain
+    }
+    expect(seen).toHaveLength(2);
+  });
+
+  it('corrects a TPM budget with the tokens the answer really used', async () => {
+    const c = build({
+      endpoints: pool.endpoints([{ limits: { tpm: 100_000 } }, {}]),
+      attach: [(r: Router) => attachRateLimit(r, { estimateTokens: () => 5_000 })],
+    } as never);
+    pool.ups[0].setDefault({
+      type: 'ok',
+      usage: { prompt_tokens: 40, completion_tokens: 60, total_tokens: 100 },
+    });
+    await c.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] });
+    const tpm = c.router.snapshot().endpoints.find((e) => e.id === 'a')?.guards.ratelimit?.tpm as number;
+    // Charged 5,000 estimated tokens up front, corrected to the 100 the answer reported (without the correction the
+    // budget would stand near 95,000).
+    expect(tpm).toBeGreaterThanOrEqual(99_800);
+    expect(tpm).toBeLessThanOrEqual(100_000);
   });
 });

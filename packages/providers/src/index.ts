@@ -30,3 +30,4 @@ export type {
   TranslatedResponse,
   UpstreamRequest,
 } from './types.js';
+export { hasUsage, usageFromBytes } from './usage.js';

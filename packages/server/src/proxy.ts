@@ -8,7 +8,7 @@ import {
   type Router,
   type Usage,
 } from '@lb/core';
-import { type Dialect, type DialectRequest, replaceMultipartModel } from '@lb/providers';
+import { type Dialect, type DialectRequest, replaceMultipartModel, usageFromBytes } from '@lb/providers';
 import type { Agent } from 'undici';
 import { asLbError, clientHeaders, readBody, sendError, sendStatus, upstreamHeaders } from './http.js';
 import type { ClientRequestRecord } from './observability/index.js';
@@ -70,8 +70,6 @@ const PREFIX = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toS
 const EXECUTE_OPTIONS = { inspect: (c: UpstreamCall) => c, discard: (c: UpstreamCall) => c.dump() };
 const NL2 = Buffer.from('\n\n');
 const PROMPT_TOKENS = Buffer.from('"prompt_tokens"');
-const COMPLETION_TOKENS = Buffer.from('"completion_tokens"');
-const TOTAL_TOKENS = Buffer.from('"total_tokens"');
 const ERROR_EVENT = Buffer.from('data: {"error"');
 
 function clientGone(): Error {
@@ -601,56 +599,8 @@ export class Exchange implements Sink {
   #usage(): Usage | undefined {
     const last = this.#last;
     if (!last || this.#status >= 300) return undefined;
-    let buf = last;
-    let at = buf.lastIndexOf(PROMPT_TOKENS);
-    if (at < 0 && this.#prev) {
-      buf = Buffer.concat([this.#prev, last]);
-      at = buf.lastIndexOf(PROMPT_TOKENS);
-    }
-    if (at < 0) return undefined;
-    // The usage object's fields sit within a few dozen bytes of "prompt_tokens".
-    const from = Math.max(0, at - 64);
-    const to = Math.min(buf.length, at + 160);
-    const p = intAfter(buf, PROMPT_TOKENS, at, to);
-    if (p === undefined) return undefined;
-    const usage: Usage = { prompt_tokens: p };
-    const c = intAfter(buf, COMPLETION_TOKENS, from, to);
-    if (c !== undefined) usage.completion_tokens = c;
-    const t = intAfter(buf, TOTAL_TOKENS, from, to);
-    if (t !== undefined) usage.total_tokens = t;
-    return usage;
+    return usageFromBytes(last, this.#prev);
   }
-}
-
-/** The integer after the first `key` (a JSON key, quotes included) in `buf[from, to)` then `:`, or undefined. */
-function intAfter(buf: Buffer, key: Buffer, from: number, to: number): number | undefined {
-  const at = find(buf, key, from, to);
-  if (at < 0) return undefined;
-  let i = at + key.length;
-  while (i < to && isSpace(buf[i])) i++;
-  if (i >= to || buf[i] !== 58) return undefined;
-  i++;
-  while (i < to && isSpace(buf[i])) i++;
-  let n = 0;
-  const start = i;
-  while (i < to && buf[i] >= 48 && buf[i] <= 57) n = n * 10 + (buf[i++] - 48);
-  return i > start ? n : undefined;
-}
-
-/** `buf.indexOf(key, from)` within `[from, to)`, in JS: a few hundred bytes are cheaper than a native call. */
-function find(buf: Buffer, key: Buffer, from: number, to: number): number {
-  const k0 = key[0];
-  const last = to - key.length;
-  outer: for (let i = from; i <= last; i++) {
-    if (buf[i] !== k0) continue;
-    for (let j = 1; j < key.length; j++) if (buf[i + j] !== key[j]) continue outer;
-    return i;
-  }
-  return -1;
-}
-
-function isSpace(c: number): boolean {
-  return c === 32 || c === 10 || c === 13 || c === 9;
 }
 
 function flatHeaders(h: IncomingHttpHeaders): Record<string, string> {

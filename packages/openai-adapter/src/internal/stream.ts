@@ -1,5 +1,5 @@
 import { isAbortError, redact, type Usage } from '@lb/core';
-import type { StreamTranslator } from '@lb/providers';
+import { hasUsage, type StreamTranslator, usageFromBytes } from '@lb/providers';
 import { StreamInterruptedError, StreamTimeoutError } from '../errors.js';
 
 const encoder = new TextEncoder();
@@ -150,6 +150,8 @@ export interface WrapOptions {
   /** Ends the router's hold on the attempt; called exactly once. */
   finish: (error?: unknown) => void;
   reportUsage: (usage: Usage) => void;
+  /** Read token usage from the passing bytes (untranslated streams, while something listens for it). */
+  readUsage?: boolean;
   /** Secrets to keep out of error messages. */
   secrets: readonly (string | undefined)[];
 }
@@ -169,13 +171,34 @@ export function wrapStream(reader: Reader, first: Uint8Array, o: WrapOptions): R
   let ctl!: ReadableStreamDefaultController<Uint8Array>;
   const decoder = o.decoder;
   const signal = o.signal;
+  // Usage, read from the bytes: the chunk that carried it (and the one before, for a split object), else the last two.
+  const readUsage = o.readUsage === true && o.translator === undefined;
+  let usageChunk: Uint8Array | undefined;
+  let usagePrev: Uint8Array | undefined;
+  let lastChunk: Uint8Array | undefined;
+  let prevChunk: Uint8Array | undefined;
+  const track = (chunk: Uint8Array) => {
+    if (hasUsage(chunk)) {
+      usageChunk = chunk;
+      usagePrev = lastChunk;
+    }
+    prevChunk = lastChunk;
+    lastChunk = chunk;
+  };
 
   const settle = (error?: unknown) => {
     if (settled) return;
     settled = true;
     if (timer !== undefined) clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
-    if (o.translator?.usage) o.reportUsage(o.translator.usage);
+    const usage =
+      o.translator?.usage ??
+      (readUsage && lastChunk !== undefined
+        ? usageChunk !== undefined
+          ? usageFromBytes(usageChunk, usagePrev)
+          : usageFromBytes(lastChunk, prevChunk)
+        : undefined);
+    if (usage) o.reportUsage(usage);
     o.finish(error);
   };
   const fail = (error: StreamTimeoutError | StreamInterruptedError, cause?: unknown) => {
@@ -219,6 +242,7 @@ export function wrapStream(reader: Reader, first: Uint8Array, o: WrapOptions): R
       async pull(controller) {
         if (pending) {
           bytes += pending.length;
+          if (readUsage) track(pending);
           controller.enqueue(pending);
           pending = undefined;
           return;
@@ -263,6 +287,7 @@ export function wrapStream(reader: Reader, first: Uint8Array, o: WrapOptions): R
           }
           if (r.value.length === 0) continue;
           bytes += r.value.length;
+          if (readUsage) track(r.value);
           controller.enqueue(r.value);
           return;
         }
@@ -275,4 +300,32 @@ export function wrapStream(reader: Reader, first: Uint8Array, o: WrapOptions): R
     },
     { highWaterMark: 0 },
   );
+}
+
+/**
+ * A JSON answer whose body reports its token usage (`reportUsage`) once it has been read through: the bytes pass
+ * unchanged; the last two chunks are kept to find the `usage` object at the end.
+ */
+export function withUsage(res: Response, reportUsage: (usage: Usage) => void): Response {
+  if (!res.body) return res;
+  let last: Uint8Array | undefined;
+  let prev: Uint8Array | undefined;
+  const body = res.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        prev = last;
+        last = chunk;
+        controller.enqueue(chunk);
+      },
+      flush() {
+        const usage = last === undefined ? undefined : usageFromBytes(last, prev);
+        if (usage) reportUsage(usage);
+      },
+    }),
+  );
+  const headers = new Headers(res.headers);
+  // The body is already decoded: its length and encoding are no longer the upstream's.
+  headers.delete('content-length');
+  headers.delete('content-encoding');
+  return new Response(body, { status: res.status, statusText: res.statusText, headers });
 }

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { hasUsage, usageFromBytes } from '../src/index.js';
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+describe('usageFromBytes', () => {
+  it('reads usage from a JSON answer, spaces and key order as they come', () => {
+    const body = enc(
+      '{"id":"x","choices":[],"usage":{ "completion_tokens" : 3, "prompt_tokens":\n 9, "total_tokens":12, "prompt_tokens_details":{"cached_tokens":0}}}',
+    );
+    expect(usageFromBytes(body)).toEqual({ prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 });
+    expect(hasUsage(body)).toBe(true);
+  });
+
+  it('reads the last usage of an SSE stream, and one split across two chunks', () => {
+    const events =
+      'data: {"choices":[{"delta":{"content":"hi"}}]}\n\n' +
+      'data: {"choices":[],"usage":{"prompt_tokens":17,"completion_tokens":5,"total_tokens":22}}\n\ndata: [DONE]\n\n';
+    expect(usageFromBytes(enc(events))).toEqual({
+      prompt_tokens: 17,
+      completion_tokens: 5,
+      total_tokens: 22,
+    });
+    const cut = events.indexOf('"prompt_tokens"') + 4;
+    const prev = enc(events.slice(0, cut));
+    const last = enc(events.slice(cut));
+    expect(hasUsage(last)).toBe(false);
+    expect(usageFromBytes(last)).toBeUndefined();
+    expect(usageFromBytes(last, prev)).toEqual({ prompt_tokens: 17, completion_tokens: 5, total_tokens: 22 });
+  });
+
+  it('is undefined without usage or with a value that is not a number', () => {
+    expect(usageFromBytes(enc('{"choices":[]}'))).toBeUndefined();
+    expect(usageFromBytes(enc('{"usage":{"prompt_tokens":null}}'))).toBeUndefined();
+    expect(usageFromBytes(new Uint8Array(0))).toBeUndefined();
+    expect(hasUsage(enc('data: {"choices":[]}\n\n'))).toBe(false);
+  });
+
+  it('keeps only the fields present (embeddings: no completion tokens)', () => {
+    expect(usageFromBytes(enc('{"data":[],"usage":{"prompt_tokens":8,"total_tokens":8}}'))).toEqual({
+      prompt_tokens: 8,
+      total_tokens: 8,
+    });
+  });
+});
