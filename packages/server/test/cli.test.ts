@@ -307,6 +307,44 @@ describe('lb-server commands', () => {
     }
   });
 
+  it('loads pino only once a line is logged (nothing at the default level while all goes well)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lb-pino-'));
+    const probe = join(dir, 'probe.cjs');
+    writeFileSync(
+      probe,
+      `process.on('exit', () => process.stderr.write('pino loaded: ' + Object.keys(require.cache).some((k) => /[\\\\/]pino[\\\\/]pino\\.js$/.test(k)) + '\\n'));`,
+    );
+    const env = { ...envFor([a]), NODE_OPTIONS: `--require ${probe}` };
+    const quiet = await spawnServer(env);
+    const ok = await fetch(`${quiet.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(ok.status).toBe(200);
+    quiet.child.kill('SIGTERM');
+    expect(await quiet.exit).toBe(0);
+    expect(quiet.out()).toMatch(/pino loaded: false/);
+    // A failing upstream is worth a warning: pino comes in and writes it.
+    const noisy = await spawnServer({
+      ...env,
+      OPENAI_API_KEY_1: keys.a,
+      OPENAI_BASE_URL_1: 'http://127.0.0.1:9/v1',
+      OPENAI_PRIORITY_1: '1',
+      OPENAI_MAX_RETRIES: '0',
+    });
+    const bad = await fetch(`${noisy.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [] }),
+    });
+    expect(bad.status).toBeGreaterThanOrEqual(500);
+    noisy.child.kill('SIGTERM');
+    expect(await noisy.exit).toBe(0);
+    expect(noisy.out()).toMatch(/"msg":"upstream attempt failed"/);
+    expect(noisy.out()).toMatch(/pino loaded: true/);
+  });
+
   it('check probes every endpoint and prints a table', async () => {
     const ok = await startFakeUpstream({ name: 'ok', acceptKeys: [keys.a] });
     const bad = await startFakeUpstream({ name: 'bad', acceptKeys: ['something-else-entirely'] });

@@ -1,5 +1,62 @@
+import { createRequire } from 'node:module';
 import { maskKey, redact } from '@lb/core';
-import pino, { type DestinationStream, type Logger } from 'pino';
+import type { DestinationStream, Logger, default as pinoFn } from 'pino';
+
+type Pino = typeof pinoFn;
+let pinoModule: Pino | undefined;
+/**
+ * pino, loaded on the first line actually logged: a proxy that logs nothing at its level (the default: warnings and
+ * errors only happen when something fails) never holds pino, sonic-boom and thread-stream (~2.5 MB of idle RSS).
+ */
+export function loadPino(): Pino {
+  return (pinoModule ??= createRequire(import.meta.url)('pino') as Pino);
+}
+
+const LEVEL_VALUES: Readonly<Record<string, number>> = {
+  fatal: 60,
+  error: 50,
+  warn: 40,
+  info: 30,
+  debug: 20,
+  trace: 10,
+};
+const noop = () => {};
+
+/**
+ * A pino `Logger` that creates the real one (`make`) on the first call at an enabled level, or on any other use
+ * (a property, `level` set, a pino method this facade does not know). Below the level, calls are free.
+ */
+function lazyLogger(level: string, make: () => Logger): Logger {
+  let real: Logger | undefined;
+  const materialise = () => (real ??= make());
+  const threshold = LEVEL_VALUES[level] ?? Number.POSITIVE_INFINITY;
+  const own: Record<string, unknown> = {
+    child(bindings: Record<string, unknown>, options?: { level?: string }) {
+      if (real) return real.child(bindings, options);
+      return lazyLogger(options?.level ?? level, () => materialise().child(bindings, options));
+    },
+  };
+  for (const name in LEVEL_VALUES) {
+    own[name] =
+      LEVEL_VALUES[name] >= threshold
+        ? (...args: unknown[]) =>
+            (materialise() as unknown as Record<string, (...a: unknown[]) => void>)[name](...args)
+        : noop;
+  }
+  return new Proxy(own, {
+    get(target, prop) {
+      if (real === undefined && typeof prop === 'string' && prop in target) return target[prop];
+      if (prop === 'level' && real === undefined) return level;
+      const r = materialise() as unknown as Record<string | symbol, unknown>;
+      const v = r[prop];
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(r) : v;
+    },
+    set(_target, prop, value) {
+      (materialise() as unknown as Record<string | symbol, unknown>)[prop] = value;
+      return true;
+    },
+  }) as unknown as Logger;
+}
 
 export const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -55,31 +112,32 @@ export function createLogger(
   destination: NodeJS.WritableStream | undefined,
   secrets: () => readonly string[],
 ): LoggerParts {
-  const own = destination
-    ? undefined
-    : pino.destination({ dest: 1, sync: false, maxLength: 16 * 1024 * 1024 });
-  const dest = (destination ?? own) as DestinationStream;
+  let own: ReturnType<Pino['destination']> | undefined;
   const routingOn = debugEnabled(debug, 'lb:routing');
   const scrub = (s: unknown) => (typeof s === 'string' ? redact(s, secrets()) : s);
-  const logger = pino(
-    {
-      level,
-      base: { name: 'lb-server' },
-      redact: { paths: REDACT_PATHS, censor: (v) => (typeof v === 'string' ? maskKey(v) : '[redacted]') },
-      serializers: {
-        // Errors are rare: scrub every configured key out of their text.
-        err: (e: unknown) => {
-          const o = pino.stdSerializers.err(e as Error) as unknown as Record<string, unknown>;
-          if (o && typeof o === 'object') {
-            o.message = scrub(o.message);
-            o.stack = scrub(o.stack);
-          }
-          return o;
+  const logger = lazyLogger(level, () => {
+    const pino = loadPino();
+    if (!destination) own = pino.destination({ dest: 1, sync: false, maxLength: 16 * 1024 * 1024 });
+    return pino(
+      {
+        level,
+        base: { name: 'lb-server' },
+        redact: { paths: REDACT_PATHS, censor: (v) => (typeof v === 'string' ? maskKey(v) : '[redacted]') },
+        serializers: {
+          // Errors are rare: scrub every configured key out of their text.
+          err: (e: unknown) => {
+            const o = pino.stdSerializers.err(e as Error) as unknown as Record<string, unknown>;
+            if (o && typeof o === 'object') {
+              o.message = scrub(o.message);
+              o.stack = scrub(o.stack);
+            }
+            return o;
+          },
         },
       },
-    },
-    dest,
-  );
+      (destination ?? own) as DestinationStream,
+    );
+  });
   const routing = routingOn ? logger.child({ ns: 'lb:routing' }, { level: minLevel(level) }) : undefined;
   return {
     logger,

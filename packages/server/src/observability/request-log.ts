@@ -1,5 +1,5 @@
 import { maskKey } from '@lb/core';
-import pino from 'pino';
+import { loadPino } from './logger.js';
 import type { ClientRequestRecord } from './types.js';
 
 /** Default path of the request log. */
@@ -8,7 +8,7 @@ export const DEFAULT_REQUEST_LOG_PATH = './logs/requests.jsonl';
 /** Bytes buffered while the disk (or a piped stdout) lags; beyond it lines are dropped rather than eating memory. */
 const MAX_BUFFER = 16 * 1024 * 1024;
 
-type Sink = ReturnType<typeof pino.destination>;
+type Sink = ReturnType<ReturnType<typeof loadPino>['destination']>;
 
 /**
  * The request log: one JSON line per client request, appended asynchronously (sonic-boom through pino). Holds only
@@ -21,6 +21,7 @@ export class RequestLog {
 
   constructor(path: string | undefined) {
     this.path = path ?? DEFAULT_REQUEST_LOG_PATH;
+    const pino = loadPino();
     this.#sink =
       this.path === '-'
         ? pino.destination({ dest: 1, sync: false, maxLength: MAX_BUFFER })
