@@ -993,10 +993,7 @@ export class Router {
         });
       }
       if (verdict.kind === 'aborted') {
-        if (input.error === undefined && value !== undefined && options?.discard) {
-          pending = { value };
-          pending = release(pending, options);
-        }
+        if (input.error === undefined && value !== undefined) release({ value }, options);
         throw signal ? abortReason(signal) : input.error;
       }
       (causes ??= []).push({

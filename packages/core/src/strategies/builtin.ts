@@ -2,11 +2,13 @@ import { type FastRandom, U30_SCALE } from '../random.js';
 import type { Candidate, PickContext, Strategy, StrategyFactory, StrategyOptions } from '../strategy.js';
 
 /**
- * The integer form of `random` when it is a {@link FastRandom} (the router's default). Draw sites compute
- * `u30 !== undefined ? u30() * U30_SCALE : random()` in their own body, so the fraction never crosses a call
- * boundary (where V8 would box it: 16 B per pick).
+ * `random` as integer draws in [0, 2^30): a {@link FastRandom}'s own `u30` (the router's default), else a scaling of
+ * `random()`. Draw sites compute `u30() * U30_SCALE` in their own body, so the fraction never crosses a call
+ * boundary, where V8 would box it (16 B per pick).
  */
-const intForm = (random: () => number): (() => number) | undefined => (random as Partial<FastRandom>).u30;
+function integerDraws(random: () => number): () => number {
+  return (random as Partial<FastRandom>).u30 ?? (() => (random() * 0x40000000) >>> 0);
+}
 
 function weightedIn(c: readonly Candidate[], from: number, to: number, r: number): Candidate | undefined {
   let total = 0;
@@ -31,12 +33,10 @@ class WeightIndex {
   /** Probability of keeping slot i rather than taking its alias. */
   #keep = new Float64Array(0);
   #alias = new Int32Array(0);
-  readonly #random: () => number;
-  readonly #u30: (() => number) | undefined;
+  readonly #u30: () => number;
 
   constructor(random: () => number) {
-    this.#random = random;
-    this.#u30 = intForm(random);
+    this.#u30 = integerDraws(random);
   }
 
   #build(c: readonly Candidate[], end: number): void {
@@ -76,8 +76,7 @@ class WeightIndex {
   pick(c: readonly Candidate[], end: number): Candidate | undefined {
     if (c !== this.#arr || end !== this.#end) this.#build(c, end);
     if (!(this.#total > 0)) return undefined;
-    const u30 = this.#u30;
-    const x = (u30 !== undefined ? u30() * U30_SCALE : this.#random()) * end;
+    const x = this.#u30() * U30_SCALE * end;
     const i = x | 0;
     return x - i < this.#keep[i] ? c[i] : c[this.#alias[i]];
   }
@@ -86,23 +85,19 @@ class WeightIndex {
 /** Picks by weight: an endpoint with weight 3 gets three times the traffic of one with weight 1. */
 export const weightedRandom: StrategyFactory = ({ random }) => {
   const index = new WeightIndex(random);
-  const u30 = intForm(random);
+  const u30 = integerDraws(random);
   return {
     name: 'weighted-random',
-    pick: (c, ctx) =>
-      ctx?.stable
-        ? index.pick(c, c.length)
-        : weightedIn(c, 0, c.length, u30 !== undefined ? u30() * U30_SCALE : random()),
+    pick: (c, ctx) => (ctx?.stable ? index.pick(c, c.length) : weightedIn(c, 0, c.length, u30() * U30_SCALE)),
   };
 };
 
 /** Uniformly at random, ignoring weights. */
 export const randomStrategy: StrategyFactory = ({ random }) => {
-  const u30 = intForm(random);
+  const u30 = integerDraws(random);
   return {
     name: 'random',
-    pick: (c) =>
-      c.length ? c[Math.floor((u30 !== undefined ? u30() * U30_SCALE : random()) * c.length)] : undefined,
+    pick: (c) => (c.length ? c[Math.floor(u30() * U30_SCALE * c.length)] : undefined),
   };
 };
 
@@ -129,7 +124,7 @@ export const roundRobin: StrategyFactory = () => {
  * groups is unavailable. Candidates arrive sorted by priority, so the group is a prefix.
  */
 export const priority: StrategyFactory = ({ random, withinGroup }) => {
-  const u30 = intForm(random);
+  const u30 = integerDraws(random);
   let cursor = 0;
   const index = new WeightIndex(random);
   let groupOf: readonly Candidate[] | undefined;
@@ -152,11 +147,7 @@ export const priority: StrategyFactory = ({ random, withinGroup }) => {
       }
       if (end === 1) return c[0];
       if (withinGroup === 'round-robin') return c[cursor++ % end];
-      return (
-        (ctx?.stable
-          ? index.pick(c, end)
-          : weightedIn(c, 0, end, u30 !== undefined ? u30() * U30_SCALE : random())) ?? c[0]
-      );
+      return (ctx?.stable ? index.pick(c, end) : weightedIn(c, 0, end, u30() * U30_SCALE)) ?? c[0];
     },
   };
 };
@@ -166,14 +157,13 @@ export const priority: StrategyFactory = ({ random, withinGroup }) => {
  * (default 5%) a random candidate is picked, so a recovered or slow-then-fast endpoint gets measured again.
  */
 export const leastLatency: StrategyFactory = ({ random, explorationRate = 0.05 }) => {
-  const u30 = intForm(random);
+  const u30 = integerDraws(random);
   return {
     name: 'least-latency',
     pick(c) {
       const n = c.length;
       if (!n) return undefined;
-      if (n > 1 && (u30 !== undefined ? u30() * U30_SCALE : random()) < explorationRate)
-        return c[Math.floor((u30 !== undefined ? u30() * U30_SCALE : random()) * n)];
+      if (n > 1 && u30() * U30_SCALE < explorationRate) return c[Math.floor(u30() * U30_SCALE * n)];
       let best = c[0];
       let bestLat = best.stats.latencySamples === 0 ? -1 : best.stats.ewmaLatencyMs;
       for (let i = 1; i < n; i++) {
@@ -195,22 +185,22 @@ export const leastLatency: StrategyFactory = ({ random, explorationRate = 0.05 }
  * piling every request onto the one endpoint that looked idle a moment ago.
  */
 export const leastBusy: StrategyFactory = ({ random }) => {
-  const u30 = intForm(random);
+  const u30 = integerDraws(random);
   return {
     name: 'least-busy',
     pick(c) {
       const n = c.length;
       if (n <= 1) return c[0];
-      // Two draws from one: the low 15 bits and the high 15 bits of a 30-bit integer (pools stay far below 2^15).
+      // Two draws from one: the low and the high 15 bits of a 30-bit integer (pools stay far below 2^15).
       let i: number;
       let j: number;
-      if (u30 !== undefined && n <= 0x8000) {
+      if (n <= 0x8000) {
         const u = u30();
         i = ((u & 0x7fff) * n) >>> 15;
         j = ((u >>> 15) * (n - 1)) >>> 15;
       } else {
-        i = Math.floor(random() * n);
-        j = Math.floor(random() * (n - 1));
+        i = Math.floor(u30() * U30_SCALE * n);
+        j = Math.floor(u30() * U30_SCALE * (n - 1));
       }
       if (j >= i) j++;
       const a = c[i];
