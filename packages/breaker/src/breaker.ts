@@ -445,11 +445,16 @@ class Breaker implements BreakerHandle, Guard {
       if (p) p.streaming = true;
       return;
     }
-    const p = this.#pending.size ? this.#take(e.requestId, e.endpointId) : undefined;
-    if (p) this.#settle(p, undefined);
+    this.#count(e.requestId, e.endpointId, undefined);
+  }
+
+  /** Settles this request's attempt on the endpoint, counted through cockatiel or directly (see `Circuit.direct`). */
+  #count(requestId: string, endpointId: string, outcome: Error | undefined): void {
+    const p = this.#pending.size ? this.#take(requestId, endpointId) : undefined;
+    if (p !== undefined) this.#settle(p, outcome);
     else {
-      const c = this.#takeDirect(e.requestId, e.endpointId);
-      if (c) this.#settleDirect(c, undefined);
+      const c = this.#takeDirect(requestId, endpointId);
+      if (c) this.#settleDirect(c, outcome);
     }
   }
 
@@ -517,12 +522,7 @@ class Breaker implements BreakerHandle, Guard {
       !e.ok && COUNTING_KINDS.has(e.kind)
         ? new CountedFailure(e.message ?? `stream broke (${e.kind})`, undefined)
         : undefined;
-    const p = this.#pending.size ? this.#take(e.requestId, e.endpointId) : undefined;
-    if (p !== undefined) this.#settle(p, outcome);
-    else {
-      const c = this.#takeDirect(e.requestId, e.endpointId);
-      if (c) this.#settleDirect(c, outcome);
-    }
+    this.#count(e.requestId, e.endpointId, outcome);
   }
 
   #settle(p: Pending, outcome: Error | undefined): void {
