@@ -171,33 +171,14 @@ export function wrapStream(reader: Reader, first: Uint8Array, o: WrapOptions): R
   let ctl!: ReadableStreamDefaultController<Uint8Array>;
   const decoder = o.decoder;
   const signal = o.signal;
-  // Usage, read from the bytes: the chunk that carried it (and the one before, for a split object), else the last two.
-  const readUsage = o.readUsage === true && o.translator === undefined;
-  let usageChunk: Uint8Array | undefined;
-  let usagePrev: Uint8Array | undefined;
-  let lastChunk: Uint8Array | undefined;
-  let prevChunk: Uint8Array | undefined;
-  const track = (chunk: Uint8Array) => {
-    if (hasUsage(chunk)) {
-      usageChunk = chunk;
-      usagePrev = lastChunk;
-    }
-    prevChunk = lastChunk;
-    lastChunk = chunk;
-  };
+  const tail = o.readUsage === true && o.translator === undefined ? new UsageTail(true) : undefined;
 
   const settle = (error?: unknown) => {
     if (settled) return;
     settled = true;
     if (timer !== undefined) clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
-    const usage =
-      o.translator?.usage ??
-      (readUsage && lastChunk !== undefined
-        ? usageChunk !== undefined
-          ? usageFromBytes(usageChunk, usagePrev)
-          : usageFromBytes(lastChunk, prevChunk)
-        : undefined);
+    const usage = o.translator?.usage ?? tail?.usage();
     if (usage) o.reportUsage(usage);
     o.finish(error);
   };
@@ -242,7 +223,7 @@ export function wrapStream(reader: Reader, first: Uint8Array, o: WrapOptions): R
       async pull(controller) {
         if (pending) {
           bytes += pending.length;
-          if (readUsage) track(pending);
+          tail?.push(pending);
           controller.enqueue(pending);
           pending = undefined;
           return;
@@ -287,7 +268,7 @@ export function wrapStream(reader: Reader, first: Uint8Array, o: WrapOptions): R
           }
           if (r.value.length === 0) continue;
           bytes += r.value.length;
-          if (readUsage) track(r.value);
+          tail?.push(r.value);
           controller.enqueue(r.value);
           return;
         }
@@ -303,22 +284,51 @@ export function wrapStream(reader: Reader, first: Uint8Array, o: WrapOptions): R
 }
 
 /**
+ * The tail of a body, enough to read its token usage at its end (`usageFromBytes`): the last two chunks and, when
+ * `watch` (event streams, where `[DONE]` may follow in chunks of its own), the last chunk that carried usage and the
+ * one before it.
+ */
+class UsageTail {
+  #last: Uint8Array | undefined;
+  #prev: Uint8Array | undefined;
+  #hit: Uint8Array | undefined;
+  #hitPrev: Uint8Array | undefined;
+  readonly #watch: boolean;
+
+  constructor(watch: boolean) {
+    this.#watch = watch;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (this.#watch && hasUsage(chunk)) {
+      this.#hit = chunk;
+      this.#hitPrev = this.#last;
+    }
+    this.#prev = this.#last;
+    this.#last = chunk;
+  }
+
+  usage(): Usage | undefined {
+    if (this.#hit !== undefined) return usageFromBytes(this.#hit, this.#hitPrev);
+    return this.#last === undefined ? undefined : usageFromBytes(this.#last, this.#prev);
+  }
+}
+
+/**
  * A JSON answer whose body reports its token usage (`reportUsage`) once it has been read through: the bytes pass
- * unchanged; the last two chunks are kept to find the `usage` object at the end.
+ * unchanged; the usage object sits at the end.
  */
 export function withUsage(res: Response, reportUsage: (usage: Usage) => void): Response {
   if (!res.body) return res;
-  let last: Uint8Array | undefined;
-  let prev: Uint8Array | undefined;
+  const tail = new UsageTail(false);
   const body = res.body.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
-        prev = last;
-        last = chunk;
+        tail.push(chunk);
         controller.enqueue(chunk);
       },
       flush() {
-        const usage = last === undefined ? undefined : usageFromBytes(last, prev);
+        const usage = tail.usage();
         if (usage) reportUsage(usage);
       },
     }),
