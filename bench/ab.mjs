@@ -4,15 +4,24 @@
 //   node bench/ab.mjs <cli A> <cli B> [--rounds=3] [--seconds=5] [--profile]   (e.g. a copy of dist/ taken before a change)
 import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, layout, maxRps, oneInFlight, pinSelf, spawnNode, streaming } from './lib/harness.mjs';
+import {
+  freePort,
+  layout,
+  maxRps,
+  maxRpsRounds,
+  oneInFlight,
+  pinSelf,
+  spawnNode,
+  streaming,
+} from './lib/harness.mjs';
 import { topSelf } from './lib/profile.mjs';
 import { lbEnv, ROOT } from './lib/proxy.mjs';
-import { median, procStat, round, sleep } from './lib/stats.mjs';
+import { median, round, sleep } from './lib/stats.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (n, d) => Number(argv.find((a) => a.startsWith(`--${n}=`))?.split('=')[1] ?? d);
 const [cliA, cliB] = argv.filter((a) => !a.startsWith('--'));
-const rounds = opt('rounds', 3);
+const roundsN = opt('rounds', 3);
 const seconds = opt('seconds', 5);
 const profile = argv.includes('--profile');
 pinSelf();
@@ -46,33 +55,20 @@ try {
     spawnNode(join(here, 'bare-proxy.mjs'), [`http://127.0.0.1:${up.port}`], { core: layout.serverCore }),
   );
   const bareT = { name: 'undici-bare', url: `http://127.0.0.1:${bare.port}/v1`, pid: bare.pid };
-  const names = ['undici-bare', 'A', 'B'];
-  const rps = names.map(() => []);
-  const cpu = names.map(() => []);
-  let idle;
-  let targets;
-  // Fresh A and B every round, started in alternating order, and measured in a rotating order: on these VMs the
-  // lb-server process started second, and the target measured right after another, run a few % slower, which a
-  // fixed layout would credit to one build.
-  for (let r = 0; r < rounds; r++) {
-    const first = r % 2 === 0 ? 'A' : 'B';
-    const started = {};
-    for (const name of first === 'A' ? ['A', 'B'] : ['B', 'A'])
-      started[name] = await lb(name === 'A' ? cliA : cliB, upUrl);
-    targets = [bareT, { name: 'A', ...started.A }, { name: 'B', ...started.B }];
-    await sleep(500);
-    idle ??= targets.slice(1).map((t) => `${t.name} ${round(procStat(t.pid)?.rssMB)} MB`);
-    // Warm the JIT of the fresh servers before measuring.
-    for (const t of targets.slice(1)) await maxRps(t, { connections: 32, durationS: 1, pid: t.pid });
-    for (let k = 0; k < targets.length; k++) {
-      const j = (k + r) % targets.length;
-      const m = await maxRps(targets[j], { connections: 32, durationS: seconds, pid: targets[j].pid });
-      rps[j].push(m.rps);
-      cpu[j].push(m.cpuUsPerReq);
-    }
-    if (r < rounds - 1) for (const t of targets.slice(1)) await t.proc.stop();
-  }
-  const steady = targets.map((t) => `${t.name} ${round(procStat(t.pid)?.rssMB)} MB`);
+  // Fresh A and B every round (see `maxRpsRounds`): a fixed layout would credit the VM's ordering bias to one build.
+  const rounds = await maxRpsRounds(
+    [bareT, { name: 'A', start: () => lb(cliA, upUrl) }, { name: 'B', start: () => lb(cliB, upUrl) }],
+    { rounds: roundsN, durationS: seconds },
+  );
+  const rps = rounds.map((x) => x.runs.map((m) => m.rps));
+  const cpu = rounds.map((x) => x.runs.map((m) => m.cpuUsPerReq));
+  const idle = rounds.slice(1).map((x) => `${x.name} ${x.idleMB} MB`);
+  const steady = rounds.map((x) => `${x.name} ${x.steadyMB} MB`);
+  const targets = [
+    bareT,
+    { name: 'A', ...(await lb(cliA, upUrl)) },
+    { name: 'B', ...(await lb(cliB, upUrl)) },
+  ];
   const one = await oneInFlight([{ name: 'direct', url: upUrl }, ...targets], { n: 2000, warmup: 300 });
   const bareS = await start(
     spawnNode(join(here, 'bare-proxy.mjs'), [`http://127.0.0.1:${paced.port}`], { core: layout.serverCore }),

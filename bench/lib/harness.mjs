@@ -285,6 +285,37 @@ export async function maxRps(t, { connections = 32, durationS = 10, pid, body = 
   };
 }
 
+/**
+ * Max RPS in rounds, laid out against this VM's ordering bias (the server process started second, and the target
+ * measured right after another, run ~10% slower): targets with `start` get fresh processes every round, started in
+ * an order that alternates, warmed for 1 s; then every target is measured, in an order rotating each round.
+ * `targets`: `{ name, url, pid }` kept for the whole run, or `{ name, start: () => Promise<{ url, pid, proc }> }`.
+ * Returns per target its `runs` (maxRps results), `idleMB` (fresh ones, 500 ms after the first start) and `steadyMB`
+ * (after its last run); fresh processes are stopped after each round.
+ */
+export async function maxRpsRounds(targets, { rounds, durationS, connections = 32, log = () => {} }) {
+  const out = targets.map((t) => ({ name: t.name, runs: [], idleMB: null, steadyMB: null }));
+  const fresh = targets.map((_, j) => j).filter((j) => targets[j].start);
+  for (let r = 0; r < rounds; r++) {
+    const live = targets.slice();
+    for (const j of r % 2 === 0 ? fresh : [...fresh].reverse())
+      live[j] = { name: targets[j].name, ...(await targets[j].start()) };
+    if (r === 0) {
+      await sleep(500);
+      for (const j of fresh) out[j].idleMB = round(procStat(live[j].pid)?.rssMB);
+    }
+    for (const j of fresh) await maxRps(live[j], { connections, durationS: 1, pid: live[j].pid });
+    for (let k = 0; k < live.length; k++) {
+      const j = (k + r) % live.length;
+      log(`max RPS at c=${connections}: ${live[j].name} (round ${r + 1}/${rounds})…`);
+      out[j].runs.push(await maxRps(live[j], { connections, durationS, pid: live[j].pid }));
+      out[j].steadyMB = round(procStat(live[j].pid)?.rssMB);
+    }
+    for (const j of fresh) await live[j].proc.stop();
+  }
+  return out;
+}
+
 function run(cmd, args) {
   return new Promise((resolve, reject) => {
     const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });

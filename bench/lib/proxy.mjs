@@ -7,6 +7,7 @@ import {
   freePort,
   layout,
   maxRps,
+  maxRpsRounds,
   oneInFlight,
   openLoop,
   pinSelf,
@@ -184,40 +185,25 @@ export async function runProxyBench(opts = {}) {
       }
     }
 
-    // 3. max RPS at concurrency 32, CPU per request. On these VMs the proxy process started second, and the target
-    // measured right after another, run ~10% slower: every round gets fresh undici-bare and lb-server processes,
-    // started in alternating order, warmed for a second, then measured in an order rotating every round.
-    const runsOf = targets.map(() => []);
-    const steadyOf = {};
-    for (let r = 0; r < repeats; r++) {
-      const fresh = {};
-      const order = r % 2 === 0 ? ['undici-bare', 'lb-server'] : ['lb-server', 'undici-bare'];
-      for (const name of order) {
-        if (name === 'undici-bare') {
-          const p = await start(
-            spawnNode(BARE, [`http://127.0.0.1:${up.port}`], { core: layout.serverCore }),
-          );
-          fresh[name] = { name, url: `http://127.0.0.1:${p.port}/v1`, pid: p.pid, proc: p };
-        } else if (withServer) {
-          const p = await start(startLbServer([upUrl, upUrl, upUrl]));
-          fresh[name] = { name, url: `http://127.0.0.1:${p.port}/v1`, pid: p.pid, proc: p };
-        }
-      }
-      for (const t of Object.values(fresh)) await maxRps(t, { connections: 32, durationS: 1, pid: t.pid });
-      const roundTargets = targets.map((t) => fresh[t.name] ?? t);
-      for (let k = 0; k < roundTargets.length; k++) {
-        const j = (k + r) % roundTargets.length;
-        const t = roundTargets[j];
-        log(`max RPS at c=32: ${t.name} (round ${r + 1}/${repeats})…`);
-        runsOf[j].push(await maxRps(t, { connections: 32, durationS: short ? 1 : 10, pid: t.pid }));
-      }
-      for (const t of roundTargets) steadyOf[t.name] = procStat(t.pid)?.rssMB;
-      for (const t of Object.values(fresh)) await t.proc.stop();
-    }
-    targets.forEach((t, j) => {
-      const rs = runsOf[j];
+    // 3. max RPS at concurrency 32, CPU per request (fresh undici-bare and lb-server processes every round: see
+    // `maxRpsRounds`).
+    const fresh = {
+      'undici-bare': async () => {
+        const p = await start(spawnNode(BARE, [`http://127.0.0.1:${up.port}`], { core: layout.serverCore }));
+        return { url: `http://127.0.0.1:${p.port}/v1`, pid: p.pid, proc: p };
+      },
+      'lb-server': async () => {
+        const p = await start(startLbServer([upUrl, upUrl, upUrl]));
+        return { url: `http://127.0.0.1:${p.port}/v1`, pid: p.pid, proc: p };
+      },
+    };
+    const rounds = await maxRpsRounds(
+      targets.map((t) => (fresh[t.name] ? { name: t.name, start: fresh[t.name] } : t)),
+      { rounds: repeats, durationS: short ? 1 : 10, log },
+    );
+    for (const { name, runs: rs, steadyMB } of rounds) {
       result.maxRps.push({
-        name: t.name,
+        name,
         tool: rs[0].tool,
         rps: round(pick(rs, 'rps'), 0),
         cpuUsPerReq: round(pick(rs, 'cpuUsPerReq')),
@@ -226,9 +212,9 @@ export async function runProxyBench(opts = {}) {
         non2xx: rs.reduce((a, r) => a + (r.non2xx || 0), 0),
         runs: rs.map((r) => r.rps),
       });
-      const rss = result.rss.find((x) => x.name === t.name);
-      if (rss) rss.steadyMB = round(steadyOf[t.name]);
-    });
+      const rss = result.rss.find((x) => x.name === name);
+      if (rss) rss.steadyMB = steadyMB;
+    }
     const bareRps = result.maxRps.find((x) => x.name === 'undici-bare')?.rps;
     for (const m of result.maxRps) m.ofBare = bareRps ? round(m.rps / bareRps, 2) : null;
 
