@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import { createRouter } from '@lb/core';
 
 function upstream(status) {
-  const server = createServer((req, res) => {
+  const server = createServer((_req, res) => {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(
       JSON.stringify(

@@ -288,6 +288,8 @@ function resolveOptions(o: BreakerOptions): Resolved {
 
 class Breaker implements BreakerHandle, Guard {
   readonly name: string;
+  /** `admit` reads the breaker's own clock, and only while a circuit is open or probing: a pick needs no clock. */
+  readonly usesNow = false;
   readonly #router: Router;
   readonly #o: Resolved;
   readonly #now: () => number;

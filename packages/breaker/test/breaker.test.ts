@@ -426,6 +426,35 @@ describe('attachBreaker: probes, control and lifecycle', () => {
     await trip(t);
     expect(t.breaker.state('a')).toBe('open');
   });
+  it("a pick needs none of the router's clock: the breaker reads its own, and only while a circuit is not closed", async () => {
+    let reads = 0;
+    const router = createRouter({
+      endpoints: ['a', 'b'].map((id, i) => ({
+        id,
+        url: `http://${id}.test/v1`,
+        apiKey: fakeKey(id),
+        priority: i + 1,
+      })),
+      now: () => {
+        reads++;
+        return Date.now();
+      },
+      maxRetries: 0,
+    });
+    const breaker = attachBreaker(router, { threshold: 1, halfOpenAfterMs: 5_000, env: {} });
+    router.pick();
+    const base = reads;
+    expect(router.pick()?.endpoint.id).toBe('a');
+    expect(reads).toBe(base);
+    await router.execute({}, status(500)).catch(() => {});
+    await flush();
+    expect(breaker.state('a')).toBe('open');
+    const after = reads;
+    expect(router.pick()?.endpoint.id).toBe('b');
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(router.pick()?.endpoint.id).toBe('a');
+    expect(reads).toBe(after);
+  });
 });
 
 describe('attachBreaker: other policies', () => {

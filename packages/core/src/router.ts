@@ -238,6 +238,8 @@ export class Router {
   #strategyName = 'priority';
   readonly #bus = new EventEmitter<RouterEvents>();
   #guards: Guard[] = [];
+  /** How many attached guards read the `now` a pick hands them (see `Guard.usesNow`). */
+  #clockGuards = 0;
   readonly #scratch: CandidateImpl[] = [];
   readonly #ctx: {
     model: string | undefined;
@@ -360,10 +362,12 @@ export class Router {
     if (!guard || typeof guard.admit !== 'function')
       throw new TypeError('addGuard: expected { name, admit() }');
     this.#guards = [...this.#guards, guard];
+    if (guard.usesNow !== false) this.#clockGuards++;
     this.#emit('guard:changed', { name: guard.name, attached: true });
     return () => {
       if (!this.#guards.includes(guard)) return;
       this.#guards = this.#guards.filter((g) => g !== guard);
+      if (guard.usesNow !== false) this.#clockGuards--;
       this.#emit('guard:changed', { name: guard.name, attached: false });
     };
   }
@@ -725,7 +729,7 @@ export class Router {
     const now =
       route.eligibleVersion === this.#healthVersion &&
       route.validUntil === Infinity &&
-      this.#guards.length === 0
+      this.#clockGuards === 0
         ? 0
         : this.#tick();
     return this.#choose(route, req, undefined, 1, now);

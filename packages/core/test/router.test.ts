@@ -348,6 +348,35 @@ describe('guards', () => {
     expect(err.status).toBe(429);
     expect(err.retryAfterMs).toBe(300);
   });
+
+  it('a pick reads the clock only while some attached guard uses `now`', () => {
+    let reads = 0;
+    const r = createRouter({ endpoints: [ep('a'), ep('b')], now: () => ++reads * 1000 });
+    r.pick(); // the first pick builds the route's eligible list (which reads the clock once)
+    const base = reads;
+    const seen: number[] = [];
+    const offOwn = r.addGuard({
+      name: 'own-clock',
+      usesNow: false,
+      admit: (_e, _r, now) => {
+        seen.push(now);
+        return true;
+      },
+    });
+    r.pick();
+    r.pick();
+    expect(reads).toBe(base);
+    expect(seen).toEqual([0, 0]);
+    const offTimed = r.addGuard({ name: 'timed', admit: (_e, _r, now) => now > 0 || { reason: 'no clock' } });
+    expect(r.pick()).toBeDefined(); // the timed guard admits only with a clock reading
+    expect(reads).toBe(base + 1);
+    expect(seen[2]).toBe((base + 1) * 1000);
+    offTimed();
+    r.pick();
+    offOwn();
+    r.pick();
+    expect(reads).toBe(base + 1);
+  });
 });
 
 describe('events', () => {
