@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // pnpm bench: the selector benchmark (in this process) and the proxy benchmark (servers in their own processes).
-//   node bench/run.mjs [--short] [--only=selector|proxy] [--out=DIR] [--profile] [--no-server] [--no-portkey]
-import { mkdirSync, writeFileSync } from 'node:fs';
+//   node bench/run.mjs [--short] [--only=selector|proxy|soak] [--out=DIR] [--profile] [--no-server] [--no-portkey]
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { layout } from './lib/harness.mjs';
-import { ROOT, runProxyBench } from './lib/proxy.mjs';
-import { runSelectorBench } from './lib/selector.mjs';
+import { ROOT, runProxyBench, SERVER_CLI } from './lib/proxy.mjs';
+import { MODE_TITLES, MODES, runSelectorBench } from './lib/selector.mjs';
+import { runSoak } from './lib/soak.mjs';
 import { table } from './lib/stats.mjs';
 
 const argv = process.argv.slice(2);
@@ -27,7 +28,7 @@ if (!only || only === 'selector') {
     join(out, short ? 'selector-short.json' : 'selector.json'),
     `${JSON.stringify(json, null, 2)}\n`,
   );
-  for (const mode of ['plain', 'guard', 'reload']) {
+  for (const mode of MODES) {
     const sizes = [...new Set(rows.map((r) => r.endpoints))];
     const pivot = [...new Set(rows.map((r) => r.strategy))].map((strategy) => {
       const row = { strategy };
@@ -37,9 +38,7 @@ if (!only || only === 'selector') {
       }
       return row;
     });
-    log(
-      `\n## ${mode === 'plain' ? 'no guard' : mode === 'guard' ? 'one guard attached' : 'weights reloaded every 10k picks'}`,
-    );
+    log(`\n## ${MODE_TITLES[mode]}`);
     log(table(pivot));
   }
 }
@@ -82,4 +81,14 @@ if (!only || only === 'proxy') {
     log(`\n## lb-server --cpu-prof under load: top self time (${r.profile.file})`);
     log(table(r.profile.top));
   }
+}
+
+if ((!only || only === 'soak') && !flag('no-server')) {
+  if (!existsSync(SERVER_CLI)) throw new Error(`${SERVER_CLI} is missing: build first (pnpm build)`);
+  log(`\n# Soak: lb-server, RSS over ${short ? 'a short run' : '200k requests'} (plain, streams, failovers)`);
+  const r = await runSoak(short ? { requests: 2_000, settleMs: 500 } : { log: (s) => log(`  … ${s}`) });
+  writeFileSync(join(out, short ? 'soak-short.json' : 'soak.json'), `${JSON.stringify(r, null, 2)}\n`);
+  const { slices, ...summary } = r;
+  log(table([summary]));
+  log(table(slices));
 }

@@ -26,7 +26,7 @@ export const ROOT = join(here, '..', '..');
 export const SERVER_CLI = process.env.LB_SERVER_CLI ?? join(ROOT, 'packages', 'server', 'dist', 'cli.js');
 export const PORTKEY =
   process.env.PORTKEY_GATEWAY ?? '/tmp/portkey/node_modules/@portkey-ai/gateway/build/start-server.js';
-const UPSTREAM = join(here, 'upstream.mjs');
+export const UPSTREAM = join(here, 'upstream.mjs');
 const BARE = join(here, 'bare-proxy.mjs');
 
 /** Env for lb-server with `urls.length` endpoints (OPENAI_API_KEY_N / OPENAI_BASE_URL_N). */

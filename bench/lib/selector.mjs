@@ -1,5 +1,6 @@
 // Selector benchmark: ns and bytes allocated per `router.pick` over @lb/core, for every built-in strategy and pool
-// size, without and with a guard attached, and while weights are being changed by `reload`.
+// size, without a guard, with a guard that keeps its own clock (as the breaker does), with one that reads the
+// router's clock at every pick (as the rate limiter does), and while weights are being changed by `reload`.
 import { createRouter } from '@lb/core';
 import { Bench } from 'tinybench';
 import { median, round } from './stats.mjs';
@@ -13,7 +14,14 @@ export const STRATEGIES = [
   'least-busy',
 ];
 export const SIZES = [1, 4, 16, 64, 256, 1024];
-export const MODES = ['plain', 'guard', 'reload'];
+export const MODES = ['plain', 'guard', 'clock-guard', 'reload'];
+/** What each mode measures, for tables. */
+export const MODE_TITLES = {
+  plain: 'no guard',
+  guard: "one guard with its own clock (the breaker's shape: `usesNow: false`)",
+  'clock-guard': "one guard reading the router's clock (the rate limiter's shape)",
+  reload: 'weights reloaded every 10k picks',
+};
 /** Picks per timed sample (one pick is below the timer's resolution). */
 const BATCH = 1000;
 /** In `reload` mode the weights change (a full `router.reload`) once every this many picks. */
@@ -33,16 +41,29 @@ function endpoints(n, salt = 0) {
   return out;
 }
 
-/** A guard shaped like the breaker's: a per-endpoint state lookup that admits. */
-function benchGuard() {
+/**
+ * A guard shaped like the breaker's: a per-endpoint state lookup that admits, reading a clock of its own only for an
+ * endpoint it holds back (`usesNow: false`). With `usesNow`, shaped like the rate limiter's: it compares the budget
+ * with the `now` the router hands it, so the router reads its clock at every pick.
+ */
+function benchGuard(usesNow) {
   const state = new Map();
-  return {
-    name: 'bench-guard',
-    admit(endpoint, _req, now) {
-      const s = state.get(endpoint.id);
-      return s === undefined || s.until <= now ? true : { reason: 'open', until: s.until };
-    },
-  };
+  return usesNow
+    ? {
+        name: 'bench-clock-guard',
+        admit(endpoint, _req, now) {
+          const s = state.get(endpoint.id);
+          return s === undefined || s.until <= now ? true : { reason: 'spent', until: s.until };
+        },
+      }
+    : {
+        name: 'bench-guard',
+        usesNow: false,
+        admit(endpoint) {
+          const s = state.get(endpoint.id);
+          return s === undefined || s.until <= Date.now() ? true : { reason: 'open', until: s.until };
+        },
+      };
 }
 
 /**
@@ -53,7 +74,7 @@ async function makeCase(strategy, size, mode, inject) {
   let salt = 0;
   const config = { endpoints: endpoints(size), strategy, maxRetries: 0, ...inject };
   const router = createRouter(config);
-  if (mode === 'guard') router.addGuard(benchGuard());
+  if (mode === 'guard' || mode === 'clock-guard') router.addGuard(benchGuard(mode === 'clock-guard'));
   for (let i = 0; i < Math.min(size, 64) * 2; i++) {
     await router.execute({ model: 'gpt-4o-mini' }, async () => ({ status: 200, headers: {} }));
   }
@@ -134,7 +155,7 @@ export async function runSelectorBench(opts = {}) {
           picked: c.missed() === 0,
         });
         opts.log?.(
-          `  ${mode.padEnd(6)} ${strategy.padEnd(15)} ${String(size).padStart(5)}  ${round(nsPerPick, 1)} ns  ${round(bytes, 2)} B`,
+          `  ${mode.padEnd(11)} ${strategy.padEnd(15)} ${String(size).padStart(5)}  ${round(nsPerPick, 1)} ns  ${round(bytes, 2)} B`,
         );
       }
     }

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { runSelectorBench, STRATEGIES } from '../lib/selector.mjs';
+import { MODES, runSelectorBench, STRATEGIES } from '../lib/selector.mjs';
 
 describe('selector benchmark (smoke)', () => {
   it('measures every strategy, with and without a guard, and while weights reload', async () => {
     const rows = await runSelectorBench({ sizes: [1, 16], timeMs: 15, slices: 5 });
-    expect(rows).toHaveLength(STRATEGIES.length * 2 * 3);
+    expect(rows).toHaveLength(STRATEGIES.length * 2 * MODES.length);
     for (const r of rows) {
       expect(Object.keys(r).sort()).toEqual([
         'bytesPerPick',
@@ -18,7 +18,7 @@ describe('selector benchmark (smoke)', () => {
       expect(r.bytesPerPick).toBeGreaterThanOrEqual(0);
       expect(r.picked).toBe(true);
     }
-    expect(new Set(rows.map((r) => r.mode))).toEqual(new Set(['plain', 'guard', 'reload']));
+    expect(new Set(rows.map((r) => r.mode))).toEqual(new Set(['plain', 'guard', 'clock-guard', 'reload']));
   });
 
   it('pick allocates ~0 bytes per call (heap deltas averaged over many calls)', async () => {
@@ -26,20 +26,21 @@ describe('selector benchmark (smoke)', () => {
     // what the router itself allocates; round-robin needs neither.
     const rows = await runSelectorBench({
       sizes: [64],
-      modes: ['plain', 'guard'],
+      modes: ['plain', 'guard', 'clock-guard'],
       timeMs: 15,
       slices: 9,
       random: () => 0.5,
       now: () => 1,
     });
     for (const r of rows) expect(r.bytesPerPick, `${r.strategy}/${r.mode}`).toBeLessThan(2);
+    // With the real clock and randomness too, as long as no guard needs the router's clock.
     const rr = await runSelectorBench({
-      strategies: ['round-robin'],
+      strategies: ['round-robin', 'weighted-random'],
       sizes: [64],
-      modes: ['plain'],
+      modes: ['plain', 'guard'],
       timeMs: 15,
       slices: 9,
     });
-    expect(rr[0].bytesPerPick).toBeLessThan(2);
+    for (const r of rr) expect(r.bytesPerPick, `${r.strategy}/${r.mode}`).toBeLessThan(2);
   });
 });
