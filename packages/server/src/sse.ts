@@ -23,6 +23,43 @@ const PREAMBLE_TYPES = new Set([
   'ping',
 ]);
 
+const NL2 = Buffer.from('\n\n');
+const DATA = Buffer.from('data:');
+const CHOICES = Buffer.from('"choices":[{');
+const DELTA = Buffer.from('"delta":{');
+const CONTENT = Buffer.from('"content":"');
+const ERROR_KEY = Buffer.from('"error"');
+const TYPE_KEY = Buffer.from('"type":');
+
+/**
+ * The common case of `gate`, read from the bytes without decoding or parsing them: true when the first event in
+ * `chunk` is a one-line `data:` chat completion chunk whose delta carries content (`"content":"` and a character),
+ * and that says nothing of an error or an event type. Anything else (false) goes to `gate`, which parses. Where this
+ * says true, `gate` says `pass` too.
+ */
+export function quickPass(chunk: Buffer): boolean {
+  if (chunk.indexOf(DATA) !== 0) return false;
+  const brace = chunk[5] === 0x20 ? 6 : 5;
+  if (chunk[brace] !== 0x7b /* { */) return false;
+  const end = chunk.indexOf(NL2);
+  // One line (the first newline ends the event), no CR line endings.
+  if (end < 0 || chunk.indexOf(10) !== end) return false;
+  if (before(chunk, 13, end) || before(chunk, ERROR_KEY, end) || before(chunk, TYPE_KEY, end)) return false;
+  const choices = chunk.indexOf(CHOICES);
+  if (choices < 0 || choices > end) return false;
+  const delta = chunk.indexOf(DELTA, choices);
+  if (delta < 0 || delta > end) return false;
+  const content = chunk.indexOf(CONTENT, delta);
+  const at = content + CONTENT.length;
+  return content >= 0 && at < end && chunk[at] !== 0x22 /* " */;
+}
+
+/** `needle` occurs in `chunk` before `end`. */
+function before(chunk: Buffer, needle: Buffer | number, end: number): boolean {
+  const i = chunk.indexOf(needle);
+  return i >= 0 && i < end;
+}
+
 /**
  * Looks at the complete events in `text` (OpenAI SSE, after any dialect translation). `pass` at the first event that
  * carries content (a non-empty delta, a tool call, a finish reason, usage, `[DONE]`, or anything it does not know),

@@ -3,7 +3,7 @@ import type { Agent as AgentType, Dispatcher } from 'undici';
 import { parseHeaders } from 'undici/lib/core/util.js';
 // The modules themselves, not the package index: see undici-parts.d.ts.
 import Agent from 'undici/lib/dispatcher/agent.js';
-import { gate } from './sse.js';
+import { gate, quickPass } from './sse.js';
 
 /** Where an upstream response's body goes once the attempt is settled. `data` returns false to pause the upstream. */
 export interface Sink {
@@ -49,6 +49,7 @@ export interface StreamHolder {
   hold(): (err?: unknown) => void;
 }
 
+const PASS = { kind: 'pass' } as const;
 const EMPTY: IncomingHttpHeaders = Object.freeze({}) as IncomingHttpHeaders;
 const ST_OPEN = 0;
 const ST_ENDED = 1;
@@ -201,8 +202,9 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     }
     if (this.#gating) {
       (this.#buffered ??= []).push(chunk);
-      this.#gateText += chunk.toString('utf8');
-      const v = gate(this.#gateText);
+      // The usual first event (content) is judged from its bytes; the rest is decoded and parsed.
+      const v =
+        this.#gateText === '' && quickPass(chunk) ? PASS : gate((this.#gateText += chunk.toString('utf8')));
       if (v.kind === 'wait') return true;
       this.#gating = false;
       this.#gateText = '';

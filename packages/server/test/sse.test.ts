@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { gate, quickPass } from '../src/sse.js';
+
+const chunk = (delta: object, extra: object = {}) =>
+  `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta, finish_reason: null }], ...extra })}\n\n`;
+
+// [name, SSE text, what the byte-level fast path says]
+const cases: [string, string, boolean][] = [
+  ['a content delta', chunk({ content: 'Hel' }), true],
+  ['a content delta, no space after data:', chunk({ content: 'Hel' }).replace('data: ', 'data:'), true],
+  ['a content delta, then more events', chunk({ content: 'Hel' }) + chunk({ content: 'lo' }), true],
+  ['content that mentions errors', chunk({ content: 'an error occurred' }), true],
+  ['a role-only first event', chunk({ role: 'assistant', content: '' }), false],
+  [
+    'a role-only event before content',
+    chunk({ role: 'assistant', content: '' }) + chunk({ content: 'x' }),
+    false,
+  ],
+  // `"error"` anywhere in the event sends it to the parsing gate (which passes it).
+  ['content that is the word "error"', chunk({ content: 'error' }), false],
+  [
+    'an error object',
+    `data: ${JSON.stringify({ error: { message: 'overloaded', type: 'overloaded_error' } })}\n\n`,
+    false,
+  ],
+  ['an error object beside choices', chunk({ content: 'x' }, { error: { message: 'boom' } }), false],
+  ['a named error event', `event: error\n${chunk({ content: 'x' })}`, false],
+  [
+    'a typed (Responses API) event',
+    `data: ${JSON.stringify({ type: 'response.output_text.delta', delta: 'x', content: 'y' })}\n\n`,
+    false,
+  ],
+  [
+    "Azure's prompt filter results first",
+    `data: ${JSON.stringify({ choices: [], prompt_filter_results: [{ prompt_index: 0, content_filter_results: {} }] })}\n\n`,
+    false,
+  ],
+  ['CRLF line endings', chunk({ content: 'x' }).replace('\n\n', '\r\n\r\n'), false],
+  ['an event cut before its end', chunk({ content: 'Hel' }).slice(0, -2), false],
+  [
+    'an event split over two data lines',
+    'data: {"choices":[{"delta":{"content":"a"}}]}\ndata: {}\n\n',
+    false,
+  ],
+  ['a comment first', `: keep-alive\n\n${chunk({ content: 'x' })}`, false],
+  [
+    'a tool call delta',
+    chunk({ tool_calls: [{ index: 0, id: 't', type: 'function', function: { name: 'f' } }] }),
+    false,
+  ],
+  ['[DONE]', 'data: [DONE]\n\n', false],
+];
+
+describe('the stream gate', () => {
+  it.each(cases)('quickPass: %s', (_name, text, expected) => {
+    expect(quickPass(Buffer.from(text))).toBe(expected);
+  });
+
+  it.each(cases)('where quickPass says pass, so does the parsing gate: %s', (_name, text) => {
+    const verdict = gate(text).kind;
+    if (quickPass(Buffer.from(text))) expect(verdict).toBe('pass');
+  });
+
+  it('the parsing gate holds role-only and typed preambles, fails error-first streams, passes content', () => {
+    expect(gate(chunk({ role: 'assistant', content: '' })).kind).toBe('wait');
+    expect(gate(chunk({ role: 'assistant', content: '' }) + chunk({ content: 'x' })).kind).toBe('pass');
+    expect(
+      gate(`data: ${JSON.stringify({ error: { message: 'overloaded', type: 'overloaded_error' } })}\n\n`),
+    ).toMatchObject({
+      kind: 'error',
+      status: 529,
+    });
+    expect(gate(chunk({ content: 'x' }).replace('\n\n', '\r\n\r\n')).kind).toBe('pass');
+  });
+});
