@@ -140,6 +140,28 @@ async function once(client, path, body, headers) {
 }
 
 /**
+ * The order targets take in each round of an interleaved measurement: a fresh shuffle every round (seeded, so runs
+ * repeat). A fixed rotation would always measure the same target right after the same other one: on these VMs the
+ * target measured after another proxy runs slower (an A/A run of two identical lb-server builds differed by ~100 µs
+ * of TTFT with rotation), so that bias would be credited to one target.
+ */
+export function interleaving(count, seed = 0x9e3779b9) {
+  let x = seed >>> 0 || 1;
+  const order = Array.from({ length: count }, (_, j) => j);
+  return () => {
+    for (let j = count - 1; j > 0; j--) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      x >>>= 0;
+      const r = x % (j + 1);
+      [order[j], order[r]] = [order[r], order[j]];
+    }
+    return order;
+  };
+}
+
+/**
  * Latency at one request in flight, interleaved across targets (so drift and noise hit every target alike).
  * @param {{ name: string, url: string }[]} targets  base URLs ending in /v1
  */
@@ -149,9 +171,9 @@ export async function oneInFlight(targets, { n = 2000, warmup = 200, body = BODY
   const hdrs = targets.map(headersOf);
   const lat = targets.map(() => []);
   const statuses = targets.map(() => ({}));
+  const next = interleaving(targets.length);
   for (let i = 0; i < warmup + n; i++) {
-    for (let k = 0; k < targets.length; k++) {
-      const j = (i + k) % targets.length;
+    for (const j of next()) {
       const r = await once(clients[j], paths[j], body, hdrs[j]);
       if (i >= warmup) {
         lat[j].push(r.us);
@@ -334,16 +356,27 @@ function run(cmd, args) {
 /**
  * Streams at one in flight, interleaved: time to first SSE byte and the gaps between chunks, per target.
  * The upstream must pace its chunks (`--interval`), so each arrives as its own read.
+ *
+ * `warmS`: seconds of closed-loop load on each target first (half plain requests, half streams, c=32). A few
+ * hundred streams at one in flight are too few for V8 to optimise a proxy's request path: without it, the figures
+ * are those of a process that just started, running its per-request code in the interpreter (lb-server's router
+ * `execute` was optimised only after ~600 measured streams).
  */
-export async function streaming(targets, { n = 200, warmup = 20 } = {}) {
+export async function streaming(targets, { n = 200, warmup = 20, warmS = 0 } = {}) {
+  if (warmS > 0) {
+    for (const t of targets) {
+      await maxRps(t, { durationS: Math.max(1, Math.round(warmS / 2)) });
+      await maxRps(t, { durationS: Math.max(1, Math.round(warmS / 2)), body: STREAM_BODY });
+    }
+  }
   const clients = targets.map((t) => new Client(new URL(t.url).origin));
   const paths = targets.map((t) => `${new URL(t.url).pathname}/chat/completions`);
   const hdrs = targets.map(headersOf);
   const ttft = targets.map(() => []);
   const gaps = targets.map(() => []);
+  const next = interleaving(targets.length);
   for (let i = 0; i < warmup + n; i++) {
-    for (let k = 0; k < targets.length; k++) {
-      const j = (i + k) % targets.length;
+    for (const j of next()) {
       const t0 = performance.now();
       const r = await clients[j].request({
         method: 'POST',

@@ -231,7 +231,11 @@ export async function runProxyBench(opts = {}) {
       const lbS = await start(startLbServer([pacedUrl, pacedUrl, pacedUrl]));
       sTargets.push({ name: 'lb-server', url: `http://127.0.0.1:${lbS.port}/v1` });
     }
-    const s = await streaming(sTargets, { n: short ? 10 : 300, warmup: short ? 3 : 30 });
+    const s = await streaming(sTargets, {
+      n: short ? 10 : 300,
+      warmup: short ? 3 : 30,
+      warmS: short ? 0 : 4,
+    });
     result.streaming = s.map((x) => ({
       ...x,
       addedTtftP50Us: round(x.ttftP50Us - s[0].ttftP50Us),
