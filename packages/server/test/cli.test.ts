@@ -1,50 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/test-utils';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, type Proc, spawnServer } from './cli-helpers.js';
 
-// Black-box: the BUILT lb-server, configured through the environment, driven with the official SDK.
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const keys = { a: fakeKey('one'), b: fakeKey('two'), c: fakeKey('three') };
-
-interface Proc {
-  child: ChildProcess;
-  url: string;
-  out: () => string;
-  exit: Promise<number | null>;
-}
-
-async function spawnServer(env: Record<string, string>, args: string[] = []): Promise<Proc> {
-  if (!existsSync(CLI)) throw new Error(`build @lb/server first: ${CLI} is missing`);
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', ...env },
-    cwd: tmpdir(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`lb-server did not start:\n${out}`)), 10_000);
-    const check = () => {
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        child.stdout!.off('data', check);
-        resolve(m[1]);
-      }
-    };
-    child.stdout!.on('data', check);
-    child.on('exit', () => reject(new Error(`lb-server exited:\n${out}`)));
-  });
-  return { child, url, out: () => out, exit };
-}
 
 function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
   const child = spawn(process.execPath, [CLI, ...args], {
