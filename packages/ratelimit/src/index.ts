@@ -1,7 +1,7 @@
 /**
  * @lb/ratelimit — per-endpoint budgets (requests/s with burst, requests/min, tokens/min), pre-emptive throttling
  * from OpenAI's `x-ratelimit-*` headers, cooldowns from upstream 429s, per-client limits, and a small `Store`
- * interface (in-memory by default) so a shared store can come later. Attaches to an `@lb/core` router as a guard.
+ * interface: in memory by default, or shared by every replica in Redis (`RedisStore`). Attaches to an `@lb/core` router as a guard.
  */
 
 export type { ClientLimiter, ClientLimiterOptions, ClientLimitResult } from './client.js';
@@ -18,6 +18,8 @@ export type {
   RateLimitOptions,
 } from './limiter.js';
 export { attachRateLimit } from './limiter.js';
+export type { RedisClientLike, RedisStoreOptions } from './redis.js';
+export { RedisStore } from './redis.js';
 export type {
   BucketSpec,
   Cooldown,

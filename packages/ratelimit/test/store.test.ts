@@ -1,11 +1,13 @@
 import { createRouter } from '@lb/core';
-import { fakeKey } from '@lb/test-utils';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { fakeKey, startRedis, type TestRedis } from '@lb/test-utils';
+import Redis from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   attachRateLimit,
   type BucketSpec,
   createClientLimiter,
   MemoryStore,
+  RedisStore,
   type Store,
   type WindowSpec,
 } from '../src/index.js';
@@ -160,5 +162,111 @@ describe('a remote store behind the synchronous local view', () => {
     const r = limiter.take('ip-1');
     expect(r.allowed).toBe(false);
     expect(r.retryAfterMs).toBe(60_000);
+  });
+});
+
+describe('RedisStore on a real redis-server', () => {
+  let redis: TestRedis;
+  const clients: Redis[] = [];
+  const connect = async () => {
+    const c = new Redis(redis.url, { enableOfflineQueue: false, lazyConnect: true, maxRetriesPerRequest: 0 });
+    await c.connect();
+    clients.push(c);
+    return c;
+  };
+  let client: Redis;
+  let n = 0;
+  beforeAll(async () => {
+    redis = await startRedis();
+    client = await connect();
+  });
+  afterAll(async () => {
+    for (const c of clients) c.disconnect();
+    await redis?.stop();
+  });
+
+  runStoreContract('RedisStore', () => new RedisStore(client, { prefix: `contract${++n}:` }));
+
+  it('keeps fractions exactly and lets idle keys expire', async () => {
+    const s = new RedisStore(client, { prefix: 'exp:' });
+    const now = Date.now();
+    expect(await s.take('b', 1.25, spec, now)).toEqual({ ok: true, tokens: 3.75 });
+    expect(await s.peek('b', spec, now + 50)).toBeCloseTo(4);
+    const bucketTtl = await client.pttl('exp:b');
+    // Full again after 1.25 tokens at 5/s = 250 ms (+1 s of margin).
+    expect(bucketTtl).toBeGreaterThan(1000);
+    expect(bucketTtl).toBeLessThanOrEqual(1250);
+    await s.hit('w', fixed, now);
+    const windowTtl = await client.pttl('exp:w');
+    expect(windowTtl).toBeGreaterThan(1000);
+    expect(windowTtl).toBeLessThanOrEqual(2000);
+  });
+
+  it('says clearly what it needs, and refuses at once while Redis is away', async () => {
+    expect(() => new RedisStore({} as never)).toThrow('an ioredis instance');
+    const away = new RedisStore({ status: 'reconnecting', script: async () => '', evalsha: async () => 0 });
+    await expect(away.peek('k', spec, 0)).rejects.toThrow('Redis is reconnecting');
+  });
+
+  it('loads its script again after Redis forgot it (SCRIPT FLUSH)', async () => {
+    const s = new RedisStore(client, { prefix: 'flush:' });
+    await s.take('k', 1, spec, 0);
+    await client.script('FLUSH');
+    expect(await s.take('k', 1, spec, 0)).toEqual({ ok: true, tokens: 3 });
+  });
+
+  const ep = (id: string, extra = {}) => ({ id, url: `http://${id}.test/v1`, apiKey: fakeKey(id), ...extra });
+
+  it('two replicas share one budget: the second is held back once the first spent it', async () => {
+    const prefix = `shared${Date.now()}:`;
+    const replicas = await Promise.all(
+      [1, 2].map(async () => {
+        const r = createRouter({ endpoints: [ep('a', { limits: { rps: 4 } })], maxWaitMs: 0 });
+        const h = attachRateLimit(r, { store: new RedisStore(await connect(), { prefix }) });
+        return { r, h };
+      }),
+    );
+    const [one, two] = replicas;
+    const served: string[] = [];
+    for (let i = 0; i < 4; i++) await one.r.execute({}, async () => served.push('one'));
+    await new Promise((r) => setTimeout(r, 50)); // the shared store has answered
+    // Replica two knows nothing yet: its local view lets one request through, whose shared take corrects it.
+    const extra = await two.r
+      .execute({}, async () => served.push('two'))
+      .then(
+        () => 1,
+        () => 0,
+      );
+    await new Promise((r) => setTimeout(r, 50));
+    expect(two.r.pick()).toBeUndefined();
+    expect(two.h.snapshot().a.rps?.remaining).toBe(0);
+    expect(served.length).toBe(4 + extra);
+    expect(extra).toBeLessThanOrEqual(1);
+    expect(one.h.storeErrors + two.h.storeErrors).toBe(0);
+  });
+
+  it("a replica adopts another one's 429 cooldown from Redis", async () => {
+    const prefix = `cooldown${Date.now()}:`;
+    const make = async () => {
+      const r = createRouter({ endpoints: [ep('a'), ep('b', { priority: 2 })], maxWaitMs: 0 });
+      attachRateLimit(r, { store: new RedisStore(await connect(), { prefix }), syncIntervalMs: 0 });
+      return r;
+    };
+    const one = await make();
+    const two = await make();
+    const used: string[] = [];
+    await one.execute({}, async (ctx) => {
+      used.push(ctx.endpoint.id);
+      return ctx.endpoint.id === 'a'
+        ? { status: 429, headers: { 'retry-after': '30' } }
+        : { status: 200, headers: {} };
+    });
+    expect(used).toEqual(['a', 'b']);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(two.pick()?.endpoint.id).toBe('a'); // not known to replica two yet
+    await two.execute({}, async () => ({ status: 200, headers: {} }));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(two.pick()?.endpoint.id).toBe('b');
+    expect(two.snapshot().endpoints[0].unavailableReason).toMatch(/429/);
   });
 });

@@ -10,4 +10,5 @@ export type {
 export { startFakeUpstream } from './fake-upstream.js';
 export { collectEvents, fakeKey } from './misc.js';
 export * from './providers.js';
+export { startRedis, type TestRedis } from './redis.js';
 export { runStrategyContract } from './strategy-contract.js';
