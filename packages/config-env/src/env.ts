@@ -69,6 +69,7 @@ const GLOBALS: Record<string, { path: string[]; unit?: 's' | 'ms' }> = {
   SHUTDOWN_TIMEOUT: { path: ['server', 'shutdown_timeout'], unit: 'ms' },
   LB_API_KEYS: { path: ['server', 'api_keys'] },
   LB_ADMIN_KEY: { path: ['server', 'admin_key'] },
+  LB_REDIS_URL: { path: ['server', 'redis_url'] },
   HTTP2: { path: ['server', 'http2'] },
 };
 

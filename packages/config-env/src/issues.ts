@@ -22,7 +22,7 @@ export function formatPath(parts: readonly PropertyKey[]): string {
   return out || '(root)';
 }
 
-const SECRET_KEY = /(^|_)(api_?keys?|admin_key|key|secret|token|password|authorization)$/i;
+const SECRET_KEY = /(^|_)(api_?keys?|admin_key|key|secret|token|password|authorization|redis_url)$/i;
 
 /** True when a key names a secret (its values are never echoed). */
 export function isSecretKey(key: string): boolean {

@@ -113,6 +113,19 @@ const url = str.superRefine((s, ctx) => {
     ctx.addIssue({ code: 'custom', message: `not an http(s) URL: ${show(s)}` });
 });
 
+/** A Redis URL. Never echoed: it may carry a password. */
+const redisUrl = str.superRefine((s, ctx) => {
+  let u: URL | undefined;
+  try {
+    u = new URL(s);
+  } catch {}
+  if (!u || (u.protocol !== 'redis:' && u.protocol !== 'rediss:'))
+    ctx.addIssue({
+      code: 'custom',
+      message: 'expected a redis:// or rediss:// URL (the value is not shown: it may hold a password)',
+    });
+});
+
 /** Strategy names from other gateways (Berry's `weighted_failover`…) → ours. */
 const STRATEGY_ALIASES: Record<string, string> = {
   'weighted-failover': 'priority',
@@ -257,6 +270,7 @@ const serverSchema = obj(
     admin_key: secret.min(1, { error: 'must not be empty' }).optional(),
     http2: bool.optional(),
     connections_per_origin: num('an integer >= 1', { int: true, min: 1 }).optional(),
+    redis_url: redisUrl.optional(),
   },
   '[server]',
 );

@@ -63,6 +63,11 @@ export interface ServerConfig {
   http2?: boolean;
   /** Keep-alive connections per upstream origin, when set. */
   connectionsPerOrigin?: number;
+  /**
+   * Redis shared by replicas for rate-limit state (endpoint budgets, 429 cooldowns, per-client windows), when set.
+   * A secret (it may carry a password). Env `LB_REDIS_URL`.
+   */
+  redisUrl?: string;
 }
 
 /** Where a config came from. */

@@ -166,6 +166,13 @@ function collectSecrets(doc: Record<string, unknown>): string[] {
   if (isTable(doc.server)) {
     const s = doc.server;
     if (typeof s.admin_key === 'string') out.push(s.admin_key);
+    if (typeof s.redis_url === 'string') {
+      out.push(s.redis_url);
+      try {
+        const pw = decodeURIComponent(new URL(s.redis_url).password);
+        if (pw) out.push(pw);
+      } catch {}
+    }
     if (Array.isArray(s.api_keys)) {
       for (const k of s.api_keys) if (typeof k === 'string') out.push(k);
     } else if (typeof s.api_keys === 'string') out.push(...s.api_keys.split(',').map((k) => k.trim()));
@@ -433,6 +440,7 @@ export function buildConfig(
     ...(s.admin_key !== undefined ? { adminKey: s.admin_key } : {}),
     ...(s.http2 !== undefined ? { http2: s.http2 } : {}),
     ...(s.connections_per_origin !== undefined ? { connectionsPerOrigin: s.connections_per_origin } : {}),
+    ...(s.redis_url !== undefined ? { redisUrl: s.redis_url } : {}),
   };
 
   return deepFreeze({

@@ -161,6 +161,7 @@ describe('mixing schemes and globals', () => {
       SHUTDOWN_TIMEOUT: '10000',
       LB_API_KEYS: 'client-key-one, client-key-two',
       LB_ADMIN_KEY: 'admin-key-secret',
+      LB_REDIS_URL: 'redis://:redis-pass-word@10.0.0.5:6379/2',
     });
     expect(c.defaultModel).toBe('gpt-4o-mini');
     expect(c.router).toMatchObject({
@@ -188,7 +189,26 @@ describe('mixing schemes and globals', () => {
       shutdownTimeoutMs: 10000,
       apiKeys: ['client-key-one', 'client-key-two'],
       adminKey: 'admin-key-secret',
+      redisUrl: 'redis://:redis-pass-word@10.0.0.5:6379/2',
     });
+  });
+
+  it('LB_REDIS_URL must be a redis:// or rediss:// URL, and the error never shows it', () => {
+    for (const bad of ['http://:hunter2-secret@cache:6379', 'hunter2-secret']) {
+      let err: any;
+      try {
+        createConfigFromEnv({ OPENAI_API_KEY: A, LB_REDIS_URL: bad });
+      } catch (e) {
+        err = e;
+      }
+      expect(err?.name).toBe('ConfigValidationError');
+      expect(err.message).toContain('redis:// or rediss://');
+      expect(err.message).not.toContain('hunter2');
+      expect(JSON.stringify(err.errors)).not.toContain('hunter2');
+    }
+    expect(
+      createConfigFromEnv({ OPENAI_API_KEY: A, LB_REDIS_URL: 'rediss://cache:6380' }).server.redisUrl,
+    ).toBe('rediss://cache:6380');
   });
 
   it('has documented defaults, and returns a frozen config', () => {

@@ -164,6 +164,8 @@ async function main(): Promise<number> {
     `${config.router.endpoints.length} endpoint(s), strategy ${server.router.strategy}:`,
     ...config.router.endpoints.map(describeEndpoint),
   ];
+  const redisUrl = server.settings.redisUrl;
+  if (redisUrl !== undefined) lines.push(`rate-limit state shared in Redis: ${maskUrl(redisUrl)}`);
   if (demo) {
     lines.push(
       '',
@@ -239,3 +241,17 @@ main().then(
     process.exitCode = 1;
   },
 );
+
+/** A URL without its credentials (a Redis URL may carry a password). */
+function maskUrl(u: string): string {
+  try {
+    const x = new URL(u);
+    if (x.password || x.username) {
+      x.username = x.username ? '***' : '';
+      x.password = x.password ? '***' : '';
+    }
+    return x.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}

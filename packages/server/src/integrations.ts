@@ -1,7 +1,8 @@
+import { createRequire } from 'node:module';
 import { attachBreaker, attachHealthChecks, type BreakerHandle } from '@lb/breaker';
 import type { Endpoint } from '@lb/core';
 import { explainUnservable, findDialect, providerGuard } from '@lb/providers';
-import { attachRateLimit, createClientLimiter, estimateTokens } from '@lb/ratelimit';
+import { attachRateLimit, createClientLimiter, estimateTokens, RedisStore, type Store } from '@lb/ratelimit';
 import { createObservability } from './observability/index.js';
 import type { Integrations } from './server.js';
 
@@ -9,7 +10,9 @@ export const integrations: Integrations = {
   observability: (router, options) => createObservability(router, options),
   attach: (router, opts) => {
     const offGuard = router.addGuard(providerGuard());
-    const rateLimit = opts.rateLimit ? attachRateLimit(router) : undefined;
+    const rateLimit = opts.rateLimit
+      ? attachRateLimit(router, { store: opts.store as Store | undefined })
+      : undefined;
     let breaker: BreakerHandle | undefined;
     if (opts.breaker?.enabled !== false) {
       const b = opts.breaker;
@@ -39,7 +42,38 @@ export const integrations: Integrations = {
       },
     };
   },
-  clientLimiter: (opts) => createClientLimiter(opts),
+  clientLimiter: (opts, store) => createClientLimiter({ ...opts, store: store as Store | undefined }),
+  sharedStore: (url, onError) => {
+    // ioredis is loaded only when a Redis is configured.
+    const Redis = createRequire(import.meta.url)('ioredis') as typeof import('ioredis').default;
+    const client = new Redis(url, {
+      // Commands fail at once while Redis is away (the local view decides meanwhile) instead of queueing.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: (n) => Math.min(100 * 2 ** Math.min(n, 6), 5_000),
+    });
+    client.on('error', onError);
+    return {
+      store: new RedisStore(client),
+      ready: (ms) =>
+        client.status === 'ready'
+          ? Promise.resolve(true)
+          : new Promise<boolean>((resolve) => {
+              const done = (ok: boolean) => {
+                clearTimeout(timer);
+                client.off('ready', onReady);
+                resolve(ok);
+              };
+              const onReady = () => done(true);
+              const timer = setTimeout(() => done(false), ms);
+              client.once('ready', onReady);
+            }),
+      close: async () => {
+        if (client.status === 'ready') await client.quit();
+        else client.disconnect();
+      },
+    };
+  },
   estimateTokens: (json) => estimateTokens(json),
   dialect: (name) => findDialect(name),
   explain: (router, operation, model) => {

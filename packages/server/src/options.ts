@@ -53,6 +53,7 @@ export const DEFAULT_SETTINGS: ServerSettings = Object.freeze({
   adminKey: undefined,
   http2: true,
   connectionsPerOrigin: null,
+  redisUrl: undefined,
 }) as ServerSettings;
 
 const POSITIVE_MS = [
@@ -98,6 +99,9 @@ export function resolveSettings(partial: Partial<ServerSettings> | undefined): S
     !(Number.isInteger(s.connectionsPerOrigin) && s.connectionsPerOrigin > 0)
   )
     bad('connectionsPerOrigin', s.connectionsPerOrigin, 'an integer >= 1 or null');
+  if (s.redisUrl !== undefined && (typeof s.redisUrl !== 'string' || !/^rediss?:\/\/./.test(s.redisUrl)))
+    // Not echoed: it may carry a password.
+    throw new ConfigError('server.redisUrl: expected a redis:// or rediss:// URL');
   return s;
 }
 

@@ -27,6 +27,9 @@ export interface Attachment {
   dispose(): void;
 }
 
+/** A `@lb/ratelimit` `Store` (opaque here: the integration layer makes and uses it). */
+export type SharedStore = object;
+
 /** A per-client limiter, as `@lb/ratelimit`'s `createClientLimiter` returns. */
 export interface ClientLimiterLike {
   take(key: string): {
@@ -96,9 +99,19 @@ export interface Integrations {
   observability: ObservabilityFactory;
   attach(
     router: Router,
-    opts: { breaker?: BreakerSettings; healthCheck?: HealthCheckSettings; rateLimit: boolean },
+    opts: {
+      breaker?: BreakerSettings;
+      healthCheck?: HealthCheckSettings;
+      rateLimit: boolean;
+      store?: SharedStore;
+    },
   ): { breaker?: Attachment; rateLimit?: Attachment; healthChecks?: Attachment; dispose(): void };
-  clientLimiter(opts: { requests: number; windowMs: number }): ClientLimiterLike;
+  clientLimiter(opts: { requests: number; windowMs: number }, store?: SharedStore): ClientLimiterLike;
+  /** A rate-limit store shared by replicas, in the Redis at `url` (`server.redisUrl`). */
+  sharedStore?(
+    url: string,
+    onError: (err: Error) => void,
+  ): { store: SharedStore; ready(timeoutMs: number): Promise<boolean>; close(): Promise<void> };
   estimateTokens(json: Record<string, any>): number;
   dialect(name: string): DialectLike | undefined;
   explain?(
@@ -137,10 +150,25 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     throw new ConfigError(`createServer: expected { router, server? }, received ${typeof options}`);
   const settings = resolveSettings(options.server);
   const router = options.router instanceof Router ? options.router : createRouter(options.router);
+  // Redis errors repeat while it is away (every reconnect attempt): one warning per 30 s says so.
+  let lastRedisWarn = 0;
+  const shared =
+    settings.redisUrl !== undefined && integ.sharedStore
+      ? integ.sharedStore(settings.redisUrl, (err) => {
+          const now = Date.now();
+          if (now - lastRedisWarn < 30_000) return;
+          lastRedisWarn = now;
+          logger.warn(
+            { err: err.message },
+            'shared rate-limit store (Redis) unavailable: deciding on local state until it is back',
+          );
+        })
+      : undefined;
   const attached = integ.attach(router, {
     breaker: options.breaker,
     healthCheck: options.healthCheck,
     rateLimit: options.rateLimit !== false,
+    store: shared?.store,
   });
   const obs = integ.observability(router, {
     metricsEnabled: settings.metricsEnabled,
@@ -157,7 +185,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
   const transport: Agent = createTransport(settings);
   const apiKeys = settings.apiKeys.length ? new Set(settings.apiKeys) : undefined;
   const limiter = settings.clientRateLimit.enabled
-    ? integ.clientLimiter(settings.clientRateLimit)
+    ? integ.clientLimiter(settings.clientRateLimit, shared?.store)
     : undefined;
   const explain = integ.explain;
   const px: ProxyContext = {
@@ -391,8 +419,12 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     get inFlight() {
       return inFlight;
     },
-    listen(port = settings.port, host = settings.host) {
-      return new Promise((resolve, reject) => {
+    async listen(port = settings.port, host = settings.host) {
+      // The first requests' limits are shared too: Redis gets up to 1 s to be ready; past that the replica starts on
+      // local state (warned), and syncs once Redis answers.
+      if (shared && !(await shared.ready(1_000)))
+        logger.warn('shared rate-limit store (Redis) not ready after 1 s: starting on local state');
+      return new Promise<string>((resolve, reject) => {
         http.once('error', reject);
         http.listen(port, host, () => {
           http.off('error', reject);
@@ -435,6 +467,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
         offReload();
         attached.dispose();
         await transport.close().catch(() => {});
+        await shared?.close().catch(() => {});
         await obs.close().catch(() => {});
         return { drained: ok, cut };
       })();

@@ -309,6 +309,19 @@ describe('lb-server commands', () => {
     expect(noisy.out()).toMatch(/pino loaded: true/);
   });
 
+  it('LB_REDIS_URL: the banner names the shared store without its password; a Redis that is away is warned about', async () => {
+    const p = await spawnServer({
+      OPENAI_API_KEY_1: keys.a,
+      OPENAI_BASE_URL_1: 'http://127.0.0.1:9/v1',
+      LB_REDIS_URL: 'redis://:pw-sekrit-value@127.0.0.1:1/0',
+    });
+    p.child.kill('SIGTERM');
+    expect(await p.exit).toBe(0);
+    expect(p.out()).toContain('rate-limit state shared in Redis: redis://:***@127.0.0.1:1/0');
+    expect(p.out()).toContain('not ready after 1 s: starting on local state');
+    expect(p.out()).not.toContain('pw-sekrit');
+  });
+
   it('check probes every endpoint and prints a table', async () => {
     const ok = await startFakeUpstream({ name: 'ok', acceptKeys: [keys.a] });
     const bad = await startFakeUpstream({ name: 'bad', acceptKeys: ['something-else-entirely'] });

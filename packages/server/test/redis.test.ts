@@ -1,0 +1,90 @@
+import { type FakeUpstream, fakeKey, startFakeUpstream, startRedis, type TestRedis } from '@lb/test-utils';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type LbServer } from '../src/index.js';
+
+// Two lb-server replicas sharing one real redis-server (`server.redisUrl`, env LB_REDIS_URL): per-client windows and
+// endpoint budgets are shared; a Redis that is away never fails a request.
+const upstreamKey = fakeKey('shared-upstream');
+const clientKey = 'lb-client-key-shared-0123456789';
+const logs: string[] = [];
+
+let redis: TestRedis;
+let up: FakeUpstream;
+const servers: LbServer[] = [];
+
+async function replica(redisUrl: string, extra: { rpm?: number; perClient?: number } = {}): Promise<OpenAI> {
+  const server = createServer({
+    router: {
+      endpoints: [
+        { id: 'up', url: up.url, apiKey: upstreamKey, ...(extra.rpm ? { limits: { rpm: extra.rpm } } : {}) },
+      ],
+      maxWaitMs: 0,
+    },
+    server: {
+      port: 0,
+      apiKeys: [clientKey],
+      clientRateLimit: { enabled: true, requests: extra.perClient ?? 2, windowMs: 60_000 },
+      redisUrl,
+      logLevel: 'warn',
+    },
+    logDestination: { write: (s: string) => logs.push(s) > 0 } as never,
+  });
+  servers.push(server);
+  const base = await server.listen();
+  return new OpenAI({ baseURL: `${base}/v1`, apiKey: clientKey, maxRetries: 0 });
+}
+
+const ask = (c: OpenAI) =>
+  c.embeddings.create({ model: 'text-embedding-3-small', input: 'x' }).then(
+    () => 200,
+    (e: { status?: number }) => e.status ?? 0,
+  );
+const settle = () => new Promise((r) => setTimeout(r, 60));
+
+beforeAll(async () => {
+  redis = await startRedis();
+  up = await startFakeUpstream({ name: 'up', acceptKeys: [upstreamKey] });
+});
+
+afterAll(async () => {
+  for (const s of servers) await s.close(100);
+  await up?.close();
+  await redis?.stop();
+});
+
+describe('replicas sharing rate-limit state in Redis', () => {
+  /**
+   * Replica one spends the budget (2) and is refused the third; replica two, which has not heard from Redis about it
+   * yet, may let one through, and refuses once Redis's answer came back.
+   */
+  async function spentOnOneHoldsBackTwo(redisUrl: string, opts: { rpm?: number; perClient?: number } = {}) {
+    const before = up.requests.length;
+    const one = await replica(redisUrl, opts);
+    const two = await replica(redisUrl, opts);
+    expect([await ask(one), await ask(one), await ask(one)]).toEqual([200, 200, 429]);
+    await settle();
+    const first = await ask(two);
+    await settle();
+    expect([200, 429]).toContain(first);
+    expect(await ask(two)).toBe(429);
+    expect(up.requests.length - before).toBe(first === 200 ? 3 : 2);
+  }
+
+  it("a client's window is shared: the second replica refuses once the first used it", () =>
+    spentOnOneHoldsBackTwo(`${redis.url}/1`));
+
+  it('an endpoint budget is shared: requests per minute spent on one replica hold back the other', () =>
+    // A generous per-client window, so that the endpoint's budget is what refuses.
+    spentOnOneHoldsBackTwo(`${redis.url}/2`, { rpm: 2, perClient: 100 }));
+
+  it('with Redis away, requests are decided locally and never fail for it', async () => {
+    const gone = await startRedis();
+    const url = gone.url;
+    await gone.stop();
+    const c = await replica(url);
+    expect([await ask(c), await ask(c), await ask(c)]).toEqual([200, 200, 429]);
+    await settle();
+    expect(logs.join('')).toContain('shared rate-limit store (Redis) unavailable');
+  });
+});
