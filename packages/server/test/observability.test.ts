@@ -157,6 +157,40 @@ describe('observability against real upstreams', () => {
     expect(stats.models['gpt-4o-mini'].tokens.total).toBe(21);
   });
 
+  it('listens to request:done only while a failover awaits its next attempt', async () => {
+    expect(router.listenerCount('request:done')).toBe(0);
+    upA.next({ type: 'status', status: 500 });
+    await router.execute({ model: 'gpt-4o-mini' }, chat());
+    expect(router.listenerCount('request:done')).toBe(0); // counted at the next attempt, then forgotten
+    // A failover whose request is cut before its next attempt (the caller aborts during the backoff).
+    const slow = createRouter({
+      endpoints: [{ id: 'a', url: upA.url, apiKey: KEY_A }],
+      backoff: { initialMs: 5_000, maxMs: 5_000, jitter: 0 },
+      maxRetries: 1,
+    });
+    const o = createObservability(slow, {
+      metricsEnabled: true,
+      logLevel: 'silent',
+      requestLog: { enabled: false },
+      processMetrics: false,
+    });
+    try {
+      upA.next({ type: 'status', status: 500 });
+      const ac = new AbortController();
+      const p = slow.execute({ model: 'gpt-4o-mini', signal: ac.signal }, chat()).catch((e) => e);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(slow.listenerCount('request:done')).toBe(1); // waiting for its retry of a
+      ac.abort();
+      await p;
+      // Given up on between two attempts: no event says so, the entry stays (bounded, and dropped after 10 min).
+      await slow.execute({ model: 'gpt-4o-mini' }, chat());
+      expect(slow.listenerCount('request:done')).toBe(1);
+    } finally {
+      await o.close();
+    }
+    expect(slow.listenerCount('request:done')).toBe(0);
+  });
+
   it('never puts a key in metrics, health, stats or logs', async () => {
     upA.next({ type: 'status', status: 401 });
     await router.execute({ model: 'gpt-4o-mini' }, chat());

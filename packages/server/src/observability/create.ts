@@ -23,6 +23,8 @@ const FAST_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 const MAX_MODEL_LABELS = 200;
 /** Requests whose failure awaits the next attempt (to count the failover); bounded against aborted requests. */
 const MAX_PENDING_FAILOVERS = 10_000;
+/** A failover still waiting for its next attempt after this long belongs to a request that was given up on. */
+const STALE_FAILOVER_MS = 10 * 60_000;
 const STATES = ['healthy', 'cooling', 'unhealthy', 'disabled'] as const;
 
 interface EpCells {
@@ -310,10 +312,33 @@ export function createObservability(router: Router, options: ObservabilityOption
   };
 
   // ------------------------------------------------------------------ bus
-  const pending = new Map<string, { from: string; reason: string }>();
   const offs: Array<() => void> = [];
   const on = <E extends keyof RouterEvents>(e: E, fn: (p: RouterEvents[E]) => void) =>
     offs.push(router.on(e, fn));
+  /**
+   * Failovers awaiting their next attempt (counted then, with the endpoint and reason they left). `request:done` is
+   * listened to only while one is waiting, to forget those whose request ended without another attempt: the router
+   * builds and emits that event for no one the rest of the time.
+   */
+  const pending = new Map<string, { from: string; reason: string; at: number }>();
+  let offDone: (() => void) | undefined;
+  const forget = (requestId: string) => {
+    if (pending.delete(requestId) && pending.size === 0 && offDone) {
+      offDone();
+      offDone = undefined;
+    }
+  };
+  const onDone = (e: RouterEvents['request:done']) => {
+    // A request the caller gave up on between two attempts ends with no event: its entry goes after 10 minutes.
+    const oldest = pending.entries().next().value;
+    if (oldest !== undefined && Date.now() - oldest[1].at > STALE_FAILOVER_MS) forget(oldest[0]);
+    forget(e.requestId);
+  };
+  const remember = (requestId: string, from: string, reason: string) => {
+    if (pending.size >= MAX_PENDING_FAILOVERS) pending.delete(pending.keys().next().value as string);
+    pending.set(requestId, { from, reason, at: Date.now() });
+    offDone ??= router.on('request:done', onDone);
+  };
 
   const attemptCell = (c: EpCells, endpointId: string, outcome: string): Cell => {
     let cell = c.attempts.get(outcome);
@@ -353,7 +378,7 @@ export function createObservability(router: Router, options: ObservabilityOption
     if (e.attempt > 1 && pending.size > 0) {
       const p = pending.get(e.requestId);
       if (p) {
-        pending.delete(e.requestId);
+        forget(e.requestId);
         failovers.cell(p.from, p.reason).value++;
         totals.failovers++;
       }
@@ -390,9 +415,8 @@ export function createObservability(router: Router, options: ObservabilityOption
     upstreamLatency.observe(latencyCell(c, e.endpointId, e.model), e.latencyMs / 1000);
     if (e.kind !== 'aborted' && e.kind !== 'client') countError(e.kind);
     if (e.failover && e.kind !== 'aborted') {
-      if (pending.size >= MAX_PENDING_FAILOVERS) pending.delete(pending.keys().next().value as string);
-      pending.set(e.requestId, { from: e.endpointId, reason: e.kind });
-    } else if (pending.size > 0) pending.delete(e.requestId);
+      remember(e.requestId, e.endpointId, e.kind);
+    } else if (pending.size > 0) forget(e.requestId);
     const fields = {
       requestId: e.requestId,
       endpointId: e.endpointId,
@@ -468,11 +492,8 @@ export function createObservability(router: Router, options: ObservabilityOption
     if (e.to === 'healthy') logger.info(fields, 'endpoint recovered');
     else logger.warn(fields, 'endpoint state changed');
   });
-  on('request:done', (e) => {
-    if (pending.size > 0) pending.delete(e.requestId);
-  });
   on('request:exhausted', (e) => {
-    if (pending.size > 0) pending.delete(e.requestId);
+    if (pending.size > 0) forget(e.requestId);
     exhaustedTotal.cell(modelLabel(e.model, true)).value++;
     logger.warn(
       {
@@ -770,6 +791,8 @@ export function createObservability(router: Router, options: ObservabilityOption
       closed = true;
       for (const off of offs) off();
       offs.length = 0;
+      offDone?.();
+      offDone = undefined;
       pending.clear();
       await Promise.all([requestLog?.close(), flush()]);
     },
