@@ -60,6 +60,11 @@ export interface RateLimitOptions {
   /** With a remote store: least time between reads of an endpoint's shared cooldown, ms. Default 1000. */
   syncIntervalMs?: number;
   /**
+   * With a remote store: tokens spent are sent together, per bucket, this often (ms), instead of one store call per
+   * request. Default 10.
+   */
+  flushIntervalMs?: number;
+  /**
    * Most requests {@link RateLimitHandle.execute} lets wait for budget at once (the router waits up to its
    * `maxWaitMs` for the earliest endpoint); more are refused at once with a {@link RateLimitedError}. Default 1000.
    */
@@ -230,6 +235,7 @@ class RateLimiter implements Guard {
     check('cooldownMs', o.cooldownMs, 0);
     check('maxCooldownMs', o.maxCooldownMs, 0);
     check('syncIntervalMs', o.syncIntervalMs, 0);
+    check('flushIntervalMs', o.flushIntervalMs, 0);
     check('maxQueue', o.maxQueue, 0, true);
     const store = o.store ?? new MemoryStore();
     for (const m of ['peek', 'take', 'adjust', 'getCooldown', 'setCooldown', 'hit', 'delete'] as const) {
@@ -240,7 +246,7 @@ class RateLimiter implements Guard {
     }
     this.#router = router;
     this.name = o.name ?? 'ratelimit';
-    this.#store = syncView(store, o.syncIntervalMs ?? 1000);
+    this.#store = syncView(store, o.syncIntervalMs ?? 1000, o.flushIntervalMs ?? 10);
     this.#limits = o.limits ?? ((e) => e.limits);
     this.#estimate = o.estimateTokens ?? ((r) => r.estimatedTokens ?? 0);
     this.#headers = o.headerThrottling ?? true;

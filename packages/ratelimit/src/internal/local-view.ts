@@ -11,8 +11,9 @@ import {
 
 /**
  * A synchronous view in front of a store that may answer later (a remote, shared one). Decisions are taken on the
- * local copy at once; every change is forwarded; answers tighten the local copy (budgets other replicas used,
- * their cooldowns). A failing store never fails a request: errors are counted and otherwise ignored.
+ * local copy at once; every change is forwarded (bucket spends batched per bucket every `flushMs`); answers tighten
+ * the local copy (budgets other replicas used, their cooldowns). A failing store never fails a request: errors are
+ * counted and otherwise ignored.
  */
 export class LocalView implements SyncStore {
   readonly synchronous = true as const;
@@ -20,14 +21,19 @@ export class LocalView implements SyncStore {
   readonly #remote: Store;
   readonly #syncMs: number;
   readonly #pulled = new Map<string, number>();
+  readonly #flushMs: number;
+  /** Tokens spent per bucket and not sent yet: sent together every `flushMs` (one store call per bucket). */
+  #owed = new Map<string, { cost: number; spec: BucketSpec; now: number }>();
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
   errors = 0;
   readonly #onError = () => {
     this.errors++;
   };
 
-  constructor(remote: Store, syncMs: number) {
+  constructor(remote: Store, syncMs: number, flushMs = 10) {
     this.#remote = remote;
     this.#syncMs = syncMs;
+    this.#flushMs = flushMs;
   }
 
   peek(key: string, spec: BucketSpec, now: number): number {
@@ -36,18 +42,12 @@ export class LocalView implements SyncStore {
 
   take(key: string, cost: number, spec: BucketSpec, now: number): TakeResult {
     const r = this.local.take(key, cost, spec, now);
-    if (r.ok) {
-      this.#later(this.#remote.take(key, cost, spec, now), (remote) => {
-        // The shared bucket holds less than ours: other replicas spent the difference.
-        const diff = remote.tokens - r.tokens;
-        if (diff < 0) this.local.adjust(key, diff, spec, now);
-      });
-    }
+    if (r.ok) this.#owe(key, cost, spec, now);
     return r;
   }
 
   adjust(key: string, delta: number, spec: BucketSpec, now: number): number {
-    this.#later(this.#remote.adjust(key, delta, spec, now));
+    this.#owe(key, -delta, spec, now);
     return this.local.adjust(key, delta, spec, now);
   }
 
@@ -78,6 +78,7 @@ export class LocalView implements SyncStore {
   delete(key: string): void {
     this.local.delete(key);
     this.#pulled.delete(key);
+    this.#owed.delete(key);
     this.#later(this.#remote.delete(key));
   }
 
@@ -90,6 +91,38 @@ export class LocalView implements SyncStore {
       if (c) this.local.setCooldown(key, c);
     });
   }
+
+  #owe(key: string, cost: number, spec: BucketSpec, now: number): void {
+    const o = this.#owed.get(key);
+    if (o === undefined) this.#owed.set(key, { cost, spec, now });
+    else {
+      o.cost += cost;
+      o.spec = spec;
+      o.now = now;
+    }
+    if (this.#flushTimer === undefined) {
+      this.#flushTimer = setTimeout(this.#flush, this.#flushMs);
+      (this.#flushTimer as { unref?: () => void }).unref?.();
+    }
+  }
+
+  /**
+   * Sends what each bucket spent since the last flush as one debt (`adjust`, which always applies: a `take` of the
+   * sum could be refused whole and leave the spend unshared), then tightens the local bucket to the shared level
+   * when other replicas spent more.
+   */
+  readonly #flush = (): void => {
+    this.#flushTimer = undefined;
+    const owed = this.#owed;
+    this.#owed = new Map();
+    for (const [key, o] of owed) {
+      if (o.cost === 0) continue;
+      this.#later(this.#remote.adjust(key, -o.cost, o.spec, o.now), (shared) => {
+        const mine = this.local.peek(key, o.spec, o.now);
+        if (shared < mine) this.local.adjust(key, shared - mine, o.spec, o.now);
+      });
+    }
+  };
 
   #later<T>(value: T | Promise<T>, then?: (v: T) => void): void {
     if (value !== null && typeof value === 'object' && typeof (value as Promise<T>).then === 'function') {
@@ -108,6 +141,7 @@ export class LocalView implements SyncStore {
 export function syncView(
   store: Store,
   syncMs: number,
+  flushMs?: number,
 ): SyncStore & { pull?(key: string, now: number): void } {
-  return store.synchronous === true ? (store as SyncStore) : new LocalView(store, syncMs);
+  return store.synchronous === true ? (store as SyncStore) : new LocalView(store, syncMs, flushMs);
 }
