@@ -18,6 +18,8 @@ export interface ClientLimiterOptions {
   keyPrefix?: string;
   /** With a remote store: least time between reads of shared state, ms. Default 1000. */
   syncIntervalMs?: number;
+  /** With a remote store: how often the requests admitted are sent, one call per window, ms. Default 10. */
+  flushIntervalMs?: number;
   /** Clock, epoch ms. Default `Date.now`. */
   now?: () => number;
 }
@@ -82,7 +84,11 @@ export function createClientLimiter(options: ClientLimiterOptions): ClientLimite
   if (options.now !== undefined && typeof options.now !== 'function') {
     throw new TypeError(`createClientLimiter: now must be a function, received ${typeof options.now}`);
   }
-  const store: SyncStore = syncView(options.store ?? new MemoryStore(), options.syncIntervalMs ?? 1000);
+  const store: SyncStore = syncView(
+    options.store ?? new MemoryStore(),
+    options.syncIntervalMs ?? 1000,
+    options.flushIntervalMs ?? 10,
+  );
   const prefix = options.keyPrefix ?? 'lb:client:';
   const now = options.now ?? Date.now;
   const spec: WindowSpec = Object.freeze({ limit: requests, windowMs, sliding: algorithm === 'sliding' });

@@ -30,4 +30,4 @@ export type {
   WindowResult,
   WindowSpec,
 } from './store.js';
-export { MemoryStore, refill, windowDecision } from './store.js';
+export { MemoryStore, refill, windowDecision, windowRecord } from './store.js';

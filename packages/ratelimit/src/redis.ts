@@ -68,7 +68,7 @@ elseif op == 'setcd' then
   local serverNow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('PEXPIRE', key, math.max(0, math.ceil(u - serverNow)) + 60000)
   return 1
-elseif op == 'hit' then
+elseif op == 'hit' or op == 'record' then
   local limit = tonumber(ARGV[2])
   local w = tonumber(ARGV[3])
   local sliding = ARGV[4] == '1'
@@ -86,15 +86,16 @@ elseif op == 'hit' then
       prev = tonumber(s[2])
     end
   end
+  -- record: n requests admitted elsewhere count whatever the window holds; the reply is for a next request.
+  if op == 'record' then count = count + tonumber(ARGV[6]) end
   local resetAt = start + w
   local weight = 0
   if sliding then weight = (resetAt - now) / w end
   local used = prev * weight + count
-  local allowed = used + 1 <= limit + 1e-9
   local reply
-  if allowed then
-    count = count + 1
-    reply = {1, tostring(math.ceil(prev * weight + count - 1e-9)), tostring(resetAt), '0'}
+  if used + 1 <= limit + 1e-9 then
+    if op == 'hit' then count = count + 1 end
+    reply = {1, tostring(math.ceil(prev * weight + count - 1e-9 + (op == 'record' and 1 or 0))), tostring(resetAt), '0'}
   else
     local retry
     local room = limit - 1 - count
@@ -171,24 +172,27 @@ export class RedisStore implements Store {
   }
 
   async hit(key: string, spec: WindowSpec, now: number): Promise<WindowResult> {
-    const [allowed, count, resetAt, retryAfterMs] = (await this.#run(
-      key,
-      'hit',
-      spec.limit,
-      spec.windowMs,
-      spec.sliding ? 1 : 0,
-      now,
-    )) as [number, string, string, string];
+    return this.#window(await this.#run(key, 'hit', spec.limit, spec.windowMs, spec.sliding ? 1 : 0, now));
+  }
+
+  async record(key: string, spec: WindowSpec, now: number, n: number): Promise<WindowResult> {
+    return this.#window(
+      await this.#run(key, 'record', spec.limit, spec.windowMs, spec.sliding ? 1 : 0, now, n),
+    );
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.#run(key, 'del');
+  }
+
+  #window(reply: unknown): WindowResult {
+    const [allowed, count, resetAt, retryAfterMs] = reply as [number, string, string, string];
     return {
       allowed: allowed === 1,
       count: Number(count),
       resetAt: Number(resetAt),
       retryAfterMs: Number(retryAfterMs),
     };
-  }
-
-  async delete(key: string): Promise<void> {
-    await this.#run(key, 'del');
   }
 
   async #run(key: string, ...args: (string | number)[]): Promise<unknown> {

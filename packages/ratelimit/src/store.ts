@@ -76,6 +76,12 @@ export interface Store {
   setCooldown(key: string, cooldown: Cooldown): MaybePromise<void>;
   /** Counts one request in window `key` if the window allows it (denied requests are not counted). */
   hit(key: string, spec: WindowSpec, now: number): MaybePromise<WindowResult>;
+  /**
+   * Optional, for remote stores: counts `n` requests already admitted elsewhere (a local view's batch) whatever the
+   * window holds, and says what a next request would get. A local view sends one `record` per window per flush
+   * instead of one `hit` per request.
+   */
+  record?(key: string, spec: WindowSpec, now: number, n: number): MaybePromise<WindowResult>;
   /** Forgets a key of any kind (buckets, cooldowns, windows): an endpoint left the config, or a reset by hand. */
   delete(key: string): MaybePromise<void>;
 }
@@ -83,8 +89,11 @@ export interface Store {
 /** A {@link Store} whose methods answer synchronously. */
 export type SyncStore = {
   readonly synchronous: true;
+  record?(key: string, spec: WindowSpec, now: number, n: number): WindowResult;
 } & {
-  [K in Exclude<keyof Store, 'synchronous'>]: Store[K] extends (...a: infer A) => MaybePromise<infer R>
+  [K in Exclude<keyof Store, 'synchronous' | 'record'>]: Store[K] extends (
+    ...a: infer A
+  ) => MaybePromise<infer R>
     ? (...a: A) => R
     : never;
 };
@@ -153,6 +162,21 @@ export function windowDecision(
 }
 
 /**
+ * {@link Store.record}'s arithmetic (pure): adds `n` to the current window, and the result is `windowDecision`'s for
+ * a next request.
+ */
+export function windowRecord(
+  state: { start: number; count: number; prev: number } | undefined,
+  spec: WindowSpec,
+  now: number,
+  n: number,
+): { state: { start: number; count: number; prev: number }; result: WindowResult } {
+  const base = windowDecision(state, { ...spec, limit: Number.POSITIVE_INFINITY }, now).state;
+  const next = { start: base.start, count: base.count - 1 + n, prev: base.prev };
+  return { state: next, result: windowDecision(next, spec, now).result };
+}
+
+/**
  * The default {@link Store}: in this process's memory, synchronous, no timers. Expired cooldowns and windows are
  * dropped lazily (a sweep every `sweepEvery` new windows), so millions of client keys do not pile up.
  *
@@ -212,8 +236,20 @@ export class MemoryStore implements SyncStore {
   }
 
   hit(key: string, spec: WindowSpec, now: number): WindowResult {
+    return this.#window(key, spec, now, windowDecision(this.#windows.get(key), spec, now));
+  }
+
+  record(key: string, spec: WindowSpec, now: number, n: number): WindowResult {
+    return this.#window(key, spec, now, windowRecord(this.#windows.get(key), spec, now, n));
+  }
+
+  #window(
+    key: string,
+    spec: WindowSpec,
+    now: number,
+    { state, result }: { state: { start: number; count: number; prev: number }; result: WindowResult },
+  ): WindowResult {
     const cur = this.#windows.get(key);
-    const { state, result } = windowDecision(cur, spec, now);
     if (cur) {
       cur.start = state.start;
       cur.count = state.count;

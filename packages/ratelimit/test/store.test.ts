@@ -56,6 +56,20 @@ function runStoreContract(name: string, create: () => Store) {
       expect(await s.hit('w', fixed, 3000)).toMatchObject({ allowed: true, count: 1, retryAfterMs: 0 });
     });
 
+    it('record counts a batch admitted elsewhere and says what a next request gets', async () => {
+      const s = create();
+      if (!s.record)
+        throw new Error(`${name} has no record(): run the contract with the memory store's shape`);
+      expect(await s.record('r', fixed, 2100, 2)).toMatchObject({ allowed: true, count: 3, resetAt: 3000 });
+      expect(await s.record('r', fixed, 2101, 2)).toMatchObject({
+        allowed: false,
+        count: 4,
+        retryAfterMs: 899,
+      });
+      expect(await s.hit('r', fixed, 2102)).toMatchObject({ allowed: false, count: 4 });
+      expect(await s.hit('r', fixed, 3000)).toMatchObject({ allowed: true, count: 1 });
+    });
+
     it('delete forgets a key', async () => {
       const s = create();
       await s.take('k', 5, spec, 0);
@@ -68,7 +82,7 @@ function runStoreContract(name: string, create: () => Store) {
 }
 
 /** A store that answers later, like a remote one would, backed by a memory store standing for the shared server. */
-function remoteStore(shared = new MemoryStore(), opts: { fail?: boolean } = {}) {
+function remoteStore(shared = new MemoryStore(), opts: { fail?: boolean; record?: boolean } = {}) {
   const calls: string[] = [];
   const later =
     <A extends unknown[], R>(name: string, fn: (...a: A) => R) =>
@@ -84,6 +98,7 @@ function remoteStore(shared = new MemoryStore(), opts: { fail?: boolean } = {}) 
     setCooldown: later('setCooldown', shared.setCooldown.bind(shared)),
     hit: later('hit', shared.hit.bind(shared)),
     delete: later('delete', shared.delete.bind(shared)),
+    ...(opts.record === false ? {} : { record: later('record', shared.record.bind(shared)) }),
   };
   return { store, shared, calls };
 }
@@ -164,17 +179,21 @@ describe('a remote store behind the synchronous local view', () => {
     expect(r.pick()).toBeUndefined(); // the local budget still holds
   });
 
-  it('client limits: a full shared window refuses locally too', async () => {
-    const { store, shared } = remoteStore();
+  it.each([
+    ['batched (record)', true],
+    ['one hit per request', false],
+  ])('client limits: a full shared window refuses locally too, %s', async (_how, record) => {
+    const { store, shared, calls } = remoteStore(new MemoryStore(), { record });
     const spec: WindowSpec = { limit: 2, windowMs: 60_000, sliding: false };
     shared.hit('lb:client:ip-1', spec, T0);
     shared.hit('lb:client:ip-1', spec, T0); // another replica used the window
     const limiter = createClientLimiter({ requests: 2, windowMs: 60_000, algorithm: 'fixed', store });
     expect(limiter.take('ip-1').allowed).toBe(true); // local view
-    await vi.advanceTimersByTimeAsync(0);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(calls).toEqual([record ? 'record' : 'hit']);
     const r = limiter.take('ip-1');
     expect(r.allowed).toBe(false);
-    expect(r.retryAfterMs).toBe(60_000);
+    expect(r.retryAfterMs).toBe(60_000 - 10); // the window ends at T0 + 60 s; asked at T0 + 10 ms
   });
 });
 

@@ -24,6 +24,8 @@ export class LocalView implements SyncStore {
   readonly #flushMs: number;
   /** Tokens spent per bucket and not sent yet: sent together every `flushMs` (one store call per bucket). */
   #owed = new Map<string, { cost: number; spec: BucketSpec; now: number }>();
+  /** Requests admitted per window and not sent yet: sent with the bucket spends (`record`, or one `hit` each). */
+  #hits = new Map<string, { n: number; spec: WindowSpec; now: number }>();
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
   errors = 0;
   readonly #onError = () => {
@@ -66,19 +68,28 @@ export class LocalView implements SyncStore {
       ? { allowed: false, count: spec.limit, resetAt: blocked.until, retryAfterMs: blocked.until - now }
       : this.local.hit(key, spec, now);
     if (r.allowed) {
-      this.#later(this.#remote.hit(key, spec, now), (remote) => {
-        // The shared window is full (other replicas): refuse locally until it frees up.
-        if (!remote.allowed)
-          this.local.setCooldown(key, { until: now + remote.retryAfterMs, reason: 'shared window full' });
-      });
+      const o = this.#hits.get(key);
+      if (o === undefined) this.#hits.set(key, { n: 1, spec, now });
+      else {
+        o.n++;
+        o.now = now;
+      }
+      this.#schedule();
     }
     return r;
+  }
+
+  /** The shared window is full (other replicas): refuse locally until it frees up. */
+  #adopt(key: string, now: number, remote: WindowResult): void {
+    if (!remote.allowed)
+      this.local.setCooldown(key, { until: now + remote.retryAfterMs, reason: 'shared window full' });
   }
 
   delete(key: string): void {
     this.local.delete(key);
     this.#pulled.delete(key);
     this.#owed.delete(key);
+    this.#hits.delete(key);
     this.#later(this.#remote.delete(key));
   }
 
@@ -100,6 +111,10 @@ export class LocalView implements SyncStore {
       o.spec = spec;
       o.now = now;
     }
+    this.#schedule();
+  }
+
+  #schedule(): void {
     if (this.#flushTimer === undefined) {
       this.#flushTimer = setTimeout(this.#flush, this.#flushMs);
       (this.#flushTimer as { unref?: () => void }).unref?.();
@@ -121,6 +136,16 @@ export class LocalView implements SyncStore {
         const mine = this.local.peek(key, o.spec, o.now);
         if (shared < mine) this.local.adjust(key, shared - mine, o.spec, o.now);
       });
+    }
+    const hits = this.#hits;
+    this.#hits = new Map();
+    const remote = this.#remote;
+    for (const [key, h] of hits) {
+      if (remote.record)
+        this.#later(remote.record(key, h.spec, h.now, h.n), (r) => this.#adopt(key, h.now, r));
+      else
+        for (let i = 0; i < h.n; i++)
+          this.#later(remote.hit(key, h.spec, h.now), (r) => this.#adopt(key, h.now, r));
     }
   };
 
