@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // pnpm bench: the selector benchmark (in this process) and the proxy benchmark (servers in their own processes).
-//   node bench/run.mjs [--short] [--only=selector|proxy|soak] [--out=DIR] [--profile] [--no-server] [--no-portkey]
+//   node bench/run.mjs [--short] [--only=selector|proxy|soak|redis] [--out=DIR] [--profile] [--no-server] [--no-portkey]
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { layout } from './lib/harness.mjs';
 import { ROOT, runProxyBench, SERVER_CLI } from './lib/proxy.mjs';
+import { runRedisCost } from './lib/redis-cost.mjs';
 import { MODE_TITLES, MODES, runSelectorBench } from './lib/selector.mjs';
 import { runSoak } from './lib/soak.mjs';
 import { table } from './lib/stats.mjs';
@@ -91,4 +92,15 @@ if ((!only || only === 'soak') && !flag('no-server')) {
   const { slices, ...summary } = r;
   log(table([summary]));
   log(table(slices));
+}
+
+// Needs Debian's redis-server (installed by .ci/run); left out of a run without it, and of --short.
+if (only === 'redis' || (!only && !short && !flag('no-server') && layout.redis)) {
+  log('\n# Rate-limit state in Redis: what sharing it costs lb-server (c=32)');
+  const rows = await runRedisCost({ log: (s) => log(`  … ${s}`) });
+  writeFileSync(
+    join(out, 'redis.json'),
+    `${JSON.stringify({ at: new Date().toISOString(), rows }, null, 2)}\n`,
+  );
+  log(table(rows));
 }

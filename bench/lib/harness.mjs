@@ -32,6 +32,7 @@ export const layout = {
   cores: availableParallelism(),
   taskset: has('taskset') && availableParallelism() >= 2,
   wrk: has('wrk'),
+  redis: has('redis-server'),
   serverCore: 1,
   clientCore: 0,
 };
