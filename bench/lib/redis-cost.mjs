@@ -8,6 +8,10 @@ import { freePort, layout, maxRpsRounds, spawnNode } from './harness.mjs';
 import { ROOT, startLbServer } from './proxy.mjs';
 import { median, round, sleep } from './stats.mjs';
 
+/**
+ * @param {{ rounds?: number, durationS?: number, log?: (s: string) => void }} [opts]
+ * @returns {Promise<{ name: string, rps: number, cpuUsPerReq: number, addedCpuUs: number, non2xx: number }[]>}
+ */
 export async function runRedisCost(opts = {}) {
   const rounds = opts.rounds ?? 4;
   const durationS = opts.durationS ?? 5;
