@@ -247,6 +247,38 @@ describe('RedisStore on a real redis-server', () => {
     expect(await s.take('k', 1, spec, 0)).toEqual({ ok: true, tokens: 3 });
   });
 
+  it('rides out a Redis restart: refused while it is away, shared again once it is back (its script reloaded)', async () => {
+    const own = await startRedis();
+    const c = new Redis(own.url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => 50,
+      lazyConnect: true,
+    });
+    c.on('error', () => {});
+    await c.connect();
+    try {
+      const loads = vi.spyOn(c, 'script');
+      const s = new RedisStore(c, { prefix: 'restart:' });
+      expect(await s.take('k', 1, spec, 0)).toEqual({ ok: true, tokens: 4 });
+      expect(loads).toHaveBeenCalledTimes(1);
+      await own.stop();
+      await expect(s.take('k', 1, spec, 0)).rejects.toThrow();
+      const back = await startRedis({ port: own.port });
+      try {
+        for (let i = 0; i < 100 && c.status !== 'ready'; i++) await new Promise((r) => setTimeout(r, 50));
+        expect(c.status).toBe('ready');
+        // A fresh server: nothing persisted (a full bucket), and no script until the store loads it again.
+        expect(await s.take('k', 1, spec, 0)).toEqual({ ok: true, tokens: 4 });
+        expect(loads).toHaveBeenCalledTimes(2); // NOSCRIPT from the new server, then loaded again
+      } finally {
+        await back.stop();
+      }
+    } finally {
+      c.disconnect();
+    }
+  });
+
   const ep = (id: string, extra = {}) => ({ id, url: `http://${id}.test/v1`, apiKey: fakeKey(id), ...extra });
 
   it('two replicas share one budget: the second is held back once the first spent it', async () => {

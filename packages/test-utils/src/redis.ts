@@ -20,16 +20,16 @@ async function freePort(): Promise<number> {
 }
 
 /**
- * Starts Debian's `redis-server` (installed by `.ci/run`) on a free loopback port; resolves once it accepts
- * connections. Fails with a clear message when the binary is missing: tests that need shared state never skip.
+ * Starts Debian's `redis-server` (installed by `.ci/run`) on a free loopback port (or `port`, to bring one back
+ * where it was); resolves once it accepts connections. Fails with a clear message when the binary is missing: tests that need shared state never skip.
  */
-export async function startRedis(): Promise<TestRedis> {
+export async function startRedis(options: { port?: number } = {}): Promise<TestRedis> {
   try {
     execFileSync('sh', ['-c', 'command -v redis-server'], { stdio: 'ignore' });
   } catch {
     throw new Error('redis-server is not installed: apt-get install redis-server (.ci/run does it)');
   }
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const child: ChildProcess = spawn(
     'redis-server',
     [
