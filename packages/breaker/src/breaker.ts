@@ -296,7 +296,6 @@ class Breaker implements BreakerHandle, Guard {
   readonly #circuits = new Map<string, Circuit>();
   readonly #pending = new Map<string, Pending>();
   /** Router's in-flight count per endpoint after the last event we saw (tells held streams apart). */
-  readonly #inFlight = new Map<string, number>();
   readonly #listeners = new Set<(c: BreakerStateChange) => void>();
   #offs: (() => void)[] = [];
   #disposed = false;
@@ -314,7 +313,6 @@ class Breaker implements BreakerHandle, Guard {
     this.#router = router;
     const r = router;
     this.#offs = [
-      r.on('attempt:start', (e) => this.#sync(e.endpointId)),
       r.on('attempt:success', (e) => this.#onSuccess(e)),
       r.on('attempt:failure', (e) => this.#onFailure(e)),
       r.on('attempt:end', (e) => this.#onEnd(e)),
@@ -421,26 +419,9 @@ class Breaker implements BreakerHandle, Guard {
     return p;
   }
 
-  #sync(endpointId: string): void {
-    if (!this.#o.countStreamFailures) return;
-    const s = this.#router.getStats(endpointId);
-    if (s !== undefined) this.#inFlight.set(endpointId, s.inFlight);
-  }
-
-  /**
-   * Did this successful attempt keep its stream in flight (`ctx.hold()`)? The router leaves its in-flight count
-   * untouched for a held attempt and lowers it for a finished one, just before it emits `attempt:success`.
-   */
-  #held(e: { endpointId: string; held?: unknown }): boolean {
-    if (typeof e.held === 'boolean') return e.held;
-    const s = this.#router.getStats(e.endpointId);
-    const last = this.#inFlight.get(e.endpointId);
-    return s !== undefined && last !== undefined && s.inFlight === last;
-  }
-
-  #onSuccess(e: { requestId: string; endpointId: string }): void {
-    const held = this.#o.countStreamFailures && this.#held(e);
-    this.#sync(e.endpointId);
+  #onSuccess(e: { requestId: string; endpointId: string; held: boolean }): void {
+    // A held attempt (a stream the router still counts in flight) is judged when its stream ends (`attempt:end`).
+    const held = this.#o.countStreamFailures && e.held;
     if (held) {
       // A direct attempt stays listed until its stream ends (`attempt:end`).
       const p = this.#pending.size ? this.#find(e.requestId, e.endpointId) : undefined;
@@ -497,7 +478,6 @@ class Breaker implements BreakerHandle, Guard {
     message: string;
     retryAfterMs: number | undefined;
   }): void {
-    this.#sync(e.endpointId);
     const p = this.#pending.size ? this.#take(e.requestId, e.endpointId) : undefined;
     if (p === undefined) {
       const c = this.#takeDirect(e.requestId, e.endpointId);
@@ -519,7 +499,6 @@ class Breaker implements BreakerHandle, Guard {
     kind: string;
     message: string | undefined;
   }): void {
-    this.#sync(e.endpointId);
     const outcome =
       !e.ok && COUNTING_KINDS.has(e.kind)
         ? new CountedFailure(e.message ?? `stream broke (${e.kind})`, undefined)
@@ -710,7 +689,6 @@ class Breaker implements BreakerHandle, Guard {
     if (c === undefined) return;
     for (const s of c.subs) s.dispose();
     this.#circuits.delete(id);
-    this.#inFlight.delete(id);
   }
 
   #describe(id: string): BreakerSnapshot {
