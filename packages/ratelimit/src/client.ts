@@ -47,6 +47,8 @@ export interface ClientLimiter {
   take(clientKey: string): ClientLimitResult;
   /** Forgets a client's counter. */
   reset(clientKey: string): void;
+  /** Calls to a remote store that failed so far (ignored otherwise: a store outage never fails a request). */
+  readonly storeErrors: number;
 }
 
 /**
@@ -108,6 +110,9 @@ export function createClientLimiter(options: ClientLimiterOptions): ClientLimite
     },
     reset(clientKey: string): void {
       store.delete(prefix + clientKey);
+    },
+    get storeErrors(): number {
+      return (store as { errors?: number }).errors ?? 0;
     },
   };
 }

@@ -177,6 +177,11 @@ describe('a remote store behind the synchronous local view', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(h.storeErrors).toBeGreaterThan(0);
     expect(r.pick()).toBeUndefined(); // the local budget still holds
+    const clients = createClientLimiter({ requests: 1, windowMs: 60_000, store });
+    expect(clients.take('ip-1').allowed).toBe(true);
+    expect(clients.take('ip-1').allowed).toBe(false); // the local window still holds
+    await vi.advanceTimersByTimeAsync(10);
+    expect(clients.storeErrors).toBe(1);
   });
 
   it.each([

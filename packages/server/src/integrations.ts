@@ -55,6 +55,7 @@ export const integrations: Integrations = {
     client.on('error', onError);
     return {
       store: new RedisStore(client),
+      status: () => client.status,
       ready: (ms) =>
         client.status === 'ready'
           ? Promise.resolve(true)

@@ -23,6 +23,8 @@ export interface ObservabilityInput {
   breaker?: { snapshot(): any };
   rateLimit?: { snapshot(): any };
   healthChecks?: { snapshot(): any };
+  /** The shared rate-limit store's state for `/health`, when one is configured. */
+  sharedStore?: () => { kind: 'redis'; status: string; errors: number };
   version?: string;
 }
 

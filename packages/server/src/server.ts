@@ -39,6 +39,7 @@ export interface ClientLimiterLike {
     retryAfterMs: number;
     resetAt: number;
   };
+  readonly storeErrors?: number;
 }
 
 /**
@@ -111,7 +112,12 @@ export interface Integrations {
   sharedStore?(
     url: string,
     onError: (err: Error) => void,
-  ): { store: SharedStore; ready(timeoutMs: number): Promise<boolean>; close(): Promise<void> };
+  ): {
+    store: SharedStore;
+    status(): string;
+    ready(timeoutMs: number): Promise<boolean>;
+    close(): Promise<void>;
+  };
   estimateTokens(json: Record<string, any>): number;
   dialect(name: string): DialectLike | undefined;
   explain?(
@@ -179,6 +185,15 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     breaker: attached.breaker,
     rateLimit: attached.rateLimit,
     healthChecks: attached.healthChecks,
+    sharedStore: shared
+      ? () => ({
+          kind: 'redis',
+          status: shared.status(),
+          errors:
+            ((attached.rateLimit as { storeErrors?: number } | undefined)?.storeErrors ?? 0) +
+            (limiter?.storeErrors ?? 0),
+        })
+      : undefined,
     version: options.version,
   });
   const logger = obs.logger;

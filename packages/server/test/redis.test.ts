@@ -35,6 +35,14 @@ async function replica(redisUrl: string, extra: { rpm?: number; perClient?: numb
   return new OpenAI({ baseURL: `${base}/v1`, apiKey: clientKey, maxRetries: 0 });
 }
 
+/** `/health`'s view of the shared store. */
+async function sharedStoreOf(c: OpenAI): Promise<unknown> {
+  const res = await fetch(c.baseURL.replace(/\/v1$/, '/health'));
+  const text = await res.text();
+  expect(text).not.toContain('redis://');
+  return JSON.parse(text).sharedStore;
+}
+
 const ask = (c: OpenAI) =>
   c.embeddings.create({ model: 'text-embedding-3-small', input: 'x' }).then(
     () => 200,
@@ -69,6 +77,7 @@ describe('replicas sharing rate-limit state in Redis', () => {
     expect([200, 429]).toContain(first);
     expect(await ask(two)).toBe(429);
     expect(up.requests.length - before).toBe(first === 200 ? 3 : 2);
+    expect(await sharedStoreOf(two)).toEqual({ kind: 'redis', status: 'ready', errors: 0 });
   }
 
   it("a client's window is shared: the second replica refuses once the first used it", () =>
@@ -85,6 +94,10 @@ describe('replicas sharing rate-limit state in Redis', () => {
     const c = await replica(url);
     expect([await ask(c), await ask(c), await ask(c)]).toEqual([200, 200, 429]);
     await settle();
+    const view = (await sharedStoreOf(c)) as { kind: string; status: string; errors: number };
+    expect(view.kind).toBe('redis');
+    expect(view.status).not.toBe('ready');
+    expect(view.errors).toBeGreaterThan(0); // the client windows' batches, refused while Redis is away
     expect(logs.join('')).toContain('shared rate-limit store (Redis) unavailable');
   });
 });

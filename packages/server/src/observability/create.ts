@@ -662,6 +662,7 @@ export function createObservability(router: Router, options: ObservabilityOption
         },
         endpoints,
       };
+      if (options.sharedStore) body.sharedStore = options.sharedStore();
       return { httpStatus: status === 'unhealthy' ? 503 : 200, body };
     },
 

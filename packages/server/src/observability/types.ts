@@ -41,6 +41,8 @@ export interface ObservabilityOptions {
   rateLimit?: { snapshot(): any };
   /** The health-check handle (`@lb/breaker`), when attached: probe results (`responseTime`) feed `/health`. */
   healthChecks?: { snapshot(): any };
+  /** The shared rate-limit store, when one is configured: its state is shown in `/health` (never its URL). */
+  sharedStore?: () => SharedStoreView;
   /** Version shown in `/health` and `lb_build_info`. Default `undefined`. */
   version?: string;
   /** Collect prom-client's default process metrics (CPU, memory, event loop lag). Default `true`. */
@@ -158,6 +160,17 @@ export interface HealthBody {
     requests: number;
   };
   endpoints: EndpointHealthView[];
+  /** The rate-limit store replicas share, when one is configured (Redis). */
+  sharedStore?: SharedStoreView;
+}
+
+/** A shared rate-limit store as `/health` shows it. */
+export interface SharedStoreView {
+  kind: 'redis';
+  /** The client's connection state (`ready` when commands flow; else requests are decided on local state). */
+  status: string;
+  /** Store calls that failed so far (ignored otherwise: a store outage never fails a request). */
+  errors: number;
 }
 
 /** Body of `/stats`. */
