@@ -295,7 +295,6 @@ class Breaker implements BreakerHandle, Guard {
   readonly #now: () => number;
   readonly #circuits = new Map<string, Circuit>();
   readonly #pending = new Map<string, Pending>();
-  /** Router's in-flight count per endpoint after the last event we saw (tells held streams apart). */
   readonly #listeners = new Set<(c: BreakerStateChange) => void>();
   #offs: (() => void)[] = [];
   #disposed = false;
@@ -435,26 +434,21 @@ class Breaker implements BreakerHandle, Guard {
   #count(requestId: string, endpointId: string, outcome: Error | undefined): void {
     const p = this.#pending.size ? this.#take(requestId, endpointId) : undefined;
     if (p !== undefined) this.#settle(p, outcome);
-    else {
-      const c = this.#takeDirect(requestId, endpointId);
-      if (c) this.#settleDirect(c, outcome);
-    }
+    else this.#countDirect(requestId, endpointId, outcome);
   }
 
-  /** The circuit whose direct list held this request's attempt (now removed from it), if any. */
-  #takeDirect(requestId: string, endpointId: string): Circuit | undefined {
+  /**
+   * Counts the outcome of a direct attempt (see `Circuit.direct`), taking it off its circuit's list, if the circuit
+   * listed it and is still closed.
+   */
+  #countDirect(requestId: string, endpointId: string, outcome: Error | undefined): void {
     const c = this.#circuits.get(endpointId);
-    if (c === undefined) return undefined;
+    if (c === undefined) return;
     const d = c.direct;
     const i = d.indexOf(requestId);
-    if (i < 0) return undefined;
+    if (i < 0) return;
     const last = d.pop() as string;
     if (i < d.length) d[i] = last;
-    return c;
-  }
-
-  /** Counts a direct attempt's outcome (see `Circuit.direct`), if its circuit is still closed. */
-  #settleDirect(c: Circuit, outcome: Error | undefined): void {
     const policy = c.policy;
     if (policy.state !== CircuitState.Closed) return;
     if (outcome === undefined) c.counter.success(CircuitState.Closed);
@@ -478,18 +472,13 @@ class Breaker implements BreakerHandle, Guard {
     message: string;
     retryAfterMs: number | undefined;
   }): void {
+    const outcome = e.countsForBreaker ? new CountedFailure(e.message, e.retryAfterMs) : NEUTRAL;
     const p = this.#pending.size ? this.#take(e.requestId, e.endpointId) : undefined;
-    if (p === undefined) {
-      const c = this.#takeDirect(e.requestId, e.endpointId);
-      if (c)
-        this.#settleDirect(c, e.countsForBreaker ? new CountedFailure(e.message, e.retryAfterMs) : NEUTRAL);
-      return;
-    }
-    if (e.countsForBreaker) this.#settle(p, new CountedFailure(e.message, e.retryAfterMs));
-    else if (e.kind === 'aborted' && p.probe && p.policy === p.circuit.policy) {
+    if (p === undefined) this.#countDirect(e.requestId, e.endpointId, outcome);
+    else if (!e.countsForBreaker && e.kind === 'aborted' && p.probe && p.policy === p.circuit.policy) {
       this.#rearm(p.circuit, 'probe aborted by its caller; the next request probes');
       p.reject(NEUTRAL);
-    } else this.#settle(p, NEUTRAL);
+    } else this.#settle(p, outcome);
   }
 
   #onEnd(e: {

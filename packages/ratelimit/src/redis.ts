@@ -42,7 +42,6 @@ if op == 'peek' or op == 'take' or op == 'adjust' then
     end
   end
   if op == 'peek' then return tostring(tokens) end
-  local ok = 1
   if op == 'take' then
     local cost = tonumber(ARGV[5])
     if tokens < cost then return {0, tostring(tokens)} end
@@ -94,8 +93,9 @@ elseif op == 'hit' or op == 'record' then
   local used = prev * weight + count
   local reply
   if used + 1 <= limit + 1e-9 then
+    -- the count with this request (hit), or with a next one (record)
+    reply = {1, tostring(math.ceil(used + 1 - 1e-9)), tostring(resetAt), '0'}
     if op == 'hit' then count = count + 1 end
-    reply = {1, tostring(math.ceil(prev * weight + count - 1e-9 + (op == 'record' and 1 or 0))), tostring(resetAt), '0'}
   else
     local retry
     local room = limit - 1 - count

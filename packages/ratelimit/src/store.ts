@@ -127,15 +127,10 @@ export function windowDecision(
   now: number,
 ): { state: { start: number; count: number; prev: number }; result: WindowResult } {
   const w = spec.windowMs;
-  const start = Math.floor(now / w) * w;
-  let count = 0;
-  let prev = 0;
-  if (state) {
-    if (state.start === start) {
-      count = state.count;
-      prev = state.prev;
-    } else if (state.start === start - w) prev = state.count;
-  }
+  const at = windowAt(state, w, now);
+  const start = at.start;
+  const prev = at.prev;
+  let count = at.count;
   const resetAt = start + w;
   const weight = spec.sliding ? (resetAt - now) / w : 0;
   const used = prev * weight + count;
@@ -171,9 +166,20 @@ export function windowRecord(
   now: number,
   n: number,
 ): { state: { start: number; count: number; prev: number }; result: WindowResult } {
-  const base = windowDecision(state, { ...spec, limit: Number.POSITIVE_INFINITY }, now).state;
-  const next = { start: base.start, count: base.count - 1 + n, prev: base.prev };
+  const next = windowAt(state, spec.windowMs, now);
+  next.count += n;
   return { state: next, result: windowDecision(next, spec, now).result };
+}
+
+/** The window `now` falls in, carrying over what `state` counted in it or in the one before (pure). */
+function windowAt(
+  state: { start: number; count: number; prev: number } | undefined,
+  w: number,
+  now: number,
+): { start: number; count: number; prev: number } {
+  const start = Math.floor(now / w) * w;
+  if (state?.start === start) return { start, count: state.count, prev: state.prev };
+  return { start, count: 0, prev: state?.start === start - w ? state.count : 0 };
 }
 
 /**
@@ -236,20 +242,23 @@ export class MemoryStore implements SyncStore {
   }
 
   hit(key: string, spec: WindowSpec, now: number): WindowResult {
-    return this.#window(key, spec, now, windowDecision(this.#windows.get(key), spec, now));
+    const cur = this.#windows.get(key);
+    return this.#window(key, cur, spec, now, windowDecision(cur, spec, now));
   }
 
   record(key: string, spec: WindowSpec, now: number, n: number): WindowResult {
-    return this.#window(key, spec, now, windowRecord(this.#windows.get(key), spec, now, n));
+    const cur = this.#windows.get(key);
+    return this.#window(key, cur, spec, now, windowRecord(cur, spec, now, n));
   }
 
+  /** Stores a window's new state (`cur`: its entry, if any) and returns the decision's result. */
   #window(
     key: string,
+    cur: (Win & { w: number }) | undefined,
     spec: WindowSpec,
     now: number,
     { state, result }: { state: { start: number; count: number; prev: number }; result: WindowResult },
   ): WindowResult {
-    const cur = this.#windows.get(key);
     if (cur) {
       cur.start = state.start;
       cur.count = state.count;

@@ -1,5 +1,6 @@
 import type { Router } from '@lb/core';
 import type { Logger } from 'pino';
+import type { SharedStoreView } from './observability/types.js';
 import type { ExchangeRecord } from './proxy.js';
 
 /** What the server needs from its observability module (`src/observability`): logs, metrics, health, request log. */
@@ -24,7 +25,7 @@ export interface ObservabilityInput {
   rateLimit?: { snapshot(): any };
   healthChecks?: { snapshot(): any };
   /** The shared rate-limit store's state for `/health`, when one is configured. */
-  sharedStore?: () => { kind: 'redis'; status: string; errors: number };
+  sharedStore?: () => SharedStoreView;
   version?: string;
 }
 

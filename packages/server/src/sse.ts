@@ -10,7 +10,8 @@ export type GateVerdict =
   | { readonly kind: 'error'; readonly status: number; readonly message: string; readonly type: string };
 
 const WAIT: GateVerdict = { kind: 'wait' };
-const PASS: GateVerdict = { kind: 'pass' };
+/** The verdict that lets a stream through. */
+export const PASS: GateVerdict = { kind: 'pass' };
 /** Past this many preamble bytes the gate opens anyway. */
 const MAX_PREAMBLE = 64 * 1024;
 

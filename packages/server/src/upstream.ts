@@ -3,7 +3,7 @@ import type { Agent as AgentType, Dispatcher } from 'undici';
 import { parseHeaders } from 'undici/lib/core/util.js';
 // The modules themselves, not the package index: see undici-parts.d.ts.
 import Agent from 'undici/lib/dispatcher/agent.js';
-import { gate, quickPass } from './sse.js';
+import { gate, PASS, quickPass } from './sse.js';
 
 /** Where an upstream response's body goes once the attempt is settled. `data` returns false to pause the upstream. */
 export interface Sink {
@@ -49,7 +49,6 @@ export interface StreamHolder {
   hold(): (err?: unknown) => void;
 }
 
-const PASS = { kind: 'pass' } as const;
 const EMPTY: IncomingHttpHeaders = Object.freeze({}) as IncomingHttpHeaders;
 const ST_OPEN = 0;
 const ST_ENDED = 1;
