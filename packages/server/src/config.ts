@@ -1,32 +1,35 @@
+import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
 import type { LbConfig } from '@lb/config-env';
 import type { ServerConfigInput } from './options.js';
 
 type ConfigEnv = typeof import('@lb/config-env');
 
 /**
- * What the config worker runs: `@lb/config-env` (zod, smol-toml, yaml: ~8 MB of RSS once loaded, which no module
- * system lets go of) is loaded in a short-lived worker thread, so that a serving proxy never holds it. The result
- * comes back as plain data (a config is plain data: JSON/TOML/env values).
+ * What the config loader runs: `@lb/config-env` (zod, smol-toml, yaml: ~8 MB of RSS once loaded, which no module
+ * system lets go of) is loaded in a short-lived child process, so that a serving proxy never holds it. Not a worker
+ * thread: a thread's glibc malloc arena stays behind in the process after the thread ends (~2-3 MB of RSS for the
+ * proxy's whole life). The job goes in on the IPC channel and the answer comes back on it as plain data (a config is
+ * plain data: JSON/TOML/env values); the child's stdout is not read, so nothing it prints can garble an answer.
  */
-const WORKER = `
-const { parentPort, workerData: w } = require('node:worker_threads');
-try {
-  const c = require(w.path);
+const LOADER = `
+process.once('message', (w) => {
   const out = {};
-  if (w.present) {
-    let dot = {};
-    try { dot = c.readDotenv(w.cwd); } catch {}
-    out.present = c.isConfigured({ ...dot, ...w.env });
+  try {
+    const c = require(w.path);
+    if (w.present) {
+      let dot = {};
+      try { dot = c.readDotenv(w.cwd); } catch {}
+      out.present = c.isConfigured({ ...dot, ...process.env });
+    }
+    if (w.load && out.present !== false) out.config = c.loadConfig({ file: w.file, cwd: w.cwd, dotenv: true });
+  } catch (e) {
+    out.error = { name: e && e.name, message: String((e && e.message) || e), errors: e && Array.isArray(e.errors) ? e.errors.map((i) => ({ path: String(i.path), message: String(i.message) })) : undefined };
   }
-  if (w.load && out.present !== false) out.config = c.loadConfig({ file: w.file, cwd: w.cwd, dotenv: true });
-  parentPort.postMessage(out);
-} catch (e) {
-  parentPort.postMessage({ error: { name: e && e.name, message: String((e && e.message) || e), errors: e && Array.isArray(e.errors) ? e.errors.map((i) => ({ path: String(i.path), message: String(i.message) })) : undefined } });
-}`;
+  process.send(out, () => process.disconnect());
+});`;
 
-interface WorkerAnswer {
+interface LoaderAnswer {
   present?: boolean;
   config?: LbConfig & ServerConfigInput;
   error?: { name?: string; message: string; errors?: { path: string; message: string }[] };
@@ -40,23 +43,32 @@ function configEnvPath(): string | undefined {
   }
 }
 
-function inWorker(job: {
+function inLoader(job: {
   present?: boolean;
   load?: boolean;
   file?: string;
   cwd: string;
   env: NodeJS.ProcessEnv;
-}): Promise<WorkerAnswer> | undefined {
+}): Promise<LoaderAnswer> | undefined {
   const path = configEnvPath();
   if (path === undefined) return undefined;
-  return new Promise<WorkerAnswer>((resolve, reject) => {
-    const w = new Worker(WORKER, { eval: true, workerData: { ...job, path }, env: job.env, stdout: false });
-    w.once('message', (m: WorkerAnswer) => {
-      resolve(m);
-      void w.terminate();
+  return new Promise<LoaderAnswer>((resolve, reject) => {
+    const { env, ...rest } = job;
+    const child = spawn(process.execPath, ['-e', LOADER], {
+      env,
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      windowsHide: true,
     });
-    w.once('error', reject);
-    w.once('exit', (code) => reject(new Error(`the config loader exited (${code}) without an answer`)));
+    let answer: LoaderAnswer | undefined;
+    child.once('message', (m: LoaderAnswer) => {
+      answer = m;
+    });
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      if (answer) resolve(answer);
+      else reject(new Error(`the config loader exited (${signal ?? code}) without an answer`));
+    });
+    child.send({ ...rest, path });
   }).then((a) => {
     if (a.error) throw Object.assign(new Error(a.error.message), a.error);
     return a;
@@ -74,14 +86,14 @@ export async function loadServerConfig(
   opts: { file?: string; cwd?: string } = {},
 ): Promise<LbConfig & ServerConfigInput> {
   const cwd = opts.cwd ?? process.cwd();
-  const w = inWorker({ load: true, file: opts.file, cwd, env: process.env });
+  const w = inLoader({ load: true, file: opts.file, cwd, env: process.env });
   if (w) return (await w).config!;
   return (await configEnv()).loadConfig({ file: opts.file, cwd, dotenv: true });
 }
 
 /** True when the environment (or a `.env` file in `cwd`) configures at least one endpoint or a config file. */
 export async function configIsPresent(env: NodeJS.ProcessEnv, cwd: string = process.cwd()): Promise<boolean> {
-  const w = inWorker({ present: true, cwd, env });
+  const w = inLoader({ present: true, cwd, env });
   if (w) return (await w).present === true;
   const c = await configEnv();
   let dot: Record<string, string> = {};
@@ -103,7 +115,7 @@ export async function startupConfig(
   const cwd = opts.cwd ?? process.cwd();
   const env = opts.env ?? process.env;
   const check = opts.file === undefined;
-  const w = inWorker({ present: check, load: true, file: opts.file, cwd, env });
+  const w = inLoader({ present: check, load: true, file: opts.file, cwd, env });
   if (w === undefined) {
     if (check && !(await configIsPresent(env, cwd))) return { present: false };
     return loadServerConfig({ file: opts.file, cwd }).then(
