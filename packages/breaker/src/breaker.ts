@@ -1,5 +1,6 @@
 import type { Endpoint, Guard, Router, Veto } from '@lb/core';
 import { ConfigError } from '@lb/core';
+import { CountedFailure, halfOpenBackoff, NeutralOutcome } from './internal/backoff.js';
 import {
   type CircuitBreakerPolicy,
   CircuitState,
@@ -8,8 +9,7 @@ import {
   handleWhen,
   type IDisposable,
   SamplingBreaker,
-} from 'cockatiel';
-import { CountedFailure, halfOpenBackoff, NeutralOutcome } from './internal/backoff.js';
+} from './internal/cockatiel.js';
 import { type BreakerCounts, CountingBreaker } from './internal/counting-breaker.js';
 import { bool, defaultEnv, type Env, envNumber, fn, num, oneOf } from './internal/options.js';
 

@@ -1,4 +1,4 @@
-import { CircuitState, type IBreaker } from 'cockatiel';
+import { CircuitState, type IBreaker } from './cockatiel.js';
 
 /**
  * Outcome counts of one circuit, as gobreaker's `Counts`: cleared when the circuit closes or goes half-open (a new
