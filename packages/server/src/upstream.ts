@@ -1,9 +1,14 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { createRequire } from 'node:module';
 import type { Agent as AgentType, Dispatcher } from 'undici';
-import { parseHeaders } from 'undici/lib/core/util.js';
-// The modules themselves, not the package index: see undici-parts.d.ts.
-import Agent from 'undici/lib/dispatcher/agent.js';
 import { gate, PASS, quickPass } from './sse.js';
+
+// The modules themselves, not the package index (see undici-parts.d.ts), and required rather than imported: an ESM
+// import of a CommonJS module has Node's loader lex its source for export names, and lexing undici's util.js got
+// the lexer optimised by TurboFan on a background thread whose malloc arena (~3 MB) then stays in the process.
+const requireCjs = createRequire(import.meta.url);
+const Agent = requireCjs('undici/lib/dispatcher/agent.js') as typeof import('undici/lib/dispatcher/agent.js');
+const { parseHeaders } = requireCjs('undici/lib/core/util.js') as typeof import('undici/lib/core/util.js');
 
 /** Where an upstream response's body goes once the attempt is settled. `data` returns false to pause the upstream. */
 export interface Sink {
