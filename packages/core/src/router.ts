@@ -774,7 +774,8 @@ export class Router {
     const requestId = req.requestId ?? `req_${(++requestCounter).toString(36)}`;
     const model = req.model;
     const signal = req.signal;
-    const startedAt = this.#now();
+    // One reading of each clock serves the first attempt (the common case); later ones read again.
+    const startedAt = this.#tick();
     const t0 = perf.now();
     const deadlineMs = req.deadlineMs ?? this.#deadlineMs;
     const deadline = startedAt + deadlineMs;
@@ -801,7 +802,7 @@ export class Router {
         pending = release(pending, options);
         throw abortReason(signal);
       }
-      const now = this.#tick();
+      const now = n === 1 && waits === 0 ? startedAt : this.#tick();
       if (now >= deadline) {
         pending = release(pending, options);
         return this.#exhausted(requestId, causes, model, new DeadlineExceededError(deadlineMs, causes ?? []));
@@ -875,7 +876,7 @@ export class Router {
       // Usage reported while the attempt is being called waits for `attempt:start`, which is announced after it.
       let announced = false;
       let early: Usage[] | undefined;
-      const a0 = perf.now();
+      const a0 = n === 1 && waits === 0 ? t0 : perf.now();
       const ctx: AttemptContext = {
         endpoint: ep,
         upstreamModel: c.upstreamModel,

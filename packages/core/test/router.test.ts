@@ -349,6 +349,21 @@ describe('guards', () => {
     expect(err.retryAfterMs).toBe(300);
   });
 
+  it('a first attempt that succeeds reads the router clock once; a failover reads it again', async () => {
+    let reads = 0;
+    const r = createRouter({ endpoints: [ep('a'), ep('b', { priority: 2 })], now: () => ++reads * 1000 });
+    r.pick(); // builds the route's eligible list (one reading)
+    const seen: number[] = [];
+    r.addGuard({ name: 'sees-now', admit: (_e, _r, now) => (seen.push(now), true) });
+    let base = reads;
+    await r.execute({}, async () => res(200));
+    expect(reads - base).toBe(1);
+    expect(seen).toEqual([(base + 1) * 1000]); // the guard was asked with that reading
+    base = reads;
+    await r.execute({}, async ({ endpoint }) => res(endpoint.id === 'a' ? 500 : 200));
+    expect(reads - base).toBeGreaterThanOrEqual(2);
+  });
+
   it('a pick reads the clock only while some attached guard uses `now`', () => {
     let reads = 0;
     const r = createRouter({ endpoints: [ep('a'), ep('b')], now: () => ++reads * 1000 });

@@ -131,54 +131,59 @@ export function clientKeyOf(req: IncomingMessage): string | undefined {
 /** Bytes of an oversized body read and thrown away (so the client can read its 413) before the socket is cut. */
 const DISCARD_LIMIT = 64 * 1024 * 1024;
 
+/** Where `readBody` delivers: the body (null when over the limit), or the error that ended it. */
+export interface BodySink {
+  onBody(body: Buffer | null): void;
+  onBodyError(err: Error): void;
+}
+
 /**
- * Reads the whole body into one Buffer, up to `limit` bytes. Resolves `null` when over it: the rest is read and
- * thrown away (up to 64 MiB more, then the connection is cut) so that the client gets to read the 413.
+ * Reads the whole body into one Buffer, up to `limit` bytes, and hands it to `sink` from the stream's own 'end'
+ * event (no promise: a proxy goes on to route and send in the same step). `null` when over the limit: the rest is
+ * read and thrown away (up to 64 MiB more, then the connection is cut) so that the client gets to read the 413.
  */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const overflow = () => {
-      done = true;
-      chunks.length = 0;
-      let discarded = 0;
-      req.removeAllListeners('data');
-      req.on('data', (c: Buffer) => {
-        discarded += c.length;
-        if (discarded > DISCARD_LIMIT) req.destroy();
-      });
-      resolve(null);
-    };
-    const cl = req.headers['content-length'];
-    if (cl !== undefined && Number(cl) > limit) {
+export function readBody(req: IncomingMessage, limit: number, sink: BodySink): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let done = false;
+  const overflow = () => {
+    done = true;
+    chunks.length = 0;
+    let discarded = 0;
+    req.removeAllListeners('data');
+    req.on('data', (c: Buffer) => {
+      discarded += c.length;
+      if (discarded > DISCARD_LIMIT) req.destroy();
+    });
+    sink.onBody(null);
+  };
+  const cl = req.headers['content-length'];
+  if (cl !== undefined && Number(cl) > limit) {
+    overflow();
+    return;
+  }
+  req.on('data', (c: Buffer) => {
+    if (done) return;
+    size += c.length;
+    if (size > limit) {
       overflow();
       return;
     }
-    req.on('data', (c: Buffer) => {
-      if (done) return;
-      size += c.length;
-      if (size > limit) {
-        overflow();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (done) return;
-      done = true;
-      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
-    });
-    req.on('error', (e) => {
-      if (done) return;
-      done = true;
-      reject(e);
-    });
-    req.on('close', () => {
-      if (done) return;
-      done = true;
-      reject(new Error('the client closed the connection while sending the body'));
-    });
+    chunks.push(c);
+  });
+  req.on('end', () => {
+    if (done) return;
+    done = true;
+    sink.onBody(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+  });
+  req.on('error', (e) => {
+    if (done) return;
+    done = true;
+    sink.onBodyError(e);
+  });
+  req.on('close', () => {
+    if (done) return;
+    done = true;
+    sink.onBodyError(new Error('the client closed the connection while sending the body'));
   });
 }

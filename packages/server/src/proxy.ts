@@ -65,7 +65,9 @@ function targetOf(ep: Endpoint): Target {
 
 const perf = performance;
 let seq = 0;
-const PREFIX = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+const PREFIX = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296)
+  .toString(36)
+  .padStart(2, '0')}`;
 
 const EXECUTE_OPTIONS = { inspect: (c: UpstreamCall) => c, discard: (c: UpstreamCall) => c.dump() };
 const NL2 = Buffer.from('\n\n');
@@ -130,7 +132,8 @@ export class Exchange implements Sink {
   readonly #client: string | undefined;
   readonly #done?: () => void;
   readonly #t0 = perf.now();
-  readonly requestId = `req_${PREFIX}${(++seq).toString(36)}`;
+  // Decimal: a small integer's digits come from V8's number-string cache, not a radix conversion in C++.
+  readonly requestId = `req_${PREFIX}${++seq}`;
   #signal: ClientSignal | undefined;
   #call: UpstreamCall | undefined;
   #ctx: AttemptContext | undefined;
@@ -176,114 +179,147 @@ export class Exchange implements Sink {
     res.on('close', this.#onClose);
   }
 
-  async run(): Promise<void> {
-    const req = this.#req;
-    const res = this.#res;
-    const px = this.#px;
-    const method = req.method ?? 'GET';
-    this.#operation = operationOf(method, this.#path);
-    if (method !== 'GET' && method !== 'HEAD' && method !== 'DELETE') {
-      let body: Buffer | null;
-      try {
-        body = await readBody(req, px.settings.bodyLimitBytes);
-      } catch {
-        this.#status = 499;
-        res.destroy();
-        this.#finish(undefined, 'client_closed');
-        return;
-      }
-      if (body === null) {
-        this.#fail(
-          413,
-          `Request body exceeds the limit of ${px.settings.bodyLimitBytes} bytes`,
-          'request_too_large',
-        );
-        return;
-      }
-      if (body.length) this.#body = body;
+  /**
+   * Reads the body (when the method has one), routes and sends the request upstream, all in the step the body's last
+   * bytes arrive in; answers the client later. Never throws: an unexpected error is logged and answered with a 500.
+   */
+  run(): void {
+    try {
+      const req = this.#req;
+      const method = req.method ?? 'GET';
+      this.#operation = operationOf(method, this.#path);
+      if (method !== 'GET' && method !== 'HEAD' && method !== 'DELETE')
+        readBody(req, this.#px.settings.bodyLimitBytes, this);
+      else void this.#route();
+    } catch (e) {
+      this.#crashed(e);
     }
-    const body = this.#body;
-    const ct = req.headers['content-type'];
-    if (body !== undefined) {
-      const isJson = ct === undefined || ct.includes('json');
-      // Most requests need only `model` and `stream`: a validating scan spares building the body's objects.
-      const fields = isJson ? scanBody(body) : undefined;
-      if (fields !== undefined) {
-        this.#model = fields.model;
-        this.#stream = fields.stream;
-        this.#lazyJson = true;
-      } else if (isJson) {
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(body.toString('utf8'));
-        } catch (e) {
-          if (ct !== undefined || JSON_OPERATIONS.has(this.#operation)) {
-            this.#fail(
-              400,
-              `We could not parse the JSON body of your request: ${(e as Error).message}`,
-              'invalid_json',
-            );
-            return;
-          }
-        }
-        if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
-          const j = parsed as Record<string, any>;
-          this.#json = j;
-          if (typeof j.model === 'string') this.#model = j.model;
-          else if (j.model !== undefined) {
-            this.#fail(400, `"model" must be a string, received ${JSON.stringify(j.model)}`, 'invalid_model');
-            return;
-          }
-          this.#stream = j.stream === true;
-        } else if (JSON_OPERATIONS.has(this.#operation)) {
-          this.#fail(400, 'The request body must be a JSON object', 'invalid_request');
-          return;
-        }
-      } else if (JSON_OPERATIONS.has(this.#operation)) {
-        this.#fail(
-          415,
-          `Unsupported Content-Type ${JSON.stringify(ct)}: this endpoint expects application/json`,
-          'unsupported_media_type',
-        );
-        return;
-      } else if (ct.startsWith('multipart/form-data')) {
-        this.#model = multipartField(body, ct, 'model');
-      }
-    } else if (JSON_OPERATIONS.has(this.#operation) && method === 'POST') {
-      this.#fail(400, 'The request body is empty: expected a JSON object', 'invalid_request');
+  }
+
+  /** @internal `BodySink`: the request body is in. */
+  onBody(body: Buffer | null): void {
+    if (body === null) {
+      const limit = this.#px.settings.bodyLimitBytes;
+      this.#fail(413, `Request body exceeds the limit of ${limit} bytes`, 'request_too_large');
       return;
     }
-    if (this.#model === undefined && px.defaultModel !== undefined && MODEL_OPERATIONS.has(this.#operation)) {
-      this.#model = px.defaultModel;
-      const json = this.#jsonOf();
-      if (json) {
-        this.#json = { ...json, model: px.defaultModel };
-        this.#body = Buffer.from(JSON.stringify(this.#json));
-      }
-    }
-    this.#fwd = upstreamHeaders(req.headers);
-    const signal = new ClientSignal();
-    this.#signal = signal;
-    if (res.destroyed) signal.abort(clientGone());
-    let call: UpstreamCall;
+    if (body.length) this.#body = body;
+    void this.#route();
+  }
+
+  /** @internal `BodySink`: the client went away while sending the body. */
+  onBodyError(): void {
+    this.#status = 499;
+    this.#res.destroy();
+    this.#finish(undefined, 'client_closed');
+  }
+
+  #crashed(err: unknown): void {
+    const res = this.#res;
+    this.#px.onError(err, this.requestId);
+    if (!res.headersSent) sendStatus(res, 500, 'Internal gateway error');
+    else res.destroy();
+  }
+
+  /** Everything after the body: validation, routing, the attempts (the first one is sent before any await). */
+  async #route(): Promise<void> {
     try {
-      call = await px.router.execute(
-        {
-          model: this.#model,
-          requestId: this.requestId,
-          signal: signal as unknown as AbortSignal,
-          operation: this.#operation,
-          client: this.#client,
-          estimatedTokens:
-            px.estimate !== undefined && this.#hasJson() ? px.estimate(this.#jsonOf()!) : undefined,
-        },
-        this.#attempt,
-        EXECUTE_OPTIONS,
-      );
+      const req = this.#req;
+      const res = this.#res;
+      const px = this.#px;
+      const body = this.#body;
+      const ct = req.headers['content-type'];
+      if (body !== undefined) {
+        const isJson = ct === undefined || ct.includes('json');
+        // Most requests need only `model` and `stream`: a validating scan spares building the body's objects.
+        const fields = isJson ? scanBody(body) : undefined;
+        if (fields !== undefined) {
+          this.#model = fields.model;
+          this.#stream = fields.stream;
+          this.#lazyJson = true;
+        } else if (isJson) {
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(body.toString('utf8'));
+          } catch (e) {
+            if (ct !== undefined || JSON_OPERATIONS.has(this.#operation)) {
+              this.#fail(
+                400,
+                `We could not parse the JSON body of your request: ${(e as Error).message}`,
+                'invalid_json',
+              );
+              return;
+            }
+          }
+          if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
+            const j = parsed as Record<string, any>;
+            this.#json = j;
+            if (typeof j.model === 'string') this.#model = j.model;
+            else if (j.model !== undefined) {
+              this.#fail(
+                400,
+                `"model" must be a string, received ${JSON.stringify(j.model)}`,
+                'invalid_model',
+              );
+              return;
+            }
+            this.#stream = j.stream === true;
+          } else if (JSON_OPERATIONS.has(this.#operation)) {
+            this.#fail(400, 'The request body must be a JSON object', 'invalid_request');
+            return;
+          }
+        } else if (JSON_OPERATIONS.has(this.#operation)) {
+          this.#fail(
+            415,
+            `Unsupported Content-Type ${JSON.stringify(ct)}: this endpoint expects application/json`,
+            'unsupported_media_type',
+          );
+          return;
+        } else if (ct.startsWith('multipart/form-data')) {
+          this.#model = multipartField(body, ct, 'model');
+        }
+      } else if (JSON_OPERATIONS.has(this.#operation) && req.method === 'POST') {
+        this.#fail(400, 'The request body is empty: expected a JSON object', 'invalid_request');
+        return;
+      }
+      if (
+        this.#model === undefined &&
+        px.defaultModel !== undefined &&
+        MODEL_OPERATIONS.has(this.#operation)
+      ) {
+        this.#model = px.defaultModel;
+        const json = this.#jsonOf();
+        if (json) {
+          this.#json = { ...json, model: px.defaultModel };
+          this.#body = Buffer.from(JSON.stringify(this.#json));
+        }
+      }
+      this.#fwd = upstreamHeaders(req.headers);
+      const signal = new ClientSignal();
+      this.#signal = signal;
+      if (res.destroyed) signal.abort(clientGone());
+      let call: UpstreamCall;
+      try {
+        call = await px.router.execute(
+          {
+            model: this.#model,
+            requestId: this.requestId,
+            signal: signal as unknown as AbortSignal,
+            operation: this.#operation,
+            client: this.#client,
+            estimatedTokens:
+              px.estimate !== undefined && this.#hasJson() ? px.estimate(this.#jsonOf()!) : undefined,
+          },
+          this.#attempt,
+          EXECUTE_OPTIONS,
+        );
+      } catch (e) {
+        return this.#failed(e);
+      }
+      this.#respond(call);
     } catch (e) {
-      return this.#failed(e);
+      this.#crashed(e);
     }
-    this.#respond(call);
   }
 
   #hasJson(): boolean {

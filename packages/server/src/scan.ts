@@ -11,10 +11,52 @@ export interface BodyFields {
   stream: boolean;
 }
 
+/** The one result object `scanBody` fills: read it before the next call. */
+const FIELDS: BodyFields = { model: undefined, stream: false };
+
+function found(model: string | undefined, stream: boolean): BodyFields {
+  FIELDS.model = model;
+  FIELDS.stream = stream;
+  return FIELDS;
+}
+
+/**
+ * Model names seen lately, as bytes and as strings. A proxy sees the same few models again and again: comparing a
+ * dozen bytes in JS finds the string without decoding, allocating or calling into C++ (which, on a proxy idle for a
+ * while, cost ~17 µs for one short model name).
+ */
+const MODEL_SLOTS = 16;
+const MAX_CACHED_MODEL = 128;
+const modelBytes: Uint8Array[] = [];
+const modelStrings: string[] = [];
+let nextSlot = 0;
+
+function modelAt(b: Uint8Array, s: number, e: number): string {
+  const len = e - s;
+  for (let k = 0; k < modelBytes.length; k++) {
+    const m = modelBytes[k];
+    if (m.length !== len) continue;
+    let j = 0;
+    while (j < len && m[j] === b[s + j]) j++;
+    if (j === len) return modelStrings[k];
+  }
+  const str = Buffer.from(b.buffer, b.byteOffset + s, len).toString('utf8');
+  if (len <= MAX_CACHED_MODEL) {
+    // A copy: the body's bytes may sit in a pooled buffer that gets reused.
+    modelBytes[nextSlot] = Uint8Array.prototype.slice.call(b, s, e);
+    modelStrings[nextSlot] = str;
+    nextSlot = (nextSlot + 1) % MODEL_SLOTS;
+  }
+  return str;
+}
+
 const Q = 0x22; // "
 const BS = 0x5c; // \\
 
-/** Scans `b` (UTF-8 bytes). Undefined: not a plain object, not valid JSON, or a case left to `JSON.parse`. */
+/**
+ * Scans `b` (UTF-8 bytes). Undefined: not a plain object, not valid JSON, or a case left to `JSON.parse`. The result
+ * is one shared object, overwritten by the next call.
+ */
 export function scanBody(b: Uint8Array): BodyFields | undefined {
   const n = b.length;
   let i = ws(b, 0, n);
@@ -22,7 +64,7 @@ export function scanBody(b: Uint8Array): BodyFields | undefined {
   i = ws(b, i + 1, n);
   let model: string | undefined;
   let stream = false;
-  if (b[i] === 0x7d) return ws(b, i + 1, n) === n ? { model, stream } : undefined;
+  if (b[i] === 0x7d) return ws(b, i + 1, n) === n ? found(model, stream) : undefined;
   for (;;) {
     if (b[i] !== Q) return undefined;
     const ks = i + 1;
@@ -38,7 +80,7 @@ export function scanBody(b: Uint8Array): BodyFields | undefined {
     if (klen === 5 && isKey(b, ks, 'model')) {
       // Only a plain string without escapes is read here; anything else goes to JSON.parse.
       if (b[vs] !== Q || hasEscape(b, vs + 1, i - 1)) return undefined;
-      model = Buffer.from(b.buffer, b.byteOffset + vs + 1, i - vs - 2).toString('utf8');
+      model = modelAt(b, vs + 1, i - 1);
     } else if (klen === 6 && isKey(b, ks, 'stream')) {
       stream = i - vs === 4 && b[vs] === 0x74; // true (value() checked the literal)
     } else if (hasEscape(b, ks, ke)) {
@@ -51,7 +93,7 @@ export function scanBody(b: Uint8Array): BodyFields | undefined {
       continue;
     }
     if (b[i] !== 0x7d) return undefined;
-    return ws(b, i + 1, n) === n ? { model, stream } : undefined;
+    return ws(b, i + 1, n) === n ? found(model, stream) : undefined;
   }
 }
 

@@ -295,11 +295,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
         }
       }
       // The exchange's own 'close' listener counts the request done (one listener per response).
-      new Exchange(px, req, res, path, client, onDone).run().catch((err) => {
-        px.onError(err, '');
-        if (!res.headersSent) sendStatus(res, 500, 'Internal gateway error');
-        else res.destroy();
-      });
+      new Exchange(px, req, res, path, client, onDone).run();
       return;
     }
     res.on('close', onDone);

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { scanBody } from '../src/scan.js';
+
+const scan = (s: string) => {
+  const f = scanBody(Buffer.from(s));
+  return f === undefined ? undefined : { ...f };
+};
+
+describe('scanBody', () => {
+  it('finds model and stream, and leaves anything unusual to JSON.parse', () => {
+    expect(scan('{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream":true}')).toEqual(
+      {
+        model: 'gpt-4o-mini',
+        stream: true,
+      },
+    );
+    expect(scan(' { "stream" : false , "model" : "o3" } ')).toEqual({ model: 'o3', stream: false });
+    expect(scan('{}')).toEqual({ model: undefined, stream: false });
+    expect(scan('{"model":"a\\u0062c"}')).toBeUndefined(); // escaped model: JSON.parse decides
+    expect(scan('{"mod\\u0065l":"x"}')).toBeUndefined(); // an escaped key might spell "model"
+    expect(scan('{"model":"x",}')).toBeUndefined();
+    expect(scan('[1]')).toBeUndefined();
+    expect(scan('{"model":"x"} trailing')).toBeUndefined();
+  });
+
+  it('reads model names from recent bytes without mixing up names of the same length', () => {
+    const names = ['gpt-4o-mini', 'gpt-4o-maxi', 'grok-4-fast', 'modèle-ünï', 'gpt-4o-mini'];
+    for (let round = 0; round < 3; round++)
+      for (const m of names) expect(scan(JSON.stringify({ model: m, stream: false }))?.model).toBe(m);
+    // More distinct names than the cache holds, then the first ones again.
+    const many = Array.from({ length: 40 }, (_, i) => `model-${String(i).padStart(3, '0')}`);
+    for (const m of [...many, ...many.slice(0, 5)]) expect(scan(JSON.stringify({ model: m }))?.model).toBe(m);
+  });
+
+  it('keeps its own copy of a model name: a reused body buffer does not change what it returns', () => {
+    const body = Buffer.from('{"model":"gpt-4o-mini"}');
+    expect(scanBody(body)?.model).toBe('gpt-4o-mini');
+    body.write('gpt-4o-maxi', 10); // the same bytes' place, now another name
+    expect(scanBody(body)?.model).toBe('gpt-4o-maxi');
+    // A body inside a larger pooled buffer, at an offset.
+    const pool = Buffer.alloc(256, 0x20);
+    const at = 100;
+    pool.write('{"model":"gpt-4o-mini","stream":true}', at);
+    const view = pool.subarray(at, at + 37);
+    expect({ ...scanBody(view)! }).toEqual({ model: 'gpt-4o-mini', stream: true });
+  });
+});
