@@ -16,7 +16,13 @@ import { JSON_OPERATIONS, MODEL_OPERATIONS, multipartField, operationOf } from '
 import type { ServerSettings } from './options.js';
 import { scanBody } from './scan.js';
 import { lastEventEnd, sseError } from './sse.js';
-import { type Sink, StreamOpenError, type TextTranslator, UpstreamCall } from './upstream.js';
+import {
+  type EarlyResponder,
+  type Sink,
+  StreamOpenError,
+  type TextTranslator,
+  UpstreamCall,
+} from './upstream.js';
 
 /** A provider dialect and what it gets to build the upstream request (`@lb/providers`). */
 export type DialectLike = Dialect;
@@ -124,7 +130,7 @@ class ClientSignal {
  * One client request through the proxy: read, route, attempt with failover, then stream the chosen response to the
  * client. Also the `Sink` the upstream body flows into.
  */
-export class Exchange implements Sink {
+export class Exchange implements Sink, EarlyResponder {
   readonly #px: ProxyContext;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
@@ -156,6 +162,10 @@ export class Exchange implements Sink {
   #waiting = false;
   #wrote = false;
   #finished = false;
+  /** The router is running the attempts (its `execute` has not returned). */
+  #routing = false;
+  /** The client was answered from `settled`, ahead of the router's bookkeeping. */
+  #early = false;
   #upstreamError = false;
   #translated: { dialect: DialectLike; chunks: Buffer[] } | undefined;
   #dreq: DialectRequestLike | undefined;
@@ -299,6 +309,7 @@ export class Exchange implements Sink {
       this.#signal = signal;
       if (res.destroyed) signal.abort(clientGone());
       let call: UpstreamCall;
+      this.#routing = true;
       try {
         call = await px.router.execute(
           {
@@ -314,8 +325,23 @@ export class Exchange implements Sink {
           EXECUTE_OPTIONS,
         );
       } catch (e) {
+        this.#routing = false;
+        // Answered already: only a listener throwing in the router's bookkeeping gets here.
+        if (this.#early) return px.onError(e, this.requestId);
         return this.#failed(e);
       }
+      this.#routing = false;
+      if (!this.#early) this.#respond(call);
+    } catch (e) {
+      this.#crashed(e);
+    }
+  }
+
+  /** @internal `EarlyResponder`: a 2xx settled the current attempt; answer now. */
+  settled(call: UpstreamCall): void {
+    if (call !== this.#call || this.#res.destroyed) return;
+    this.#early = true;
+    try {
       this.#respond(call);
     } catch (e) {
       this.#crashed(e);
@@ -394,6 +420,7 @@ export class Exchange implements Sink {
       this.#translated = undefined;
     }
     const call = new UpstreamCall(stream, s.streamFirstByteTimeoutMs, translator, stream ? ctx : undefined);
+    call.early = this;
     this.#call = call;
     const signal = ctx.signal;
     if (signal?.aborted) return Promise.reject(signal.reason ?? clientGone());
@@ -607,6 +634,13 @@ export class Exchange implements Sink {
   #finish(err: unknown, errorType?: string): void {
     if (this.#finished) return;
     this.#finished = true;
+    // Answered early and done before the router accounted for the attempt (its continuation is already queued):
+    // the hold's release and the record follow it, so that the router's events keep their order.
+    if (this.#routing) queueMicrotask(() => this.#settleUp(err, errorType));
+    else this.#settleUp(err, errorType);
+  }
+
+  #settleUp(err: unknown, errorType: string | undefined): void {
     const release = this.#call?.release;
     if (release) {
       this.#call!.release = undefined;

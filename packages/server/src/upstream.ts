@@ -59,6 +59,11 @@ const ST_OPEN = 0;
 const ST_ENDED = 1;
 const ST_FAILED = 2;
 
+/** Told, synchronously, when a 2xx response settles an attempt (which the router is sure to count a success). */
+export interface EarlyResponder {
+  settled(call: UpstreamCall): void;
+}
+
 /**
  * One upstream HTTP exchange, as an undici dispatch handler. `promise` settles when the attempt can be judged: at
  * the response headers, or — for a 2xx event stream with `gateStream` — at the first event with content. The body
@@ -93,6 +98,11 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   readonly #holder: StreamHolder | undefined;
   /** Set when a 2xx stream settled the attempt: ends the router's hold on the endpoint (see `AttemptContext.hold`). */
   release: ((err?: unknown) => void) | undefined;
+  /**
+   * Answers the client as soon as a 2xx settles the attempt, in the same step, rather than after the router's
+   * bookkeeping and two promise hops: a 2xx is a success whatever the router then records.
+   */
+  early: EarlyResponder | undefined = undefined;
 
   /** The stream translator, when a dialect translates this stream. */
   get translator(): TextTranslator | undefined {
@@ -182,8 +192,8 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
       return true;
     }
     this.#clearTimer();
-    if (!this.#sink) this.#paused = true;
     this.#settle();
+    if (!this.#sink) this.#paused = true;
     return !this.#paused;
   }
 
@@ -220,8 +230,8 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
         this.#abort?.(err);
         return true;
       }
-      if (!this.#sink) this.#paused = true;
       this.#settle();
+      if (!this.#sink) this.#paused = true;
       return !this.#paused;
     }
     const sink = this.#sink;
@@ -281,7 +291,9 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     this.#settled = true;
     // Held before the router sees the result, so that it counts the stream as in flight until it ends.
     if (this.isStream && this.#holder) this.release = this.#holder.hold();
+    // Resolved first: the router's continuation is then queued ahead of anything the early answer queues.
     this.#resolve(this);
+    if (this.early !== undefined && this.status >= 200 && this.status < 300) this.early.settled(this);
   }
 
   #clearTimer(): void {

@@ -1,0 +1,109 @@
+import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/test-utils';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type LbServer } from '../src/index.js';
+
+// A 2xx answer is written to the client as it settles the attempt, before the router's bookkeeping: the router's
+// events must keep their order all the same, and the endpoint must not stay counted busy.
+let up: FakeUpstream;
+let server: LbServer;
+let client: OpenAI;
+const key = fakeKey('early');
+const seen: string[] = [];
+
+const chunk = (delta: object, finish: string | null = null) =>
+  `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+
+beforeAll(async () => {
+  up = await startFakeUpstream({ name: 'up', acceptKeys: [key] });
+  server = createServer({
+    router: { endpoints: [{ id: 'up', url: up.url, apiKey: key }], backoff: { initialMs: 1, maxMs: 2 } },
+    server: { port: 0 },
+    logDestination: { write: () => true } as any,
+  });
+  for (const name of [
+    'attempt:start',
+    'attempt:success',
+    'attempt:usage',
+    'attempt:end',
+    'attempt:failure',
+  ] as const)
+    server.router.on(name, () => seen.push(name));
+  client = new OpenAI({ baseURL: `${await server.listen()}/v1`, apiKey: 'k', maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await server.close(500);
+  await up.close();
+});
+
+const inFlight = () => server.router.snapshot().endpoints[0].stats.inFlight;
+
+describe('answering as a 2xx settles the attempt', () => {
+  it('a JSON answer: the router still hears success before the usage it reports', async () => {
+    seen.length = 0;
+    const r = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    expect(r.choices[0].message.content).toBe('Hello from up');
+    await new Promise((res) => setImmediate(res));
+    expect(seen).toEqual(['attempt:start', 'attempt:success', 'attempt:usage']);
+    expect(inFlight()).toBe(0);
+  });
+
+  it('a whole stream in one write: success, then the end of the held stream and its usage', async () => {
+    up.next({
+      type: 'custom',
+      handle: (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end(
+          chunk({ role: 'assistant', content: 'one' }) +
+            chunk({ content: ' write' }, 'stop') +
+            `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } })}\n\ndata: [DONE]\n\n`,
+        );
+      },
+    });
+    seen.length = 0;
+    let text = '';
+    const s = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'hi' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    for await (const c of s) text += c.choices[0]?.delta?.content ?? '';
+    expect(text).toBe('one write');
+    await new Promise((res) => setImmediate(res));
+    expect(seen).toEqual(['attempt:start', 'attempt:success', 'attempt:end', 'attempt:usage']);
+    expect(inFlight()).toBe(0);
+  });
+
+  it('a paced stream the same way, and a failed first attempt is not answered early', async () => {
+    up.next({ type: 'stream', chunks: ['a', 'b', 'c'], intervalMs: 5 });
+    seen.length = 0;
+    let text = '';
+    for await (const c of await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'hi' }],
+      stream: true,
+    }))
+      text += c.choices[0]?.delta?.content ?? '';
+    expect(text).toBe('abc');
+    await new Promise((res) => setImmediate(res));
+    expect(seen).toEqual(['attempt:start', 'attempt:success', 'attempt:end']);
+    expect(inFlight()).toBe(0);
+    // A 500 is the router's to judge (retry, fail over, give up): nothing reaches the client before it has.
+    const fail = { type: 'status', status: 500 } as const;
+    up.next(fail, fail, fail, fail, fail);
+    seen.length = 0;
+    const err = await client.chat.completions
+      .create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })
+      .catch((e) => e);
+    expect(seen[0]).toBe('attempt:start');
+    expect(seen).toContain('attempt:failure');
+    expect(seen).not.toContain('attempt:success');
+    expect(err.status).toBeGreaterThanOrEqual(500);
+    expect(inFlight()).toBe(0);
+  });
+});
