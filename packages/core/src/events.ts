@@ -17,7 +17,7 @@ export interface Usage {
  * `router.on(name, fn)`, which returns a disposer.
  */
 export interface RouterEvents {
-  /** A strategy chose an endpoint (announced, like `attempt:start`, right after the attempt was called). */
+  /** A strategy chose an endpoint. */
   'endpoint:selected': {
     requestId: string;
     endpointId: string;
@@ -28,11 +28,7 @@ export interface RouterEvents {
     attempt: number;
     model: string | undefined;
   };
-  /**
-   * An attempt started: emitted right after the attempt function was called and before the router awaits it, so
-   * before any outcome of it (a proxy has its upstream request on the wire by then). Usage the attempt reports
-   * during that call is emitted after this.
-   */
+  /** An attempt is about to run. */
   'attempt:start': {
     requestId: string;
     endpointId: string;

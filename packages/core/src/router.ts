@@ -852,66 +852,9 @@ export class Router {
       const rt = c.rt;
       const ep = c.endpoint;
       pending = release(pending, options);
-      // Claim the endpoint synchronously with the choice, so concurrent requests see it taken (and the attempt
-      // finds its budget charged).
+      // Claim the endpoint synchronously with the choice, so concurrent requests see it taken.
       const guards = this.#guards;
       for (let g = 0; g < guards.length; g++) guards[g].acquire?.(ep, req, now, requestId);
-      const timeoutMs = ep.timeoutMs ?? cfg.timeoutMs;
-      let controller: AbortController | undefined;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      let attemptSignal = signal;
-      let onAbort: (() => void) | undefined;
-      if (timeoutMs !== undefined) {
-        const ctl = new AbortController();
-        controller = ctl;
-        attemptSignal = ctl.signal;
-        timer = setTimeout(() => ctl.abort(new AttemptTimeoutError(ep.id, timeoutMs)), timeoutMs);
-        if (signal) {
-          onAbort = () => ctl.abort(abortReason(signal));
-          signal.addEventListener('abort', onAbort, { once: true });
-        }
-      }
-      // 0: not held; 1: held by a stream; 2: hold cancelled (the attempt failed anyway).
-      let held = 0;
-      // Usage reported while the attempt is being called waits for `attempt:start`, which is announced after it.
-      let announced = false;
-      let early: Usage[] | undefined;
-      const a0 = n === 1 && waits === 0 ? t0 : perf.now();
-      const ctx: AttemptContext = {
-        endpoint: ep,
-        upstreamModel: c.upstreamModel,
-        model,
-        attempt: n,
-        requestId,
-        signal: attemptSignal,
-        deadline,
-        hold: () => {
-          if (held === 0) held = 1;
-          let done = false;
-          return (error?: unknown) => {
-            if (done) return;
-            done = true;
-            if (onAbort) signal!.removeEventListener('abort', onAbort);
-            if (held !== 1) return;
-            this.#endHeld(rt, requestId, a0, error, signal);
-          };
-        },
-        reportUsage: (usage: Usage) => {
-          if (!announced) (early ??= []).push(usage);
-          else if (this.#has('attempt:usage'))
-            this.#emit('attempt:usage', { requestId, endpointId: ep.id, endpoint: ep, usage, model });
-        },
-      };
-      // The attempt starts before its counters and events (a proxy's upstream request is on the wire when it
-      // returns), all before this function yields: concurrent requests still see the endpoint busy, and listeners
-      // hear `attempt:start` before any outcome. The bookkeeping then overlaps the upstream's answer instead of
-      // delaying the request.
-      let started: Promise<T>;
-      try {
-        started = attempt(ctx);
-      } catch (error) {
-        started = Promise.reject(error);
-      }
       if (this.#has('endpoint:selected')) {
         this.#emit('endpoint:selected', {
           requestId,
@@ -937,12 +880,52 @@ export class Router {
           upstreamModel: c.upstreamModel,
         });
       }
-      announced = true;
-      if (early !== undefined) for (let u = 0; u < early.length; u++) ctx.reportUsage(early[u]);
+      const timeoutMs = ep.timeoutMs ?? cfg.timeoutMs;
+      let controller: AbortController | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let attemptSignal = signal;
+      let onAbort: (() => void) | undefined;
+      if (timeoutMs !== undefined) {
+        const ctl = new AbortController();
+        controller = ctl;
+        attemptSignal = ctl.signal;
+        timer = setTimeout(() => ctl.abort(new AttemptTimeoutError(ep.id, timeoutMs)), timeoutMs);
+        if (signal) {
+          onAbort = () => ctl.abort(abortReason(signal));
+          signal.addEventListener('abort', onAbort, { once: true });
+        }
+      }
+      // 0: not held; 1: held by a stream; 2: hold cancelled (the attempt failed anyway).
+      let held = 0;
+      const a0 = n === 1 && waits === 0 ? t0 : perf.now();
+      const ctx: AttemptContext = {
+        endpoint: ep,
+        upstreamModel: c.upstreamModel,
+        model,
+        attempt: n,
+        requestId,
+        signal: attemptSignal,
+        deadline,
+        hold: () => {
+          if (held === 0) held = 1;
+          let done = false;
+          return (error?: unknown) => {
+            if (done) return;
+            done = true;
+            if (onAbort) signal!.removeEventListener('abort', onAbort);
+            if (held !== 1) return;
+            this.#endHeld(rt, requestId, a0, error, signal);
+          };
+        },
+        reportUsage: (usage: Usage) => {
+          if (this.#has('attempt:usage'))
+            this.#emit('attempt:usage', { requestId, endpointId: ep.id, endpoint: ep, usage, model });
+        },
+      };
       let value: T | undefined;
       let input: OutcomeInput;
       try {
-        value = await started;
+        value = await attempt(ctx);
         const info = options?.inspect ? options.inspect(value) : defaultInspect(value);
         input = info ? { status: info.status, headers: info.headers } : {};
       } catch (error) {

@@ -395,37 +395,6 @@ describe('guards', () => {
 });
 
 describe('events', () => {
-  it('starts the attempt before accounting for it, and still announces it before any outcome', async () => {
-    const r = createRouter({ endpoints: [ep('a'), ep('b', { priority: 2 })] });
-    const order: string[] = [];
-    for (const name of ['attempt:start', 'attempt:usage', 'attempt:success', 'attempt:failure'] as const)
-      r.on(name, (e) => order.push(`${name}:${e.endpointId}`));
-    const inFlightAtCall: number[] = [];
-    const value = await r.execute({ requestId: 'r1' }, (ctx) => {
-      order.push(`called:${ctx.endpoint.id}`);
-      inFlightAtCall.push(r.snapshot().endpoints.find((s) => s.id === ctx.endpoint.id)!.stats.inFlight);
-      // A synchronous throw (not a rejected promise) is an attempt failure like any other.
-      if (ctx.endpoint.id === 'a')
-        throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
-      ctx.reportUsage({ total_tokens: 7 }); // reported during the call: heard after attempt:start
-      return Promise.resolve(res(200));
-    });
-    expect(value.status).toBe(200);
-    expect(order).toEqual([
-      'called:a',
-      'attempt:start:a',
-      'attempt:failure:a',
-      'called:b',
-      'attempt:start:b',
-      'attempt:usage:b',
-      'attempt:success:b',
-    ]);
-    // Counted busy in the same synchronous step as the call, right after it.
-    expect(inFlightAtCall).toEqual([0, 0]);
-    expect(r.snapshot().endpoints.map((s) => s.stats.inFlight)).toEqual([0, 0]);
-    expect(r.snapshot().endpoints.find((s) => s.id === 'a')!.stats.requests).toBe(1);
-  });
-
   it('emits a typed event for every decision and outcome', async () => {
     const r = createRouter({ endpoints: [ep('a'), ep('b', { priority: 2 })] });
     const { events } = collectEvents(r, [
