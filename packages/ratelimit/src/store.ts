@@ -127,18 +127,17 @@ export function windowDecision(
   now: number,
 ): { state: { start: number; count: number; prev: number }; result: WindowResult } {
   const w = spec.windowMs;
-  const at = windowAt(state, w, now);
-  const start = at.start;
-  const prev = at.prev;
-  let count = at.count;
+  // `next` is a fresh object: it becomes the new state.
+  const next = windowAt(state, w, now);
+  const { start, prev, count } = next;
   const resetAt = start + w;
   const weight = spec.sliding ? (resetAt - now) / w : 0;
   const used = prev * weight + count;
   if (used + 1 <= spec.limit + 1e-9) {
-    count++;
+    next.count = count + 1;
     return {
-      state: { start, count, prev },
-      result: { allowed: true, count: Math.ceil(prev * weight + count - 1e-9), resetAt, retryAfterMs: 0 },
+      state: next,
+      result: { allowed: true, count: Math.ceil(prev * weight + count + 1 - 1e-9), resetAt, retryAfterMs: 0 },
     };
   }
   let retryAfterMs: number;
@@ -151,7 +150,7 @@ export function windowDecision(
     retryAfterMs = Math.max(1, Math.ceil(resetAt - now + w * (1 - (spec.limit - 1) / count)));
   } else retryAfterMs = Math.max(1, resetAt - now);
   return {
-    state: { start, count, prev },
+    state: next,
     result: { allowed: false, count: Math.ceil(used - 1e-9), resetAt, retryAfterMs },
   };
 }

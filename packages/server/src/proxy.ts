@@ -15,7 +15,7 @@ import type { ClientRequestRecord } from './observability/index.js';
 import { JSON_OPERATIONS, MODEL_OPERATIONS, multipartField, operationOf } from './operations.js';
 import type { ServerSettings } from './options.js';
 import { scanBody } from './scan.js';
-import { lastEventEnd, sseError } from './sse.js';
+import { lastEventEnd, NL2, sseError } from './sse.js';
 import {
   type EarlyResponder,
   type Sink,
@@ -76,7 +76,6 @@ const PREFIX = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296)
   .padStart(2, '0')}`;
 
 const EXECUTE_OPTIONS = { inspect: (c: UpstreamCall) => c, discard: (c: UpstreamCall) => c.dump() };
-const NL2 = Buffer.from('\n\n');
 const PROMPT_TOKENS = Buffer.from('"prompt_tokens"');
 const ERROR_EVENT = Buffer.from('data: {"error"');
 

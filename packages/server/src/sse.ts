@@ -24,7 +24,8 @@ const PREAMBLE_TYPES = new Set([
   'ping',
 ]);
 
-const NL2 = Buffer.from('\n\n');
+/** An event's end. */
+export const NL2 = Buffer.from('\n\n');
 const DATA = Buffer.from('data:');
 const CHOICES = Buffer.from('"choices":[{');
 const DELTA = Buffer.from('"delta":{');
