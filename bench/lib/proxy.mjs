@@ -232,7 +232,7 @@ export async function runProxyBench(opts = {}) {
       sTargets.push({ name: 'lb-server', url: `http://127.0.0.1:${lbS.port}/v1` });
     }
     const s = await streaming(sTargets, {
-      n: short ? 10 : 300,
+      n: short ? 10 : 1000,
       warmup: short ? 3 : 30,
       warmS: short ? 0 : 4,
     });

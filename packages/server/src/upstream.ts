@@ -9,6 +9,8 @@ import { gate, PASS, quickPass } from './sse.js';
 const requireCjs = createRequire(import.meta.url);
 const Agent = requireCjs('undici/lib/dispatcher/agent.js') as typeof import('undici/lib/dispatcher/agent.js');
 const { parseHeaders } = requireCjs('undici/lib/core/util.js') as typeof import('undici/lib/core/util.js');
+// undici's own timers: above a second, one shared coarse tick (±0.5 s) instead of a Node timer per stream.
+const timers = requireCjs('undici/lib/util/timers.js') as typeof import('undici/lib/util/timers.js');
 
 /** Where an upstream response's body goes once the attempt is settled. `data` returns false to pause the upstream. */
 export interface Sink {
@@ -92,8 +94,10 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   #sink: Sink | undefined;
   #state = ST_OPEN;
   #error: Error | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: import('undici/lib/util/timers.js').Timer | undefined;
   readonly #gateStream: boolean;
+  /** How long a gated stream may take to its first content event, from the dispatch. */
+  readonly firstByteTimeoutMs: number;
   readonly #translator: TextTranslator | undefined;
   readonly #holder: StreamHolder | undefined;
   /** Set when a 2xx stream settled the attempt: ends the router's hold on the endpoint (see `AttemptContext.hold`). */
@@ -117,6 +121,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     holder?: StreamHolder,
   ) {
     this.#gateStream = gateStream;
+    this.firstByteTimeoutMs = firstByteTimeoutMs;
     this.#translator = translator;
     this.#holder = holder;
     this.promise = new Promise<UpstreamCall>((resolve, reject) => {
@@ -124,10 +129,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
       this.#reject = reject;
     });
     if (gateStream) {
-      this.#timer = setTimeout(
-        () => this.abort(new FirstByteTimeoutError(firstByteTimeoutMs)),
-        firstByteTimeoutMs,
-      );
+      this.#timer = timers.setTimeout(onFirstByteTimeout, firstByteTimeoutMs, this);
     }
   }
 
@@ -298,10 +300,15 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
 
   #clearTimer(): void {
     if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
+      timers.clearTimeout(this.#timer);
       this.#timer = undefined;
     }
   }
+}
+
+/** The first-byte timeout's callback: one function for every call (the call comes as the timer's argument). */
+function onFirstByteTimeout(call: UpstreamCall): void {
+  call.abort(new FirstByteTimeoutError(call.firstByteTimeoutMs));
 }
 
 const DUMP: Sink = { data: () => true, end: () => {}, error: () => {} };

@@ -15,6 +15,8 @@ export type Behaviour =
       chunks?: string[];
       intervalMs?: number;
       firstByteDelayMs?: number;
+      /** Send the headers at once, then wait this long before the first event. */
+      firstEventDelayMs?: number;
       dropAfter?: number;
       /** Send this SSE error event (then end) instead of content, after `dropAfter` chunks (default 0). */
       errorEvent?: unknown;
@@ -425,6 +427,11 @@ async function stream(
     connection: 'keep-alive',
   });
   const send = (obj: unknown) => res.write(`data: ${JSON.stringify(obj)}\n\n`);
+  if (b.firstEventDelayMs) {
+    res.flushHeaders();
+    await sleep(b.firstEventDelayMs);
+    if (res.destroyed) return;
+  }
   const chunk = (delta: object, finish: string | null = null) => ({
     id,
     object: 'chat.completion.chunk',
