@@ -31,10 +31,19 @@ export class LbError extends Error {
   readonly code: string;
   /** When the caller may try again, in ms, if known. */
   readonly retryAfterMs: number | undefined;
+  /** The request parameter at fault, if one (OpenAI's `param`: `n`, `messages[2].content`, …). */
+  readonly param: string | undefined;
 
   constructor(
     message: string,
-    opts: { status: number; type: string; code: string; retryAfterMs?: number; cause?: unknown },
+    opts: {
+      status: number;
+      type: string;
+      code: string;
+      retryAfterMs?: number;
+      cause?: unknown;
+      param?: string;
+    },
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'LbError';
@@ -42,11 +51,12 @@ export class LbError extends Error {
     this.type = opts.type;
     this.code = opts.code;
     this.retryAfterMs = opts.retryAfterMs;
+    this.param = opts.param;
   }
 
   /** The body an OpenAI-compatible server sends for this error. */
   toOpenAIError(): OpenAIErrorBody {
-    return { error: { message: this.message, type: this.type, code: this.code, param: null } };
+    return { error: { message: this.message, type: this.type, code: this.code, param: this.param ?? null } };
   }
 
   toJSON(): OpenAIErrorBody {

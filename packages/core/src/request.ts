@@ -14,6 +14,11 @@ export interface RouteRequest {
   maxRetries?: number;
   /** What kind of call this is (`chat.completions`, `embeddings`, …), for guards such as provider capabilities. */
   operation?: string;
+  /**
+   * What the request asks of an endpoint beyond its operation (`n`: several choices, `logprobs`, …), for guards such
+   * as provider capabilities (`@lb/providers`' `requestFeatures` names them). The router itself does not read it.
+   */
+  features?: readonly string[];
   /** Who is calling (an API key id or IP), for per-client guards. */
   client?: string;
   /** Estimated tokens, for token-budget guards. */

@@ -13,6 +13,7 @@ import {
   getDialect,
   operationOf,
   providerGuard,
+  requestFeatures,
 } from '@lb/providers';
 import { msOption } from './internal/env.js';
 import { readRequest } from './internal/request.js';
@@ -134,7 +135,12 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     const json = req.json;
     const model = typeof json?.model === 'string' ? (json.model as string) : req.formModel;
     const stream = json?.stream === true;
-    const routeReq: RouteRequest = { model, operation, signal: req.signal };
+    const routeReq: RouteRequest = {
+      model,
+      operation,
+      signal: req.signal,
+      features: requestFeatures(operation, json),
+    };
     if (json !== undefined && req.body !== undefined) {
       const maxOut = json.max_completion_tokens ?? json.max_tokens ?? json.max_output_tokens;
       routeReq.estimatedTokens = Math.ceil(req.body.length / 4) + (typeof maxOut === 'number' ? maxOut : 0);
@@ -222,7 +228,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
       return await router.execute(routeReq, attempt, { discard });
     } catch (error) {
       if (!isLbError(error)) throw error;
-      return errorResponse(router, error, operation, model);
+      return errorResponse(router, error, operation, model, routeReq.features);
     }
   };
   // The openai SDK reads `fetch.Response` to check FormData support instead of probing the network.
@@ -250,13 +256,14 @@ async function errorResponse(
   error: LbError,
   operation: string,
   model: string | undefined,
+  features: readonly string[] | undefined,
 ): Promise<Response> {
   if (isNoHealthyEndpointError(error)) {
     const last = error.lastValue;
     if (last instanceof Response) return redactResponse(router, last);
     if (error.attempts.length === 0) {
       // Nothing was tried: say so precisely when no endpoint could ever serve this route.
-      const problem = explainUnservable(router, { operation, model });
+      const problem = explainUnservable(router, { operation, model, features });
       if (problem) return synthetic(problem);
     }
   }

@@ -208,4 +208,31 @@ describe('provider dialects through the SDK', () => {
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err.error).toMatchObject({ code: 'unsupported_operation' });
   });
+
+  it('requests asking for n > 1 skip Anthropic endpoints, or answer 400 naming the parameter when none is left', async () => {
+    const router = createRouter({
+      endpoints: [
+        { id: 'claude', url: anthropic.url, apiKey: ANTHROPIC_KEY, provider: 'anthropic', priority: 1 },
+        { id: 'oai', url: pool.ups[1].url, apiKey: pool.keys[1], priority: 2 },
+      ],
+    });
+    const client = createOpenAI(router);
+    const before = anthropic.requests.length;
+    const r = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'hi' }],
+      n: 2,
+    });
+    expect(r.system_fingerprint).toBe(pool.ups[1].name);
+    expect(anthropic.requests.length).toBe(before);
+    router.reload({
+      endpoints: [{ id: 'claude', url: anthropic.url, apiKey: ANTHROPIC_KEY, provider: 'anthropic' }],
+    });
+    const err = await client.chat.completions
+      .create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], n: 2 })
+      .catch((x) => x);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.error).toMatchObject({ code: 'unsupported_parameter', param: 'n' });
+    expect(anthropic.requests.length).toBe(before);
+  });
 });

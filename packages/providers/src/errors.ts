@@ -23,6 +23,7 @@ export class ProviderError extends LbError {
       provider?: string;
       retryAfterMs?: number;
       cause?: unknown;
+      param?: string;
     },
   ) {
     super(message, {
@@ -31,6 +32,7 @@ export class ProviderError extends LbError {
       type: opts.type ?? (opts.status >= 500 ? 'server_error' : 'invalid_request_error'),
       retryAfterMs: opts.retryAfterMs,
       cause: opts.cause,
+      param: opts.param,
     });
     this.name = 'ProviderError';
     this.provider = opts.provider;

@@ -110,6 +110,11 @@ export interface Dialect {
   readonly name: string;
   /** Whether this provider can serve the operation at all (see {@link Operation}). Pure and cheap. */
   supports(operation: string): boolean;
+  /**
+   * Request features (see `requestFeatures`) this provider cannot honour: requests asking for one are kept on other
+   * endpoints, or answered 400 `unsupported_parameter` when no endpoint can. Absent: it honours them all.
+   */
+  readonly lacks?: readonly string[];
   /** Builds the upstream request: URL, auth header, body (the model rewritten only when it differs). */
   prepare(req: DialectRequest): UpstreamRequest;
   /**

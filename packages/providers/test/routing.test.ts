@@ -1,6 +1,12 @@
 import { createRouter } from '@lb/core';
 import { describe, expect, it } from 'vitest';
-import { explainUnservable, isProviderError, providerGuard, registerDialect } from '../src/index.js';
+import {
+  explainUnservable,
+  isProviderError,
+  providerGuard,
+  registerDialect,
+  requestFeatures,
+} from '../src/index.js';
 
 const pool = () =>
   createRouter({
@@ -105,5 +111,66 @@ describe('explainUnservable', () => {
     });
     expect(explainUnservable(router, { operation: 'embeddings', model: 'best' })?.status).toBe(400);
     expect(explainUnservable(router, { operation: 'chat.completions', model: 'best' })).toBeUndefined();
+  });
+});
+
+describe('request features', () => {
+  const chat = 'chat.completions';
+  const messages = [{ role: 'user', content: 'hi' }];
+
+  it('names what a body asks beyond the operation, and nothing (no array) for the usual body', () => {
+    expect(requestFeatures(chat, { model: 'm', messages })).toBeUndefined();
+    expect(
+      requestFeatures(chat, { model: 'm', messages, n: 1, logprobs: false, top_logprobs: 0 }),
+    ).toBeUndefined();
+    expect(requestFeatures(chat, { messages, n: 2 })).toEqual(['n']);
+    expect(requestFeatures(chat, { messages, n: 2 })).toBe(requestFeatures(chat, { messages, n: 5 }));
+    expect(requestFeatures(chat, { messages, logprobs: true })).toEqual(['logprobs']);
+    expect(requestFeatures(chat, { messages, top_logprobs: 3 })).toEqual(['logprobs']);
+    expect(requestFeatures('completions', { prompt: 'x', logprobs: 2 })).toEqual(['logprobs']);
+    expect(requestFeatures(chat, { messages, modalities: ['text', 'audio'] })).toEqual(['audio']);
+    expect(requestFeatures(chat, { messages, audio: { voice: 'alloy', format: 'wav' } })).toEqual(['audio']);
+    expect(requestFeatures(chat, { messages, n: 2, logprobs: true, audio: {} })).toEqual([
+      'n',
+      'logprobs',
+      'audio',
+    ]);
+    expect(requestFeatures('embeddings', { input: 'x', n: 2 })).toBeUndefined();
+    expect(requestFeatures(chat, undefined)).toBeUndefined();
+  });
+
+  it('the guard keeps them off providers that lack them (cached vetoes), the router picks the next endpoint', () => {
+    const router = pool();
+    const guard = providerGuard();
+    const claude = router.getEndpoint('claude')!;
+    const n = requestFeatures(chat, { messages, n: 2 });
+    const veto = guard.admit(claude, { operation: chat, features: n }, 0);
+    expect(veto).toEqual({ reason: 'provider anthropic cannot honour n' });
+    expect(guard.admit(claude, { operation: chat, features: n }, 0)).toBe(veto);
+    expect(guard.admit(router.getEndpoint('az')!, { operation: chat, features: n }, 0)).toBe(true);
+    router.addGuard(guard);
+    expect(router.pick({ model: 'smart', operation: chat, features: n })?.endpoint.id).toBe('oai');
+    expect(router.pick({ model: 'smart', operation: chat })?.endpoint.id).toBe('claude');
+    expect(router.pick({ model: 'claude-only', operation: chat, features: ['logprobs'] })).toBeUndefined();
+  });
+
+  it('explainUnservable: 400 unsupported_parameter with the param when no provider serving the model honours it', () => {
+    const router = pool();
+    expect(explainUnservable(router, { operation: chat, model: 'smart', features: ['n'] })).toBeUndefined();
+    const problem = explainUnservable(router, {
+      operation: chat,
+      model: 'claude-only',
+      features: ['logprobs'],
+    });
+    expect(problem?.status).toBe(400);
+    expect(problem?.toOpenAIError()).toEqual({
+      error: {
+        message:
+          'No endpoint serving model `claude-only` can honour log probabilities (`logprobs`): its provider (anthropic) cannot. Drop the parameter or route to an endpoint that supports it.',
+        type: 'invalid_request_error',
+        code: 'unsupported_parameter',
+        param: 'logprobs',
+      },
+    });
   });
 });

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { attachBreaker, attachHealthChecks, type BreakerHandle } from '@lb/breaker';
 import type { Endpoint } from '@lb/core';
-import { explainUnservable, findDialect, providerGuard } from '@lb/providers';
+import { explainUnservable, findDialect, providerGuard, requestFeatures } from '@lb/providers';
 import { attachRateLimit, createClientLimiter, estimateTokens, RedisStore, type Store } from '@lb/ratelimit';
 import { createObservability } from './observability/index.js';
 import type { Integrations } from './server.js';
@@ -77,10 +77,8 @@ export const integrations: Integrations = {
   },
   estimateTokens: (json) => estimateTokens(json),
   dialect: (name) => findDialect(name),
-  explain: (router, operation, model) => {
-    const e = explainUnservable(router, { operation, model });
-    return e ? { status: e.status, message: e.message, code: e.code } : undefined;
-  },
+  explain: (router, operation, model, features) => explainUnservable(router, { operation, model, features }),
+  requestFeatures: (operation, json) => requestFeatures(operation, json),
 };
 
 /** Probe auth for endpoints whose dialect is not OpenAI's (Azure `api-key`, Anthropic `x-api-key`). */

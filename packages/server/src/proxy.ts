@@ -5,6 +5,7 @@ import {
   errorFromStatus,
   isLbError,
   isNoHealthyEndpointError,
+  type LbError,
   type Router,
   type Usage,
 } from '@lb/core';
@@ -38,13 +39,16 @@ export interface ProxyContext {
   settings: ServerSettings;
   defaultModel: string | undefined;
   dialect(name: string): DialectLike | undefined;
-  /** Vetoes a request no endpoint could serve (unsupported operation…) before routing. */
+  /** Why no endpoint could ever serve a request nothing was tried for (unsupported operation or parameter…). */
   explain?(
     operation: string,
     model: string | undefined,
-  ): { status: number; message: string; code: string } | undefined;
+    features: readonly string[] | undefined,
+  ): LbError | undefined;
   /** Token estimate of a request body, for token-per-minute limits; set only while some endpoint has one. */
   estimate: ((json: Record<string, any>) => number) | undefined;
+  /** What a JSON body asks of an endpoint's provider (`n` > 1…); set only while some endpoint's provider lacks one. */
+  features: ((operation: string, json: Record<string, any>) => readonly string[] | undefined) | undefined;
   record(rec: ExchangeRecord): void;
   onError(err: unknown, requestId: string): void;
 }
@@ -151,6 +155,7 @@ export class Exchange implements Sink, EarlyResponder {
   #fwd: Record<string, string> | undefined;
   #operation = 'other';
   #model: string | undefined;
+  #features: readonly string[] | undefined;
   #stream = false;
   #attempts = 0;
   #status = 0;
@@ -307,6 +312,8 @@ export class Exchange implements Sink, EarlyResponder {
       const signal = new ClientSignal();
       this.#signal = signal;
       if (res.destroyed) signal.abort(clientGone());
+      if (px.features !== undefined && this.#hasJson())
+        this.#features = px.features(this.#operation, this.#jsonOf()!);
       let call: UpstreamCall;
       this.#routing = true;
       try {
@@ -317,6 +324,7 @@ export class Exchange implements Sink, EarlyResponder {
             signal: signal as unknown as AbortSignal,
             operation: this.#operation,
             client: this.#client,
+            features: this.#features,
             estimatedTokens:
               px.estimate !== undefined && this.#hasJson() ? px.estimate(this.#jsonOf()!) : undefined,
           },
@@ -608,10 +616,13 @@ export class Exchange implements Sink, EarlyResponder {
       return;
     }
     if (this.#attempts === 0 && this.#px.explain) {
-      // Nothing was tried: say why no endpoint can ever serve this (unknown model, unsupported operation).
-      const why = this.#px.explain(this.#operation, this.#model);
+      // Nothing was tried: say why no endpoint can ever serve this (unknown model, unsupported operation or
+      // parameter).
+      const why = this.#px.explain(this.#operation, this.#model, this.#features);
       if (why) {
-        this.#fail(why.status, why.message, why.code);
+        this.#status = why.status;
+        sendError(res, why);
+        this.#finish(undefined, why.type);
         return;
       }
     }

@@ -6,7 +6,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, createRouter, maskKey, Router, type RouterConfig } from '@lb/core';
+import { ConfigError, createRouter, type LbError, maskKey, Router, type RouterConfig } from '@lb/core';
 import type { Agent } from 'undici';
 import { clientKeyOf, sendJson, sendStatus } from './http.js';
 import type { ObservabilityFactory, ObservabilityLike } from './observe.js';
@@ -124,7 +124,9 @@ export interface Integrations {
     router: Router,
     operation: string,
     model: string | undefined,
-  ): { status: number; message: string; code: string } | undefined;
+    features: readonly string[] | undefined,
+  ): LbError | undefined;
+  requestFeatures?(operation: string, json: Record<string, any>): readonly string[] | undefined;
 }
 
 const PROXY_PREFIXES = [
@@ -209,18 +211,23 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     settings,
     defaultModel: options.defaultModel,
     dialect: integ.dialect,
-    explain: explain ? (op, model) => explain(router, op, model) : undefined,
+    explain: explain ? (op, model, features) => explain(router, op, model, features) : undefined,
     estimate: undefined,
+    features: undefined,
     record: (rec) => obs.recordRequest(rec),
     onError: (err, requestId) => logger.error({ err, requestId }, 'unexpected error while proxying'),
   };
 
-  // Token estimates cost a walk over the body: only while some endpoint has a tokens-per-minute limit.
-  const syncEstimate = () => {
+  // Token estimates cost a walk over the body: only while some endpoint has a tokens-per-minute limit. Features
+  // (`n` > 1…) cost a parse of the body: only while some endpoint's provider lacks one.
+  const syncBodyNeeds = () => {
     px.estimate = router.endpoints.some((e) => e.limits.tpm) ? integ.estimateTokens : undefined;
+    px.features = router.endpoints.some((e) => (integ.dialect(e.provider)?.lacks?.length ?? 0) > 0)
+      ? integ.requestFeatures
+      : undefined;
   };
-  syncEstimate();
-  const offReload = router.on('config:reloaded', syncEstimate);
+  syncBodyNeeds();
+  const offReload = router.on('config:reloaded', syncBodyNeeds);
 
   let inFlight = 0;
   let closing = false;

@@ -47,6 +47,26 @@ const anthropicStream = (text: string[]): [string, unknown][] => [
   ['message_stop', { type: 'message_stop' }],
 ];
 
+/** The next request to `up` gets an Anthropic Messages answer saying `text`. */
+function answerAsClaude(up: FakeUpstream, text: string): void {
+  up.next({
+    type: 'custom',
+    handle: (_req, res) => {
+      const body = JSON.stringify({
+        id: 'msg_1',
+        type: 'message',
+        role: 'assistant',
+        model: 'claude-x',
+        content: [{ type: 'text', text }],
+        stop_reason: 'end_turn',
+        usage: { input_tokens: 5, output_tokens: 3 },
+      });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    },
+  });
+}
+
 beforeAll(async () => {
   [claude, oa] = await Promise.all([
     startFakeUpstream({ name: 'claude' }),
@@ -74,22 +94,7 @@ afterAll(async () => {
 
 describe('provider dialects through the proxy', () => {
   it('translates an Anthropic answer to a chat completion', async () => {
-    claude.next({
-      type: 'custom',
-      handle: (_req, res) => {
-        const body = JSON.stringify({
-          id: 'msg_1',
-          type: 'message',
-          role: 'assistant',
-          model: 'claude-x',
-          content: [{ type: 'text', text: 'Hi from claude' }],
-          stop_reason: 'end_turn',
-          usage: { input_tokens: 5, output_tokens: 3 },
-        });
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-        res.end(body);
-      },
-    });
+    answerAsClaude(claude, 'Hi from claude');
     const r = await client.chat.completions.create({
       model: 'claude-x',
       messages: [{ role: 'user', content: 'hi' }],
@@ -133,6 +138,67 @@ describe('provider dialects through the proxy', () => {
     const before = claude.count();
     const r = await client.embeddings.create({ model: 'text-embedding-3-small', input: 'x' });
     expect(r.data).toHaveLength(1);
+    expect(claude.count()).toBe(before);
+  });
+
+  it('keeps requests asking for n > 1, log probabilities or audio on endpoints that honour them', async () => {
+    const asks = [
+      { n: 2 },
+      { logprobs: true },
+      { top_logprobs: 2, logprobs: true },
+      { modalities: ['text', 'audio'] },
+    ];
+    for (const extra of asks) {
+      const [c0, o0] = [claude.count(), oa.count('/chat/completions')];
+      const r = await client.chat.completions.create({
+        model: 'claude-x',
+        messages: [{ role: 'user', content: 'hi' }],
+        ...(extra as object),
+      });
+      expect(r.system_fingerprint, JSON.stringify(extra)).toBe('oa');
+      expect(claude.count()).toBe(c0);
+      expect(oa.count('/chat/completions')).toBe(o0 + 1);
+    }
+    // n: 1 and logprobs: false ask for nothing special: the Anthropic endpoint (priority 1) serves them.
+    answerAsClaude(claude, 'one choice');
+    const r = await client.chat.completions.create({
+      model: 'claude-x',
+      messages: [{ role: 'user', content: 'hi' }],
+      n: 1,
+      logprobs: false,
+    });
+    expect(r.choices[0].message.content).toBe('one choice');
+  });
+});
+
+describe('a parameter no endpoint of the pool honours', () => {
+  let only: LbServer;
+  let onlyClient: OpenAI;
+  beforeAll(async () => {
+    only = createServer({
+      router: { endpoints: [{ id: 'claude', url: claude.url, apiKey: claudeKey, provider: 'anthropic' }] },
+      server: { port: 0 },
+      logDestination: { write: () => true } as any,
+    });
+    onlyClient = new OpenAI({ baseURL: `${await only.listen()}/v1`, apiKey: 'x', maxRetries: 0 });
+  });
+  afterAll(() => only.close(100));
+
+  it('is a 400 naming the parameter and the provider, and nothing is sent upstream', async () => {
+    const before = claude.count();
+    for (const [extra, param] of [
+      [{ n: 3 }, 'n'],
+      [{ logprobs: true, top_logprobs: 1 }, 'logprobs'],
+    ] as const) {
+      const err = await onlyClient.chat.completions
+        .create({ model: 'claude-x', messages: [{ role: 'user', content: 'hi' }], ...extra })
+        .catch((e) => e);
+      expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+      expect(err.code).toBe('unsupported_parameter');
+      expect(err.param).toBe(param);
+      expect(err.message).toContain('anthropic');
+      expect(err.message).toContain(`\`${param}\``);
+    }
     expect(claude.count()).toBe(before);
   });
 });

@@ -32,6 +32,7 @@ export interface AnthropicDialectOptions {
 }
 
 const SUPPORTED = new Set(['chat.completions', 'models.list', 'models.retrieve']);
+const LACKS: readonly string[] = Object.freeze(['n', 'logprobs', 'audio']);
 
 interface Settings {
   base: string;
@@ -206,6 +207,8 @@ export function createAnthropicDialect(options: AnthropicDialectOptions = {}): D
   return Object.freeze({
     name,
     supports: (operation: string) => SUPPORTED.has(operation),
+    // One choice per request, no log probabilities, text out: asking for these is not served silently short.
+    lacks: LACKS,
     prepare,
     translateResponse,
     createStreamTranslator,
