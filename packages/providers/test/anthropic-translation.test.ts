@@ -253,3 +253,145 @@ describe('anthropic stream translation (fixtures)', () => {
     expect(isErrorEvent('')).toBe(false);
   });
 });
+
+describe('response_format as a forced call to the JSON tool', () => {
+  const schema = {
+    type: 'object',
+    properties: { city: { type: 'string' }, warm: { type: 'boolean' } },
+    required: ['city', 'warm'],
+  };
+  const messages = [{ role: 'user', content: 'Which city is warm?' }];
+  const weather = { type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } };
+  const sent = (body: Record<string, unknown>) =>
+    JSON.parse(
+      text(anthropicDialect.prepare(chatRequest(endpoint(), { model: 'm', messages, ...body })).body),
+    );
+
+  it('json_schema: the schema becomes the only tool, forced; json_object: any object', () => {
+    const s = sent({ response_format: { type: 'json_schema', json_schema: { name: 'verdict', schema } } });
+    expect(s.tools).toEqual([
+      {
+        name: 'lb_json_response',
+        description: 'Answer with a JSON object matching the schema (verdict).',
+        input_schema: schema,
+      },
+    ]);
+    expect(s.tool_choice).toEqual({ type: 'tool', name: 'lb_json_response' });
+    const o = sent({ response_format: { type: 'json_object' } });
+    expect(o.tools[0].input_schema).toEqual({ type: 'object', additionalProperties: true });
+    expect(o.tool_choice).toEqual({ type: 'tool', name: 'lb_json_response' });
+    const t = sent({ response_format: { type: 'text' } });
+    expect(t.tools).toBeUndefined();
+    expect(t.tool_choice).toBeUndefined();
+  });
+
+  it("beside the caller's tools: some tool must be called; a forced tool of theirs stays; none drops theirs", () => {
+    const rf = { type: 'json_schema', json_schema: { name: 'v', schema } };
+    const auto = sent({ tools: [weather], response_format: rf });
+    expect(auto.tools.map((x: any) => x.name)).toEqual(['get_weather', 'lb_json_response']);
+    expect(auto.tool_choice).toEqual({ type: 'any' });
+    const forced = sent({
+      tools: [weather],
+      tool_choice: { type: 'function', function: { name: 'get_weather' } },
+      response_format: rf,
+    });
+    expect(forced.tool_choice).toEqual({ type: 'tool', name: 'get_weather' });
+    const none = sent({ tools: [weather], tool_choice: 'none', response_format: rf });
+    expect(none.tools.map((x: any) => x.name)).toEqual(['lb_json_response']);
+    expect(none.tool_choice).toEqual({ type: 'tool', name: 'lb_json_response' });
+    const thinking = sent({ thinking: { type: 'enabled', budget_tokens: 2048 }, response_format: rf });
+    expect(thinking.tool_choice).toEqual({ type: 'auto' });
+  });
+
+  it('a json_schema without a schema object is a 400 naming the field', () => {
+    const err = (() => {
+      try {
+        sent({ response_format: { type: 'json_schema', json_schema: { name: 'v' } } });
+      } catch (e) {
+        return e as Error & { status: number };
+      }
+    })();
+    expect(isProviderError(err)).toBe(true);
+    expect(err?.status).toBe(400);
+    expect(err?.message).toContain('response_format.json_schema.schema');
+  });
+
+  it('the answer: the call becomes the message content, finish_reason stop', () => {
+    const req = chatRequest(endpoint(), { model: 'm', messages });
+    const out = dialect.translateResponse!(
+      200,
+      { 'content-type': 'application/json' },
+      enc({
+        id: 'msg_1',
+        type: 'message',
+        role: 'assistant',
+        model: 'claude-x',
+        content: [
+          { type: 'tool_use', id: 'toolu_1', name: 'lb_json_response', input: { city: 'Paris', warm: true } },
+        ],
+        stop_reason: 'tool_use',
+        usage: { input_tokens: 10, output_tokens: 5 },
+      }),
+      req,
+    );
+    const body = JSON.parse(text(out.body));
+    expect(body.choices[0].message).toEqual({
+      role: 'assistant',
+      content: '{"city":"Paris","warm":true}',
+      refusal: null,
+    });
+    expect(body.choices[0].finish_reason).toBe('stop');
+  });
+
+  it('streamed: the call input arrives as content deltas, finish_reason stop, other tools still tool calls', () => {
+    const ev = (type: string, data: object) =>
+      `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+    const start = ev('message_start', {
+      message: { id: 'msg_2', model: 'claude-x', usage: { input_tokens: 9, output_tokens: 1 } },
+    });
+    const json = (index: number) =>
+      ev('content_block_start', {
+        index,
+        content_block: { type: 'tool_use', id: 'toolu_2', name: 'lb_json_response', input: {} },
+      }) +
+      ev('content_block_delta', {
+        index,
+        delta: { type: 'input_json_delta', partial_json: '{"city": "Pa' },
+      }) +
+      ev('content_block_delta', {
+        index,
+        delta: { type: 'input_json_delta', partial_json: 'ris", "warm": true}' },
+      }) +
+      ev('content_block_stop', { index });
+    const end =
+      ev('message_delta', { delta: { stop_reason: 'tool_use' }, usage: { output_tokens: 7 } }) +
+      ev('message_stop', {});
+    const run = (input: string) => {
+      const t = dialect.createStreamTranslator!(
+        chatRequest(endpoint(), { model: 'm', stream: true, messages }),
+      );
+      const chunks = (t.push(input) + t.end())
+        .split('\n\n')
+        .filter((x) => x.startsWith('data: {'))
+        .map((x) => JSON.parse(x.slice(6)));
+      return {
+        content: chunks.map((c) => c.choices[0]?.delta?.content ?? '').join(''),
+        calls: chunks.flatMap((c) => c.choices[0]?.delta?.tool_calls ?? []),
+        finish: chunks.map((c) => c.choices[0]?.finish_reason).filter(Boolean),
+      };
+    };
+    const r = run(start + json(0) + end);
+    expect(JSON.parse(r.content)).toEqual({ city: 'Paris', warm: true });
+    expect(r.calls).toEqual([]);
+    expect(r.finish).toEqual(['stop']);
+    // The model called the caller's tool instead: a tool call as ever.
+    const other =
+      ev('content_block_start', {
+        index: 0,
+        content_block: { type: 'tool_use', id: 't', name: 'get_weather', input: {} },
+      }) + ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: '{}' } });
+    const o = run(start + other + end);
+    expect(o.calls[0].function.name).toBe('get_weather');
+    expect(o.finish).toEqual(['tool_calls']);
+  });
+});

@@ -47,8 +47,8 @@ const anthropicStream = (text: string[]): [string, unknown][] => [
   ['message_stop', { type: 'message_stop' }],
 ];
 
-/** The next request to `up` gets an Anthropic Messages answer saying `text`. */
-function answerAsClaude(up: FakeUpstream, text: string): void {
+/** The next request to `up` gets an Anthropic Messages answer saying `text` (or holding these content blocks). */
+function answerAsClaude(up: FakeUpstream, text: string | object[], stopReason = 'end_turn'): void {
   up.next({
     type: 'custom',
     handle: (_req, res) => {
@@ -57,8 +57,8 @@ function answerAsClaude(up: FakeUpstream, text: string): void {
         type: 'message',
         role: 'assistant',
         model: 'claude-x',
-        content: [{ type: 'text', text }],
-        stop_reason: 'end_turn',
+        content: typeof text === 'string' ? [{ type: 'text', text }] : text,
+        stop_reason: stopReason,
         usage: { input_tokens: 5, output_tokens: 3 },
       });
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
@@ -168,6 +168,66 @@ describe('provider dialects through the proxy', () => {
       logprobs: false,
     });
     expect(r.choices[0].message.content).toBe('one choice');
+  });
+  it('answers a response_format from Anthropic as JSON content, streamed or not', async () => {
+    const schema = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] };
+    const response_format = { type: 'json_schema' as const, json_schema: { name: 'place', schema } };
+    answerAsClaude(
+      claude,
+      [{ type: 'tool_use', id: 'toolu_1', name: 'lb_json_response', input: { city: 'Paris' } }],
+      'tool_use',
+    );
+    const r = await client.chat.completions.create({
+      model: 'claude-x',
+      messages: [{ role: 'user', content: 'Where?' }],
+      response_format,
+    });
+    expect(JSON.parse(r.choices[0].message.content!)).toEqual({ city: 'Paris' });
+    expect(r.choices[0].finish_reason).toBe('stop');
+    expect(r.choices[0].message.tool_calls).toBeUndefined();
+    const sent = claude.requests.at(-1)!.json;
+    expect(sent.tools).toEqual([expect.objectContaining({ name: 'lb_json_response', input_schema: schema })]);
+    expect(sent.tool_choice).toEqual({ type: 'tool', name: 'lb_json_response' });
+    expect(sent.response_format).toBeUndefined();
+
+    claude.next({
+      type: 'custom',
+      handle: (_req, res) =>
+        sse(res, [
+          anthropicStream([])[0],
+          [
+            'content_block_start',
+            {
+              type: 'content_block_start',
+              index: 0,
+              content_block: { type: 'tool_use', id: 't', name: 'lb_json_response', input: {} },
+            },
+          ],
+          ...['{"ci', 'ty": "Ro', 'me"}'].map((partial_json): [string, unknown] => [
+            'content_block_delta',
+            { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json } },
+          ]),
+          [
+            'message_delta',
+            { type: 'message_delta', delta: { stop_reason: 'tool_use' }, usage: { output_tokens: 6 } },
+          ],
+          ['message_stop', { type: 'message_stop' }],
+        ]),
+    });
+    const stream = await client.chat.completions.create({
+      model: 'claude-x',
+      messages: [{ role: 'user', content: 'Where?' }],
+      response_format,
+      stream: true,
+    });
+    let text = '';
+    let finish: string | null = null;
+    for await (const ch of stream) {
+      text += ch.choices[0]?.delta?.content ?? '';
+      finish = ch.choices[0]?.finish_reason ?? finish;
+    }
+    expect(JSON.parse(text)).toEqual({ city: 'Rome' });
+    expect(finish).toBe('stop');
   });
 });
 

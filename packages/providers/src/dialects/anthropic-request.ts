@@ -95,6 +95,39 @@ function toolResult(id: unknown, content: unknown, where: string): Block {
   };
 }
 
+/**
+ * The tool a `response_format` becomes: Anthropic has no JSON mode on every model, but a forced tool call's input is
+ * always a JSON object matching the tool's schema. The answer's call to it is turned back into message content.
+ */
+export const JSON_TOOL = 'lb_json_response';
+
+/** The JSON tool for a `response_format`, or undefined for text (or none). */
+function jsonTool(format: unknown): Block | undefined {
+  const f = format as {
+    type?: unknown;
+    json_schema?: { schema?: unknown; name?: unknown; description?: unknown };
+  };
+  if (f?.type === 'json_object') {
+    return {
+      name: JSON_TOOL,
+      description: 'Answer with a JSON object.',
+      input_schema: { type: 'object', additionalProperties: true },
+    };
+  }
+  if (f?.type !== 'json_schema') return undefined;
+  const s = f.json_schema;
+  const schema = s?.schema;
+  if (!schema || typeof schema !== 'object' || Array.isArray(schema))
+    throw bad('response_format.json_schema.schema: expected a JSON Schema object');
+  const about = typeof s.description === 'string' ? ` ${s.description}` : '';
+  const name = typeof s.name === 'string' ? ` (${s.name})` : '';
+  return {
+    name: JSON_TOOL,
+    description: `Answer with a JSON object matching the schema${name}.${about}`,
+    input_schema: schema,
+  };
+}
+
 function toolChoice(choice: unknown, parallel: unknown): Block | undefined {
   let out: Block | undefined;
   if (choice === 'auto') out = { type: 'auto' };
@@ -118,7 +151,9 @@ export interface AnthropicRequestOptions {
  * OpenAI chat completion request → Anthropic Messages request.
  * system/developer → `system`; user (text, images, files), assistant (text, tool_calls → tool_use), tool → user
  * `tool_result`; consecutive same-role turns merged; tools/tool_choice/parallel_tool_calls; stop → stop_sequences;
- * max_completion_tokens ?? max_tokens ?? default; temperature (clamped to Anthropic's 0..1), top_p; user → metadata.
+ * max_completion_tokens ?? max_tokens ?? default; temperature (clamped to Anthropic's 0..1), top_p; user → metadata;
+ * response_format json_object/json_schema → a forced call to {@link JSON_TOOL}, whose input the answer turns back
+ * into message content.
  */
 export function toAnthropicRequest(
   json: Record<string, any>,
@@ -199,13 +234,35 @@ export function toAnthropicRequest(
     : Array.isArray(json.functions)
       ? json.functions
       : undefined;
-  if (tools?.length) {
-    out.tools = tools.map((f: any) => {
-      const tool: Block = { name: f.name, input_schema: f.parameters ?? { type: 'object', properties: {} } };
-      if (f.description) tool.description = f.description;
-      return tool;
-    });
-    const choice = toolChoice(json.tool_choice ?? json.function_call, json.parallel_tool_calls);
+  let asked: Block[] | undefined = tools?.length
+    ? tools.map((f: any) => {
+        const tool: Block = {
+          name: f.name,
+          input_schema: f.parameters ?? { type: 'object', properties: {} },
+        };
+        if (f.description) tool.description = f.description;
+        return tool;
+      })
+    : undefined;
+  let choice = asked
+    ? toolChoice(json.tool_choice ?? json.function_call, json.parallel_tool_calls)
+    : undefined;
+  const answer = jsonTool(json.response_format);
+  if (answer) {
+    // The answer comes as a call to the JSON tool. Forced when the caller has no tools (or said `none` to them);
+    // with tools the caller left to the model, some tool must be called (theirs, or the answer); a tool of theirs
+    // the caller forced stays forced; extended thinking allows only `auto`.
+    if (choice?.type === 'none') {
+      asked = undefined;
+      choice = undefined;
+    }
+    if ((json.thinking as { type?: unknown } | undefined)?.type === 'enabled') choice = { type: 'auto' };
+    else if (!asked) choice = { type: 'tool', name: JSON_TOOL };
+    else if (choice === undefined || choice.type === 'auto') choice = { ...choice, type: 'any' };
+    asked = asked ? [...asked, answer] : [answer];
+  }
+  if (asked?.length) {
+    out.tools = asked;
     if (choice) out.tool_choice = choice;
   }
   if (typeof json.user === 'string') out.metadata = { user_id: json.user };

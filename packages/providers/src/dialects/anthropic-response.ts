@@ -1,4 +1,5 @@
 import type { Usage } from '@lb/core';
+import { JSON_TOOL } from './anthropic-request.js';
 
 /** Anthropic `stop_reason` → OpenAI `finish_reason`. */
 export function finishReason(stop: unknown): string | null {
@@ -37,14 +38,23 @@ export function openAIUsage(u: any): Usage & { prompt_tokens_details?: { cached_
   return out;
 }
 
-/** Anthropic Messages response → OpenAI `chat.completion`. */
+/**
+ * Anthropic Messages response → OpenAI `chat.completion`. A call to {@link JSON_TOOL} (a `response_format`) becomes
+ * the message content.
+ */
 export function toChatCompletion(msg: any, created: number): Record<string, unknown> {
   let text: string | null = null;
+  let json = false;
   const toolCalls: unknown[] = [];
   if (Array.isArray(msg.content)) {
     for (const b of msg.content) {
-      if (b?.type === 'text') text = text === null ? b.text : text + b.text;
-      else if (b?.type === 'tool_use') {
+      if (b?.type === 'text') {
+        if (!json) text = text === null ? b.text : text + b.text;
+      } else if (b?.type === 'tool_use' && b.name === JSON_TOOL) {
+        // The answer to a `response_format`: its JSON is the message (text the model wrote before it is not).
+        text = JSON.stringify(b.input ?? {});
+        json = true;
+      } else if (b?.type === 'tool_use') {
         toolCalls.push({
           id: b.id,
           type: 'function',
@@ -60,7 +70,14 @@ export function toChatCompletion(msg: any, created: number): Record<string, unkn
     object: 'chat.completion',
     created,
     model: msg.model,
-    choices: [{ index: 0, message, logprobs: null, finish_reason: finishReason(msg.stop_reason) ?? 'stop' }],
+    choices: [
+      {
+        index: 0,
+        message,
+        logprobs: null,
+        finish_reason: json && !toolCalls.length ? 'stop' : (finishReason(msg.stop_reason) ?? 'stop'),
+      },
+    ],
     usage: openAIUsage(msg.usage),
   };
 }

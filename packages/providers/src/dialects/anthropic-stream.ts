@@ -1,6 +1,7 @@
 import type { Usage } from '@lb/core';
 import type { StreamFailure, StreamTranslator } from '../types.js';
 import { anthropicErrorStatus, openAIErrorFromAnthropic } from './anthropic-errors.js';
+import { JSON_TOOL } from './anthropic-request.js';
 import { finishReason, openAIUsage } from './anthropic-response.js';
 
 const DONE = 'data: [DONE]\n\n';
@@ -8,7 +9,8 @@ const DONE = 'data: [DONE]\n\n';
 /**
  * Anthropic Messages SSE → OpenAI `chat.completion.chunk` SSE, event by event:
  * message_start → role chunk; content_block_start (tool_use) → tool call header; content_block_delta (text_delta,
- * input_json_delta) → content / arguments chunks; message_delta → finish_reason chunk; message_stop → usage chunk
+ * input_json_delta) → content / arguments chunks (the input of a call to `JSON_TOOL`, a `response_format` answer, as
+ * content); message_delta → finish_reason chunk; message_stop → usage chunk
  * (when `stream_options.include_usage`) and `[DONE]`; error → OpenAI error event, and {@link error} set.
  */
 export class AnthropicStreamTranslator implements StreamTranslator {
@@ -21,6 +23,8 @@ export class AnthropicStreamTranslator implements StreamTranslator {
   #includeUsage: boolean;
   /** Anthropic content block index → OpenAI tool call index. */
   #tools = new Map<number, number>();
+  /** The content block holding the call to {@link JSON_TOOL} (a `response_format` answer), streamed as content. */
+  #answer = -1;
   #input: any;
   #output = 0;
   #done = false;
@@ -87,6 +91,10 @@ export class AnthropicStreamTranslator implements StreamTranslator {
       }
       case 'content_block_start': {
         const b = e.content_block;
+        if (b?.type === 'tool_use' && b.name === JSON_TOOL) {
+          this.#answer = e.index;
+          return '';
+        }
         if (b?.type === 'tool_use') {
           const index = this.#tools.size;
           this.#tools.set(e.index, index);
@@ -101,6 +109,10 @@ export class AnthropicStreamTranslator implements StreamTranslator {
         const d = e.delta;
         if (d?.type === 'text_delta')
           return `${this.#head}{"content":${JSON.stringify(d.text)}}${this.#tail}`;
+        if (d?.type === 'input_json_delta' && e.index === this.#answer) {
+          if (!d.partial_json) return '';
+          return `${this.#head}{"content":${JSON.stringify(d.partial_json)}}${this.#tail}`;
+        }
         if (d?.type === 'input_json_delta') {
           const index = this.#tools.get(e.index);
           if (index === undefined || !d.partial_json) return '';
@@ -117,7 +129,10 @@ export class AnthropicStreamTranslator implements StreamTranslator {
           }
         }
         this.usage = openAIUsage({ ...this.#input, output_tokens: this.#output });
-        const reason = finishReason(e.delta?.stop_reason);
+        const stop = e.delta?.stop_reason;
+        // A `response_format` answer ends in a tool call Anthropic-side, in a plain stop OpenAI-side.
+        const reason =
+          stop === 'tool_use' && this.#answer >= 0 && this.#tools.size === 0 ? 'stop' : finishReason(stop);
         if (reason === null) return '';
         return `${this.#head}{},"logprobs":null,"finish_reason":"${reason}"}]}\n\n`;
       }
