@@ -90,6 +90,34 @@ export interface BreakerOptions {
   now?: () => number;
   /** Environment to read `CIRCUIT_BREAKER_*` from. Default `process.env` (none in browsers). */
   env?: Env;
+  /**
+   * Share circuit changes with the other replicas routing to the same endpoints (several lb-server processes behind
+   * one load balancer): a circuit one replica opens opens on the others for the rest of its open period (then each
+   * lets its own probe through), and a probe that passes on one closes the circuit on the others. Any
+   * publish/subscribe channel will do; lb-server uses Redis pub/sub when `server.redisUrl` is set. Endpoint ids must
+   * be the same on every replica.
+   */
+  peers?: BreakerPeers;
+  /** This replica's name in shared changes (`opened on replica …`). Default: random. */
+  replicaId?: string;
+}
+
+/**
+ * A channel between replicas for {@link BreakerOptions.peers}: messages are short strings the breaker writes and
+ * reads itself (a replica ignores its own); the channel only carries them to every other subscriber.
+ *
+ * @example
+ * // ioredis: one connection publishes, a duplicate subscribes
+ * const peers = {
+ *   publish: (m) => void redis.publish('lb:breaker', m).catch(() => {}),
+ *   subscribe: (fn) => { const sub = redis.duplicate(); sub.subscribe('lb:breaker'); sub.on('message', (_c, m) => fn(m)); return () => sub.disconnect(); },
+ * };
+ */
+export interface BreakerPeers {
+  /** Sends one message to the other replicas. Must not throw (a lost message only delays the others). */
+  publish(message: string): void;
+  /** Calls `onMessage` with every message published by any replica; returns the unsubscribe. */
+  subscribe(onMessage: (message: string) => void): () => void;
 }
 
 /** A circuit changed state. */
@@ -185,6 +213,8 @@ interface Circuit {
   lastFailure: string | undefined;
   /** The half-open probe in flight. */
   probe: Pending | undefined;
+  /** The transitions under way were started by another replica's message: they are not shared back. */
+  quiet: boolean;
   /**
    * Requests with an attempt in flight that started while this circuit was closed (on its current policy). Their
    * outcomes are counted without a cockatiel `execute` per request: a success straight into the circuit's breaker
@@ -232,7 +262,24 @@ interface Resolved {
   countStreamFailures: boolean;
   probeTimeoutMs: number;
   now: () => number;
+  peers: BreakerPeers | undefined;
+  replicaId: string;
 }
+
+/** A shared change, as sent between replicas. */
+interface PeerMessage {
+  v: 1;
+  /** Replica that sent it. */
+  from: string;
+  endpointId: string;
+  state: 'open' | 'closed';
+  /** Open: how long the sender's circuit stays open from now, ms (a duration: clocks of replicas differ). */
+  forMs?: number;
+  reason: string;
+}
+
+/** The longest remote open period taken on, ms: a day (a message is only as trustworthy as its sender). */
+const MAX_PEER_OPEN_MS = 86_400_000;
 
 function resolveOptions(o: BreakerOptions): Resolved {
   if (o === null || typeof o !== 'object')
@@ -283,7 +330,52 @@ function resolveOptions(o: BreakerOptions): Resolved {
     countStreamFailures: bool('breaker.countStreamFailures', o.countStreamFailures) ?? true,
     probeTimeoutMs: num('breaker.probeTimeoutMs', o.probeTimeoutMs, 1) ?? 600_000,
     now: o.now ?? Date.now,
+    peers: peersOption(o.peers),
+    replicaId:
+      o.replicaId === undefined
+        ? Math.floor(Math.random() * 0x100000000)
+            .toString(16)
+            .padStart(8, '0')
+        : nonEmpty('breaker.replicaId', o.replicaId),
   };
+}
+
+function peersOption(p: unknown): BreakerPeers | undefined {
+  if (p === undefined) return undefined;
+  const x = p as Partial<BreakerPeers> | null;
+  if (!x || typeof x.publish !== 'function' || typeof x.subscribe !== 'function')
+    throw new ConfigError(
+      `breaker.peers: expected { publish(message), subscribe(onMessage) }, received ${p === null ? 'null' : typeof p}`,
+    );
+  return x as BreakerPeers;
+}
+
+function nonEmpty(name: string, v: unknown): string {
+  if (typeof v !== 'string' || v === '')
+    throw new ConfigError(`${name}: expected a non-empty string, received ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** A peer's message, or undefined when it is not one (another version, garbage on the channel). */
+function readPeerMessage(raw: unknown): PeerMessage | undefined {
+  if (typeof raw !== 'string' || raw.length > 4096) return undefined;
+  let m: Partial<PeerMessage>;
+  try {
+    m = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  if (
+    m === null ||
+    typeof m !== 'object' ||
+    m.v !== 1 ||
+    typeof m.from !== 'string' ||
+    typeof m.endpointId !== 'string' ||
+    typeof m.reason !== 'string' ||
+    (m.state !== 'closed' && (m.state !== 'open' || typeof m.forMs !== 'number' || !(m.forMs > 0)))
+  )
+    return undefined;
+  return m as PeerMessage;
 }
 
 class Breaker implements BreakerHandle, Guard {
@@ -324,6 +416,11 @@ class Breaker implements BreakerHandle, Guard {
       }),
     ];
     this.#offs.push(r.addGuard(this));
+    const peers = this.#o.peers;
+    if (peers !== undefined) {
+      const off = peers.subscribe((m) => this.#onPeer(m));
+      if (typeof off === 'function') this.#offs.push(off);
+    }
   }
 
   // ------------------------------------------------------------- guard
@@ -531,6 +628,7 @@ class Breaker implements BreakerHandle, Guard {
         opens: 0,
         lastFailure: undefined,
         probe: undefined,
+        quiet: false,
         direct: [],
       };
       this.#replace(c, undefined);
@@ -638,6 +736,54 @@ class Breaker implements BreakerHandle, Guard {
         view = { state: 'isolated', since: now, veto: Object.freeze({ reason: `isolated: ${reason}` }) };
     }
     this.#setView(c, view, reason);
+    if (to === 'open' || to === 'closed') {
+      // Settled: share what this replica found out itself (a probe failed or passed, failures opened it).
+      if (!c.quiet && from !== 'isolated' && view.state === 'open')
+        this.#share(c.id, 'open', reason, view.halfOpenAt - now);
+      else if (!c.quiet && from === 'half-open') this.#share(c.id, 'closed', reason);
+      c.quiet = false;
+    }
+  }
+
+  // ------------------------------------------------------------- peers
+
+  #share(endpointId: string, state: 'open' | 'closed', reason: string, forMs?: number): void {
+    const peers = this.#o.peers;
+    if (peers === undefined) return;
+    const m: PeerMessage = { v: 1, from: this.#o.replicaId, endpointId, state, forMs, reason };
+    try {
+      peers.publish(JSON.stringify(m));
+    } catch {
+      // A lost message only delays the other replicas: each still judges the endpoint by its own traffic.
+    }
+  }
+
+  #onPeer(raw: unknown): void {
+    const m = readPeerMessage(raw);
+    if (m === undefined || m.from === this.#o.replicaId || this.#disposed) return;
+    if (this.#router.getEndpoint(m.endpointId) === undefined) return;
+    if (m.state === 'open') {
+      // Only a closed circuit takes a peer's word: one that is open, probing or isolated here knows better.
+      const c = this.#circuitFor(m.endpointId);
+      if (c.view.state !== 'closed') return;
+      const forMs = Math.min(m.forMs!, MAX_PEER_OPEN_MS);
+      // cockatiel hydrated open, due for its probe when the sender's is: this replica then probes on its own.
+      const first = Math.min(this.#o.maxMs, this.#o.halfOpenAfterMs);
+      const { breakerState } = c.policy.toJSON() as { breakerState: unknown };
+      this.#replace(c, {
+        ownState: { value: CircuitState.Open, openedAt: Date.now() + forMs - first, attemptNo: 1 },
+        breakerState,
+      });
+      const now = this.#now();
+      const why = `opened on replica ${m.from}: ${m.reason}`;
+      this.#setView(c, this.#openView(c, now, why, now + forMs), why);
+      return;
+    }
+    // A probe passed on another replica: an open circuit here closes through its own probe transitions.
+    const c = this.#circuits.get(m.endpointId);
+    if (c === undefined || c.view.state !== 'open') return;
+    c.quiet = true;
+    this.#probePassed(c, `probe passed on replica ${m.from}`);
   }
 
   #setView(c: Circuit, view: View, why: string): void {
@@ -737,20 +883,28 @@ class Breaker implements BreakerHandle, Guard {
     c.override = undefined;
     c.nextOpenMs = this.#o.halfOpenAfterMs;
     this.#replace(c, undefined);
+    const from = c.view.state;
     this.#setView(c, { state: 'closed', since: this.#now() }, 'reset by hand');
+    if (from === 'open' || from === 'half-open') this.#share(id, 'closed', 'reset by hand');
     return true;
   }
 
   recordProbe(id: string, ok: boolean): boolean {
     const c = this.#circuits.get(id);
     if (!ok || c === undefined || c.view.state !== 'open') return false;
+    return this.#probePassed(c, 'health probe passed');
+  }
+
+  /** An out-of-band probe passed on an open circuit: half-open, then closed, through cockatiel's own transitions. */
+  #probePassed(c: Circuit, why: string): boolean {
+    if (c.view.state !== 'open') return false;
     if (this.#now() < c.view.halfOpenAt) {
       // Hydrate cockatiel with the open period already over, so the probe runs through its own transitions.
       const snap = c.policy.toJSON() as { ownState: { value: CircuitState; openedAt: number } };
       snap.ownState.openedAt = 0;
       this.#replace(c, snap);
     }
-    c.override = 'health probe passed';
+    c.override = why;
     c.policy.execute(() => Promise.resolve()).catch(noop);
     return (c.view as View).state === 'half-open';
   }

@@ -7,6 +7,7 @@ export type {
   BreakerCounts,
   BreakerHandle,
   BreakerOptions,
+  BreakerPeers,
   BreakerSnapshot,
   BreakerState,
   BreakerStateChange,

@@ -1,50 +1,8 @@
-import {
-  type AttemptContext,
-  ConfigError,
-  createRouter,
-  isNoHealthyEndpointError,
-  type Router,
-} from '@lb/core';
+import { ConfigError, createRouter, isNoHealthyEndpointError, type Router } from '@lb/core';
 import { fakeKey } from '@lb/test-utils';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { attachBreaker, type BreakerOptions, type BreakerStateChange } from '../src/index.js';
-
-type Reply = { status: number; headers?: Record<string, string> };
-type Script = (ctx: AttemptContext) => Promise<Reply>;
-
-const ok = (): Promise<Reply> => Promise.resolve({ status: 200 });
-const status =
-  (s: number, headers?: Record<string, string>): Script =>
-  () =>
-    Promise.resolve({ status: s, headers });
-
-function setup(options: BreakerOptions = {}, ids = ['a', 'b']) {
-  const router = createRouter({
-    endpoints: ids.map((id, i) => ({
-      id,
-      url: `http://${id}.test/v1`,
-      apiKey: fakeKey(id),
-      priority: i + 1,
-    })),
-    maxRetries: 1,
-    backoff: { initialMs: 1, maxMs: 1, jitter: 0 },
-    maxWaitMs: 0,
-  });
-  const breaker = attachBreaker(router, { threshold: 3, halfOpenAfterMs: 10_000, env: {}, ...options });
-  const changes: BreakerStateChange[] = [];
-  breaker.on('state', (c) => changes.push(c));
-  const script: Record<string, Script> = Object.fromEntries(ids.map((id) => [id, ok]));
-  const calls: string[] = [];
-  const run = (req: { signal?: AbortSignal } = {}) =>
-    router.execute(req, (ctx) => {
-      calls.push(ctx.endpoint.id);
-      return script[ctx.endpoint.id](ctx);
-    });
-  return { router, breaker, changes, script, calls, run };
-}
-
-/** Lets cockatiel settle the outcomes it counts (it does so a few microtasks after the attempt). */
-const flush = () => vi.advanceTimersByTimeAsync(0);
+import { describe, expect, it, vi } from 'vitest';
+import { attachBreaker } from '../src/index.js';
+import { fakeTimers, flush, ok, type Reply, type Script, setup, status } from './setup.js';
 
 function deferred<T>() {
   let resolve!: (v: T) => void;
@@ -62,12 +20,7 @@ async function trip(t: ReturnType<typeof setup>, n = 3, s = 500) {
   await flush();
 }
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+fakeTimers();
 
 describe('attachBreaker: consecutive policy', () => {
   it('opens after N endpoint failures and routes around the open endpoint', async () => {

@@ -1,10 +1,20 @@
 import { createRequire } from 'node:module';
+import { hostname } from 'node:os';
 import { attachBreaker, attachHealthChecks, type BreakerHandle } from '@lb/breaker';
 import type { Endpoint } from '@lb/core';
 import { explainUnservable, findDialect, providerGuard, requestFeatures } from '@lb/providers';
 import { attachRateLimit, createClientLimiter, estimateTokens, RedisStore, type Store } from '@lb/ratelimit';
 import { createObservability } from './observability/index.js';
 import type { Integrations } from './server.js';
+
+/**
+ * The pub/sub channel replicas share breaker changes on: one per database number of the URL (`redis://h/2` →
+ * `lb:breaker:2`), since Redis channels, unlike keys, are not kept apart by database.
+ */
+function breakerChannel(url: string): string {
+  const db = /^rediss?:\/\/[^/]*\/(\d+)/.exec(url)?.[1] ?? '0';
+  return `lb:breaker:${db}`;
+}
 
 export const integrations: Integrations = {
   observability: (router, options) => createObservability(router, options),
@@ -20,6 +30,9 @@ export const integrations: Integrations = {
         threshold: b?.threshold,
         halfOpenAfterMs: b?.halfOpenAfterMs,
         policy: b?.policy as 'consecutive' | 'sampling' | undefined,
+        peers: opts.breakerPeers,
+        // Named after the host and process, for `opened on replica …` on the other replicas' health pages.
+        replicaId: opts.breakerPeers ? `${hostname()}:${process.pid}` : undefined,
       });
     }
     const hc = opts.healthCheck?.enabled
@@ -53,8 +66,30 @@ export const integrations: Integrations = {
       retryStrategy: (n) => Math.min(100 * 2 ** Math.min(n, 6), 5_000),
     });
     client.on('error', onError);
+    // Breaker changes go over pub/sub: a connection in subscriber mode serves nothing else, so a duplicate, opened
+    // on the first subscription (each subscribes again once ready: Redis forgets subscriptions with the connection).
+    const subscribers = new Set<InstanceType<typeof Redis>>();
+    const channel = breakerChannel(url);
     return {
       store: new RedisStore(client),
+      breakerPeers: {
+        publish: (message) => {
+          if (client.status === 'ready') client.publish(channel, message).catch(onError);
+        },
+        subscribe: (fn) => {
+          const sub = client.duplicate();
+          subscribers.add(sub);
+          sub.on('error', onError);
+          sub.on('ready', () => void sub.subscribe(channel).catch(onError));
+          sub.on('message', (from: string, message: string) => {
+            if (from === channel) fn(message);
+          });
+          return () => {
+            subscribers.delete(sub);
+            sub.disconnect();
+          };
+        },
+      },
       status: () => client.status,
       ready: (ms) =>
         client.status === 'ready'
@@ -70,6 +105,8 @@ export const integrations: Integrations = {
               client.once('ready', onReady);
             }),
       close: async () => {
+        for (const sub of subscribers) sub.disconnect();
+        subscribers.clear();
         if (client.status === 'ready') await client.quit();
         else client.disconnect();
       },

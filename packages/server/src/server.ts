@@ -95,6 +95,12 @@ export interface LbServer {
   close(timeoutMs?: number): Promise<{ drained: boolean; cut: number }>;
 }
 
+/** A publish/subscribe channel between replicas (`@lb/breaker`'s `BreakerPeers`). */
+export interface BreakerPeersLike {
+  publish(message: string): void;
+  subscribe(onMessage: (message: string) => void): () => void;
+}
+
 /** Hooks the integration layer (`integrations.ts`) fills from the other lb packages. */
 export interface Integrations {
   observability: ObservabilityFactory;
@@ -105,6 +111,7 @@ export interface Integrations {
       healthCheck?: HealthCheckSettings;
       rateLimit: boolean;
       store?: SharedStore;
+      breakerPeers?: BreakerPeersLike;
     },
   ): { breaker?: Attachment; rateLimit?: Attachment; healthChecks?: Attachment; dispose(): void };
   clientLimiter(opts: { requests: number; windowMs: number }, store?: SharedStore): ClientLimiterLike;
@@ -114,6 +121,8 @@ export interface Integrations {
     onError: (err: Error) => void,
   ): {
     store: SharedStore;
+    /** Breaker changes between replicas (pub/sub on the same Redis). */
+    breakerPeers?: BreakerPeersLike;
     status(): string;
     ready(timeoutMs: number): Promise<boolean>;
     close(): Promise<void>;
@@ -177,6 +186,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     healthCheck: options.healthCheck,
     rateLimit: options.rateLimit !== false,
     store: shared?.store,
+    breakerPeers: shared?.breakerPeers,
   });
   const obs = integ.observability(router, {
     metricsEnabled: settings.metricsEnabled,

@@ -101,3 +101,63 @@ describe('replicas sharing rate-limit state in Redis', () => {
     expect(logs.join('')).toContain('shared rate-limit store (Redis) unavailable');
   });
 });
+
+describe('replicas sharing breaker state over Redis pub/sub', () => {
+  it('a circuit one replica opens keeps the other away from the endpoint too; a reset by hand closes it on both', async () => {
+    const bad = await startFakeUpstream({ name: 'bad', defaultBehaviour: { type: 'status', status: 500 } });
+    try {
+      const url = `${redis.url}/3`;
+      const make = async () => {
+        const server = createServer({
+          router: {
+            endpoints: [
+              { id: 'bad', url: bad.url, apiKey: fakeKey('bad'), priority: 1 },
+              { id: 'good', url: up.url, apiKey: upstreamKey, priority: 2 },
+            ],
+            backoff: { initialMs: 1, maxMs: 1 },
+          },
+          server: { port: 0, redisUrl: url, logLevel: 'warn' },
+          breaker: { enabled: true, threshold: 2, halfOpenAfterMs: 60_000 },
+          logDestination: { write: () => true } as never,
+        });
+        servers.push(server);
+        const client = new OpenAI({ baseURL: `${await server.listen()}/v1`, apiKey: 'x', maxRetries: 0 });
+        return { server, client };
+      };
+      const one = await make();
+      const two = await make();
+      await settle(); // both subscribed
+      const chat = (c: OpenAI) =>
+        c.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+      const breakerOf = (s: LbServer) =>
+        s.router.snapshot().endpoints.find((e) => e.id === 'bad')!.guards.breaker as {
+          state: string;
+          reason?: string;
+        };
+      // Two failures on replica one (each failed over and answered by `good`): its circuit opens.
+      for (let i = 0; i < 2; i++) expect((await chat(one.client)).system_fingerprint).toBe('up');
+      expect(bad.requests.length).toBe(2);
+      expect(breakerOf(one.server).state).toBe('open');
+      await settle();
+      // Replica two never met a failure, and does not try `bad` either.
+      expect(breakerOf(two.server)).toMatchObject({ state: 'open' });
+      expect(breakerOf(two.server).reason).toMatch(
+        /^opened on replica \w+: 2 consecutive failures; last: HTTP 500/,
+      );
+      expect((await chat(two.client)).system_fingerprint).toBe('up');
+      expect(bad.requests.length).toBe(2);
+      // An operator enables the endpoint again on replica one (POST /admin/endpoints/bad/enable): replica two follows.
+      one.server.router.setEndpointHealth('bad', true);
+      expect(breakerOf(one.server).state).toBe('closed');
+      await settle();
+      expect(breakerOf(two.server)).toMatchObject({
+        state: 'closed',
+        reason: expect.stringMatching(/^probe passed on replica/),
+      });
+      expect((await chat(two.client)).system_fingerprint).toBe('up');
+      expect(bad.requests.length).toBe(3);
+    } finally {
+      await bad.close();
+    }
+  });
+});

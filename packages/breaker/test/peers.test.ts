@@ -1,0 +1,150 @@
+import { ConfigError, createRouter } from '@lb/core';
+import { describe, expect, it, vi } from 'vitest';
+import { attachBreaker, type BreakerPeers } from '../src/index.js';
+import { fakeTimers, flush, setup } from './setup.js';
+
+/** An in-memory publish/subscribe channel: every message reaches every subscriber (its sender too, as Redis does). */
+function bus() {
+  const subs = new Set<(m: string) => void>();
+  const sent: string[] = [];
+  const peers: BreakerPeers = {
+    publish: (m) => {
+      sent.push(m);
+      for (const s of [...subs]) s(m);
+    },
+    subscribe: (fn) => {
+      subs.add(fn);
+      return () => subs.delete(fn);
+    },
+  };
+  return { peers, sent, subs };
+}
+
+/** A replica: the shared test router (endpoints a, b) with a breaker on `peers`. */
+const replica = (peers: BreakerPeers, name: string) =>
+  setup({ threshold: 2, halfOpenAfterMs: 10_000, peers, replicaId: name });
+
+fakeTimers();
+
+describe('breakers shared between replicas (peers)', () => {
+  it('a circuit one replica opens opens on the other for the rest of its period; each then probes on its own', async () => {
+    const { peers, sent } = bus();
+    const r1 = replica(peers, 'r1');
+    const r2 = replica(peers, 'r2');
+    r1.script.a = () => Promise.resolve({ status: 500 });
+    await r1.run();
+    await r1.run();
+    await flush();
+    expect(r1.breaker.state('a')).toBe('open');
+    expect(sent.map((m) => JSON.parse(m))).toEqual([
+      {
+        v: 1,
+        from: 'r1',
+        endpointId: 'a',
+        state: 'open',
+        forMs: 10_000,
+        reason: '2 consecutive failures; last: HTTP 500',
+      },
+    ]);
+    // r2 never saw a failure, and does not send to `a` now.
+    expect(r2.breaker.state('a')).toBe('open');
+    expect(r2.changes.map((c) => [c.from, c.to, c.reason])).toEqual([
+      ['closed', 'open', 'opened on replica r1: 2 consecutive failures; last: HTTP 500'],
+    ]);
+    expect(r2.changes[0].until).toBe(r2.changes[0].at + 10_000);
+    await r2.run();
+    expect(r2.calls).toEqual(['b']);
+    expect(r2.router.snapshot().endpoints[0].unavailableReason).toMatch(
+      /^breaker: open: opened on replica r1/,
+    );
+
+    // Four seconds later, r2's copy ends when r1's does (not 10 s after it heard of it).
+    await vi.advanceTimersByTimeAsync(4_000);
+    await r2.run();
+    expect(r2.calls).toEqual(['b', 'b']);
+    await vi.advanceTimersByTimeAsync(6_000);
+    // r2 probes with a request of its own; `a` has recovered: closed on r2, and r1 hears of it.
+    r2.calls.length = 0;
+    await r2.run();
+    await flush();
+    expect(r2.calls).toEqual(['a']);
+    expect(r2.breaker.state('a')).toBe('closed');
+    expect(r2.changes.map((c) => c.to)).toEqual(['open', 'half-open', 'closed']);
+    expect(JSON.parse(sent.at(-1)!)).toMatchObject({
+      from: 'r2',
+      state: 'closed',
+      reason: 'probe succeeded',
+    });
+    await flush();
+    expect(r1.breaker.state('a')).toBe('closed');
+    expect(r1.changes.map((c) => [c.to, c.reason])).toEqual([
+      ['open', '2 consecutive failures; last: HTTP 500'],
+      ['half-open', 'probe passed on replica r2'],
+      ['closed', 'probe passed on replica r2'],
+    ]);
+    // r1 closed on r2's word: it does not echo the news back.
+    expect(sent.filter((m) => JSON.parse(m).from === 'r1')).toHaveLength(1);
+  });
+
+  it("a failed probe opens again everywhere; an open, probing or isolated circuit ignores a peer's open", async () => {
+    const { peers, sent } = bus();
+    const r1 = replica(peers, 'r1');
+    const r2 = replica(peers, 'r2');
+    r2.breaker.isolate('a', 'maintenance');
+    r1.script.a = () => Promise.resolve({ status: 503 });
+    await r1.run();
+    await r1.run();
+    await flush();
+    expect(r2.breaker.state('a')).toBe('isolated');
+    await vi.advanceTimersByTimeAsync(10_000);
+    r1.calls.length = 0;
+    await r1.run();
+    await flush();
+    expect(r1.calls).toEqual(['a', 'b']);
+    expect(r1.breaker.state('a')).toBe('open');
+    expect(sent.map((m) => JSON.parse(m)).map((m) => [m.from, m.state, m.reason.split(';')[0]])).toEqual([
+      ['r1', 'open', '2 consecutive failures'],
+      ['r1', 'open', 'probe failed'],
+    ]);
+    expect(r2.breaker.state('a')).toBe('isolated');
+  });
+
+  it('a reset by hand closes the circuit on the other replicas too; garbage on the channel is ignored', async () => {
+    const { peers } = bus();
+    const r1 = replica(peers, 'r1');
+    const r2 = replica(peers, 'r2');
+    for (const junk of [
+      '',
+      'not json',
+      '{"v":2}',
+      JSON.stringify({ v: 1, from: 'x', endpointId: 'zz', state: 'open', forMs: 5, reason: '' }),
+      JSON.stringify({ v: 1, from: 'x', endpointId: 'a', state: 'open', forMs: -1, reason: '' }),
+    ])
+      peers.publish(junk);
+    expect(r1.breaker.state('a')).toBe('closed');
+    r1.script.a = () => Promise.resolve({ status: 500 });
+    await r1.run();
+    await r1.run();
+    await flush();
+    expect(r2.breaker.state('a')).toBe('open');
+    r1.breaker.reset('a');
+    await flush();
+    expect(r2.breaker.state('a')).toBe('closed');
+    expect(r2.changes.at(-1)?.reason).toBe('probe passed on replica r1');
+    r2.calls.length = 0;
+    await r2.run();
+    expect(r2.calls).toEqual(['a']);
+  });
+
+  it('dispose unsubscribes; invalid peers are a ConfigError naming the option', () => {
+    const { peers, subs } = bus();
+    const r1 = replica(peers, 'r1');
+    expect(subs.size).toBe(1);
+    r1.breaker.dispose();
+    expect(subs.size).toBe(0);
+    const router = createRouter({ endpoints: [{ id: 'a', url: 'http://a.test/v1' }] });
+    expect(() => attachBreaker(router, { peers: {} as BreakerPeers, env: {} })).toThrow(ConfigError);
+    expect(() => attachBreaker(router, { peers: {} as BreakerPeers, env: {} })).toThrow(/breaker\.peers/);
+    expect(() => attachBreaker(router, { peers, replicaId: '', env: {} })).toThrow(/breaker\.replicaId/);
+  });
+});
