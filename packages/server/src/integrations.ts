@@ -16,6 +16,9 @@ function breakerChannel(url: string): string {
   return `lb:breaker:${db}`;
 }
 
+/** Breakers attached with peers in this process, for unique replica names. */
+let replicas = 0;
+
 export const integrations: Integrations = {
   observability: (router, options) => createObservability(router, options),
   attach: (router, opts) => {
@@ -31,8 +34,11 @@ export const integrations: Integrations = {
         halfOpenAfterMs: b?.halfOpenAfterMs,
         policy: b?.policy as 'consecutive' | 'sampling' | undefined,
         peers: opts.breakerPeers,
-        // Named after the host and process, for `opened on replica …` on the other replicas' health pages.
-        replicaId: opts.breakerPeers ? `${hostname()}:${process.pid}` : undefined,
+        // Named after the host and process, for `opened on replica …` on the other replicas' health pages (a second
+        // server in one process gets a suffix: a replica ignores its own name).
+        replicaId: opts.breakerPeers
+          ? `${hostname()}:${process.pid}${++replicas > 1 ? `#${replicas}` : ''}`
+          : undefined,
       });
     }
     const hc = opts.healthCheck?.enabled

@@ -1,4 +1,5 @@
 import { type FakeUpstream, fakeKey, startFakeUpstream, startRedis, type TestRedis } from '@lb/test-utils';
+import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type LbServer } from '../src/index.js';
@@ -49,6 +50,15 @@ const ask = (c: OpenAI) =>
     (e: { status?: number }) => e.status ?? 0,
   );
 const settle = () => new Promise((r) => setTimeout(r, 60));
+
+/** Polls `cond` every 20 ms for up to 5 s (loaded CI machines are slow to connect). */
+async function until(cond: () => boolean | Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 250; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`condition not met within 5 s: ${cond}`);
+}
 
 beforeAll(async () => {
   redis = await startRedis();
@@ -126,7 +136,16 @@ describe('replicas sharing breaker state over Redis pub/sub', () => {
       };
       const one = await make();
       const two = await make();
-      await settle(); // both subscribed
+      // Both replicas subscribed before anything is published (pub/sub does not keep messages).
+      const probe = new Redis(url);
+      try {
+        await until(async () => {
+          const [, n] = (await probe.pubsub('NUMSUB', 'lb:breaker:3')) as [string, number];
+          return n >= 2;
+        });
+      } finally {
+        probe.disconnect();
+      }
       const chat = (c: OpenAI) =>
         c.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
       const breakerOf = (s: LbServer) =>
@@ -138,18 +157,17 @@ describe('replicas sharing breaker state over Redis pub/sub', () => {
       for (let i = 0; i < 2; i++) expect((await chat(one.client)).system_fingerprint).toBe('up');
       expect(bad.requests.length).toBe(2);
       expect(breakerOf(one.server).state).toBe('open');
-      await settle();
       // Replica two never met a failure, and does not try `bad` either.
-      expect(breakerOf(two.server)).toMatchObject({ state: 'open' });
+      await until(() => breakerOf(two.server).state === 'open');
       expect(breakerOf(two.server).reason).toMatch(
-        /^opened on replica \w+: 2 consecutive failures; last: HTTP 500/,
+        /^opened on replica \S+: 2 consecutive failures; last: HTTP 500/,
       );
       expect((await chat(two.client)).system_fingerprint).toBe('up');
       expect(bad.requests.length).toBe(2);
       // An operator enables the endpoint again on replica one (POST /admin/endpoints/bad/enable): replica two follows.
       one.server.router.setEndpointHealth('bad', true);
       expect(breakerOf(one.server).state).toBe('closed');
-      await settle();
+      await until(() => breakerOf(two.server).state === 'closed');
       expect(breakerOf(two.server)).toMatchObject({
         state: 'closed',
         reason: expect.stringMatching(/^probe passed on replica/),
