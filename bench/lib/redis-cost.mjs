@@ -15,18 +15,10 @@ import { median, round, sleep } from './stats.mjs';
 export async function runRedisCost(opts = {}) {
   const rounds = opts.rounds ?? 4;
   const durationS = opts.durationS ?? 5;
-  const port = await freePort();
-  const redis = spawn(
-    layout.taskset ? 'taskset' : 'redis-server',
-    [
-      ...(layout.taskset ? ['-c', String(layout.clientCore), 'redis-server'] : []),
-      ...['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    ],
-    { stdio: 'ignore' },
-  );
+  const redis = await startRedisServer();
   const up = await spawnNode(join(ROOT, 'bench', 'lib', 'upstream.mjs'), [], { core: layout.clientCore });
   try {
-    await untilListening(port);
+    const port = redis.port;
     const u = `http://127.0.0.1:${up.port}/v1`;
     const budgets = { OPENAI_MAX_RPM_1: '1e9', OPENAI_MAX_RPM_2: '1e9', OPENAI_MAX_RPM_3: '1e9' };
     const clients = { RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_REQUESTS: '1000000000' };
@@ -59,8 +51,32 @@ export async function runRedisCost(opts = {}) {
     });
   } finally {
     await up.stop();
-    redis.kill();
+    redis.stop();
   }
+}
+
+/**
+ * A throwaway redis-server on 127.0.0.1 (no persistence), on the client core. Throws when it does not come up
+ * (redis-server missing?).
+ * @returns {Promise<{ port: number, url: string, stop: () => void }>}
+ */
+export async function startRedisServer() {
+  const port = await freePort();
+  const redis = spawn(
+    layout.taskset ? 'taskset' : 'redis-server',
+    [
+      ...(layout.taskset ? ['-c', String(layout.clientCore), 'redis-server'] : []),
+      ...['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    ],
+    { stdio: 'ignore' },
+  );
+  try {
+    await untilListening(port);
+  } catch (e) {
+    redis.kill();
+    throw e;
+  }
+  return { port, url: `redis://127.0.0.1:${port}`, stop: () => redis.kill() };
 }
 
 /** Resolves once something accepts connections on 127.0.0.1:`port`; throws after 5 s (redis-server missing?). */

@@ -100,6 +100,12 @@ export interface BreakerOptions {
   peers?: BreakerPeers;
   /** This replica's name in shared changes (`opened on replica …`). Default: random. */
   replicaId?: string;
+  /**
+   * How long past the end of another replica's open period this replica keeps a circuit it opened on that replica's
+   * word, waiting for the word on its probe (passed: closed; failed: the next open period), before probing itself,
+   * ms. So a fleet sends one probe per open period, not one per replica. Default 30000.
+   */
+  peerGraceMs?: number;
 }
 
 /**
@@ -215,6 +221,8 @@ interface Circuit {
   probe: Pending | undefined;
   /** The transitions under way were started by another replica's message: they are not shared back. */
   quiet: boolean;
+  /** The replica whose word holds this circuit open (it waits for that replica's probe); cleared by any transition. */
+  heldFor: string | undefined;
   /**
    * Requests with an attempt in flight that started while this circuit was closed (on its current policy). Their
    * outcomes are counted without a cockatiel `execute` per request: a success straight into the circuit's breaker
@@ -264,6 +272,7 @@ interface Resolved {
   now: () => number;
   peers: BreakerPeers | undefined;
   replicaId: string;
+  peerGraceMs: number;
 }
 
 /** A shared change, as sent between replicas. */
@@ -331,6 +340,7 @@ function resolveOptions(o: BreakerOptions): Resolved {
     probeTimeoutMs: num('breaker.probeTimeoutMs', o.probeTimeoutMs, 1) ?? 600_000,
     now: o.now ?? Date.now,
     peers: peersOption(o.peers),
+    peerGraceMs: num('breaker.peerGraceMs', o.peerGraceMs, 0) ?? 30_000,
     replicaId:
       o.replicaId === undefined
         ? Math.floor(Math.random() * 0x100000000)
@@ -629,6 +639,7 @@ class Breaker implements BreakerHandle, Guard {
         lastFailure: undefined,
         probe: undefined,
         quiet: false,
+        heldFor: undefined,
         direct: [],
       };
       this.#replace(c, undefined);
@@ -696,6 +707,7 @@ class Breaker implements BreakerHandle, Guard {
   }
 
   #transition(c: Circuit, s: CircuitState): void {
+    c.heldFor = undefined;
     const now = this.#now();
     const from = c.view.state;
     const to = TO_NAME[s];
@@ -763,11 +775,14 @@ class Breaker implements BreakerHandle, Guard {
     if (m === undefined || m.from === this.#o.replicaId || this.#disposed) return;
     if (this.#router.getEndpoint(m.endpointId) === undefined) return;
     if (m.state === 'open') {
-      // Only a closed circuit takes a peer's word: one that is open, probing or isolated here knows better.
+      // A closed circuit takes a peer's word, and one held on a peer's word takes its next one (its probe failed):
+      // one that is open, probing or isolated on what this replica saw itself knows better.
       const c = this.#circuitFor(m.endpointId);
-      if (c.view.state !== 'closed') return;
-      const forMs = Math.min(m.forMs!, MAX_PEER_OPEN_MS);
-      // cockatiel hydrated open, due for its probe when the sender's is: this replica then probes on its own.
+      const v = c.view.state;
+      if (v !== 'closed' && !(v === 'open' && c.heldFor !== undefined)) return;
+      // Open until the sender's probe is due, and a grace for its outcome to arrive; then this replica probes.
+      const forMs = Math.min(m.forMs!, MAX_PEER_OPEN_MS) + this.#o.peerGraceMs;
+      // cockatiel hydrated open, due for a probe then.
       const first = Math.min(this.#o.maxMs, this.#o.halfOpenAfterMs);
       const { breakerState } = c.policy.toJSON() as { breakerState: unknown };
       this.#replace(c, {
@@ -777,6 +792,7 @@ class Breaker implements BreakerHandle, Guard {
       const now = this.#now();
       const why = `opened on replica ${m.from}: ${m.reason}`;
       this.#setView(c, this.#openView(c, now, why, now + forMs), why);
+      c.heldFor = m.from;
       return;
     }
     // A probe passed on another replica: an open circuit here closes through its own probe transitions.
@@ -882,6 +898,7 @@ class Breaker implements BreakerHandle, Guard {
     c.lastFailure = undefined;
     c.override = undefined;
     c.nextOpenMs = this.#o.halfOpenAfterMs;
+    c.heldFor = undefined;
     this.#replace(c, undefined);
     const from = c.view.state;
     this.#setView(c, { state: 'closed', since: this.#now() }, 'reset by hand');

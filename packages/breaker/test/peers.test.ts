@@ -21,13 +21,14 @@ function bus() {
 }
 
 /** A replica: the shared test router (endpoints a, b) with a breaker on `peers`. */
+const GRACE = 2_000;
 const replica = (peers: BreakerPeers, name: string) =>
-  setup({ threshold: 2, halfOpenAfterMs: 10_000, peers, replicaId: name });
+  setup({ threshold: 2, halfOpenAfterMs: 10_000, peers, replicaId: name, peerGraceMs: GRACE });
 
 fakeTimers();
 
 describe('breakers shared between replicas (peers)', () => {
-  it('a circuit one replica opens opens on the other for the rest of its period; each then probes on its own', async () => {
+  it('a circuit one replica opens opens on the other, which waits for the opener’s probe: one probe per fleet', async () => {
     const { peers, sent } = bus();
     const r1 = replica(peers, 'r1');
     const r2 = replica(peers, 'r2');
@@ -46,44 +47,77 @@ describe('breakers shared between replicas (peers)', () => {
         reason: '2 consecutive failures; last: HTTP 500',
       },
     ]);
-    // r2 never saw a failure, and does not send to `a` now.
+    // r2 never saw a failure, and does not send to `a` now: open until r1's probe is due, plus the grace.
     expect(r2.breaker.state('a')).toBe('open');
     expect(r2.changes.map((c) => [c.from, c.to, c.reason])).toEqual([
       ['closed', 'open', 'opened on replica r1: 2 consecutive failures; last: HTTP 500'],
     ]);
-    expect(r2.changes[0].until).toBe(r2.changes[0].at + 10_000);
+    expect(r2.changes[0].until).toBe(r2.changes[0].at + 10_000 + GRACE);
     await r2.run();
     expect(r2.calls).toEqual(['b']);
     expect(r2.router.snapshot().endpoints[0].unavailableReason).toMatch(
       /^breaker: open: opened on replica r1/,
     );
 
-    // Four seconds later, r2's copy ends when r1's does (not 10 s after it heard of it).
-    await vi.advanceTimersByTimeAsync(4_000);
+    // r1's period ends: r1 probes with a request of its own (`a` has recovered); r2 still waits, then hears of it.
+    await vi.advanceTimersByTimeAsync(10_000);
     await r2.run();
     expect(r2.calls).toEqual(['b', 'b']);
-    await vi.advanceTimersByTimeAsync(6_000);
-    // r2 probes with a request of its own; `a` has recovered: closed on r2, and r1 hears of it.
-    r2.calls.length = 0;
-    await r2.run();
+    r1.script.a = () => Promise.resolve({ status: 200 });
+    r1.calls.length = 0;
+    await r1.run();
     await flush();
-    expect(r2.calls).toEqual(['a']);
-    expect(r2.breaker.state('a')).toBe('closed');
-    expect(r2.changes.map((c) => c.to)).toEqual(['open', 'half-open', 'closed']);
+    expect(r1.calls).toEqual(['a']);
+    expect(r1.breaker.state('a')).toBe('closed');
     expect(JSON.parse(sent.at(-1)!)).toMatchObject({
-      from: 'r2',
+      from: 'r1',
       state: 'closed',
       reason: 'probe succeeded',
     });
     await flush();
-    expect(r1.breaker.state('a')).toBe('closed');
-    expect(r1.changes.map((c) => [c.to, c.reason])).toEqual([
-      ['open', '2 consecutive failures; last: HTTP 500'],
-      ['half-open', 'probe passed on replica r2'],
-      ['closed', 'probe passed on replica r2'],
+    expect(r2.breaker.state('a')).toBe('closed');
+    expect(r2.changes.map((c) => [c.to, c.reason])).toEqual([
+      ['open', 'opened on replica r1: 2 consecutive failures; last: HTTP 500'],
+      ['half-open', 'probe passed on replica r1'],
+      ['closed', 'probe passed on replica r1'],
     ]);
-    // r1 closed on r2's word: it does not echo the news back.
-    expect(sent.filter((m) => JSON.parse(m).from === 'r1')).toHaveLength(1);
+    // r2 closed on r1's word: it never probed, and does not echo the news back.
+    expect(sent.filter((m) => JSON.parse(m).from === 'r2')).toHaveLength(0);
+    r2.calls.length = 0;
+    await r2.run();
+    expect(r2.calls).toEqual(['a']);
+  });
+
+  it("the opener's failed probe holds the others for its next period; with no word, they probe after the grace", async () => {
+    const { peers, sent } = bus();
+    const r1 = replica(peers, 'r1');
+    const r2 = replica(peers, 'r2');
+    r1.script.a = () => Promise.resolve({ status: 500 });
+    r2.script.a = () => Promise.resolve({ status: 500 });
+    await r1.run();
+    await r1.run();
+    await flush();
+    await vi.advanceTimersByTimeAsync(10_000);
+    await r1.run(); // r1's probe fails: open again (constant period), and said so
+    await flush();
+    expect(JSON.parse(sent.at(-1)!)).toMatchObject({ from: 'r1', state: 'open', forMs: 10_000 });
+    // Still open on r2 (no new state change), now until r1's next probe is due, plus the grace.
+    const held = r2.breaker.snapshot().a;
+    expect(held.state).toBe('open');
+    expect(held.reason).toMatch(/^opened on replica r1: probe failed/);
+    expect(held.halfOpenAt).toBe(Date.now() + 10_000 + GRACE);
+    // r1 goes quiet (gone): r2 lets its own probe through once r1's period and the grace are over.
+    r1.breaker.dispose();
+    await vi.advanceTimersByTimeAsync(10_000 + GRACE - 1);
+    r2.calls.length = 0;
+    await r2.run();
+    expect(r2.calls).toEqual(['b']);
+    await vi.advanceTimersByTimeAsync(1);
+    await r2.run();
+    await flush();
+    expect(r2.calls).toEqual(['b', 'a', 'b']);
+    expect(r2.breaker.state('a')).toBe('open');
+    expect(JSON.parse(sent.at(-1)!)).toMatchObject({ from: 'r2', state: 'open' });
   });
 
   it("a failed probe opens again everywhere; an open, probing or isolated circuit ignores a peer's open", async () => {
