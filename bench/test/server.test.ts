@@ -38,4 +38,27 @@ describe('chaos through lb-server (short)', () => {
     expect(revoked.detectMs).not.toBeNull();
     expect(revoked.faultyAttempts).toBeLessThan(10);
   });
+
+  it('the fleet: four replicas meet a dead endpoint, with breakers per replica and shared over Redis', {
+    timeout: 90_000,
+  }, async () => {
+    const out = mkdtempSync(join(tmpdir(), 'lb-chaos-fleet-'));
+    await run(
+      process.execPath,
+      [join(here, 'chaos.mjs'), '--short', '--target=lb-server', '--only=fleet', `--out=${out}`],
+      { timeout: 85_000 },
+    );
+    const r = JSON.parse(readFileSync(join(out, 'chaos-short.json'), 'utf8'));
+    expect(r.rows).toEqual([]);
+    expect(r.fleet.rows.map((x: { breakers: string }) => x.breakers)).toEqual([
+      'per replica',
+      'shared (Redis)',
+    ]);
+    for (const x of r.fleet.rows) {
+      // Every request answered (failed over to B); A met at least the failures that open one circuit.
+      expect(x.successPct, x.breakers).toBe(100);
+      expect(x.attemptsOnDown, x.breakers).toBeGreaterThanOrEqual(r.fleet.threshold);
+      expect(x.whileOpening + x.probes, x.breakers).toBe(x.attemptsOnDown);
+    }
+  });
 });
