@@ -92,10 +92,10 @@ export interface BreakerOptions {
   env?: Env;
   /**
    * Share circuit changes with the other replicas routing to the same endpoints (several lb-server processes behind
-   * one load balancer): a circuit one replica opens opens on the others for the rest of its open period (then each
-   * lets its own probe through), and a probe that passes on one closes the circuit on the others. Any
-   * publish/subscribe channel will do; lb-server uses Redis pub/sub when `server.redisUrl` is set. Endpoint ids must
-   * be the same on every replica.
+   * one load balancer): a circuit one replica opens opens on the others, which wait for that replica's half-open
+   * probe (see `peerGraceMs`); a probe that passes on one closes the circuit on the others. Any publish/subscribe
+   * channel will do; lb-server uses Redis pub/sub when `server.redisUrl` is set. Endpoint ids must be the same on
+   * every replica.
    */
   peers?: BreakerPeers;
   /** This replica's name in shared changes (`opened on replica …`). Default: random. */
