@@ -122,8 +122,12 @@ export interface BreakerOptions {
 export interface BreakerPeers {
   /** Sends one message to the other replicas. Must not throw (a lost message only delays the others). */
   publish(message: string): void;
-  /** Calls `onMessage` with every message published by any replica; returns the unsubscribe. */
-  subscribe(onMessage: (message: string) => void): () => void;
+  /**
+   * Calls `onMessage` with every message published by any replica; returns the unsubscribe. Calls `onSubscribed`
+   * (when given) each time the subscription is live and `publish` can be heard (at start, after a reconnect): the
+   * replica then asks the others for the circuits they hold open, so one that starts during an outage learns of it.
+   */
+  subscribe(onMessage: (message: string) => void, onSubscribed?: () => void): () => void;
 }
 
 /** A circuit changed state. */
@@ -281,7 +285,8 @@ interface PeerMessage {
   /** Replica that sent it. */
   from: string;
   endpointId: string;
-  state: 'open' | 'closed';
+  /** `hello`: a replica (re)joined; the others answer with the circuits they opened themselves (`endpointId` ''). */
+  state: 'open' | 'closed' | 'hello';
   /** Open: how long the sender's circuit stays open from now, ms (a duration: clocks of replicas differ). */
   forMs?: number;
   reason: string;
@@ -382,7 +387,9 @@ function readPeerMessage(raw: unknown): PeerMessage | undefined {
     typeof m.from !== 'string' ||
     typeof m.endpointId !== 'string' ||
     typeof m.reason !== 'string' ||
-    (m.state !== 'closed' && (m.state !== 'open' || typeof m.forMs !== 'number' || !(m.forMs > 0)))
+    (m.state !== 'closed' &&
+      m.state !== 'hello' &&
+      (m.state !== 'open' || typeof m.forMs !== 'number' || !(m.forMs > 0)))
   )
     return undefined;
   return m as PeerMessage;
@@ -428,7 +435,10 @@ class Breaker implements BreakerHandle, Guard {
     this.#offs.push(r.addGuard(this));
     const peers = this.#o.peers;
     if (peers !== undefined) {
-      const off = peers.subscribe((m) => this.#onPeer(m));
+      const off = peers.subscribe(
+        (m) => this.#onPeer(m),
+        () => this.#share('', 'hello', 'joined'),
+      );
       if (typeof off === 'function') this.#offs.push(off);
     }
   }
@@ -759,7 +769,7 @@ class Breaker implements BreakerHandle, Guard {
 
   // ------------------------------------------------------------- peers
 
-  #share(endpointId: string, state: 'open' | 'closed', reason: string, forMs?: number): void {
+  #share(endpointId: string, state: PeerMessage['state'], reason: string, forMs?: number): void {
     const peers = this.#o.peers;
     if (peers === undefined) return;
     const m: PeerMessage = { v: 1, from: this.#o.replicaId, endpointId, state, forMs, reason };
@@ -773,6 +783,17 @@ class Breaker implements BreakerHandle, Guard {
   #onPeer(raw: unknown): void {
     const m = readPeerMessage(raw);
     if (m === undefined || m.from === this.#o.replicaId || this.#disposed) return;
+    if (m.state === 'hello') {
+      // A replica (re)joined: tell it of the circuits this one opened on what it saw (not those held on a peer's
+      // word: their opener answers for them).
+      const now = this.#now();
+      for (const c of this.#circuits.values()) {
+        const v = c.view;
+        if (v.state === 'open' && c.heldFor === undefined && v.halfOpenAt > now)
+          this.#share(c.id, 'open', c.reason ?? 'open', v.halfOpenAt - now);
+      }
+      return;
+    }
     if (this.#router.getEndpoint(m.endpointId) === undefined) return;
     if (m.state === 'open') {
       // A closed circuit takes a peer's word, and one held on a peer's word takes its next one (its probe failed):

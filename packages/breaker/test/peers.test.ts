@@ -12,8 +12,9 @@ function bus() {
       sent.push(m);
       for (const s of [...subs]) s(m);
     },
-    subscribe: (fn) => {
+    subscribe: (fn, onSubscribed) => {
       subs.add(fn);
+      onSubscribed?.();
       return () => subs.delete(fn);
     },
   };
@@ -27,17 +28,23 @@ const replica = (peers: BreakerPeers, name: string) =>
 
 fakeTimers();
 
+/** Replicas r1 and r2 on one bus; `a` failed twice on r1, which opened its circuit. */
+async function tripped() {
+  const { peers, sent } = bus();
+  const r1 = replica(peers, 'r1');
+  const r2 = replica(peers, 'r2');
+  r1.script.a = () => Promise.resolve({ status: 500 });
+  await r1.run();
+  await r1.run();
+  await flush();
+  return { peers, sent, r1, r2 };
+}
+
 describe('breakers shared between replicas (peers)', () => {
   it('a circuit one replica opens opens on the other, which waits for the opener’s probe: one probe per fleet', async () => {
-    const { peers, sent } = bus();
-    const r1 = replica(peers, 'r1');
-    const r2 = replica(peers, 'r2');
-    r1.script.a = () => Promise.resolve({ status: 500 });
-    await r1.run();
-    await r1.run();
-    await flush();
+    const { sent, r1, r2 } = await tripped();
     expect(r1.breaker.state('a')).toBe('open');
-    expect(sent.map((m) => JSON.parse(m))).toEqual([
+    expect(sent.map((m) => JSON.parse(m)).filter((m) => m.state !== 'hello')).toEqual([
       {
         v: 1,
         from: 'r1',
@@ -82,7 +89,9 @@ describe('breakers shared between replicas (peers)', () => {
       ['closed', 'probe passed on replica r1'],
     ]);
     // r2 closed on r1's word: it never probed, and does not echo the news back.
-    expect(sent.filter((m) => JSON.parse(m).from === 'r2')).toHaveLength(0);
+    expect(sent.filter((m) => JSON.parse(m).from === 'r2' && JSON.parse(m).state !== 'hello')).toHaveLength(
+      0,
+    );
     r2.calls.length = 0;
     await r2.run();
     expect(r2.calls).toEqual(['a']);
@@ -136,7 +145,12 @@ describe('breakers shared between replicas (peers)', () => {
     await flush();
     expect(r1.calls).toEqual(['a', 'b']);
     expect(r1.breaker.state('a')).toBe('open');
-    expect(sent.map((m) => JSON.parse(m)).map((m) => [m.from, m.state, m.reason.split(';')[0]])).toEqual([
+    expect(
+      sent
+        .map((m) => JSON.parse(m))
+        .filter((m) => m.state !== 'hello')
+        .map((m) => [m.from, m.state, m.reason.split(';')[0]]),
+    ).toEqual([
       ['r1', 'open', '2 consecutive failures'],
       ['r1', 'open', 'probe failed'],
     ]);
@@ -168,6 +182,33 @@ describe('breakers shared between replicas (peers)', () => {
     r2.calls.length = 0;
     await r2.run();
     expect(r2.calls).toEqual(['a']);
+  });
+
+  it('a replica that joins during an outage hears of it from the replica that opened the circuit', async () => {
+    const { peers, sent, r2 } = await tripped();
+    await vi.advanceTimersByTimeAsync(4_000);
+    expect(r2.breaker.state('a')).toBe('open');
+    const before = sent.length;
+    const r3 = replica(peers, 'r3');
+    // r3 said hello; r1 answered with what is left of its open period; r2, which only holds it on r1's word, did not.
+    expect(sent.slice(before).map((m) => JSON.parse(m))).toEqual([
+      { v: 1, from: 'r3', endpointId: '', state: 'hello', reason: 'joined' },
+      {
+        v: 1,
+        from: 'r1',
+        endpointId: 'a',
+        state: 'open',
+        forMs: 6_000,
+        reason: '2 consecutive failures; last: HTTP 500',
+      },
+    ]);
+    expect(r3.breaker.snapshot().a).toMatchObject({
+      state: 'open',
+      reason: 'opened on replica r1: 2 consecutive failures; last: HTTP 500',
+      halfOpenAt: Date.now() + 6_000 + GRACE,
+    });
+    await r3.run();
+    expect(r3.calls).toEqual(['b']);
   });
 
   it('dispose unsubscribes; invalid peers are a ConfigError naming the option', () => {

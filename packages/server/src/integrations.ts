@@ -82,11 +82,22 @@ export const integrations: Integrations = {
         publish: (message) => {
           if (client.status === 'ready') client.publish(channel, message).catch(onError);
         },
-        subscribe: (fn) => {
+        subscribe: (fn, onSubscribed) => {
           const sub = client.duplicate();
           subscribers.add(sub);
           sub.on('error', onError);
-          sub.on('ready', () => void sub.subscribe(channel).catch(onError));
+          // Live once subscribed and the publishing connection is up too (what it says is heard then).
+          let waiting = false;
+          const live = () => {
+            waiting = false;
+            if (!subscribers.has(sub) || !onSubscribed) return;
+            if (client.status === 'ready') onSubscribed();
+            else if (!waiting) {
+              waiting = true;
+              client.once('ready', live);
+            }
+          };
+          sub.on('ready', () => void sub.subscribe(channel).then(live, onError));
           sub.on('message', (from: string, message: string) => {
             if (from === channel) fn(message);
           });

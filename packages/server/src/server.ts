@@ -98,7 +98,7 @@ export interface LbServer {
 /** A publish/subscribe channel between replicas (`@lb/breaker`'s `BreakerPeers`). */
 export interface BreakerPeersLike {
   publish(message: string): void;
-  subscribe(onMessage: (message: string) => void): () => void;
+  subscribe(onMessage: (message: string) => void, onSubscribed?: () => void): () => void;
 }
 
 /** Hooks the integration layer (`integrations.ts`) fills from the other lb packages. */

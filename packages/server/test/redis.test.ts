@@ -113,7 +113,9 @@ describe('replicas sharing rate-limit state in Redis', () => {
 });
 
 describe('replicas sharing breaker state over Redis pub/sub', () => {
-  it('a circuit one replica opens keeps the other away from the endpoint too; a reset by hand closes it on both', async () => {
+  it('a circuit one replica opens keeps the others away from the endpoint, a replica started later too; a reset by hand closes it on all', {
+    timeout: 30_000,
+  }, async () => {
     const bad = await startFakeUpstream({ name: 'bad', defaultBehaviour: { type: 'status', status: 500 } });
     try {
       const url = `${redis.url}/3`;
@@ -164,7 +166,13 @@ describe('replicas sharing breaker state over Redis pub/sub', () => {
       );
       expect((await chat(two.client)).system_fingerprint).toBe('up');
       expect(bad.requests.length).toBe(2);
-      // An operator enables the endpoint again on replica one (POST /admin/endpoints/bad/enable): replica two follows.
+      // A replica started during the outage hears of it from replica one, and keeps away from `bad` too.
+      const three = await make();
+      await until(() => breakerOf(three.server).state === 'open');
+      expect(breakerOf(three.server).reason).toMatch(/^opened on replica \S+: 2 consecutive failures/);
+      expect((await chat(three.client)).system_fingerprint).toBe('up');
+      expect(bad.requests.length).toBe(2);
+      // An operator enables the endpoint again on replica one (POST /admin/endpoints/bad/enable): the others follow.
       one.server.router.setEndpointHealth('bad', true);
       expect(breakerOf(one.server).state).toBe('closed');
       await until(() => breakerOf(two.server).state === 'closed');
@@ -172,6 +180,7 @@ describe('replicas sharing breaker state over Redis pub/sub', () => {
         state: 'closed',
         reason: expect.stringMatching(/^probe passed on replica/),
       });
+      await until(() => breakerOf(three.server).state === 'closed');
       expect((await chat(two.client)).system_fingerprint).toBe('up');
       expect(bad.requests.length).toBe(3);
     } finally {
