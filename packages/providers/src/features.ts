@@ -15,6 +15,18 @@ export const FEATURES: Readonly<Record<Feature, string>> = Object.freeze({
   audio: 'audio output (`modalities`: ["audio"])',
 });
 
+/**
+ * The top-level body parameters {@link requestFeatures} reads: a body with none of them asks for no feature, so a
+ * gateway that scans bodies rather than parsing them can skip the parse.
+ */
+export const FEATURE_PARAMS: readonly string[] = Object.freeze([
+  'n',
+  'logprobs',
+  'top_logprobs',
+  'modalities',
+  'audio',
+]);
+
 const ONE: Record<Feature, readonly Feature[]> = {
   n: Object.freeze(['n'] as Feature[]),
   logprobs: Object.freeze(['logprobs'] as Feature[]),

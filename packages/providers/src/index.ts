@@ -16,7 +16,7 @@ export { isErrorEvent, streamErrorOf } from './dialects/anthropic-errors.js';
 export { AZURE_DEFAULT_API_VERSION, azureDialect } from './dialects/azure.js';
 export { openaiDialect } from './dialects/openai.js';
 export { isProviderError, ProviderError } from './errors.js';
-export { FEATURES, type Feature, requestFeatures } from './features.js';
+export { FEATURE_PARAMS, FEATURES, type Feature, requestFeatures } from './features.js';
 export { explainUnservable, providerGuard } from './guard.js';
 export type { StripOptions } from './headers.js';
 export { stripHopByHop } from './headers.js';

@@ -156,6 +156,8 @@ export class Exchange implements Sink, EarlyResponder {
   #operation = 'other';
   #model: string | undefined;
   #features: readonly string[] | undefined;
+  /** The scan saw a top-level parameter features are read from (`n`, `logprobs`…). */
+  #featureParams = false;
   #stream = false;
   #attempts = 0;
   #status = 0;
@@ -250,6 +252,7 @@ export class Exchange implements Sink, EarlyResponder {
         if (fields !== undefined) {
           this.#model = fields.model;
           this.#stream = fields.stream;
+          this.#featureParams = fields.featureParams;
           this.#lazyJson = true;
         } else if (isJson) {
           let parsed: unknown;
@@ -312,7 +315,8 @@ export class Exchange implements Sink, EarlyResponder {
       const signal = new ClientSignal();
       this.#signal = signal;
       if (res.destroyed) signal.abort(clientGone());
-      if (px.features !== undefined && this.#hasJson())
+      // A scanned body with none of the parameters features are read from asks for none: no parse.
+      if (px.features !== undefined && (this.#json !== undefined || (this.#lazyJson && this.#featureParams)))
         this.#features = px.features(this.#operation, this.#jsonOf()!);
       let call: UpstreamCall;
       this.#routing = true;

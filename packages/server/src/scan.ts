@@ -1,23 +1,47 @@
+import { FEATURE_PARAMS } from '@lb/providers';
+
 /**
- * A bounded, validating scan of a JSON request body for the two fields the proxy routes on (`model`, `stream`), so
- * that the body need not be parsed into objects per request. Strict: it answers only for bodies `JSON.parse` accepts
+ * A bounded, validating scan of a JSON request body for the fields the proxy routes on (`model`, `stream`, and
+ * whether a parameter some provider cannot honour is there), so that the body need not be parsed into objects per
+ * request. Strict: it answers only for bodies `JSON.parse` accepts
  * and that are objects whose top-level keys carry no escapes; for anything else it returns undefined and the caller
  * falls back to `JSON.parse` (which then produces the same result or error as before).
  */
 
-/** What the scan found at the top level. `model` is undefined when absent; `stream` is true only for `true`. */
+/**
+ * What the scan found at the top level. `model` is undefined when absent; `stream` is true only for `true`;
+ * `featureParams`: one of `@lb/providers`' `FEATURE_PARAMS` is there (`n`, `logprobs`…), so the body may ask for a
+ * feature some provider lacks.
+ */
 export interface BodyFields {
   model: string | undefined;
   stream: boolean;
+  featureParams: boolean;
 }
 
 /** The one result object `scanBody` fills: read it before the next call. */
-const FIELDS: BodyFields = { model: undefined, stream: false };
+const FIELDS: BodyFields = { model: undefined, stream: false, featureParams: false };
 
-function found(model: string | undefined, stream: boolean): BodyFields {
+function found(model: string | undefined, stream: boolean, featureParams: boolean): BodyFields {
   FIELDS.model = model;
   FIELDS.stream = stream;
+  FIELDS.featureParams = featureParams;
   return FIELDS;
+}
+
+const FEATURE_KEYS: readonly Uint8Array[] = FEATURE_PARAMS.map((k) => Buffer.from(k));
+
+/** Which of `list` holds exactly the bytes `b[s..e)`, or -1: a few short byte compares, no decoding. */
+function indexOfBytes(list: readonly Uint8Array[], b: Uint8Array, s: number, e: number): number {
+  const len = e - s;
+  for (let k = 0; k < list.length; k++) {
+    const m = list[k];
+    if (m.length !== len) continue;
+    let j = 0;
+    while (j < len && m[j] === b[s + j]) j++;
+    if (j === len) return k;
+  }
+  return -1;
 }
 
 /**
@@ -32,14 +56,9 @@ const modelStrings: string[] = [];
 let nextSlot = 0;
 
 function modelAt(b: Uint8Array, s: number, e: number): string {
+  const k = indexOfBytes(modelBytes, b, s, e);
+  if (k >= 0) return modelStrings[k];
   const len = e - s;
-  for (let k = 0; k < modelBytes.length; k++) {
-    const m = modelBytes[k];
-    if (m.length !== len) continue;
-    let j = 0;
-    while (j < len && m[j] === b[s + j]) j++;
-    if (j === len) return modelStrings[k];
-  }
   const str = Buffer.from(b.buffer, b.byteOffset + s, len).toString('utf8');
   if (len <= MAX_CACHED_MODEL) {
     // A copy: the body's bytes may sit in a pooled buffer that gets reused.
@@ -64,7 +83,8 @@ export function scanBody(b: Uint8Array): BodyFields | undefined {
   i = ws(b, i + 1, n);
   let model: string | undefined;
   let stream = false;
-  if (b[i] === 0x7d) return ws(b, i + 1, n) === n ? found(model, stream) : undefined;
+  let featureParams = false;
+  if (b[i] === 0x7d) return ws(b, i + 1, n) === n ? found(model, stream, featureParams) : undefined;
   for (;;) {
     if (b[i] !== Q) return undefined;
     const ks = i + 1;
@@ -86,14 +106,14 @@ export function scanBody(b: Uint8Array): BodyFields | undefined {
     } else if (hasEscape(b, ks, ke)) {
       // An escaped key might spell "model" or "stream".
       return undefined;
-    }
+    } else if (!featureParams && indexOfBytes(FEATURE_KEYS, b, ks, ke) >= 0) featureParams = true;
     i = ws(b, i, n);
     if (b[i] === 0x2c) {
       i = ws(b, i + 1, n);
       continue;
     }
     if (b[i] !== 0x7d) return undefined;
-    return ws(b, i + 1, n) === n ? found(model, stream) : undefined;
+    return ws(b, i + 1, n) === n ? found(model, stream, featureParams) : undefined;
   }
 }
 

@@ -12,15 +12,28 @@ describe('scanBody', () => {
       {
         model: 'gpt-4o-mini',
         stream: true,
+        featureParams: false,
       },
     );
-    expect(scan(' { "stream" : false , "model" : "o3" } ')).toEqual({ model: 'o3', stream: false });
-    expect(scan('{}')).toEqual({ model: undefined, stream: false });
+    expect(scan(' { "stream" : false , "model" : "o3" } ')).toEqual({
+      model: 'o3',
+      stream: false,
+      featureParams: false,
+    });
+    expect(scan('{}')).toEqual({ model: undefined, stream: false, featureParams: false });
     expect(scan('{"model":"a\\u0062c"}')).toBeUndefined(); // escaped model: JSON.parse decides
     expect(scan('{"mod\\u0065l":"x"}')).toBeUndefined(); // an escaped key might spell "model"
     expect(scan('{"model":"x",}')).toBeUndefined();
     expect(scan('[1]')).toBeUndefined();
     expect(scan('{"model":"x"} trailing')).toBeUndefined();
+  });
+
+  it('notes a top-level parameter some provider cannot honour (n, logprobs, top_logprobs, modalities, audio)', () => {
+    for (const k of ['n', 'logprobs', 'top_logprobs', 'modalities', 'audio'])
+      expect(scan(`{"model":"m","${k}":1}`)?.featureParams, k).toBe(true);
+    // Only at the top level, and only those names.
+    expect(scan('{"model":"m","messages":[{"n":2,"audio":{}}],"no":1,"nn":2}')?.featureParams).toBe(false);
+    expect(scan('{"model":"m","metadata":{"logprobs":true}}')?.featureParams).toBe(false);
   });
 
   it('reads model names from recent bytes without mixing up names of the same length', () => {
@@ -42,6 +55,6 @@ describe('scanBody', () => {
     const at = 100;
     pool.write('{"model":"gpt-4o-mini","stream":true}', at);
     const view = pool.subarray(at, at + 37);
-    expect({ ...scanBody(view)! }).toEqual({ model: 'gpt-4o-mini', stream: true });
+    expect({ ...scanBody(view)! }).toEqual({ model: 'gpt-4o-mini', stream: true, featureParams: false });
   });
 });
