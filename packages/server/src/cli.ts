@@ -165,7 +165,8 @@ async function main(): Promise<number> {
     ...config.router.endpoints.map(describeEndpoint),
   ];
   const redisUrl = server.settings.redisUrl;
-  if (redisUrl !== undefined) lines.push(`rate-limit state shared in Redis: ${maskUrl(redisUrl)}`);
+  if (redisUrl !== undefined)
+    lines.push(`rate limits and breaker changes shared in Redis: ${maskUrl(redisUrl)}`);
   if (demo) {
     lines.push(
       '',

@@ -317,7 +317,7 @@ describe('lb-server commands', () => {
     });
     p.child.kill('SIGTERM');
     expect(await p.exit).toBe(0);
-    expect(p.out()).toContain('rate-limit state shared in Redis: redis://:***@127.0.0.1:1/0');
+    expect(p.out()).toContain('rate limits and breaker changes shared in Redis: redis://:***@127.0.0.1:1/0');
     expect(p.out()).toContain('not ready after 1 s: starting on local state');
     expect(p.out()).not.toContain('pw-sekrit');
   });
