@@ -2,14 +2,12 @@
 // system under test (lb-server in its own process, or an in-process @lb/core router driving fetch), and the
 // figures users choose a gateway on: client-visible success, upstream attempts per request, requests lost, p99
 // under faults, time to detect an outage and to recover.
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { createRouter } from '@lb/core';
 import { Pool } from 'undici';
-import { BODY, STREAM_BODY } from './harness.mjs';
-import { SERVER_CLI, startLbServer } from './proxy.mjs';
-import { percentile, round, sleep } from './stats.mjs';
+import { atRate, BODY, STREAM_BODY } from './harness.mjs';
+import { SERVER_CLI, startLbServerWithConfig } from './proxy.mjs';
+import { percentile, round } from './stats.mjs';
 import { startUpstream } from './upstream.mjs';
 
 /** A fault window: from 25% to 65% of the run. */
@@ -131,28 +129,22 @@ async function coreTarget(urls, opts) {
 
 /** The lb-server target, configured by a JSON file (deadline and breaker timing are not in the env scheme). */
 async function serverTarget(urls, opts) {
-  const dir = mkdtempSync(join(tmpdir(), 'lb-chaos-'));
-  const file = join(dir, 'lb.json');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      strategy: 'round-robin',
-      max_retries: 4,
-      timeout: opts.timeoutMs,
-      deadline: opts.deadlineMs,
-      backoff: { initial: 50, max: 500 },
-      rate_limit_cooldown: opts.halfOpenAfterMs,
-      breaker: { enabled: true, threshold: 5, half_open_after: opts.halfOpenAfterMs },
-      health_check: { enabled: false },
-      server: { timeout: opts.timeoutMs, log_level: 'warn', request_log: { enabled: false } },
-      endpoints: urls.map((u, i) => ({
-        name: 'ABC'[i],
-        base_url: u,
-        api_key: `sk-chaos-${i}-0123456789abcdef`,
-      })),
-    }),
-  );
-  const p = await startLbServer([], { args: ['--config', file] });
+  const p = await startLbServerWithConfig({
+    strategy: 'round-robin',
+    max_retries: 4,
+    timeout: opts.timeoutMs,
+    deadline: opts.deadlineMs,
+    backoff: { initial: 50, max: 500 },
+    rate_limit_cooldown: opts.halfOpenAfterMs,
+    breaker: { enabled: true, threshold: 5, half_open_after: opts.halfOpenAfterMs },
+    health_check: { enabled: false },
+    server: { timeout: opts.timeoutMs, log_level: 'warn', request_log: { enabled: false } },
+    endpoints: urls.map((u, i) => ({
+      name: 'ABC'[i],
+      base_url: u,
+      api_key: `sk-chaos-${i}-0123456789abcdef`,
+    })),
+  });
   const pool = new Pool(`http://127.0.0.1:${p.port}`, { connections: 256 });
   return {
     kind: 'lb-server',
@@ -228,24 +220,14 @@ export async function runScenario(name, opts) {
     u.stats.log.length = 0;
   }
   const results = [];
-  const pending = [];
   clock.t0 = Date.now();
-  const total = Math.round((rate * durationMs) / 1000);
-  let sent = 0;
-  while (sent < total) {
-    const due = Math.min(total, Math.floor(((Date.now() - clock.t0) * rate) / 1000) + 1);
-    for (; sent < due; sent++) {
-      const at = Date.now();
-      pending.push(
-        target.send(!!sc.stream).then(
-          (r) => results.push({ at, ms: Date.now() - at, ok: r.status === 200 && !r.broken, ...r }),
-          (e) => results.push({ at, ms: Date.now() - at, ok: false, status: e?.status ?? 0, broken: false }),
-        ),
-      );
-    }
-    await sleep(2);
-  }
-  await Promise.all(pending);
+  await atRate({ rate, durationMs, tickMs: 2 }, () => {
+    const at = Date.now();
+    return target.send(!!sc.stream).then(
+      (r) => results.push({ at, ms: Date.now() - at, ok: r.status === 200 && !r.broken, ...r }),
+      (e) => results.push({ at, ms: Date.now() - at, ok: false, status: e?.status ?? 0, broken: false }),
+    );
+  });
   await target.close();
   for (const u of ups) await u.close();
 

@@ -1,16 +1,8 @@
-// An outage seen by a fleet: several lb-server replicas route to A (priority 1, down: 500 from the start of the run)
-// and B (healthy). The client spreads requests as a load balancer with sticky clients would: half to the first
-// replica, the rest evenly over the others. Measured, with breakers per replica and shared over Redis
-// (`LB_REDIS_URL`): attempts the fleet still sends to A while its circuits open, and the half-open probes after
-// (each a user request that meets the dead endpoint first); the client's success rate either way.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Pool } from 'undici';
-import { BODY } from './harness.mjs';
-import { startLbServer } from './proxy.mjs';
+import { atRate, BODY } from './harness.mjs';
+import { startLbServerWithConfig } from './proxy.mjs';
 import { startRedisServer } from './redis-cost.mjs';
-import { round, sleep } from './stats.mjs';
+import { round } from './stats.mjs';
 import { startUpstream } from './upstream.mjs';
 
 /**
@@ -53,31 +45,25 @@ async function once({ replicas, threshold, rate, durationMs, halfOpenAfterMs, re
     behaviour: () => (clock.t0 === 0 ? undefined : { type: 'status', status: 500 }),
   });
   const b = await startUpstream({ name: 'B', record: true });
-  const dir = mkdtempSync(join(tmpdir(), 'lb-fleet-'));
-  const file = join(dir, 'lb.json');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      strategy: 'priority',
-      max_retries: 2,
-      backoff: { initial: 10, max: 50 },
-      breaker: { enabled: true, threshold, half_open_after: halfOpenAfterMs },
-      health_check: { enabled: false },
-      server: { log_level: 'warn', request_log: { enabled: false } },
-      endpoints: [a, b].map((u, i) => ({
-        name: 'AB'[i],
-        base_url: u.url,
-        api_key: `sk-fleet-${i}-0123456789abcdef`,
-        priority: i + 1,
-      })),
-    }),
-  );
+  const config = {
+    strategy: 'priority',
+    max_retries: 2,
+    backoff: { initial: 10, max: 50 },
+    breaker: { enabled: true, threshold, half_open_after: halfOpenAfterMs },
+    health_check: { enabled: false },
+    server: { log_level: 'warn', request_log: { enabled: false } },
+    endpoints: [a, b].map((u, i) => ({
+      name: 'AB'[i],
+      base_url: u.url,
+      api_key: `sk-fleet-${i}-0123456789abcdef`,
+      priority: i + 1,
+    })),
+  };
   const procs = [];
   const pools = [];
   try {
     for (let i = 0; i < replicas; i++) {
-      const p = await startLbServer([], {
-        args: ['--config', file],
+      const p = await startLbServerWithConfig(config, {
         extraEnv: redisUrl ? { LB_REDIS_URL: redisUrl } : {},
       });
       procs.push(p);
@@ -101,20 +87,15 @@ async function once({ replicas, threshold, rate, durationMs, halfOpenAfterMs, re
         );
     // Warm every replica (connections, and code V8 has optimised) while A is still up: these succeed.
     for (let i = 0; i < replicas * 100; i++) await send(i);
-    await sleep(200); // the replicas' Redis subscriptions are up
     a.stats.log.length = 0;
     b.stats.log.length = 0;
     clock.t0 = Date.now();
-    const total = Math.round((rate * durationMs) / 1000);
-    const pending = [];
-    let sent = 0;
     let ok = 0;
-    while (sent < total) {
-      const due = Math.min(total, Math.floor(((Date.now() - clock.t0) * rate) / 1000) + 1);
-      for (; sent < due; sent++) pending.push(send(sent).then((s) => (ok += s === 200 ? 1 : 0)));
-      await sleep(2);
-    }
-    await Promise.all(pending);
+    const total = await atRate({ rate, durationMs, tickMs: 2 }, (i) =>
+      send(i).then((s) => {
+        if (s === 200) ok++;
+      }),
+    );
     const hitsA = a.stats.log.filter((x) => x.post);
     const hitsB = b.stats.log.filter((x) => x.post);
     // Attempts on A once every circuit had its first open period: the half-open probes.

@@ -192,6 +192,26 @@ export async function oneInFlight(targets, { n = 2000, warmup = 200, body = BODY
 }
 
 /**
+ * Open loop: calls `fire(i, scheduled)` for `rate × durationMs / 1000` requests, request `i` when it is due
+ * (`scheduled`, a `performance.now()` time: `i / rate` after the start), whatever the latency of those before.
+ * Checks the schedule every `tickMs`. Resolves with the count once every fired promise has settled.
+ * @param {{ rate: number, durationMs: number, tickMs?: number }} o
+ * @param {(i: number, scheduled: number) => Promise<unknown>} fire
+ */
+export async function atRate({ rate, durationMs, tickMs = 1 }, fire) {
+  const start = performance.now();
+  const total = Math.round((rate * durationMs) / 1000);
+  const pending = [];
+  for (let sent = 0; sent < total; ) {
+    const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000) + 1);
+    for (; sent < due; sent++) pending.push(fire(sent, start + (sent * 1000) / rate));
+    await sleep(tickMs);
+  }
+  await Promise.all(pending);
+  return total;
+}
+
+/**
  * Open loop at a fixed rate: requests are sent on schedule whatever the latency, and latency counts from the
  * scheduled time (no coordinated omission).
  */
@@ -202,29 +222,16 @@ export async function openLoop(target, { rate, durationMs, body = BODY }) {
   const path = `${u.pathname}/chat/completions`;
   const lat = [];
   let errors = 0;
-  let sent = 0;
-  const inflight = new Set();
-  const start = performance.now();
-  const total = Math.round((rate * durationMs) / 1000);
-  while (sent < total) {
-    const now = performance.now();
-    const due = Math.min(total, Math.floor(((now - start) * rate) / 1000) + 1);
-    for (; sent < due; sent++) {
-      const scheduled = start + (sent * 1000) / rate;
-      const p = pool
-        .request({ method: 'POST', path, headers, body })
-        .then(async (r) => {
-          await r.body.dump({ limit: 1 << 20 });
-          if (r.statusCode !== 200) errors++;
-          lat.push((performance.now() - scheduled) * 1000);
-        })
-        .catch(() => errors++);
-      inflight.add(p);
-      p.finally(() => inflight.delete(p));
-    }
-    await sleep(1);
-  }
-  await Promise.all(inflight);
+  const sent = await atRate({ rate, durationMs }, (_i, scheduled) =>
+    pool
+      .request({ method: 'POST', path, headers, body })
+      .then(async (r) => {
+        await r.body.dump({ limit: 1 << 20 });
+        if (r.statusCode !== 200) errors++;
+        lat.push((performance.now() - scheduled) * 1000);
+      })
+      .catch(() => errors++),
+  );
   await pool.close();
   return {
     rate,

@@ -1,6 +1,7 @@
 // Proxy overhead: direct to the fake upstream, through the bare undici pass-through (the floor), through lb-server
 // (three endpoints) and, where it installed, through @portkey-ai/gateway; all in one run against the same upstream.
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -55,6 +56,13 @@ export async function startLbServer(urls, { extraEnv, nodeArgs, args = [] } = {}
   });
   p.port = port;
   return p;
+}
+
+/** lb-server configured by a JSON config file written from `config` (for settings the env scheme lacks). */
+export function startLbServerWithConfig(config, opts = {}) {
+  const file = join(mkdtempSync(join(tmpdir(), 'lb-bench-')), 'lb.json');
+  writeFileSync(file, JSON.stringify(config));
+  return startLbServer([], { ...opts, args: ['--config', file, ...(opts.args ?? [])] });
 }
 
 const pick = (rows, key) => median(rows.map((r) => r[key]));

@@ -18,11 +18,10 @@ export async function runRedisCost(opts = {}) {
   const redis = await startRedisServer();
   const up = await spawnNode(join(ROOT, 'bench', 'lib', 'upstream.mjs'), [], { core: layout.clientCore });
   try {
-    const port = redis.port;
     const u = `http://127.0.0.1:${up.port}/v1`;
     const budgets = { OPENAI_MAX_RPM_1: '1e9', OPENAI_MAX_RPM_2: '1e9', OPENAI_MAX_RPM_3: '1e9' };
     const clients = { RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_REQUESTS: '1000000000' };
-    const redisUrl = { LB_REDIS_URL: `redis://127.0.0.1:${port}` };
+    const redisUrl = { LB_REDIS_URL: redis.url };
     const target = (name, extraEnv) => ({
       name,
       start: async () => {

@@ -1,31 +1,16 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-
-const run = promisify(execFile);
-const here = join(import.meta.dirname, '..');
+import { runShort } from './run-short.js';
 
 describe('chaos suite (short, in-process router + breaker)', () => {
   it('loses no request while one endpoint of three can serve, and none waits past its deadline', {
     timeout: 60_000,
   }, async () => {
-    const out = mkdtempSync(join(tmpdir(), 'lb-chaos-'));
-    await run(
-      process.execPath,
-      [
-        join(here, 'chaos.mjs'),
-        '--short',
-        '--target=core',
-        '--only=5xx-burst,connection-reset,two-down,mid-stream-drop',
-        '--seconds=1.2',
-        `--out=${out}`,
-      ],
-      { timeout: 55_000 },
+    const { result: r } = await runShort(
+      'chaos.mjs',
+      ['--target=core', '--only=5xx-burst,connection-reset,two-down,mid-stream-drop', '--seconds=1.2'],
+      'chaos-short.json',
+      55_000,
     );
-    const r = JSON.parse(readFileSync(join(out, 'chaos-short.json'), 'utf8'));
     expect(r.target).toBe('core');
     expect(r.rows.map((x: { scenario: string }) => x.scenario)).toEqual([
       '5xx-burst',

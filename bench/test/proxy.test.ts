@@ -1,23 +1,15 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-
-const run = promisify(execFile);
-const here = join(import.meta.dirname, '..');
+import { runShort } from './run-short.js';
 
 describe('proxy benchmark (smoke: direct and the bare undici floor)', () => {
   it('writes proxy-short.json with every field and prints the tables', { timeout: 60_000 }, async () => {
-    const out = mkdtempSync(join(tmpdir(), 'lb-bench-'));
-    const { stdout } = await run(
-      process.execPath,
-      [join(here, 'run.mjs'), '--short', '--only=proxy', '--no-server', '--no-portkey', `--out=${out}`],
-      { timeout: 55_000 },
+    const { stdout, result: r } = await runShort(
+      'run.mjs',
+      ['--only=proxy', '--no-server', '--no-portkey'],
+      'proxy-short.json',
+      55_000,
     );
     expect(stdout).toContain('Max throughput at concurrency 32');
-    const r = JSON.parse(readFileSync(join(out, 'proxy-short.json'), 'utf8'));
     for (const k of [
       'at',
       'node',

@@ -1,31 +1,16 @@
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-
-const run = promisify(execFile);
-const here = join(import.meta.dirname, '..');
-const cli = join(here, '..', 'packages', 'server', 'dist', 'cli.js');
+import { SERVER_CLI as cli, runShort } from './run-short.js';
 
 describe('chaos through lb-server (short)', () => {
   it('fails over a 5xx burst and a revoked key without losing a request', { timeout: 60_000 }, async () => {
     expect(existsSync(cli), 'packages/server/dist/cli.js: build first (pnpm build)').toBe(true);
-    const out = mkdtempSync(join(tmpdir(), 'lb-chaos-server-'));
-    await run(
-      process.execPath,
-      [
-        join(here, 'chaos.mjs'),
-        '--short',
-        '--target=lb-server',
-        '--only=5xx-burst,key-revoked',
-        '--seconds=1.2',
-        `--out=${out}`,
-      ],
-      { timeout: 55_000 },
+    const { result: r } = await runShort(
+      'chaos.mjs',
+      ['--target=lb-server', '--only=5xx-burst,key-revoked', '--seconds=1.2'],
+      'chaos-short.json',
+      55_000,
     );
-    const r = JSON.parse(readFileSync(join(out, 'chaos-short.json'), 'utf8'));
     expect(r.target).toBe('lb-server');
     for (const x of r.rows) {
       expect(x.faultyAttempts, x.scenario).toBeGreaterThan(0);
@@ -42,13 +27,12 @@ describe('chaos through lb-server (short)', () => {
   it('the fleet: four replicas meet a dead endpoint, with breakers per replica and shared over Redis', {
     timeout: 90_000,
   }, async () => {
-    const out = mkdtempSync(join(tmpdir(), 'lb-chaos-fleet-'));
-    await run(
-      process.execPath,
-      [join(here, 'chaos.mjs'), '--short', '--target=lb-server', '--only=fleet', `--out=${out}`],
-      { timeout: 85_000 },
+    const { result: r } = await runShort(
+      'chaos.mjs',
+      ['--target=lb-server', '--only=fleet'],
+      'chaos-short.json',
+      85_000,
     );
-    const r = JSON.parse(readFileSync(join(out, 'chaos-short.json'), 'utf8'));
     expect(r.rows).toEqual([]);
     expect(r.fleet.rows.map((x: { breakers: string }) => x.breakers)).toEqual([
       'per replica',

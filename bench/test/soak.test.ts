@@ -1,29 +1,14 @@
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-
-const run = promisify(execFile);
-const here = join(import.meta.dirname, '..');
-const cli = join(here, '..', 'packages', 'server', 'dist', 'cli.js');
+import { SERVER_CLI as cli, runShort } from './run-short.js';
 
 describe('soak (short)', () => {
   it('drives plain, streaming and failed-over requests through lb-server and reads its RSS after each slice', {
     timeout: 60_000,
   }, async () => {
     expect(existsSync(cli), 'packages/server/dist/cli.js: build first (pnpm build)').toBe(true);
-    const out = mkdtempSync(join(tmpdir(), 'lb-soak-'));
-    const { stdout } = await run(
-      process.execPath,
-      [join(here, 'run.mjs'), '--short', '--only=soak', `--out=${out}`],
-      {
-        timeout: 55_000,
-      },
-    );
+    const { stdout, result: r } = await runShort('run.mjs', ['--only=soak'], 'soak-short.json', 55_000);
     expect(stdout).toContain('# Soak');
-    const r = JSON.parse(readFileSync(join(out, 'soak-short.json'), 'utf8'));
     expect(r.slices.length).toBeGreaterThanOrEqual(4);
     expect(r.slices.map((s: { stream: boolean }) => s.stream).slice(0, 2)).toEqual([false, true]);
     expect(r.requests).toBe(r.slices.at(-1).requests);

@@ -1,4 +1,4 @@
-import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/test-utils';
+import { type FakeUpstream, fakeKey, startFakeUpstream, streamedText } from '@lb/test-utils';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type LbServer } from '../src/index.js';
@@ -52,8 +52,7 @@ describe('first-byte timeout of a stream whose headers came', () => {
         stream: true,
         messages: [{ role: 'user', content: 'x' }],
       });
-      let text = '';
-      for await (const ch of stream) text += ch.choices[0]?.delta?.content ?? '';
+      const text = await streamedText(stream);
       const took = performance.now() - t0;
       expect(text).toBe('Hello from b');
       expect(failures).toEqual(['a:timeout']);

@@ -1,4 +1,4 @@
-import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/test-utils';
+import { type FakeUpstream, fakeKey, startFakeUpstream, streamedText } from '@lb/test-utils';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type LbServer } from '../src/index.js';
@@ -105,9 +105,7 @@ describe('proxying', () => {
       stream: true,
       messages: [{ role: 'user', content: 'x' }],
     });
-    let text = '';
-    for await (const ch of stream) text += ch.choices[0]?.delta?.content ?? '';
-    expect(text).toBe('Hello from b');
+    expect(await streamedText(stream)).toBe('Hello from b');
   });
 
   it('ends a stream that breaks mid-way with an error the SDK raises', async () => {

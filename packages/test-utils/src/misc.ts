@@ -12,3 +12,12 @@ export function collectEvents<T extends { on(e: any, fn: (p: any) => void): () =
   const offs = names.map((name) => router.on(name, (payload: any) => events.push({ name, payload })));
   return { events, stop: () => offs.forEach((o) => o()) };
 }
+
+/** The text of a streamed chat completion: every chunk's first-choice `delta.content`, joined (an `openai` SDK stream). */
+export async function streamedText(
+  stream: AsyncIterable<{ choices: { delta?: { content?: string | null } }[] }>,
+): Promise<string> {
+  let text = '';
+  for await (const ch of stream) text += ch.choices[0]?.delta?.content ?? '';
+  return text;
+}
