@@ -66,6 +66,7 @@ const GLOBALS: Record<string, { path: string[]; unit?: 's' | 'ms' }> = {
   REQUEST_LOG_ENABLED: { path: ['server', 'request_log', 'enabled'] },
   REQUEST_LOG_PATH: { path: ['server', 'request_log', 'path'] },
   METRICS_ENABLED: { path: ['server', 'metrics_enabled'] },
+  LB_RESPONSE_HEADERS: { path: ['server', 'response_headers'] },
   SHUTDOWN_TIMEOUT: { path: ['server', 'shutdown_timeout'], unit: 'ms' },
   LB_API_KEYS: { path: ['server', 'api_keys'] },
   LB_ADMIN_KEY: { path: ['server', 'admin_key'] },

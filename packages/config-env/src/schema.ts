@@ -252,6 +252,7 @@ const serverSchema = obj(
       '[server.request_log]',
     ).optional(),
     metrics_enabled: bool.optional(),
+    response_headers: bool.optional(),
     shutdown_timeout: duration().optional(),
     api_keys: z
       .preprocess(

@@ -53,6 +53,11 @@ export interface ServerConfig {
   requestLog: { enabled: boolean; path?: string };
   /** Serve `/metrics`. Default true. Env `METRICS_ENABLED`. */
   metricsEnabled: boolean;
+  /**
+   * Tell the client which endpoint answered: `x-lb-endpoint` (its id) and `x-lb-attempts` on every proxied response.
+   * Default true. Env `LB_RESPONSE_HEADERS`.
+   */
+  responseHeaders: boolean;
   /** Graceful shutdown wait, ms. Default 30000. Env `SHUTDOWN_TIMEOUT`. */
   shutdownTimeoutMs: number;
   /** Client keys accepted by the gateway. Default none (open). Env `LB_API_KEYS` (comma list). */

@@ -28,6 +28,7 @@ export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
   logLevel: 'info',
   requestLog: Object.freeze({ enabled: false }),
   metricsEnabled: true,
+  responseHeaders: true,
   shutdownTimeoutMs: 30_000,
   apiKeys: Object.freeze([]) as unknown as string[],
 });
@@ -435,6 +436,7 @@ export function buildConfig(
       ...(s.request_log?.path !== undefined ? { path: s.request_log.path } : {}),
     },
     metricsEnabled: s.metrics_enabled ?? d.metricsEnabled,
+    responseHeaders: s.response_headers ?? d.responseHeaders,
     shutdownTimeoutMs: s.shutdown_timeout ?? d.shutdownTimeoutMs,
     apiKeys: s.api_keys ?? [],
     ...(s.admin_key !== undefined ? { adminKey: s.admin_key } : {}),

@@ -158,6 +158,7 @@ describe('mixing schemes and globals', () => {
       LOG_LEVEL: 'DEBUG',
       REQUEST_LOG_PATH: '/var/log/lb.jsonl',
       METRICS_ENABLED: '0',
+      LB_RESPONSE_HEADERS: 'false',
       SHUTDOWN_TIMEOUT: '10000',
       LB_API_KEYS: 'client-key-one, client-key-two',
       LB_ADMIN_KEY: 'admin-key-secret',
@@ -186,6 +187,7 @@ describe('mixing schemes and globals', () => {
       logLevel: 'debug',
       requestLog: { enabled: true, path: '/var/log/lb.jsonl' },
       metricsEnabled: false,
+      responseHeaders: false,
       shutdownTimeoutMs: 10000,
       apiKeys: ['client-key-one', 'client-key-two'],
       adminKey: 'admin-key-secret',
@@ -215,7 +217,13 @@ describe('mixing schemes and globals', () => {
     const c = createConfigFromEnv({ OPENAI_API_KEY: A });
     expect(c.breaker).toEqual({ enabled: true, threshold: 5, halfOpenAfterMs: 60000, policy: 'consecutive' });
     expect(c.healthCheck).toEqual({ enabled: false, intervalMs: 30000, timeoutMs: 5000 });
-    expect(c.server).toMatchObject({ host: '127.0.0.1', port: 8080, metricsEnabled: true, apiKeys: [] });
+    expect(c.server).toMatchObject({
+      host: '127.0.0.1',
+      port: 8080,
+      metricsEnabled: true,
+      responseHeaders: true,
+      apiKeys: [],
+    });
     expect(c.router.strategy).toBe('priority');
     expect(Object.isFrozen(c.router.endpoints[0])).toBe(true);
     expect(createOpenAIConfigFromEnv).toBe(createConfigFromEnv);

@@ -48,6 +48,7 @@ export const DEFAULT_SETTINGS: ServerSettings = Object.freeze({
   logLevel: 'info',
   requestLog: Object.freeze({ enabled: false }),
   metricsEnabled: true,
+  responseHeaders: true,
   shutdownTimeoutMs: 30_000,
   apiKeys: Object.freeze([]) as readonly string[],
   adminKey: undefined,
@@ -81,6 +82,7 @@ export function resolveSettings(partial: Partial<ServerSettings> | undefined): S
     const v = s[k];
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) bad(k, v, 'a number > 0');
   }
+  if (typeof s.responseHeaders !== 'boolean') bad('responseHeaders', s.responseHeaders, 'true or false');
   if (typeof s.shutdownTimeoutMs !== 'number' || !(s.shutdownTimeoutMs >= 0))
     bad('shutdownTimeoutMs', s.shutdownTimeoutMs, 'a number >= 0');
   const rl = s.clientRateLimit;

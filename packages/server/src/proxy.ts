@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import {
   type AttemptContext,
   type Endpoint,
@@ -478,11 +478,20 @@ export class Exchange implements Sink, EarlyResponder {
       call.attach(this);
       return;
     }
-    res.writeHead(call.status, clientHeaders(call.headers, !call.isStream));
+    res.writeHead(call.status, this.#tagged(clientHeaders(call.headers, !call.isStream)));
     call.attach(this);
     // A stream's headers leave with its first event (held back by the gate, written by `attach`) in one write;
     // alone only when no event came yet.
     if (call.isStream && !this.#wrote && !res.writableEnded) res.flushHeaders();
+  }
+
+  /** Adds the gateway's own response headers (`responseHeaders`): who answered, after how many attempts. */
+  #tagged(h: OutgoingHttpHeaders): OutgoingHttpHeaders {
+    if (this.#px.settings.responseHeaders) {
+      h['x-lb-endpoint'] = this.#ctx!.endpoint.id;
+      h['x-lb-attempts'] = this.#attempts;
+    }
+    return h;
   }
 
   // ---------------------------------------------------------------- Sink
@@ -552,7 +561,7 @@ export class Exchange implements Sink, EarlyResponder {
       const buf = typeof out.body === 'string' ? Buffer.from(out.body) : Buffer.from(out.body);
       this.#status = out.status;
       this.#last = buf;
-      const h = clientHeaders(out.headers, false);
+      const h = this.#tagged(clientHeaders(out.headers, false));
       h['content-length'] = buf.length;
       res.writeHead(out.status, h);
       res.end(buf);
@@ -633,7 +642,13 @@ export class Exchange implements Sink, EarlyResponder {
     const err = asLbError(e);
     if (!isLbError(e)) this.#px.onError(e, this.requestId);
     this.#status = err.status;
-    sendError(res, err, { 'x-lb-request-id': this.requestId });
+    sendError(
+      res,
+      err,
+      this.#attempts > 0 && this.#px.settings.responseHeaders
+        ? { 'x-lb-request-id': this.requestId, 'x-lb-attempts': this.#attempts }
+        : { 'x-lb-request-id': this.requestId },
+    );
     this.#finish(undefined, err.code);
   }
 

@@ -76,6 +76,61 @@ describe('proxying', () => {
     expect(r.system_fingerprint).toBe('b');
   });
 
+  it('tells the client which endpoint answered and after how many attempts', async () => {
+    const { data, response } = await client.chat.completions
+      .create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })
+      .withResponse();
+    expect(data.choices[0].message.content).toBe('Hello from a');
+    expect(response.headers.get('x-lb-endpoint')).toBe('a');
+    expect(response.headers.get('x-lb-attempts')).toBe('1');
+
+    a.next({ type: 'status', status: 500 });
+    const failed = await client.chat.completions
+      .create({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'x' }] })
+      .withResponse();
+    expect(await streamedText(failed.data)).toBe('Hello from b');
+    expect(failed.response.headers.get('x-lb-endpoint')).toBe('b');
+    expect(failed.response.headers.get('x-lb-attempts')).toBe('2');
+
+    // Every attempt failed (one endpoint left, tried 1 + maxRetries times): the error says how many were made.
+    server.router.setEndpointHealth('b', false);
+    server.router.setEndpointHealth('c', false);
+    for (let i = 0; i < 4; i++) a.next({ type: 'status', status: 500 });
+    const res = await fetch(`${base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [] }),
+    });
+    expect(res.status).toBe(502);
+    expect(res.headers.get('x-lb-attempts')).toBe('4');
+    expect(res.headers.get('x-lb-request-id')).toMatch(/^req_/);
+    expect(res.headers.get('x-lb-endpoint')).toBeNull();
+  });
+
+  it('leaves its own headers out with responseHeaders: false, and refuses a setting that is not a boolean', async () => {
+    const quiet = createServer({
+      router: { endpoints: [{ id: 'a', url: a.url, apiKey: keys.a }] },
+      server: { port: 0, responseHeaders: false },
+      logDestination: { write: () => true } as any,
+    });
+    try {
+      const sdk = new OpenAI({ baseURL: `${await quiet.listen()}/v1`, apiKey: 'k', maxRetries: 0 });
+      const { data, response } = await sdk.chat.completions
+        .create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })
+        .withResponse();
+      expect(data.choices[0].message.content).toBe('Hello from a');
+      for (const h of ['x-lb-endpoint', 'x-lb-attempts']) expect(response.headers.get(h)).toBeNull();
+    } finally {
+      await quiet.close(100);
+    }
+    expect(() =>
+      createServer({
+        router: { endpoints: [{ id: 'a', url: a.url, apiKey: keys.a }] },
+        server: { responseHeaders: 'no' as any },
+      }),
+    ).toThrow('server.responseHeaders: expected true or false, received "no"');
+  });
+
   it('maps the model for the endpoint that renames it', async () => {
     server.router.setEndpointHealth('a', false);
     server.router.setEndpointHealth('b', false);
