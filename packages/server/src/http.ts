@@ -28,6 +28,8 @@ const DROP_UPSTREAM = new Set([
   'openai-project',
   'accept-encoding',
   'cookie',
+  // lb's own request header (routing), never the upstream's business
+  'x-lb-tags',
   'forwarded',
   'x-forwarded-for',
   'x-forwarded-host',

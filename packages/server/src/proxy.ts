@@ -156,6 +156,8 @@ export class Exchange implements Sink, EarlyResponder {
   #operation = 'other';
   #model: string | undefined;
   #features: readonly string[] | undefined;
+  /** `x-lb-tags`: only endpoints carrying all of these serve the request. */
+  #tags: readonly string[] | undefined;
   /** The scan saw a top-level parameter features are read from (`n`, `logprobs`…). */
   #featureParams = false;
   #stream = false;
@@ -312,6 +314,8 @@ export class Exchange implements Sink, EarlyResponder {
         }
       }
       this.#fwd = upstreamHeaders(req.headers);
+      const tags = req.headers['x-lb-tags'];
+      if (tags !== undefined) this.#tags = tagsOf(tags);
       const signal = new ClientSignal();
       this.#signal = signal;
       if (res.destroyed) signal.abort(clientGone());
@@ -329,6 +333,7 @@ export class Exchange implements Sink, EarlyResponder {
             operation: this.#operation,
             client: this.#client,
             features: this.#features,
+            tags: this.#tags,
             estimatedTokens:
               px.estimate !== undefined && this.#hasJson() ? px.estimate(this.#jsonOf()!) : undefined,
           },
@@ -639,6 +644,21 @@ export class Exchange implements Sink, EarlyResponder {
         return;
       }
     }
+    if (this.#attempts === 0 && this.#tags !== undefined) {
+      const tags = this.#tags;
+      const model = this.#model;
+      const any = this.#px.router.endpoints.some(
+        (ep) => ep.serves(model) && tags.every((t) => ep.tags.includes(t)),
+      );
+      if (!any) {
+        this.#fail(
+          400,
+          `No endpoint${model === undefined ? '' : ` serving ${JSON.stringify(model)}`} carries all of the tags ${JSON.stringify(tags)} asked for by the x-lb-tags header`,
+          'no_endpoint_with_tags',
+        );
+        return;
+      }
+    }
     const err = asLbError(e);
     if (!isLbError(e)) this.#px.onError(e, this.requestId);
     this.#status = err.status;
@@ -700,6 +720,17 @@ export class Exchange implements Sink, EarlyResponder {
     if (!last || this.#status >= 300) return undefined;
     return usageFromBytes(last, this.#prev);
   }
+}
+
+/** The `x-lb-tags` header, `eu, fast`, as a list (repeated headers arrive joined by commas). */
+function tagsOf(h: string | string[]): readonly string[] {
+  const out: string[] = [];
+  for (const part of Array.isArray(h) ? h : [h])
+    for (const t of part.split(',')) {
+      const s = t.trim();
+      if (s) out.push(s);
+    }
+  return out;
 }
 
 function flatHeaders(h: IncomingHttpHeaders): Record<string, string> {

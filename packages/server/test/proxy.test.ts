@@ -131,6 +131,45 @@ describe('proxying', () => {
     ).toThrow('server.responseHeaders: expected true or false, received "no"');
   });
 
+  it('routes by the x-lb-tags header, keeps it from the upstream, and says when no endpoint has the tags', async () => {
+    const tagged = createServer({
+      router: {
+        endpoints: [
+          { id: 'a', url: a.url, apiKey: keys.a, priority: 1, tags: ['eu'] },
+          { id: 'b', url: b.url, apiKey: keys.b, priority: 2, tags: ['us', 'fast'] },
+        ],
+      },
+      server: { port: 0 },
+      logDestination: { write: () => true } as any,
+    });
+    try {
+      const sdk = new OpenAI({ baseURL: `${await tagged.listen()}/v1`, apiKey: 'k', maxRetries: 0 });
+      const body = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'hi' }] };
+      const plain = await sdk.chat.completions.create(body);
+      expect(plain.choices[0].message.content).toBe('Hello from a');
+      const { data, response } = await sdk.chat.completions
+        .create(body, { headers: { 'x-lb-tags': 'fast, us' } })
+        .withResponse();
+      expect(data.choices[0].message.content).toBe('Hello from b');
+      expect(response.headers.get('x-lb-endpoint')).toBe('b');
+      expect(b.requests.at(-1)!.headers['x-lb-tags']).toBeUndefined();
+      const err = await sdk.chat.completions
+        .create(body, { headers: { 'x-lb-tags': 'eu,fast' } })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+      expect((err as InstanceType<typeof OpenAI.BadRequestError>).code).toBe('no_endpoint_with_tags');
+      expect((err as Error).message).toContain('"eu","fast"');
+      // Tags every endpoint lacks only while it is down: that is an outage, not a bad request.
+      tagged.router.setEndpointHealth('b', false);
+      const down = await sdk.chat.completions
+        .create(body, { headers: { 'x-lb-tags': 'us' } })
+        .catch((e: unknown) => e);
+      expect((down as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
+    } finally {
+      await tagged.close(100);
+    }
+  });
+
   it('maps the model for the endpoint that renames it', async () => {
     server.router.setEndpointHealth('a', false);
     server.router.setEndpointHealth('b', false);
