@@ -202,6 +202,11 @@ function check(name: string, v: unknown, min: number, integer = false): void {
 
 class RateLimiter implements Guard {
   readonly name: string;
+  /**
+   * A pick hands `now` = 0 (no clock read) while no guard needs one: `admit` then decides from a lower bound and
+   * reads the clock only when that bound refuses (see `admit`).
+   */
+  readonly usesNow = false;
   readonly handle: RateLimitHandle;
   readonly #router: Router;
   readonly #store: SyncStore & { pull?(key: string, now: number): void; errors?: number };
@@ -330,7 +335,18 @@ class RateLimiter implements Guard {
 
   // ------------------------------------------------------------ guard (hot path)
 
+  /**
+   * `now` = 0 (a pick that read no clock): the same checks at time 0 are a lower bound. Buckets then count only the
+   * tokens they held at their last change (refills only add), and any stored cooldown or upstream budget still
+   * counts. Whatever admits at 0 admits now, so a bucket with tokens left admits without a clock read (and without
+   * the heap number `Date.now()` returns). When the bound refuses, the clock decides.
+   */
   admit(endpoint: Endpoint, request: RouteRequest, now: number): true | Veto {
+    const v = this.#decide(endpoint, request, now);
+    return v === true || now !== 0 ? v : this.#decide(endpoint, request, this.#now());
+  }
+
+  #decide(endpoint: Endpoint, request: RouteRequest, now: number): true | Veto {
     const s = this.#state(endpoint);
     const store = this.#store;
     const cd = store.getCooldown(s.cooldownKey, now);

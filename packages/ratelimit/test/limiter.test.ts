@@ -129,6 +129,54 @@ describe('attachRateLimit: token buckets', () => {
   });
 });
 
+describe('attachRateLimit: picks without a clock read', () => {
+  it('admits from the tokens a bucket held, and reads the clock only when those are not enough', async () => {
+    let t = T0;
+    let reads = 0;
+    const clock = () => {
+      reads++;
+      return t;
+    };
+    const r = router([ep('a', { limits: { rps: 2 } }), ep('b', { priority: 2 })], { now: clock });
+    attachRateLimit(r);
+    r.pick(); // the first pick builds the route's eligible list (that reads the clock once)
+    reads = 0;
+    for (let i = 0; i < 100; i++) expect(r.pick()?.endpoint.id).toBe('a');
+    expect(reads).toBe(0);
+    await r.execute({}, ok);
+    await r.execute({}, ok); // a's two tokens are spent
+    reads = 0;
+    expect(r.pick()?.endpoint.id).toBe('b'); // the bound refuses a, the clock confirms it
+    expect(reads).toBeGreaterThan(0);
+    t += 499;
+    expect(r.pick()?.endpoint.id).toBe('b');
+    t += 1; // one token back
+    expect(r.pick()?.endpoint.id).toBe('a');
+  });
+
+  it('lets an expired cooldown or upstream budget go by the clock, not by the bound', async () => {
+    let t = T0;
+    const r = router([ep('a'), ep('b', { priority: 2 })], { now: () => t });
+    const h = attachRateLimit(r);
+    await r.execute({}, async () => ({
+      status: 200,
+      headers: {
+        'x-ratelimit-remaining-requests': '0',
+        'x-ratelimit-reset-requests': '1s',
+        'x-ratelimit-remaining-tokens': '10',
+        'x-ratelimit-reset-tokens': '2s',
+      },
+    }));
+    expect(h.snapshot().a.cooldownUntil).toBe(T0 + 1000);
+    expect(r.pick({ estimatedTokens: 50 })?.endpoint.id).toBe('b');
+    t += 1000; // the cooldown is over; the token budget (10 left, 50 asked) still runs
+    expect(r.pick({ estimatedTokens: 5 })?.endpoint.id).toBe('a');
+    expect(r.pick({ estimatedTokens: 50 })?.endpoint.id).toBe('b');
+    t += 1000; // the upstream's token window has reset
+    expect(r.pick({ estimatedTokens: 50 })?.endpoint.id).toBe('a');
+  });
+});
+
 describe('attachRateLimit: upstream headers and 429s', () => {
   beforeEach(() => {
     vi.useFakeTimers();
