@@ -1,7 +1,8 @@
 // Selector benchmark: ns and bytes allocated per `router.pick` over @lb/core, for every built-in strategy and pool
 // size, without a guard, with a guard that keeps its own clock (as the breaker does), with one that reads the
-// router's clock at every pick (as the rate limiter does), and while weights are being changed by `reload`.
+// router's clock at every pick, with the real @lb/ratelimit attached, and while weights are being changed by `reload`.
 import { createRouter } from '@lb/core';
+import { attachRateLimit } from '@lb/ratelimit';
 import { Bench } from 'tinybench';
 import { median, round } from './stats.mjs';
 
@@ -14,12 +15,13 @@ export const STRATEGIES = [
   'least-busy',
 ];
 export const SIZES = [1, 4, 16, 64, 256, 1024];
-export const MODES = ['plain', 'guard', 'clock-guard', 'reload'];
+export const MODES = ['plain', 'guard', 'clock-guard', 'ratelimit', 'reload'];
 /** What each mode measures, for tables. */
 export const MODE_TITLES = {
   plain: 'no guard',
   guard: "one guard with its own clock (the breaker's shape: `usesNow: false`)",
-  'clock-guard': "one guard reading the router's clock (the rate limiter's shape)",
+  'clock-guard': "one guard reading the router's clock at every pick",
+  ratelimit: '@lb/ratelimit attached, every endpoint with a requests-per-second budget it has not spent',
   reload: 'weights reloaded every 10k picks',
 };
 /** Picks per timed sample (one pick is below the timer's resolution). */
@@ -43,8 +45,9 @@ function endpoints(n, salt = 0) {
 
 /**
  * A guard shaped like the breaker's: a per-endpoint state lookup that admits, reading a clock of its own only for an
- * endpoint it holds back (`usesNow: false`). With `usesNow`, shaped like the rate limiter's: it compares the budget
- * with the `now` the router hands it, so the router reads its clock at every pick.
+ * endpoint it holds back (`usesNow: false`). With `usesNow`, a guard that compares a deadline with the `now` the
+ * router hands it, so the router reads its clock at every pick (the rate limiter did until it learnt to decide from
+ * the tokens its buckets held: the `ratelimit` mode).
  */
 function benchGuard(usesNow) {
   const state = new Map();
@@ -72,9 +75,13 @@ function benchGuard(usesNow) {
  */
 async function makeCase(strategy, size, mode, inject) {
   let salt = 0;
-  const config = { endpoints: endpoints(size), strategy, maxRetries: 0, ...inject };
+  const eps = endpoints(size);
+  // Budgets the picks never spend (a pick takes no token; the warm-up's executes take a few).
+  if (mode === 'ratelimit') for (const e of eps) e.limits = { rps: 1e9 };
+  const config = { endpoints: eps, strategy, maxRetries: 0, ...inject };
   const router = createRouter(config);
   if (mode === 'guard' || mode === 'clock-guard') router.addGuard(benchGuard(mode === 'clock-guard'));
+  if (mode === 'ratelimit') attachRateLimit(router);
   for (let i = 0; i < Math.min(size, 64) * 2; i++) {
     await router.execute({ model: 'gpt-4o-mini' }, async () => ({ status: 200, headers: {} }));
   }

@@ -18,7 +18,9 @@ describe('selector benchmark (smoke)', () => {
       expect(r.bytesPerPick).toBeGreaterThanOrEqual(0);
       expect(r.picked).toBe(true);
     }
-    expect(new Set(rows.map((r) => r.mode))).toEqual(new Set(['plain', 'guard', 'clock-guard', 'reload']));
+    expect(new Set(rows.map((r) => r.mode))).toEqual(
+      new Set(['plain', 'guard', 'clock-guard', 'ratelimit', 'reload']),
+    );
   });
 
   it('pick allocates ~0 bytes per call (heap deltas averaged over many calls)', async () => {
@@ -26,18 +28,19 @@ describe('selector benchmark (smoke)', () => {
     // what the router itself allocates; round-robin needs neither.
     const rows = await runSelectorBench({
       sizes: [64],
-      modes: ['plain', 'guard', 'clock-guard'],
+      modes: ['plain', 'guard', 'clock-guard', 'ratelimit'],
       timeMs: 15,
       slices: 9,
       random: () => 0.5,
       now: () => 1,
     });
     for (const r of rows) expect(r.bytesPerPick, `${r.strategy}/${r.mode}`).toBeLessThan(2);
-    // With the real clock and randomness too, as long as no guard needs the router's clock.
+    // With the real clock and randomness too, as long as no guard needs the router's clock (the rate limiter with
+    // budget left does not).
     const rr = await runSelectorBench({
       strategies: ['round-robin', 'weighted-random'],
       sizes: [64],
-      modes: ['plain', 'guard'],
+      modes: ['plain', 'guard', 'ratelimit'],
       timeMs: 15,
       slices: 9,
     });
