@@ -695,8 +695,11 @@ export class Exchange implements Sink, EarlyResponder {
       this.#call!.release = undefined;
       release(err);
     }
-    const usage = this.#call?.translator?.usage ?? this.#usage();
+    const call = this.#call;
+    const usage = call?.translator?.usage ?? this.#usage();
     if (usage && this.#ctx) this.#ctx.reportUsage(usage);
+    const up = call?.headers;
+    const clientId = this.#req.headers['x-request-id'];
     this.#px.record({
       requestId: this.requestId,
       client: this.#client,
@@ -712,6 +715,8 @@ export class Exchange implements Sink, EarlyResponder {
       errorType:
         errorType ?? (err ? 'upstream_stream_error' : this.#status >= 400 ? 'upstream_error' : undefined),
       usage,
+      upstreamRequestId: up === undefined ? undefined : headerText(up['x-request-id'] ?? up['request-id']),
+      clientRequestId: clientId === undefined ? undefined : headerText(clientId),
     });
   }
 
@@ -720,6 +725,12 @@ export class Exchange implements Sink, EarlyResponder {
     if (!last || this.#status >= 300) return undefined;
     return usageFromBytes(last, this.#prev);
   }
+}
+
+/** A header's value for a record: the first one, at most 256 characters. */
+function headerText(v: string | string[] | undefined): string | undefined {
+  const s = Array.isArray(v) ? v[0] : v;
+  return s === undefined || s.length <= 256 ? s : s.slice(0, 256);
 }
 
 /** The `x-lb-tags` header, `eu, fast`, as a list (repeated headers arrive joined by commas). */

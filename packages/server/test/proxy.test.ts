@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type FakeUpstream, fakeKey, startFakeUpstream, streamedText } from '@lb/test-utils';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -105,6 +108,42 @@ describe('proxying', () => {
     expect(res.headers.get('x-lb-attempts')).toBe('4');
     expect(res.headers.get('x-lb-request-id')).toMatch(/^req_/);
     expect(res.headers.get('x-lb-endpoint')).toBeNull();
+  });
+
+  it("logs the upstream's request id and the client's own beside the gateway's", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lb-reqlog-'));
+    const path = join(dir, 'requests.jsonl');
+    const logged = createServer({
+      router: { endpoints: [{ id: 'a', url: a.url, apiKey: keys.a }] },
+      server: { port: 0, requestLog: { enabled: true, path } },
+      logDestination: { write: () => true } as any,
+    });
+    try {
+      const sdk = new OpenAI({ baseURL: `${await logged.listen()}/v1`, apiKey: 'k', maxRetries: 0 });
+      const { response } = await sdk.chat.completions
+        .create(
+          { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] },
+          { headers: { 'x-request-id': 'trace-7' } },
+        )
+        .withResponse();
+      const upstreamId = response.headers.get('x-request-id');
+      expect(upstreamId).toMatch(/^req_a_/);
+      await logged.close(100);
+      const [line] = readFileSync(path, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      expect(line).toMatchObject({
+        endpoint: 'a',
+        upstreamRequestId: upstreamId,
+        clientRequestId: 'trace-7',
+      });
+      expect(line.requestId).toMatch(/^req_/);
+      expect(line.requestId).not.toBe(upstreamId);
+    } finally {
+      await logged.close(100);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('leaves its own headers out with responseHeaders: false, and refuses a setting that is not a boolean', async () => {

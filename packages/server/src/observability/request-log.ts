@@ -54,6 +54,8 @@ export class RequestLog {
       latencyMs: round(rec.latencyMs),
       ttfbMs: rec.ttfbMs === undefined ? undefined : round(rec.ttfbMs),
       errorType: rec.errorType,
+      upstreamRequestId: rec.upstreamRequestId,
+      clientRequestId: rec.clientRequestId,
       promptTokens: u?.prompt_tokens,
       completionTokens: u?.completion_tokens,
       totalTokens: u?.total_tokens,

@@ -80,6 +80,10 @@ export interface ClientRequestRecord {
   /** OpenAI error `type` when the request failed. */
   errorType?: string;
   usage?: RecordUsage;
+  /** The answering upstream's own id for the request (`x-request-id`, Anthropic's `request-id`): what its support asks for. */
+  upstreamRequestId?: string;
+  /** The client's `x-request-id`, when it sent one (at most 256 characters kept). */
+  clientRequestId?: string;
 }
 
 /** Overall status: `healthy` (every endpoint available), `degraded` (some not), `unhealthy` (none can serve). */
