@@ -211,6 +211,8 @@ class RateLimiter implements Guard {
   readonly #router: Router;
   readonly #store: SyncStore & { pull?(key: string, now: number): void; errors?: number };
   readonly #states = new Map<string, EpState>();
+  /** The same states by endpoint object: one identity lookup on the hot path instead of the id map's lookup and check. */
+  readonly #byEndpoint = new WeakMap<Endpoint, EpState>();
   readonly #charges = new Map<string, Charge>();
   readonly #limits: (endpoint: Endpoint) => EndpointLimits | undefined;
   readonly #estimate: (request: RouteRequest) => number;
@@ -494,11 +496,17 @@ class RateLimiter implements Guard {
   // ------------------------------------------------------------ internals
 
   #state(endpoint: Endpoint): EpState {
+    const hit = this.#byEndpoint.get(endpoint);
+    if (hit !== undefined) return hit;
     const s = this.#states.get(endpoint.id);
-    if (s !== undefined && s.endpoint === endpoint) return s;
+    if (s !== undefined && s.endpoint === endpoint) {
+      this.#byEndpoint.set(endpoint, s);
+      return s;
+    }
     // New endpoint, or a reload replaced it: derive the specs again (keeping bucket levels and the header view).
     const fresh = this.#build(endpoint, s?.view);
     this.#states.set(endpoint.id, fresh);
+    this.#byEndpoint.set(endpoint, fresh);
     return fresh;
   }
 
@@ -552,6 +560,7 @@ class RateLimiter implements Guard {
     const s = this.#states.get(id);
     if (s === undefined) return;
     this.#states.delete(id);
+    this.#byEndpoint.delete(s.endpoint);
     for (const k of [s.rpsKey, s.rpmKey, s.tpmKey, s.cooldownKey]) this.#store.delete(k);
   }
 

@@ -177,6 +177,30 @@ describe('attachRateLimit: picks without a clock read', () => {
   });
 });
 
+describe('attachRateLimit: reset', () => {
+  it('forgets what it learnt of an endpoint (budgets, cooldown, the upstream headers) and learns again', async () => {
+    let t = T0;
+    const r = router([ep('a', { limits: { rps: 1 } }), ep('b', { priority: 2 })], { now: () => t });
+    const h = attachRateLimit(r);
+    await r.execute({}, async () => ({
+      status: 200,
+      headers: { 'x-ratelimit-remaining-tokens': '10', 'x-ratelimit-reset-tokens': '1m' },
+    }));
+    expect(r.pick()?.endpoint.id).toBe('b'); // rps spent
+    t += 1000;
+    expect(r.pick({ estimatedTokens: 50 })?.endpoint.id).toBe('b'); // 10 tokens left upstream
+    h.reset('a');
+    expect(h.snapshot().a.upstream?.remainingTokens).toBeUndefined();
+    expect(r.pick({ estimatedTokens: 50 })?.endpoint.id).toBe('a');
+    await r.execute({}, async () => ({
+      status: 200,
+      headers: { 'x-ratelimit-remaining-tokens': '10', 'x-ratelimit-reset-tokens': '1m' },
+    }));
+    t += 1000;
+    expect(r.pick({ estimatedTokens: 50 })?.endpoint.id).toBe('b');
+  });
+});
+
 describe('attachRateLimit: upstream headers and 429s', () => {
   beforeEach(() => {
     vi.useFakeTimers();
