@@ -353,40 +353,36 @@ class RateLimiter implements Guard {
     const store = this.#store;
     const cd = store.getCooldown(s.cooldownKey, now);
     if (cd !== undefined) return { reason: cd.reason, until: cd.until, rateLimited: true };
-    let spec = s.rps;
+    if (s.rps !== undefined && store.peek(s.rpsKey, s.rps, now) < 1)
+      return this.#spent(s.rpsKey, s.rps, s.rpsReason, 1, now);
+    if (s.rpm !== undefined && store.peek(s.rpmKey, s.rpm, now) < 1)
+      return this.#spent(s.rpmKey, s.rpm, s.rpmReason, 1, now);
+    // Tokens: an estimate of the request, against the tokens-per-minute bucket and the upstream's own budget.
+    return s.tpm !== undefined || s.view.tokensResetAt > now ? this.#tokens(s, request, now) : true;
+  }
+
+  /** The veto of a bucket holding fewer than `need` tokens at `now`: until it holds them. */
+  #spent(key: string, spec: BucketSpec, reason: string, need: number, now: number): Veto {
+    const t = this.#store.peek(key, spec, now);
+    return { reason, until: now + Math.ceil((need - t) / spec.refillPerMs), rateLimited: true };
+  }
+
+  #tokens(s: EpState, request: RouteRequest, now: number): true | Veto {
+    const cost = this.#estimate(request);
+    const spec = s.tpm;
     if (spec !== undefined) {
-      const t = store.peek(s.rpsKey, spec, now);
-      if (t < 1)
-        return { reason: s.rpsReason, until: now + Math.ceil((1 - t) / spec.refillPerMs), rateLimited: true };
+      const need = Math.max(1, Math.min(cost, spec.capacity));
+      if (this.#store.peek(s.tpmKey, spec, now) < need)
+        return this.#spent(s.tpmKey, spec, s.tpmReason, need, now);
     }
-    spec = s.rpm;
-    if (spec !== undefined) {
-      const t = store.peek(s.rpmKey, spec, now);
-      if (t < 1)
-        return { reason: s.rpmReason, until: now + Math.ceil((1 - t) / spec.refillPerMs), rateLimited: true };
-    }
-    spec = s.tpm;
     const v = s.view;
-    if (spec !== undefined || v.tokensResetAt > now) {
-      const cost = this.#estimate(request);
-      if (spec !== undefined) {
-        const need = Math.max(1, Math.min(cost, spec.capacity));
-        const t = store.peek(s.tpmKey, spec, now);
-        if (t < need)
-          return {
-            reason: s.tpmReason,
-            until: now + Math.ceil((need - t) / spec.refillPerMs),
-            rateLimited: true,
-          };
-      }
-      if (v.tokensResetAt > now && v.remainingTokens !== undefined && cost > 0) {
-        if (v.remainingTokens - cost < this.#reserveTokens)
-          return {
-            reason: `upstream token budget too low (${v.remainingTokens} left, ~${cost} needed)`,
-            until: v.tokensResetAt,
-            rateLimited: true,
-          };
-      }
+    if (v.tokensResetAt > now && v.remainingTokens !== undefined && cost > 0) {
+      if (v.remainingTokens - cost < this.#reserveTokens)
+        return {
+          reason: `upstream token budget too low (${v.remainingTokens} left, ~${cost} needed)`,
+          until: v.tokensResetAt,
+          rateLimited: true,
+        };
     }
     return true;
   }
