@@ -795,6 +795,14 @@ export class Router {
         code: 'model_not_found',
       });
     }
+    const tags = req.tags;
+    if (tags !== undefined && tags.length > 0 && !route.candidates.some((c) => hasAll(c.tags, tags))) {
+      // No endpoint could ever serve it, healthy or not: the request is wrong, not the pool.
+      throw new LbError(
+        `No endpoint${model === undefined ? '' : ` serving ${JSON.stringify(model)}`} carries all of the tags ${JSON.stringify(tags)}`,
+        { status: 400, type: 'invalid_request_error', code: 'no_endpoint_with_tags' },
+      );
+    }
     let justWaited = false;
 
     for (let n = 1; n <= maxAttempts; ) {

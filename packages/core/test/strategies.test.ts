@@ -203,6 +203,29 @@ describe('distributions through the router', () => {
     expect(counts(r, 3, { tags: ['apac'] })).toEqual({ none: 3 });
   });
 
+  it('refuses a request for tags no endpoint carries (400, nothing tried), but waits out an outage of those that do', async () => {
+    const r = createRouter({
+      endpoints: [ep('eu', { tags: ['eu', 'fast'] }), ep('us', { tags: ['us'] })],
+      maxWaitMs: 0,
+    });
+    let tried = 0;
+    const attempt = async () => {
+      tried++;
+      return { status: 200 };
+    };
+    const err = await r.execute({ model: 'm', tags: ['eu', 'us'] }, attempt).catch((e) => e);
+    expect(err).toMatchObject({ status: 400, code: 'no_endpoint_with_tags' });
+    expect(err.message).toBe('No endpoint serving "m" carries all of the tags ["eu","us"]');
+    expect(tried).toBe(0);
+    r.setEndpointHealth('eu', false);
+    const down = await r.execute({ tags: ['fast'] }, attempt).catch((e) => e);
+    expect(down.status).toBe(503);
+    r.setEndpointHealth('eu', true);
+    await r.execute({ tags: ['fast'] }, attempt);
+    await r.execute({ tags: [] }, attempt);
+    expect(tried).toBe(2);
+  });
+
   it('model groups route an exposed name to backends with their own weights and upstream names', () => {
     const r = createRouter({
       endpoints: [ep('openai'), ep('azure'), ep('proxy')],

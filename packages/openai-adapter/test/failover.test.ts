@@ -100,6 +100,26 @@ describe('failover', () => {
     expect(err.error).toMatchObject({ code: 'model_not_found' });
   });
 
+  it('x-lb-tags routes to the tagged endpoints, and tags none carries are a 400 BadRequestError', async () => {
+    const c = new LoadBalancedOpenAI({
+      endpoints: [
+        { url: pool.ups[0].url, apiKey: pool.keys[0], tags: ['us'] },
+        { url: pool.ups[1].url, apiKey: pool.keys[1], tags: ['eu'], priority: 2 },
+      ],
+    });
+    const r = await c.chat.completions.create(
+      { model: 'gpt-4o', messages },
+      { headers: { 'x-lb-tags': 'eu' } },
+    );
+    expect(r.system_fingerprint).toBe('b');
+    const err = await c.chat.completions
+      .create({ model: 'gpt-4o', messages }, { headers: { 'x-lb-tags': 'eu,us' } })
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.error).toMatchObject({ code: 'no_endpoint_with_tags' });
+    expect(served()).toEqual([0, 1, 0]);
+  });
+
   it('keys never appear in errors, events, snapshots or health output', async () => {
     const leaky = pool.keys[0];
     pool.ups[0].setDefault({

@@ -644,21 +644,6 @@ export class Exchange implements Sink, EarlyResponder {
         return;
       }
     }
-    if (this.#attempts === 0 && this.#tags !== undefined) {
-      const tags = this.#tags;
-      const model = this.#model;
-      const any = this.#px.router.endpoints.some(
-        (ep) => ep.serves(model) && tags.every((t) => ep.tags.includes(t)),
-      );
-      if (!any) {
-        this.#fail(
-          400,
-          `No endpoint${model === undefined ? '' : ` serving ${JSON.stringify(model)}`} carries all of the tags ${JSON.stringify(tags)} asked for by the x-lb-tags header`,
-          'no_endpoint_with_tags',
-        );
-        return;
-      }
-    }
     const err = asLbError(e);
     if (!isLbError(e)) this.#px.onError(e, this.requestId);
     this.#status = err.status;
