@@ -21,6 +21,7 @@ export { attachRateLimit } from './limiter.js';
 export type { RedisClientLike, RedisStoreOptions } from './redis.js';
 export { RedisStore } from './redis.js';
 export type {
+  BucketCell,
   BucketSpec,
   Cooldown,
   MaybePromise,

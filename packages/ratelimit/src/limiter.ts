@@ -14,7 +14,14 @@ import {
 } from '@lb/core';
 import { RateLimitedError } from './errors.js';
 import { syncView } from './internal/local-view.js';
-import { type BucketSpec, MemoryStore, type Store, type SyncStore } from './store.js';
+import {
+  type BucketCell,
+  type BucketSpec,
+  MemoryStore,
+  refill,
+  type Store,
+  type SyncStore,
+} from './store.js';
 
 /** An endpoint's budgets (the shape of `EndpointConfig.limits`). */
 export interface EndpointLimits {
@@ -153,17 +160,23 @@ interface View {
 interface EpState {
   endpoint: Endpoint;
   limits: EndpointLimits;
-  rps: BucketSpec | undefined;
-  rpm: BucketSpec | undefined;
-  tpm: BucketSpec | undefined;
-  rpsKey: string;
-  rpmKey: string;
-  tpmKey: string;
+  rps: Budget | undefined;
+  rpm: Budget | undefined;
+  tpm: Budget | undefined;
   cooldownKey: string;
-  rpsReason: string;
-  rpmReason: string;
-  tpmReason: string;
+  /** Every store key of the endpoint (whichever budgets it has now), for `reset` and removal. */
+  keys: readonly string[];
   view: View;
+}
+
+/** One of an endpoint's token buckets. */
+interface Budget {
+  readonly spec: BucketSpec;
+  readonly key: string;
+  /** The veto's reason when it is spent. */
+  readonly reason: string;
+  /** The store's live state of the bucket (stores with `cell`): a pick reads its level without a lookup. */
+  cell: BucketCell | undefined;
 }
 
 interface Charge {
@@ -351,29 +364,38 @@ class RateLimiter implements Guard {
   #decide(endpoint: Endpoint, request: RouteRequest, now: number): true | Veto {
     const s = this.#state(endpoint);
     const store = this.#store;
-    const cd = store.getCooldown(s.cooldownKey, now);
-    if (cd !== undefined) return { reason: cd.reason, until: cd.until, rateLimited: true };
-    if (s.rps !== undefined && store.peek(s.rpsKey, s.rps, now) < 1)
-      return this.#spent(s.rpsKey, s.rps, s.rpsReason, 1, now);
-    if (s.rpm !== undefined && store.peek(s.rpmKey, s.rpm, now) < 1)
-      return this.#spent(s.rpmKey, s.rpm, s.rpmReason, 1, now);
+    // A store that counts its cooldowns and holds none: no lookup.
+    if (store.cooldowns !== 0) {
+      const cd = store.getCooldown(s.cooldownKey, now);
+      if (cd !== undefined) return { reason: cd.reason, until: cd.until, rateLimited: true };
+    }
+    const { rps, rpm } = s;
+    if (rps !== undefined && this.#level(rps, now) < 1) return this.#spent(rps, 1, now);
+    if (rpm !== undefined && this.#level(rpm, now) < 1) return this.#spent(rpm, 1, now);
     // Tokens: an estimate of the request, against the tokens-per-minute bucket and the upstream's own budget.
     return s.tpm !== undefined || s.view.tokensResetAt > now ? this.#tokens(s, request, now) : true;
   }
 
+  /** Tokens in a bucket at `now`: from the store's cell when it gives one (no lookup), else `peek`. */
+  #level(b: Budget, now: number): number {
+    let c = b.cell;
+    if (c === undefined) return this.#store.peek(b.key, b.spec, now);
+    if (c.dead) c = b.cell = this.#store.cell?.(b.key, b.spec) as BucketCell;
+    return refill(c.tokens, c.at, b.spec, now);
+  }
+
   /** The veto of a bucket holding fewer than `need` tokens at `now`: until it holds them. */
-  #spent(key: string, spec: BucketSpec, reason: string, need: number, now: number): Veto {
-    const t = this.#store.peek(key, spec, now);
-    return { reason, until: now + Math.ceil((need - t) / spec.refillPerMs), rateLimited: true };
+  #spent(b: Budget, need: number, now: number): Veto {
+    const t = this.#level(b, now);
+    return { reason: b.reason, until: now + Math.ceil((need - t) / b.spec.refillPerMs), rateLimited: true };
   }
 
   #tokens(s: EpState, request: RouteRequest, now: number): true | Veto {
     const cost = this.#estimate(request);
-    const spec = s.tpm;
-    if (spec !== undefined) {
-      const need = Math.max(1, Math.min(cost, spec.capacity));
-      if (this.#store.peek(s.tpmKey, spec, now) < need)
-        return this.#spent(s.tpmKey, spec, s.tpmReason, need, now);
+    const tpm = s.tpm;
+    if (tpm !== undefined) {
+      const need = Math.max(1, Math.min(cost, tpm.spec.capacity));
+      if (this.#level(tpm, now) < need) return this.#spent(tpm, need, now);
     }
     const v = s.view;
     if (v.tokensResetAt > now && v.remainingTokens !== undefined && cost > 0) {
@@ -390,16 +412,17 @@ class RateLimiter implements Guard {
   acquire(endpoint: Endpoint, request: RouteRequest, now: number, requestId: string): void {
     const s = this.#state(endpoint);
     const store = this.#store;
-    if (s.rps !== undefined) store.take(s.rpsKey, 1, s.rps, now);
-    if (s.rpm !== undefined) store.take(s.rpmKey, 1, s.rpm, now);
+    const { rps, rpm, tpm } = s;
+    if (rps !== undefined) store.take(rps.key, 1, rps.spec, now);
+    if (rpm !== undefined) store.take(rpm.key, 1, rpm.spec, now);
     const v = s.view;
     let cost = 0;
-    if (s.tpm !== undefined || v.tokensResetAt > now) {
+    if (tpm !== undefined || v.tokensResetAt > now) {
       cost = this.#estimate(request);
-      if (s.tpm !== undefined) {
-        const first = Math.min(cost, s.tpm.capacity);
-        if (first > 0) store.take(s.tpmKey, first, s.tpm, now);
-        if (cost > first) store.adjust(s.tpmKey, first - cost, s.tpm, now);
+      if (tpm !== undefined) {
+        const first = Math.min(cost, tpm.spec.capacity);
+        if (first > 0) store.take(tpm.key, first, tpm.spec, now);
+        if (cost > first) store.adjust(tpm.key, first - cost, tpm.spec, now);
       }
       // Remember the charge so the response's usage (or a failure) can correct it.
       const ch = this.#charges;
@@ -421,9 +444,9 @@ class RateLimiter implements Guard {
   describe(endpoint: Endpoint, now: number): Record<string, unknown> {
     const s = this.#state(endpoint);
     const out: Record<string, unknown> = {};
-    if (s.rps) out.rps = Math.floor(this.#store.peek(s.rpsKey, s.rps, now));
-    if (s.rpm) out.rpm = Math.floor(this.#store.peek(s.rpmKey, s.rpm, now));
-    if (s.tpm) out.tpm = Math.floor(this.#store.peek(s.tpmKey, s.tpm, now));
+    if (s.rps) out.rps = Math.floor(this.#level(s.rps, now));
+    if (s.rpm) out.rpm = Math.floor(this.#level(s.rpm, now));
+    if (s.tpm) out.tpm = Math.floor(this.#level(s.tpm, now));
     const cd = this.#store.getCooldown(s.cooldownKey, now);
     if (cd) out.cooldownUntil = cd.until;
     return out;
@@ -522,25 +545,31 @@ class RateLimiter implements Guard {
     const limits: EndpointLimits = { ...raw };
     for (const k of bad) delete limits[k];
     const base = `${this.#prefix}${endpoint.id}:`;
+    const budget = (kind: string, capacity: number, perMs: number, reason: string): Budget => {
+      const spec = { capacity, refillPerMs: perMs };
+      const key = base + kind;
+      return { spec, key, reason, cell: this.#store.cell?.(key, spec) };
+    };
+    const { rps, rpm, tpm, burst } = limits;
     return {
       endpoint,
       limits,
       rps:
-        limits.rps === undefined
+        rps === undefined
           ? undefined
-          : { capacity: Math.max(1, limits.burst ?? limits.rps), refillPerMs: limits.rps / 1000 },
+          : budget(
+              'rps',
+              Math.max(1, burst ?? rps),
+              rps / 1000,
+              `over ${rps} requests/s (burst ${Math.max(1, burst ?? rps)})`,
+            ),
       rpm:
-        limits.rpm === undefined
+        rpm === undefined
           ? undefined
-          : { capacity: Math.max(1, limits.rpm), refillPerMs: limits.rpm / 60_000 },
-      tpm: limits.tpm === undefined ? undefined : { capacity: limits.tpm, refillPerMs: limits.tpm / 60_000 },
-      rpsKey: `${base}rps`,
-      rpmKey: `${base}rpm`,
-      tpmKey: `${base}tpm`,
+          : budget('rpm', Math.max(1, rpm), rpm / 60_000, `over ${rpm} requests/min`),
+      tpm: tpm === undefined ? undefined : budget('tpm', tpm, tpm / 60_000, `over ${tpm} tokens/min`),
       cooldownKey: `${base}cooldown`,
-      rpsReason: `over ${limits.rps} requests/s (burst ${Math.max(1, limits.burst ?? limits.rps ?? 1)})`,
-      rpmReason: `over ${limits.rpm} requests/min`,
-      tpmReason: `over ${limits.tpm} tokens/min`,
+      keys: [`${base}rps`, `${base}rpm`, `${base}tpm`, `${base}cooldown`],
       view: view ?? {
         remainingRequests: undefined,
         limitRequests: undefined,
@@ -557,7 +586,7 @@ class RateLimiter implements Guard {
     if (s === undefined) return;
     this.#states.delete(id);
     this.#byEndpoint.delete(s.endpoint);
-    for (const k of [s.rpsKey, s.rpmKey, s.tpmKey, s.cooldownKey]) this.#store.delete(k);
+    for (const k of s.keys) this.#store.delete(k);
   }
 
   #cool(s: EpState, until: number, reason: string): void {
@@ -569,7 +598,7 @@ class RateLimiter implements Guard {
   #correct(endpoint: Endpoint, delta: number, now: number): void {
     if (delta === 0) return;
     const s = this.#state(endpoint);
-    if (s.tpm !== undefined) this.#store.adjust(s.tpmKey, -delta, s.tpm, now);
+    if (s.tpm !== undefined) this.#store.adjust(s.tpm.key, -delta, s.tpm.spec, now);
     const v = s.view;
     if (v.tokensResetAt > now && v.remainingTokens !== undefined) v.remainingTokens -= delta;
   }
@@ -623,19 +652,19 @@ class RateLimiter implements Guard {
     const store = this.#store;
     for (const ep of this.#router.endpoints) {
       const s = this.#state(ep);
-      const budget = (spec: BucketSpec | undefined, key: string, limit: number | undefined) =>
-        spec === undefined || limit === undefined
+      const budget = (b: Budget | undefined, limit: number | undefined) =>
+        b === undefined || limit === undefined
           ? undefined
-          : { limit, capacity: spec.capacity, remaining: Math.floor(store.peek(key, spec, now)) };
+          : { limit, capacity: b.spec.capacity, remaining: Math.floor(this.#level(b, now)) };
       const cd = store.getCooldown(s.cooldownKey, now);
       const v = s.view;
       const live = v.requestsResetAt > now || v.tokensResetAt > now;
       const verdict = this.admit(ep, EMPTY, now);
       out[ep.id] = {
         limits: { ...s.limits },
-        rps: budget(s.rps, s.rpsKey, s.limits.rps),
-        rpm: budget(s.rpm, s.rpmKey, s.limits.rpm),
-        tpm: budget(s.tpm, s.tpmKey, s.limits.tpm),
+        rps: budget(s.rps, s.limits.rps),
+        rpm: budget(s.rpm, s.limits.rpm),
+        tpm: budget(s.tpm, s.limits.tpm),
         cooldownUntil: cd?.until,
         cooldownReason: cd?.reason,
         upstream: live

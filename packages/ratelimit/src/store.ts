@@ -9,6 +9,19 @@ export interface BucketSpec {
   readonly refillPerMs: number;
 }
 
+/**
+ * A bucket's live state in a synchronous store ({@link Store.cell}): the store updates this same object in place, so
+ * its level at `now` is `refill(cell.tokens, cell.at, spec, now)` without a lookup. Deleting the key marks it `dead`.
+ */
+export interface BucketCell {
+  /** Tokens at `at` (may be negative after a debt). */
+  readonly tokens: number;
+  /** Epoch ms of the last change (0: never changed, full). */
+  readonly at: number;
+  /** The key was deleted: this object is no longer the bucket's; ask the store for the cell again. */
+  readonly dead: boolean;
+}
+
 /** What {@link Store.take} did. */
 export interface TakeResult {
   /** The tokens were taken (false: not enough, nothing changed). */
@@ -84,14 +97,26 @@ export interface Store {
   record?(key: string, spec: WindowSpec, now: number, n: number): MaybePromise<WindowResult>;
   /** Forgets a key of any kind (buckets, cooldowns, windows): an endpoint left the config, or a reset by hand. */
   delete(key: string): MaybePromise<void>;
+  /**
+   * Optional, synchronous stores only: bucket `key`'s live state, created full when missing, for a caller that reads
+   * a level on every pick without a lookup (the rate limiter). Same level as `peek`.
+   */
+  cell?(key: string, spec: BucketSpec): BucketCell;
+  /**
+   * Optional, synchronous stores only: how many cooldowns the store holds, expired ones it has not dropped yet
+   * included. 0 means `getCooldown` finds none, so a caller can skip the lookup.
+   */
+  readonly cooldowns?: number;
 }
 
 /** A {@link Store} whose methods answer synchronously. */
 export type SyncStore = {
   readonly synchronous: true;
   record?(key: string, spec: WindowSpec, now: number, n: number): WindowResult;
+  cell?(key: string, spec: BucketSpec): BucketCell;
+  readonly cooldowns?: number;
 } & {
-  [K in Exclude<keyof Store, 'synchronous' | 'record'>]: Store[K] extends (
+  [K in Exclude<keyof Store, 'synchronous' | 'record' | 'cell' | 'cooldowns'>]: Store[K] extends (
     ...a: infer A
   ) => MaybePromise<infer R>
     ? (...a: A) => R
@@ -101,6 +126,7 @@ export type SyncStore = {
 interface Bucket {
   tokens: number;
   at: number;
+  dead: boolean;
 }
 
 interface Win {
@@ -211,6 +237,21 @@ export class MemoryStore implements SyncStore {
     return this.#buckets.size + this.#cooldowns.size + this.#windows.size;
   }
 
+  /** Cooldowns held (expired ones are dropped when `getCooldown` meets them, or by the sweep). */
+  get cooldowns(): number {
+    return this.#cooldowns.size;
+  }
+
+  cell(key: string, spec: BucketSpec): BucketCell {
+    let b = this.#buckets.get(key);
+    if (b === undefined) {
+      // `at` 0: full at any time, as a missing bucket is.
+      b = { tokens: spec.capacity, at: 0, dead: false };
+      this.#buckets.set(key, b);
+    }
+    return b;
+  }
+
   peek(key: string, spec: BucketSpec, now: number): number {
     const b = this.#buckets.get(key);
     return b === undefined ? spec.capacity : refill(b.tokens, b.at, spec, now);
@@ -231,7 +272,10 @@ export class MemoryStore implements SyncStore {
 
   getCooldown(key: string, now: number): Cooldown | undefined {
     const c = this.#cooldowns.get(key);
-    return c !== undefined && c.until > now ? c : undefined;
+    if (c === undefined || c.until > now) return c;
+    // Over: drop it, so that `cooldowns` falls back to 0 and callers skip the lookup again.
+    this.#cooldowns.delete(key);
+    return undefined;
   }
 
   setCooldown(key: string, cooldown: Cooldown): void {
@@ -271,7 +315,11 @@ export class MemoryStore implements SyncStore {
   }
 
   delete(key: string): void {
-    this.#buckets.delete(key);
+    const b = this.#buckets.get(key);
+    if (b !== undefined) {
+      b.dead = true;
+      this.#buckets.delete(key);
+    }
     this.#cooldowns.delete(key);
     this.#windows.delete(key);
   }
@@ -279,7 +327,7 @@ export class MemoryStore implements SyncStore {
   #bucket(key: string, spec: BucketSpec, now: number): Bucket {
     let b = this.#buckets.get(key);
     if (b === undefined) {
-      b = { tokens: spec.capacity, at: now };
+      b = { tokens: spec.capacity, at: now, dead: false };
       this.#buckets.set(key, b);
     } else {
       b.tokens = refill(b.tokens, b.at, spec, now);

@@ -177,6 +177,56 @@ describe('attachRateLimit: picks without a clock read', () => {
   });
 });
 
+describe('attachRateLimit: picks without a store lookup', () => {
+  it("reads a bucket's live cell: spends and deletes by other users of a shared store count at the next pick", async () => {
+    let t = T0;
+    const store = new MemoryStore();
+    const mine = router([ep('a', { limits: { rps: 2 } }), ep('b', { priority: 2 })], { now: () => t });
+    const other = router([ep('a', { limits: { rps: 2 } })], { now: () => t });
+    attachRateLimit(mine, { store });
+    const h = attachRateLimit(other, { store });
+    expect(mine.pick()?.endpoint.id).toBe('a');
+    await other.execute({}, ok);
+    await other.execute({}, ok); // the shared bucket of a is spent by the other router
+    expect(mine.pick()?.endpoint.id).toBe('b');
+    h.reset('a'); // the other router deletes a's keys: the cell mine reads is dead, the bucket full again
+    expect(mine.pick()?.endpoint.id).toBe('a');
+    await other.execute({}, ok);
+    await other.execute({}, ok);
+    expect(mine.pick()?.endpoint.id).toBe('b'); // the new bucket's cell, not the dead one
+    t += 500;
+    expect(mine.pick()?.endpoint.id).toBe('a');
+  });
+
+  it('skips the cooldown lookup while the store holds none, and an expired cooldown goes when a pick meets it', async () => {
+    let t = T0;
+    class Counting extends MemoryStore {
+      lookups = 0;
+      override getCooldown(key: string, now: number) {
+        this.lookups++;
+        return super.getCooldown(key, now);
+      }
+    }
+    const store = new Counting();
+    const r = router([ep('a'), ep('b', { priority: 2 })], { now: () => t });
+    attachRateLimit(r, { store });
+    for (let i = 0; i < 100; i++) expect(r.pick()?.endpoint.id).toBe('a');
+    expect(store.lookups).toBe(0);
+    await r.execute({}, async ({ endpoint }) =>
+      endpoint.id === 'a' ? { status: 429, headers: { 'retry-after-ms': '1000' } } : { status: 200 },
+    );
+    expect(store.cooldowns).toBe(1);
+    expect(r.pick()?.endpoint.id).toBe('b');
+    expect(store.lookups).toBeGreaterThan(0);
+    t += 1000;
+    expect(r.pick()?.endpoint.id).toBe('a');
+    expect(store.cooldowns).toBe(0);
+    store.lookups = 0;
+    r.pick();
+    expect(store.lookups).toBe(0);
+  });
+});
+
 describe('attachRateLimit: reset', () => {
   it('forgets what it learnt of an endpoint (budgets, cooldown, the upstream headers) and learns again', async () => {
     let t = T0;

@@ -8,6 +8,7 @@ import {
   createClientLimiter,
   MemoryStore,
   RedisStore,
+  refill,
   type Store,
   type WindowSpec,
 } from '../src/index.js';
@@ -114,6 +115,38 @@ describe('MemoryStore', () => {
     s.hit('late', fixed, 5000); // the 10th new window sweeps the 9 expired ones
     expect(s.size).toBe(1);
     expect(() => new MemoryStore({ sweepEvery: 0 })).toThrow('received 0');
+  });
+
+  it('gives a live cell per bucket: changed in place, the same level as peek, marked dead when deleted', () => {
+    const s = new MemoryStore();
+    const c = s.cell('k', spec);
+    expect(c).toMatchObject({ tokens: 5, dead: false });
+    expect(s.peek('k', spec, 1000)).toBe(5); // a fresh cell is full at any time, as a missing bucket
+    s.take('k', 3, spec, 1000);
+    s.adjust('k', -1, spec, 1200); // +1 refilled, -1 debt
+    expect(s.cell('k', spec)).toBe(c);
+    expect(c).toMatchObject({ tokens: 2, at: 1200 });
+    expect(refill(c.tokens, c.at, spec, 1300)).toBe(s.peek('k', spec, 1300));
+    s.delete('k');
+    expect(c.dead).toBe(true);
+    const again = s.cell('k', spec);
+    expect(again).not.toBe(c);
+    expect(again).toMatchObject({ tokens: 5, dead: false });
+  });
+
+  it('counts its cooldowns and drops an expired one when getCooldown meets it', () => {
+    const s = new MemoryStore();
+    expect(s.cooldowns).toBe(0);
+    s.setCooldown('a', { until: 1000, reason: 'x' });
+    s.setCooldown('b', { until: 2000, reason: 'y' });
+    expect(s.cooldowns).toBe(2);
+    expect(s.getCooldown('a', 999)?.reason).toBe('x');
+    expect(s.getCooldown('a', 1000)).toBeUndefined();
+    expect(s.cooldowns).toBe(1);
+    s.setCooldown('a', { until: 500, reason: 'older' }); // a dropped cooldown does not outlive its end
+    expect(s.getCooldown('a', 600)).toBeUndefined();
+    expect(s.getCooldown('b', 1500)?.reason).toBe('y');
+    expect(s.cooldowns).toBe(1);
   });
 });
 

@@ -1,4 +1,5 @@
 import {
+  type BucketCell,
   type BucketSpec,
   type Cooldown,
   MemoryStore,
@@ -40,6 +41,15 @@ export class LocalView implements SyncStore {
 
   peek(key: string, spec: BucketSpec, now: number): number {
     return this.local.peek(key, spec, now);
+  }
+
+  /** The local copy's cell: spends and the shared level's corrections all change it in place. */
+  cell(key: string, spec: BucketSpec): BucketCell {
+    return this.local.cell(key, spec);
+  }
+
+  get cooldowns(): number {
+    return this.local.cooldowns;
   }
 
   take(key: string, cost: number, spec: BucketSpec, now: number): TakeResult {
