@@ -38,6 +38,57 @@ export interface EndpointConfig {
 
 const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 
+let slotsOf: (e: Endpoint) => unknown[];
+/** Slot numbers given back by `release`, reused so that the endpoints' slot arrays stay short. */
+const freeSlots: number[] = [];
+let slotCount = 0;
+
+/**
+ * A place on every endpoint for one package's own state about it (a guard's buckets, a circuit): `get` is two array
+ * reads on the endpoint, where a `WeakMap` keyed by endpoint costs a hash lookup on every pick. The value is never
+ * shown, serialised or copied; the endpoints a reload makes start empty. `release` frees the slot (on dispose): a
+ * slot made later may reuse its place, and never sees the values set through this one.
+ *
+ * @example
+ * const slot = new EndpointSlot<MyState>();
+ * admit(endpoint) { const s = slot.get(endpoint) ?? init(endpoint); ... }
+ */
+export class EndpointSlot<T> {
+  /** Where this slot's pair (owner, value) starts in an endpoint's slot array; -1 after `release`. */
+  #at: number;
+
+  constructor() {
+    freeSlots.sort((a, b) => b - a);
+    this.#at = 2 * (freeSlots.length ? (freeSlots.pop() as number) : slotCount++);
+  }
+
+  /** This slot's value on `endpoint`, if set. */
+  get(endpoint: Endpoint): T | undefined {
+    const slots = slotsOf(endpoint);
+    const at = this.#at;
+    // The owner check hides what an earlier, released slot left at the same place.
+    return slots[at] === this ? (slots[at + 1] as T) : undefined;
+  }
+
+  /** Sets this slot's value on `endpoint` (nothing once released). */
+  set(endpoint: Endpoint, value: T | undefined): void {
+    const at = this.#at;
+    if (at < 0) return;
+    const slots = slotsOf(endpoint);
+    // Filled in order, so that the array stays packed (fast elements) rather than holey.
+    while (slots.length < at) slots.push(undefined);
+    slots[at] = this;
+    slots[at + 1] = value;
+  }
+
+  /** Frees the slot for reuse: from now on `get` answers undefined and `set` does nothing. */
+  release(): void {
+    if (this.#at < 0) return;
+    freeSlots.push(this.#at / 2);
+    this.#at = -1;
+  }
+}
+
 /**
  * An immutable, validated endpoint. The key lives in a private field: spreading, `JSON.stringify`,
  * `String()` and `util.inspect` all show the masked form only.
@@ -62,6 +113,12 @@ export class Endpoint {
   readonly maskedKey: string;
   readonly #apiKey: string | undefined;
   readonly #served: ReadonlySet<string> | undefined;
+  /** Values other packages keep on this endpoint, by {@link EndpointSlot} index (never shown or serialised). */
+  readonly #slots: unknown[] = [];
+
+  static {
+    slotsOf = (e) => e.#slots;
+  }
 
   constructor(config: EndpointConfig, index = 0) {
     const where = `endpoints[${index}]`;

@@ -6,7 +6,7 @@
 export type { OutcomeInput, OutcomeKind, Verdict } from './classify.js';
 export { classify, isAbortError, isTimeoutError, parseDuration, retryAfterFrom } from './classify.js';
 export type { EndpointConfig } from './endpoint.js';
-export { Endpoint } from './endpoint.js';
+export { Endpoint, EndpointSlot } from './endpoint.js';
 export type { AttemptCause, OpenAIErrorBody } from './errors.js';
 export {
   AttemptTimeoutError,

@@ -2,6 +2,7 @@ import { collectEvents } from '@lb/test-utils';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   createRouter,
+  EndpointSlot,
   type Guard,
   isDeadlineExceededError,
   isLbError,
@@ -551,6 +552,52 @@ describe('reload', () => {
     release();
     expect(await p).toBe('http://127.0.0.1:1/a/v1');
     expect(r.pick()!.endpoint.id).toBe('b');
+  });
+});
+
+describe('EndpointSlot', () => {
+  it("keeps each slot's own value per endpoint, out of sight; an endpoint a reload made starts empty", async () => {
+    const r = createRouter({ endpoints: [ep('a'), ep('b')] });
+    const [a, b] = r.endpoints;
+    const one = new EndpointSlot<{ n: number }>();
+    const two = new EndpointSlot<string>();
+    expect(one.get(a)).toBeUndefined();
+    one.set(a, { n: 1 });
+    two.set(a, 'two');
+    two.set(b, 'b');
+    expect(one.get(a)).toEqual({ n: 1 });
+    expect(one.get(b)).toBeUndefined();
+    expect([two.get(a), two.get(b)]).toEqual(['two', 'b']);
+    const { inspect } = await import('node:util');
+    for (const text of [
+      JSON.stringify(a),
+      inspect(a, { showHidden: true, depth: 5 }),
+      JSON.stringify({ ...a }),
+    ])
+      expect(text).not.toContain('two');
+    r.reload({ endpoints: [ep('a', { weight: 3 }), ep('b')] });
+    expect(r.getEndpoint('a')).not.toBe(a);
+    expect(two.get(r.getEndpoint('a')!)).toBeUndefined(); // a new object: nothing carried over
+    expect(two.get(b)).toBe('b'); // the old object keeps it (in-flight requests still use it)
+    one.set(a, undefined);
+    expect(one.get(a)).toBeUndefined();
+  });
+
+  it('a released slot holds nothing, and a slot reusing its place never sees its values', () => {
+    const r = createRouter({ endpoints: [ep('a')] });
+    const [a] = r.endpoints;
+    const old = new EndpointSlot<string>();
+    old.set(a, 'old state');
+    old.release();
+    expect(old.get(a)).toBeUndefined();
+    old.set(a, 'again');
+    expect(old.get(a)).toBeUndefined();
+    const next = new EndpointSlot<string>(); // takes the freed place
+    expect(next.get(a)).toBeUndefined();
+    next.set(a, 'new');
+    expect(next.get(a)).toBe('new');
+    expect(old.get(a)).toBeUndefined();
+    next.release();
   });
 });
 

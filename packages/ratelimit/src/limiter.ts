@@ -1,6 +1,7 @@
 import {
   type AttemptContext,
   type Endpoint,
+  EndpointSlot,
   type ExecuteOptions,
   type Guard,
   getHeader,
@@ -224,8 +225,8 @@ class RateLimiter implements Guard {
   readonly #router: Router;
   readonly #store: SyncStore & { pull?(key: string, now: number): void; errors?: number };
   readonly #states = new Map<string, EpState>();
-  /** The same states by endpoint object: one identity lookup on the hot path instead of the id map's lookup and check. */
-  readonly #byEndpoint = new WeakMap<Endpoint, EpState>();
+  /** The same states on the endpoint objects: two array reads on the hot path instead of the id map's lookup. */
+  readonly #slot = new EndpointSlot<EpState>();
   readonly #charges = new Map<string, Charge>();
   readonly #limits: (endpoint: Endpoint) => EndpointLimits | undefined;
   readonly #estimate: (request: RouteRequest) => number;
@@ -344,6 +345,7 @@ class RateLimiter implements Guard {
         this.#disposed = true;
         for (const off of this.#offs.splice(0)) off();
         this.#charges.clear();
+        this.#slot.release();
       },
     };
   }
@@ -515,17 +517,17 @@ class RateLimiter implements Guard {
   // ------------------------------------------------------------ internals
 
   #state(endpoint: Endpoint): EpState {
-    const hit = this.#byEndpoint.get(endpoint);
+    const hit = this.#slot.get(endpoint);
     if (hit !== undefined) return hit;
     const s = this.#states.get(endpoint.id);
     if (s !== undefined && s.endpoint === endpoint) {
-      this.#byEndpoint.set(endpoint, s);
+      this.#slot.set(endpoint, s);
       return s;
     }
     // New endpoint, or a reload replaced it: derive the specs again (keeping bucket levels and the header view).
     const fresh = this.#build(endpoint, s?.view);
     this.#states.set(endpoint.id, fresh);
-    this.#byEndpoint.set(endpoint, fresh);
+    this.#slot.set(endpoint, fresh);
     return fresh;
   }
 
@@ -585,7 +587,7 @@ class RateLimiter implements Guard {
     const s = this.#states.get(id);
     if (s === undefined) return;
     this.#states.delete(id);
-    this.#byEndpoint.delete(s.endpoint);
+    this.#slot.set(s.endpoint, undefined);
     for (const k of s.keys) this.#store.delete(k);
   }
 
