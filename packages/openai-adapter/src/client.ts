@@ -72,7 +72,7 @@ export interface RouterSource {
   /** A Router, a router config, or a whole `@lb/config-env` config (`{ router: loadConfig() }`). */
   router: Router | RouterConfig | { readonly router: RouterConfig };
   defaultModel?: string;
-  server?: { streamIdleTimeoutMs?: number; streamFirstByteTimeoutMs?: number };
+  server?: { streamIdleTimeoutMs?: number; streamFirstByteTimeoutMs?: number; responseHeaders?: boolean };
 }
 
 /**
@@ -128,6 +128,7 @@ function resolve(options: LoadBalancedOpenAIOptions): Resolved {
     adapter.defaultModel ??= src.defaultModel;
     adapter.streamIdleTimeoutMs ??= src.server?.streamIdleTimeoutMs;
     adapter.streamFirstByteTimeoutMs ??= src.server?.streamFirstByteTimeoutMs;
+    adapter.responseHeaders ??= src.server?.responseHeaders;
   } else if (Array.isArray((options as RouterConfig).endpoints)) {
     const cfg: Record<string, unknown> = {};
     for (const k of ROUTER_KEYS) {
@@ -202,6 +203,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       streamIdleTimeoutMs,
       providerGuard,
       route,
+      responseHeaders,
       defaultModel,
       attach,
       guards,
@@ -224,6 +226,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       streamIdleTimeoutMs,
       providerGuard,
       route,
+      responseHeaders,
     });
     super({
       ...(clientOptions as PassThroughClientOptions),

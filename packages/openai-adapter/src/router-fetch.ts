@@ -69,6 +69,12 @@ export interface RouterFetchOptions {
    * call. Default: none. The header `x-lb-tags: a,b` (per-call `headers` option of the SDK) sets `tags` too.
    */
   route?: (info: RouteInfo) => Partial<RouteRequest> | undefined;
+  /**
+   * Adds `x-lb-endpoint` (the id of the endpoint that answered, never its key or URL) and `x-lb-attempts` to every
+   * response, and `x-lb-attempts` to an error after attempts, as lb-server does. Read them with the SDK's
+   * `.withResponse()`. Default true.
+   */
+  responseHeaders?: boolean;
 }
 
 const ERROR_HEADERS = { 'content-type': 'application/json' };
@@ -111,6 +117,12 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
       `createRouterFetch: options.route must be a function, received ${describe(options.route)}`,
     );
   }
+  if (options.responseHeaders !== undefined && typeof options.responseHeaders !== 'boolean') {
+    throw new TypeError(
+      `createRouterFetch: options.responseHeaders must be a boolean, received ${describe(options.responseHeaders)}`,
+    );
+  }
+  const tagged = options.responseHeaders ?? true;
   const base = (options.baseURL ?? PLACEHOLDER_BASE_URL).replace(/\/+$/, '');
   const firstByteMs = msOption(
     options.streamFirstByteTimeoutMs,
@@ -160,6 +172,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
 
     const attempt = async (ctx: AttemptContext): Promise<Response> => {
       const ep = ctx.endpoint;
+      const tag = tagged ? ctx : undefined;
       const dialect = getDialect(ep.provider);
       const dreq: DialectRequest = {
         endpoint: ep,
@@ -198,9 +211,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
           readUsage: router.listenerCount('attempt:usage') > 0,
           secrets: [ep.apiKey],
         });
-        const headers = new Headers(res.headers);
-        headers.delete('content-length');
-        headers.delete('content-encoding');
+        const headers = ownHeaders(res, tag);
         if (translator) headers.set('content-type', 'text/event-stream');
         return new Response(body, { status: res.status, statusText: res.statusText, headers });
       }
@@ -211,7 +222,8 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
           h[k] = v;
         });
         const t = dialect.translateResponse(res.status, h, raw, dreq);
-        return new Response(t.body as BodyInit, { status: t.status, headers: t.headers });
+        const headers = tag ? { ...t.headers, ...lbHeaders(tag) } : t.headers;
+        return new Response(t.body as BodyInit, { status: t.status, headers });
       }
       // Token usage for whoever listens (TPM budgets, metrics), read from the body as the caller reads it.
       if (
@@ -220,15 +232,15 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
         (res.headers.get('content-type') ?? '').includes('json') &&
         router.listenerCount('attempt:usage') > 0
       )
-        return withUsage(res, ctx.reportUsage);
-      return res;
+        return withUsage(res, ctx.reportUsage, ownHeaders(res, tag));
+      return tag ? tagInPlace(res, tag) : res;
     };
 
     try {
       return await router.execute(routeReq, attempt, { discard });
     } catch (error) {
       if (!isLbError(error)) throw error;
-      return errorResponse(router, error, operation, model, routeReq.features);
+      return errorResponse(router, error, operation, model, routeReq.features, tagged);
     }
   };
   // The openai SDK reads `fetch.Response` to check FormData support instead of probing the network.
@@ -257,21 +269,62 @@ async function errorResponse(
   operation: string,
   model: string | undefined,
   features: readonly string[] | undefined,
+  tagged: boolean,
 ): Promise<Response> {
+  let attempts = 0;
   if (isNoHealthyEndpointError(error)) {
+    attempts = tagged ? error.attempts.length : 0;
     const last = error.lastValue;
-    if (last instanceof Response) return redactResponse(router, last);
+    if (last instanceof Response) return redactResponse(router, last, attempts);
     if (error.attempts.length === 0) {
       // Nothing was tried: say so precisely when no endpoint could ever serve this route.
       const problem = explainUnservable(router, { operation, model, features });
-      if (problem) return synthetic(problem);
+      if (problem) return synthetic(problem, 0);
     }
   }
-  return synthetic(error);
+  return synthetic(error, attempts);
 }
 
-function synthetic(error: LbError): Response {
+/** The answering endpoint's id and the attempt number, as lb-server sends them. */
+function lbHeaders(ctx: AttemptContext): Record<string, string> {
+  return { 'x-lb-endpoint': ctx.endpoint.id, 'x-lb-attempts': String(ctx.attempt) };
+}
+
+/**
+ * The upstream response's headers for a new response around its body, which fetch has already decoded (so no
+ * length or encoding of the upstream's), tagged with {@link lbHeaders} when `tag` is given.
+ */
+function ownHeaders(res: Response, tag: AttemptContext | undefined): Headers {
+  const headers = new Headers(res.headers);
+  headers.delete('content-length');
+  headers.delete('content-encoding');
+  return tag ? withTags(headers, tag) : headers;
+}
+
+function withTags(headers: Headers, tag: AttemptContext): Headers {
+  headers.set('x-lb-endpoint', tag.endpoint.id);
+  headers.set('x-lb-attempts', String(tag.attempt));
+  return headers;
+}
+
+/**
+ * The response as it came, its `headers` a tagged copy. A fetch response's own headers are immutable, and a new
+ * `Response` around its body cost ~40 µs per call (the body is then read through a JS stream reader instead of
+ * fetch's own path), so the copy is set on this response. A response that refuses it gets the new `Response`.
+ */
+function tagInPlace(res: Response, tag: AttemptContext): Response {
+  const headers = withTags(new Headers(res.headers), tag);
+  try {
+    Object.defineProperty(res, 'headers', { value: headers, configurable: true });
+    return res;
+  } catch {
+    return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+  }
+}
+
+function synthetic(error: LbError, attempts: number): Response {
   const headers: Record<string, string> = { ...ERROR_HEADERS, 'x-lb-error': error.code };
+  if (attempts > 0) headers['x-lb-attempts'] = String(attempts);
   if (error.retryAfterMs !== undefined) {
     headers['retry-after-ms'] = String(Math.ceil(error.retryAfterMs));
     headers['retry-after'] = String(Math.ceil(error.retryAfterMs / 1000));
@@ -280,12 +333,12 @@ function synthetic(error: LbError): Response {
 }
 
 /** The last upstream error response, with every endpoint key masked out of its body. */
-async function redactResponse(router: Router, res: Response): Promise<Response> {
+async function redactResponse(router: Router, res: Response, attempts: number): Promise<Response> {
   const text = await res.text().catch(() => '');
   const keys = router.endpoints.map((e) => e.apiKey);
-  const headers = new Headers(res.headers);
-  headers.delete('content-length');
-  headers.delete('content-encoding');
+  // The last attempt's response: its x-lb-endpoint stays, the count is the request's.
+  const headers = ownHeaders(res, undefined);
+  if (attempts > 0) headers.set('x-lb-attempts', String(attempts));
   return new Response(redact(text, keys), { status: res.status, statusText: res.statusText, headers });
 }
 

@@ -120,6 +120,49 @@ describe('failover', () => {
     expect(served()).toEqual([0, 1, 0]);
   });
 
+  it('x-lb-endpoint and x-lb-attempts say who answered, plain, streamed, with usage read, and on errors', async () => {
+    pool.ups[0].next({ type: 'status', status: 500 });
+    const plain = await client.chat.completions.create({ model: 'gpt-4o', messages }).withResponse();
+    expect(plain.data.system_fingerprint).toBe('b');
+    expect(plain.response.headers.get('x-lb-endpoint')).toBe('b');
+    expect(plain.response.headers.get('x-lb-attempts')).toBe('2');
+    const direct = await client.chat.completions.create({ model: 'gpt-4o', messages }).withResponse();
+    expect([
+      direct.response.headers.get('x-lb-endpoint'),
+      direct.response.headers.get('x-lb-attempts'),
+    ]).toEqual(['a', '1']);
+    pool.ups[0].next({ type: 'status', status: 503 });
+    const streamed = await client.chat.completions
+      .create({ model: 'gpt-4o', messages, stream: true })
+      .withResponse();
+    let text = '';
+    for await (const chunk of streamed.data) text += chunk.choices[0]?.delta?.content ?? '';
+    expect(text.length).toBeGreaterThan(0);
+    expect(streamed.response.headers.get('x-lb-endpoint')).toBe('b');
+    expect(streamed.response.headers.get('x-lb-attempts')).toBe('2');
+    // Token usage read from the body as the caller reads it: the headers are there too.
+    const usage: number[] = [];
+    const off = router.on('attempt:usage', (e) => usage.push(e.usage.total_tokens ?? -1));
+    const counted = await client.chat.completions.create({ model: 'gpt-4o', messages }).withResponse();
+    off();
+    expect(usage).toEqual([counted.data.usage?.total_tokens]);
+    expect(counted.response.headers.get('x-lb-endpoint')).toBe('a');
+    for (const u of pool.ups) u.setDefault({ type: 'status', status: 502 });
+    const err = await client.chat.completions.create({ model: 'gpt-4o', messages }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.InternalServerError);
+    expect(err.headers.get('x-lb-attempts')).toBe('4');
+  });
+
+  it('responseHeaders: false leaves them out; a non-boolean is refused', async () => {
+    const quiet = createOpenAI(router, { responseHeaders: false });
+    const { response } = await quiet.chat.completions.create({ model: 'gpt-4o', messages }).withResponse();
+    expect(response.headers.get('x-lb-endpoint')).toBeNull();
+    expect(response.headers.get('x-lb-attempts')).toBeNull();
+    expect(() => createOpenAI(router, { responseHeaders: 'yes' as unknown as boolean })).toThrow(
+      /responseHeaders must be a boolean, received string "yes"/,
+    );
+  });
+
   it('keys never appear in errors, events, snapshots or health output', async () => {
     const leaky = pool.keys[0];
     pool.ups[0].setDefault({

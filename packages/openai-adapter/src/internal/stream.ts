@@ -316,9 +316,10 @@ class UsageTail {
 
 /**
  * A JSON answer whose body reports its token usage (`reportUsage`) once it has been read through: the bytes pass
- * unchanged; the usage object sits at the end.
+ * unchanged; the usage object sits at the end. `headers`: the new response's (the body is already decoded: no upstream
+ * length or encoding).
  */
-export function withUsage(res: Response, reportUsage: (usage: Usage) => void): Response {
+export function withUsage(res: Response, reportUsage: (usage: Usage) => void, headers: Headers): Response {
   if (!res.body) return res;
   const tail = new UsageTail(false);
   const body = res.body.pipeThrough(
@@ -333,9 +334,5 @@ export function withUsage(res: Response, reportUsage: (usage: Usage) => void): R
       },
     }),
   );
-  const headers = new Headers(res.headers);
-  // The body is already decoded: its length and encoding are no longer the upstream's.
-  headers.delete('content-length');
-  headers.delete('content-encoding');
   return new Response(body, { status: res.status, statusText: res.statusText, headers });
 }
