@@ -38,10 +38,16 @@ export interface EndpointConfig {
 
 const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 
-let slotsOf: (e: Endpoint) => unknown[];
-/** Slot numbers given back by `release`, reused so that the endpoints' slot arrays stay short. */
-const freeSlots: number[] = [];
-let slotCount = 0;
+/**
+ * Where an endpoint keeps its slots, and the allocator of slot numbers: both registered symbols on purpose, so that
+ * the CommonJS and ESM copies of this package (an app that `require`s one package and `import`s another) share them.
+ */
+const SLOTS = Symbol.for('@lb/core:endpoint-slots');
+const ALLOCATOR = Symbol.for('@lb/core:endpoint-slot-allocator');
+const allocator: { count: number; free: number[] } = ((globalThis as Record<symbol, unknown>)[ALLOCATOR] ??= {
+  count: 0,
+  free: [],
+}) as { count: number; free: number[] };
 
 /**
  * A place on every endpoint for one package's own state about it (a guard's buckets, a circuit): `get` is two array
@@ -57,14 +63,19 @@ export class EndpointSlot<T> {
   /** Where this slot's pair (owner, value) starts in an endpoint's slot array; -1 after `release`. */
   #at: number;
 
+  /** For endpoints without slots (made by an older copy of this package). */
+  #other: WeakMap<Endpoint, T> | undefined;
+
   constructor() {
-    freeSlots.sort((a, b) => b - a);
-    this.#at = 2 * (freeSlots.length ? (freeSlots.pop() as number) : slotCount++);
+    const free = allocator.free;
+    free.sort((a, b) => b - a);
+    this.#at = 2 * (free.length ? (free.pop() as number) : allocator.count++);
   }
 
   /** This slot's value on `endpoint`, if set. */
   get(endpoint: Endpoint): T | undefined {
-    const slots = slotsOf(endpoint);
+    const slots = (endpoint as unknown as Record<symbol, unknown[] | undefined>)[SLOTS];
+    if (slots === undefined) return this.#other?.get(endpoint);
     const at = this.#at;
     // The owner check hides what an earlier, released slot left at the same place.
     return slots[at] === this ? (slots[at + 1] as T) : undefined;
@@ -74,7 +85,11 @@ export class EndpointSlot<T> {
   set(endpoint: Endpoint, value: T | undefined): void {
     const at = this.#at;
     if (at < 0) return;
-    const slots = slotsOf(endpoint);
+    const slots = (endpoint as unknown as Record<symbol, unknown[] | undefined>)[SLOTS];
+    if (slots === undefined) {
+      (this.#other ??= new WeakMap()).set(endpoint, value as T);
+      return;
+    }
     // Filled in order, so that the array stays packed (fast elements) rather than holey.
     while (slots.length < at) slots.push(undefined);
     slots[at] = this;
@@ -84,8 +99,9 @@ export class EndpointSlot<T> {
   /** Frees the slot for reuse: from now on `get` answers undefined and `set` does nothing. */
   release(): void {
     if (this.#at < 0) return;
-    freeSlots.push(this.#at / 2);
+    allocator.free.push(this.#at / 2);
     this.#at = -1;
+    this.#other = undefined;
   }
 }
 
@@ -113,12 +129,6 @@ export class Endpoint {
   readonly maskedKey: string;
   readonly #apiKey: string | undefined;
   readonly #served: ReadonlySet<string> | undefined;
-  /** Values other packages keep on this endpoint, by {@link EndpointSlot} index (never shown or serialised). */
-  readonly #slots: unknown[] = [];
-
-  static {
-    slotsOf = (e) => e.#slots;
-  }
 
   constructor(config: EndpointConfig, index = 0) {
     const where = `endpoints[${index}]`;
@@ -148,6 +158,8 @@ export class Endpoint {
     this.healthCheck = config.healthCheck ?? '/models';
     this.limits = Object.freeze({ ...(config.limits ?? {}) });
     this.meta = Object.freeze({ ...(config.meta ?? {}) });
+    // Not enumerable: out of spreads, `Object.keys` and `JSON.stringify` (`inspect` shows the masked form only).
+    Object.defineProperty(this, SLOTS, { value: [] });
   }
 
   /** The key to send upstream. Read it only to build the upstream request. */

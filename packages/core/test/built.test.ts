@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const root = path.resolve(__dirname, '../../..');
@@ -22,6 +23,29 @@ describe('the built package', () => {
     const core = require(path.join(root, 'packages/core/dist/index.cjs'));
     const r = core.createRouter({ endpoints: [{ url: 'http://127.0.0.1:1/v1' }] });
     expect(r.pick().endpoint.id).toBe('endpoint-1');
+  });
+
+  it('EndpointSlot works across its CommonJS and ESM copies (an app that requires one package, imports another)', async () => {
+    const require = createRequire(import.meta.url);
+    const cjs = require(path.join(root, 'packages/core/dist/index.cjs'));
+    const esm = await import(pathToFileURL(path.join(root, 'packages/core/dist/index.js')).href);
+    const [a] = esm.createRouter({ endpoints: [{ id: 'a', url: 'http://127.0.0.1:1/v1' }] }).endpoints;
+    const [b] = cjs.createRouter({ endpoints: [{ id: 'b', url: 'http://127.0.0.1:1/v1' }] }).endpoints;
+    const fromCjs = new cjs.EndpointSlot();
+    const fromEsm = new esm.EndpointSlot();
+    fromCjs.set(a, 'cjs on esm');
+    fromEsm.set(a, 'esm on esm');
+    fromEsm.set(b, 'esm on cjs');
+    // One allocator for both copies: the two slots never take the same place.
+    expect([fromCjs.get(a), fromEsm.get(a), fromEsm.get(b), fromCjs.get(b)]).toEqual([
+      'cjs on esm',
+      'esm on esm',
+      'esm on cjs',
+      undefined,
+    ]);
+    expect(JSON.stringify({ ...a })).not.toContain('on esm');
+    fromCjs.release();
+    fromEsm.release();
   });
 
   it('has no node: imports and no dependency but eventemitter3', async () => {

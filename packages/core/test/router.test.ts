@@ -597,7 +597,12 @@ describe('EndpointSlot', () => {
     next.set(a, 'new');
     expect(next.get(a)).toBe('new');
     expect(old.get(a)).toBeUndefined();
+    // An endpoint without slots (made by an older copy of the package) is kept aside, and forgotten on release.
+    const foreign = { id: 'x' } as unknown as typeof a;
+    next.set(foreign, 'aside');
+    expect(next.get(foreign)).toBe('aside');
     next.release();
+    expect(next.get(foreign)).toBeUndefined();
   });
 });
 
