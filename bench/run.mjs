@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // pnpm bench: the selector benchmark (in this process) and the proxy benchmark (servers in their own processes).
-//   node bench/run.mjs [--short] [--only=selector|proxy|soak|redis] [--out=DIR] [--profile] [--no-server] [--no-portkey]
+//   node bench/run.mjs [--short] [--only=selector|proxy|soak|redis|stages] [--out=DIR] [--profile] [--no-server] [--no-portkey]
+//   node bench/run.mjs --only=stages [--n=3000]   (not part of a full run: where a stream's first byte spends its time)
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { layout } from './lib/harness.mjs';
@@ -8,6 +9,7 @@ import { ROOT, runProxyBench, SERVER_CLI } from './lib/proxy.mjs';
 import { runRedisCost } from './lib/redis-cost.mjs';
 import { MODE_TITLES, MODES, runSelectorBench } from './lib/selector.mjs';
 import { runSoak } from './lib/soak.mjs';
+import { runStages } from './lib/stages.mjs';
 import { table } from './lib/stats.mjs';
 
 const argv = process.argv.slice(2);
@@ -103,4 +105,24 @@ if (only === 'redis' || (!only && !short && !flag('no-server') && layout.redis))
     `${JSON.stringify({ at: new Date().toISOString(), rows }, null, 2)}\n`,
   );
   log(table(rows));
+}
+
+// Opt-in (minutes at the default 1,000 streams per target): the stages of a stream's time to first byte.
+if (only === 'stages') {
+  const n = Number(value('n', short ? 40 : 1000));
+  log(`\n# Stream TTFT by stage: ${n} streams per target, one at a time, interleaved (µs)`);
+  const r = await runStages({ n, warmup: short ? 5 : 30, log: (s) => log(`  … ${s}`) });
+  writeFileSync(join(out, short ? 'stages-short.json' : 'stages.json'), `${JSON.stringify(r, null, 2)}\n`);
+  log(table(r.rows.map(({ stages, slowest, ...x }) => x)));
+  const proxies = r.rows.filter((x) => x.stages);
+  const byStage = (key, pick) =>
+    proxies[0][key].map((s, i) => {
+      const row = { stage: s.stage };
+      for (const p of proxies) Object.assign(row, pick(p.name, p[key][i]));
+      return row;
+    });
+  log('\n## Each stage, p50 / p99');
+  log(table(byStage('stages', (name, s) => ({ [`${name} p50`]: s.p50Us, [`${name} p99`]: s.p99Us }))));
+  log('\n## The slowest 1% (arrival → first byte out): median of each stage');
+  log(table(byStage('slowest', (name, s) => ({ [name]: s.medianUs }))));
 }

@@ -1,0 +1,58 @@
+// Preloaded (`node --require`) into a proxy or the fake upstream by the stages benchmark (lib/stages.mjs): stamps
+// each request's steps with the monotonic clock, which every process on the machine shares, so that a proxy's
+// records can be joined with the upstream's. One request at a time is assumed (the benchmark sends one at a time).
+// SIGUSR1 forgets what was recorded (after the warm-up); SIGUSR2 writes the records to $MARKS_OUT as JSON.
+'use strict';
+const dc = require('node:diagnostics_channel');
+const http = require('node:http');
+const net = require('node:net');
+const { writeFileSync } = require('node:fs');
+
+const now = () => Number(process.hrtime.bigint()) / 1000; // µs
+let records = [];
+/** The request being served: steps are stamped on it, each once. */
+let cur;
+
+dc.subscribe('http.server.request.start', () => {
+  cur = { arrive: now() };
+  records.push(cur);
+});
+// The proxy hands the request to undici's socket (published just before the bytes are written).
+dc.subscribe('undici:client:sendHeaders', () => {
+  if (!cur || cur.sent !== undefined) return;
+  cur.sent = now();
+  const c = cur;
+  // The proxy's own work after the write is over once the event loop reaches its check phase.
+  setImmediate(() => {
+    c.idle = now();
+  });
+});
+// undici has parsed the upstream's response head.
+dc.subscribe('undici:request:headers', () => {
+  if (cur && cur.upHeaders === undefined) cur.upHeaders = now();
+});
+// The first socket event after the upstream request was written: the upstream's answer reached the process.
+const emit = net.Socket.prototype.emit;
+net.Socket.prototype.emit = function (event, ...args) {
+  if ((event === 'data' || event === 'readable') && cur && cur.sent !== undefined && cur.socket === undefined)
+    cur.socket = now();
+  return emit.call(this, event, ...args);
+};
+const writeHead = http.ServerResponse.prototype.writeHead;
+http.ServerResponse.prototype.writeHead = function (...args) {
+  if (cur && cur.head === undefined) cur.head = now();
+  return writeHead.apply(this, args);
+};
+const write = http.ServerResponse.prototype.write;
+http.ServerResponse.prototype.write = function (...args) {
+  if (cur && cur.write === undefined) cur.write = now();
+  return write.apply(this, args);
+};
+
+process.on('SIGUSR1', () => {
+  records = [];
+  cur = undefined;
+});
+process.on('SIGUSR2', () => {
+  writeFileSync(process.env.MARKS_OUT, JSON.stringify(records));
+});

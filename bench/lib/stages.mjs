@@ -1,0 +1,137 @@
+// Where a stream's time to first byte goes, stage by stage, in the bare pass-through and in lb-server: every process
+// stamps its steps (lib/stage-marks.cjs) with the monotonic clock they all share, and each proxied request is joined
+// with the upstream's own record of it. Shows what sets the TTFT tail: the proxy's own work, or the time the machine
+// takes to hand the upstream's answer to an idle proxy.
+import { readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from 'undici';
+import { interleaving, layout, maxRps, pinSelf, STREAM_BODY, spawnNode } from './harness.mjs';
+import { startLbServer, UPSTREAM } from './proxy.mjs';
+import { percentile, round, sleep } from './stats.mjs';
+
+const MARKS = fileURLToPath(new URL('./stage-marks.cjs', import.meta.url));
+const BARE = fileURLToPath(new URL('./bare-proxy.mjs', import.meta.url));
+
+/** The stages of one proxied stream, as [label, from, to] over the joined record's stamps (µs). */
+export const STAGES = [
+  ['arrival → upstream request written', 'arrive', 'sent'],
+  ['written → proxy idle again', 'sent', 'idle'],
+  ['written → upstream has it', 'sent', 'upArrive'],
+  ['upstream has it → writes its head', 'upArrive', 'upHead'],
+  ['upstream head → proxy socket event', 'upHead', 'socket'],
+  ['socket event → head parsed', 'socket', 'upHeaders'],
+  ['head parsed → first byte out', 'upHeaders', 'write'],
+];
+
+/**
+ * Runs `n` streams per target (after `warmup`), targets interleaved in a fresh order every round, one at a time.
+ * @param {{ n?: number, warmup?: number, log?: (s: string) => void }} [opts]
+ */
+export async function runStages({ n = 1000, warmup = 30, log = () => {} } = {}) {
+  pinSelf();
+  const dir = join(tmpdir(), `lb-stages-${process.pid}`);
+  const out = (name) => `${dir}-${name}.json`;
+  const marked = (name) => ({ nodeArgs: ['--require', MARKS], env: { MARKS_OUT: out(name) } });
+  const up = await spawnNode(UPSTREAM, ['--chunks', '20', '--interval', '2'], {
+    core: layout.clientCore,
+    ...marked('upstream'),
+  });
+  const upUrl = `http://127.0.0.1:${up.port}`;
+  const bare = await spawnNode(BARE, [upUrl], { core: layout.serverCore, ...marked('bare') });
+  const lb = await startLbServer([`${upUrl}/v1`, `${upUrl}/v1`, `${upUrl}/v1`], {
+    nodeArgs: marked('lb').nodeArgs,
+    extraEnv: marked('lb').env,
+  });
+  const targets = [
+    { name: 'direct', url: `${upUrl}/v1` },
+    { name: 'undici-bare', key: 'bare', url: `http://127.0.0.1:${bare.port}/v1`, proc: bare },
+    { name: 'lb-server', key: 'lb', url: `http://127.0.0.1:${lb.port}/v1`, proc: lb },
+  ];
+  const procs = [up, bare, lb];
+  try {
+    log('warming up…');
+    for (const t of targets.slice(1)) await maxRps(t, { durationS: 1, body: STREAM_BODY });
+    const clients = targets.map((t) => new Client(new URL(t.url).origin));
+    const ttft = targets.map(() => []);
+    const next = interleaving(targets.length);
+    log(`${n} streams per target…`);
+    for (let i = 0; i < warmup + n; i++) {
+      if (i === warmup) for (const p of procs) process.kill(p.pid, 'SIGUSR1');
+      for (const j of next()) {
+        const t0 = performance.now();
+        const r = await clients[j].request({
+          method: 'POST',
+          path: `${new URL(targets[j].url).pathname}/chat/completions`,
+          headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench-client' },
+          body: STREAM_BODY,
+        });
+        let first = true;
+        for await (const _ of r.body) {
+          if (first && i >= warmup) ttft[j].push((performance.now() - t0) * 1000);
+          first = false;
+        }
+      }
+    }
+    for (const c of clients) await c.close();
+    for (const p of procs) process.kill(p.pid, 'SIGUSR2');
+    await sleep(500);
+    const upstream = JSON.parse(readFileSync(out('upstream'), 'utf8')).sort((a, b) => a.arrive - b.arrive);
+    const direct = ttft[0];
+    const rows = targets.map((t, j) => {
+      const row = {
+        name: t.name,
+        ttftP50Us: round(percentile(ttft[j], 50)),
+        ttftP99Us: round(percentile(ttft[j], 99)),
+        addedTtftP50Us: round(percentile(ttft[j], 50) - percentile(direct, 50)),
+        addedTtftP99Us: round(percentile(ttft[j], 99) - percentile(direct, 99)),
+      };
+      if (!t.proc) return row;
+      const records = join_(JSON.parse(readFileSync(out(t.key), 'utf8')), upstream);
+      row.joined = records.length;
+      row.stages = STAGES.map(([label, from, to]) => {
+        const d = records.map((r) => r[to] - r[from]).filter((x) => Number.isFinite(x));
+        return { stage: label, p50Us: round(percentile(d, 50)), p99Us: round(percentile(d, 99)) };
+      });
+      // The slowest 1% from arrival to first byte out: where did their time go (median per stage)?
+      const slow = [...records]
+        .sort((a, b) => b.write - b.arrive - (a.write - a.arrive))
+        .slice(0, Math.max(1, Math.ceil(records.length / 100)));
+      row.slowest = STAGES.map(([label, from, to]) => ({
+        stage: label,
+        medianUs: round(
+          percentile(
+            slow.map((r) => r[to] - r[from]).filter((x) => Number.isFinite(x)),
+            50,
+          ),
+        ),
+      }));
+      return row;
+    });
+    return { at: new Date().toISOString(), node: process.version, n, layout: { ...layout }, rows };
+  } finally {
+    for (const p of procs) await p.stop();
+    for (const name of ['upstream', 'bare', 'lb']) rmSync(out(name), { force: true });
+  }
+}
+
+/** Each proxy record with its upstream request (the first one to arrive after the proxy wrote it). */
+function join_(records, upstream) {
+  const arrivals = upstream.map((u) => u.arrive);
+  const joined = [];
+  for (const r of records) {
+    if (r.sent === undefined || r.upHeaders === undefined || r.write === undefined) continue;
+    let lo = 0;
+    let hi = arrivals.length;
+    while (lo < hi) {
+      const m = (lo + hi) >> 1;
+      if (arrivals[m] < r.sent) lo = m + 1;
+      else hi = m;
+    }
+    const u = upstream[lo];
+    if (u === undefined || u.arrive > r.upHeaders) continue;
+    joined.push({ ...r, upArrive: u.arrive, upHead: u.head ?? u.write });
+  }
+  return joined;
+}
