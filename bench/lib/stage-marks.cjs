@@ -6,7 +6,7 @@
 const dc = require('node:diagnostics_channel');
 const http = require('node:http');
 const net = require('node:net');
-const { writeFileSync } = require('node:fs');
+const { renameSync, writeFileSync } = require('node:fs');
 
 const now = () => Number(process.hrtime.bigint()) / 1000; // µs
 let records = [];
@@ -54,5 +54,8 @@ process.on('SIGUSR1', () => {
   cur = undefined;
 });
 process.on('SIGUSR2', () => {
-  writeFileSync(process.env.MARKS_OUT, JSON.stringify(records));
+  // Whole or not at all: the reader waits for the file to appear.
+  const out = process.env.MARKS_OUT;
+  writeFileSync(`${out}.part`, JSON.stringify(records));
+  renameSync(`${out}.part`, out);
 });

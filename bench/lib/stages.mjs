@@ -2,7 +2,7 @@
 // stamps its steps (lib/stage-marks.cjs) with the monotonic clock they all share, and each proxied request is joined
 // with the upstream's own record of it. Shows what sets the TTFT tail: the proxy's own work, or the time the machine
 // takes to hand the upstream's answer to an idle proxy.
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,7 +58,11 @@ export async function runStages({ n = 1000, warmup = 30, log = () => {} } = {}) 
     const next = interleaving(targets.length);
     log(`${n} streams per target…`);
     for (let i = 0; i < warmup + n; i++) {
-      if (i === warmup) for (const p of procs) process.kill(p.pid, 'SIGUSR1');
+      if (i === warmup) {
+        for (const p of procs) process.kill(p.pid, 'SIGUSR1');
+        // Signals are handled on each process's event loop: let them forget the warm-up before the next stream.
+        await sleep(300);
+      }
       for (const j of next()) {
         const t0 = performance.now();
         const r = await clients[j].request({
@@ -76,7 +80,13 @@ export async function runStages({ n = 1000, warmup = 30, log = () => {} } = {}) 
     }
     for (const c of clients) await c.close();
     for (const p of procs) process.kill(p.pid, 'SIGUSR2');
-    await sleep(500);
+    // Each process writes its records when its loop gets to the signal: wait for all three files (5 s at most).
+    for (
+      let waited = 0;
+      waited < 5000 && !['upstream', 'bare', 'lb'].every((x) => existsSync(out(x)));
+      waited += 50
+    )
+      await sleep(50);
     const upstream = JSON.parse(readFileSync(out('upstream'), 'utf8')).sort((a, b) => a.arrive - b.arrive);
     const direct = ttft[0];
     const rows = targets.map((t, j) => {
