@@ -167,23 +167,24 @@ describe('provider dialects through the SDK', () => {
       ],
     });
     const client = createOpenAI(router);
-    const r = await client.chat.completions.create({
-      model: 'smart',
-      messages: [{ role: 'user', content: 'x' }],
-    });
+    const { data: r, response } = await client.chat.completions
+      .create({ model: 'smart', messages: [{ role: 'user', content: 'x' }] })
+      .withResponse();
     expect(r.choices[0].message.content).toBe('Hi from claude');
+    // The translated answer says who gave it, as every other one does.
+    expect(response.headers.get('x-lb-endpoint')).toBe('claude');
+    expect(response.headers.get('x-lb-attempts')).toBe('1');
     const seen = anthropic.requests.at(-1)!;
     expect(seen.path).toBe('/v1/messages');
     expect(seen.headers['x-api-key']).toBe(ANTHROPIC_KEY);
     expect(seen.json.model).toBe('claude-sonnet-4-5');
-    const stream = await client.chat.completions.create({
-      model: 'smart',
-      messages: [{ role: 'user', content: 'x' }],
-      stream: true,
-    });
+    const { data: stream, response: streamed } = await client.chat.completions
+      .create({ model: 'smart', messages: [{ role: 'user', content: 'x' }], stream: true })
+      .withResponse();
     let text = '';
     for await (const c of stream) text += c.choices[0]?.delta?.content ?? '';
     expect(text).toBe('Hi from claude');
+    expect(streamed.headers.get('x-lb-endpoint')).toBe('claude');
   });
 
   it('operations a provider cannot serve skip its endpoints, or answer 400 when no endpoint can', async () => {
