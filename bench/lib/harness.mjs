@@ -369,8 +369,10 @@ function run(cmd, args) {
  * hundred streams at one in flight are too few for V8 to optimise a proxy's request path: without it, the figures
  * are those of a process that just started, running its per-request code in the interpreter (lb-server's router
  * `execute` was optimised only after ~600 measured streams).
+ *
+ * `onWarm`: awaited once between the warm-up streams and the measured ones.
  */
-export async function streaming(targets, { n = 200, warmup = 20, warmS = 0 } = {}) {
+export async function streaming(targets, { n = 200, warmup = 20, warmS = 0, onWarm } = {}) {
   if (warmS > 0) {
     for (const t of targets) {
       await maxRps(t, { durationS: Math.max(1, Math.round(warmS / 2)) });
@@ -384,6 +386,7 @@ export async function streaming(targets, { n = 200, warmup = 20, warmS = 0 } = {
   const gaps = targets.map(() => []);
   const next = interleaving(targets.length);
   for (let i = 0; i < warmup + n; i++) {
+    if (i === warmup && onWarm) await onWarm();
     for (const j of next()) {
       const t0 = performance.now();
       const r = await clients[j].request({

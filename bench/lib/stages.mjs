@@ -6,8 +6,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client } from 'undici';
-import { interleaving, layout, maxRps, pinSelf, STREAM_BODY, spawnNode } from './harness.mjs';
+import { layout, pinSelf, spawnNode, streaming } from './harness.mjs';
 import { startLbServer, UPSTREAM } from './proxy.mjs';
 import { percentile, round, sleep } from './stats.mjs';
 
@@ -51,34 +50,17 @@ export async function runStages({ n = 1000, warmup = 30, log = () => {} } = {}) 
   ];
   const procs = [up, bare, lb];
   try {
-    log('warming up…');
-    for (const t of targets.slice(1)) await maxRps(t, { durationS: 1, body: STREAM_BODY });
-    const clients = targets.map((t) => new Client(new URL(t.url).origin));
-    const ttft = targets.map(() => []);
-    const next = interleaving(targets.length);
-    log(`${n} streams per target…`);
-    for (let i = 0; i < warmup + n; i++) {
-      if (i === warmup) {
+    log(`${n} streams per target (after ${warmup} and 2 s of load on each proxy)…`);
+    const streams = await streaming(targets, {
+      n,
+      warmup,
+      warmS: 2,
+      // Each process forgets the warm-up; signals are handled on its event loop, so give them time to land.
+      onWarm: async () => {
         for (const p of procs) process.kill(p.pid, 'SIGUSR1');
-        // Signals are handled on each process's event loop: let them forget the warm-up before the next stream.
         await sleep(300);
-      }
-      for (const j of next()) {
-        const t0 = performance.now();
-        const r = await clients[j].request({
-          method: 'POST',
-          path: `${new URL(targets[j].url).pathname}/chat/completions`,
-          headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench-client' },
-          body: STREAM_BODY,
-        });
-        let first = true;
-        for await (const _ of r.body) {
-          if (first && i >= warmup) ttft[j].push((performance.now() - t0) * 1000);
-          first = false;
-        }
-      }
-    }
-    for (const c of clients) await c.close();
+      },
+    });
     for (const p of procs) process.kill(p.pid, 'SIGUSR2');
     // Each process writes its records when its loop gets to the signal: wait for all three files (5 s at most).
     for (
@@ -88,14 +70,15 @@ export async function runStages({ n = 1000, warmup = 30, log = () => {} } = {}) 
     )
       await sleep(50);
     const upstream = JSON.parse(readFileSync(out('upstream'), 'utf8')).sort((a, b) => a.arrive - b.arrive);
-    const direct = ttft[0];
+    const [direct] = streams;
     const rows = targets.map((t, j) => {
+      const { ttftP50Us, ttftP99Us } = streams[j];
       const row = {
         name: t.name,
-        ttftP50Us: round(percentile(ttft[j], 50)),
-        ttftP99Us: round(percentile(ttft[j], 99)),
-        addedTtftP50Us: round(percentile(ttft[j], 50) - percentile(direct, 50)),
-        addedTtftP99Us: round(percentile(ttft[j], 99) - percentile(direct, 99)),
+        ttftP50Us,
+        ttftP99Us,
+        addedTtftP50Us: round(ttftP50Us - direct.ttftP50Us),
+        addedTtftP99Us: round(ttftP99Us - direct.ttftP99Us),
       };
       if (!t.proc) return row;
       const records = join_(JSON.parse(readFileSync(out(t.key), 'utf8')), upstream);

@@ -15,3 +15,17 @@ export function getHeader(headers: HeadersLike | undefined | null, name: string)
   if (Array.isArray(v)) return v[0] as string | undefined;
   return String(v);
 }
+
+/**
+ * The tags a request asks for in its `x-lb-tags` header (`eu, fast`; repeated headers arrive joined by commas, or
+ * as a list), for `RouteRequest.tags`. lb-server and the openai adapter read the header with it.
+ */
+export function parseTags(value: string | readonly string[]): string[] {
+  const out: string[] = [];
+  for (const part of typeof value === 'string' ? [value] : value)
+    for (const t of part.split(',')) {
+      const s = t.trim();
+      if (s) out.push(s);
+    }
+  return out;
+}

@@ -5,6 +5,7 @@ import {
   fastRandom,
   leastBusy,
   leastLatency,
+  parseTags,
   priority,
   randomStrategy,
   registerStrategy,
@@ -201,6 +202,10 @@ describe('distributions through the router', () => {
     });
     expect(counts(r, 10, { tags: ['eu'] })).toEqual({ eu: 10 });
     expect(counts(r, 3, { tags: ['apac'] })).toEqual({ none: 3 });
+    // The x-lb-tags header as lb-server and the openai adapter read it: spaces, empty parts, repeated headers.
+    expect(parseTags(' eu, fast ,,')).toEqual(['eu', 'fast']);
+    expect(parseTags(['eu', 'fast, gpu'])).toEqual(['eu', 'fast', 'gpu']);
+    expect(counts(r, 4, { tags: parseTags('us ,') })).toEqual({ us: 4 });
   });
 
   it('refuses a request for tags no endpoint carries (400, nothing tried), but waits out an outage of those that do', async () => {

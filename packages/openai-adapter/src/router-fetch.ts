@@ -3,6 +3,7 @@ import {
   isLbError,
   isNoHealthyEndpointError,
   type LbError,
+  parseTags,
   type RouteRequest,
   type Router,
   redact,
@@ -160,10 +161,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     const tagHeader = req.headers['x-lb-tags'];
     if (tagHeader !== undefined) {
       delete req.headers['x-lb-tags'];
-      routeReq.tags = tagHeader
-        .split(',')
-        .map((t) => t.trim())
-        .filter(Boolean);
+      routeReq.tags = parseTags(tagHeader);
     }
     if (route) {
       const extra = route({ method: req.method, path, operation, model, stream, headers: req.headers });

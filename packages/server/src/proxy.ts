@@ -6,6 +6,7 @@ import {
   isLbError,
   isNoHealthyEndpointError,
   type LbError,
+  parseTags,
   type Router,
   type Usage,
 } from '@lb/core';
@@ -315,7 +316,7 @@ export class Exchange implements Sink, EarlyResponder {
       }
       this.#fwd = upstreamHeaders(req.headers);
       const tags = req.headers['x-lb-tags'];
-      if (tags !== undefined) this.#tags = tagsOf(tags);
+      if (tags !== undefined) this.#tags = parseTags(tags);
       const signal = new ClientSignal();
       this.#signal = signal;
       if (res.destroyed) signal.abort(clientGone());
@@ -716,17 +717,6 @@ export class Exchange implements Sink, EarlyResponder {
 function headerText(v: string | string[] | undefined): string | undefined {
   const s = Array.isArray(v) ? v[0] : v;
   return s === undefined || s.length <= 256 ? s : s.slice(0, 256);
-}
-
-/** The `x-lb-tags` header, `eu, fast`, as a list (repeated headers arrive joined by commas). */
-function tagsOf(h: string | string[]): readonly string[] {
-  const out: string[] = [];
-  for (const part of Array.isArray(h) ? h : [h])
-    for (const t of part.split(',')) {
-      const s = t.trim();
-      if (s) out.push(s);
-    }
-  return out;
 }
 
 function flatHeaders(h: IncomingHttpHeaders): Record<string, string> {
