@@ -101,6 +101,13 @@ export interface AttemptContext {
   readonly model: string | undefined;
   /** 1 for the first attempt. */
   readonly attempt: number;
+  /**
+   * The endpoint is on stream probation: its last stream broke after the first byte, and no stream started since
+   * has ended cleanly. A caller that can should hold this attempt's stream back until it ends (within limits of its
+   * own), so that a repeat break fails over to another endpoint instead of reaching its client; the first stream
+   * that ends cleanly ends the probation. lb-server and the openai adapter do (`streamProbationHoldMs`).
+   */
+  readonly streamProbation: boolean;
   readonly requestId: string;
   /** Aborted when the caller aborts or this attempt times out. Pass it to your HTTP call. */
   readonly signal: AbortSignal | undefined;
@@ -143,6 +150,8 @@ export interface EndpointSnapshot {
   available: boolean;
   /** Why not, when not. */
   unavailableReason: string | undefined;
+  /** Its last stream broke after the first byte (see `AttemptContext.streamProbation`). */
+  streamProbation: boolean;
   stats: EndpointStats & { successRate: number };
   guards: Record<string, Record<string, unknown>>;
 }
@@ -169,6 +178,11 @@ interface Runtime {
   stats: EndpointStats;
   health: EndpointHealth;
   rateLimitStreak: number;
+  /**
+   * `performance.now()` when a stream of this endpoint last broke after its first byte; 0 once a stream started
+   * after that has ended cleanly (or never broke). Non-zero: the endpoint is on stream probation.
+   */
+  streamBrokeAt: number;
 }
 
 interface CandidateImpl extends Candidate {
@@ -431,7 +445,14 @@ export class Router {
         rt = prev;
       } else {
         added.push(ep.id);
-        rt = { endpoint: ep, index: i, stats: newStats(), health: HEALTHY, rateLimitStreak: 0 };
+        rt = {
+          endpoint: ep,
+          index: i,
+          stats: newStats(),
+          health: HEALTHY,
+          rateLimitStreak: 0,
+          streamBrokeAt: 0,
+        };
       }
       runtimes.push(rt);
       byId.set(ep.id, rt);
@@ -580,6 +601,7 @@ export class Router {
     const why = reason ?? (healthy ? 'enabled by hand' : 'disabled by hand');
     if (healthy) {
       rt.rateLimitStreak = 0;
+      rt.streamBrokeAt = 0;
       if (rt.health.status !== 'healthy') this.#setHealth(rt, HEALTHY, why);
     } else {
       this.#setHealth(rt, { status: 'disabled', reason: why });
@@ -911,6 +933,7 @@ export class Router {
         upstreamModel: c.upstreamModel,
         model,
         attempt: n,
+        streamProbation: rt.streamBrokeAt !== 0,
         requestId,
         signal: attemptSignal,
         deadline,
@@ -1051,6 +1074,7 @@ export class Router {
     if (error !== undefined) {
       verdict = classify({ error, callerAborted: signal?.aborted === true || isAbortError(error) });
       if (verdict.kind !== 'aborted') {
+        rt.streamBrokeAt = perf.now();
         message = this.#failureMessage(ep, verdict, { error });
         stats.failures++;
         stats.consecutiveErrors++;
@@ -1059,6 +1083,8 @@ export class Router {
         stats.errorsByKind[verdict.kind] = (stats.errorsByKind[verdict.kind] ?? 0) + 1;
       }
     }
+    // A stream that started after the last break and ended cleanly ends the probation.
+    else if (rt.streamBrokeAt !== 0 && a0 >= rt.streamBrokeAt) rt.streamBrokeAt = 0;
     if (this.#has('attempt:end')) {
       const ok = verdict === undefined || verdict.kind === 'aborted';
       this.#emit('attempt:end', {
@@ -1226,6 +1252,7 @@ export class Router {
         until: 'until' in h ? h.until : undefined,
         available: isAvailable,
         unavailableReason,
+        streamProbation: rt.streamBrokeAt !== 0,
         stats: {
           ...s,
           errorsByKind: { ...s.errorsByKind },

@@ -510,6 +510,44 @@ describe('events', () => {
     expect(events.map((e) => e.name)).toEqual(['attempt:usage', 'attempt:end']);
     expect(events[1].payload).toMatchObject({ ok: false, kind: 'network', endpointId: 'a' });
   });
+
+  it('a stream that broke puts its endpoint on stream probation until a stream started after it ends cleanly', async () => {
+    const r = createRouter({ endpoints: [ep('a')] });
+    const seen: boolean[] = [];
+    /** Starts a held stream; resolves with its finish function. */
+    const stream = async () => {
+      let finish!: (e?: unknown) => void;
+      await r.execute({}, async (ctx) => {
+        seen.push(ctx.streamProbation);
+        finish = ctx.hold();
+        return res(200);
+      });
+      return finish;
+    };
+    const broken = new TypeError('terminated', { cause: { code: 'ECONNRESET' } });
+    const probation = () => r.snapshot().endpoints[0]!.streamProbation;
+    const early = await stream();
+    const first = await stream();
+    first(broken);
+    expect(probation()).toBe(true);
+    // A stream that started before the break proves nothing by ending well.
+    early();
+    expect(probation()).toBe(true);
+    // Nor does one the caller aborted.
+    const aborted = await stream();
+    aborted(new DOMException('gone', 'AbortError'));
+    expect(probation()).toBe(true);
+    const clean = await stream();
+    clean();
+    expect(probation()).toBe(false);
+    expect(seen).toEqual([false, false, true, true]);
+    // A hand that enables the endpoint ends a probation too.
+    const again = await stream();
+    again(broken);
+    expect(probation()).toBe(true);
+    r.setEndpointHealth('a', true);
+    expect(probation()).toBe(false);
+  });
 });
 
 describe('reload', () => {
