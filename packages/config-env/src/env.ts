@@ -58,6 +58,7 @@ const GLOBALS: Record<string, { path: string[]; unit?: 's' | 'ms' }> = {
   CONNECT_TIMEOUT: { path: ['server', 'connect_timeout'], unit: 'ms' },
   STREAM_FIRST_BYTE_TIMEOUT: { path: ['server', 'stream_first_byte_timeout'], unit: 'ms' },
   STREAM_IDLE_TIMEOUT: { path: ['server', 'stream_idle_timeout'], unit: 'ms' },
+  STREAM_PROBATION_HOLD: { path: ['server', 'stream_probation_hold'], unit: 'ms' },
   BODY_LIMIT: { path: ['server', 'body_limit'] },
   RATE_LIMIT_ENABLED: { path: ['server', 'rate_limit', 'enabled'] },
   RATE_LIMIT_REQUESTS: { path: ['server', 'rate_limit', 'requests'] },

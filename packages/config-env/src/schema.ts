@@ -232,6 +232,7 @@ const serverSchema = obj(
     connect_timeout: duration({ positive: true }).optional(),
     stream_first_byte_timeout: duration({ positive: true }).optional(),
     stream_idle_timeout: duration({ positive: true }).optional(),
+    stream_probation_hold: duration().optional(),
     body_limit: num('a number of bytes > 0', { int: true, gt: 0 }).optional(),
     rate_limit: obj(
       {

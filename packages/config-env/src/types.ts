@@ -43,6 +43,12 @@ export interface ServerConfig {
   streamFirstByteTimeoutMs: number;
   /** Streams: longest silence between chunks, ms. Default 60000. Env `STREAM_IDLE_TIMEOUT`. */
   streamIdleTimeoutMs: number;
+  /**
+   * Streams from an endpoint on stream probation (its last stream broke after the first byte) are held back whole
+   * for up to this long (ms), so that a repeat break fails over instead of reaching the client; then, or past
+   * 512 KiB, the stream goes live. 0 turns holding off. Default 10000. Env `STREAM_PROBATION_HOLD`.
+   */
+  streamProbationHoldMs: number;
   /** Largest request body, bytes. Default 26214400 (25 MiB). Env `BODY_LIMIT`. */
   bodyLimitBytes: number;
   /** Per-client limit. Default off, 60 requests per 60000 ms. Env `RATE_LIMIT_ENABLED`, `RATE_LIMIT_REQUESTS`, `RATE_LIMIT_WINDOW` (ms). */

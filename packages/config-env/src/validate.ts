@@ -23,6 +23,7 @@ export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
   connectTimeoutMs: 10_000,
   streamFirstByteTimeoutMs: 30_000,
   streamIdleTimeoutMs: 60_000,
+  streamProbationHoldMs: 10_000,
   bodyLimitBytes: 25 * 1024 * 1024,
   clientRateLimit: Object.freeze({ enabled: false, requests: 60, windowMs: 60_000 }),
   logLevel: 'info',
@@ -424,6 +425,7 @@ export function buildConfig(
     connectTimeoutMs: s.connect_timeout ?? d.connectTimeoutMs,
     streamFirstByteTimeoutMs: s.stream_first_byte_timeout ?? d.streamFirstByteTimeoutMs,
     streamIdleTimeoutMs: s.stream_idle_timeout ?? d.streamIdleTimeoutMs,
+    streamProbationHoldMs: s.stream_probation_hold ?? d.streamProbationHoldMs,
     bodyLimitBytes: s.body_limit ?? d.bodyLimitBytes,
     clientRateLimit: {
       enabled: s.rate_limit?.enabled ?? d.clientRateLimit.enabled,

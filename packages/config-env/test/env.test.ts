@@ -152,6 +152,7 @@ describe('mixing schemes and globals', () => {
       PORT: '3000',
       TIMEOUT: '45000',
       CONNECT_TIMEOUT: '5s',
+      STREAM_PROBATION_HOLD: '2s',
       RATE_LIMIT_ENABLED: 'true',
       RATE_LIMIT_REQUESTS: '100',
       RATE_LIMIT_WINDOW: '1m',
@@ -183,6 +184,7 @@ describe('mixing schemes and globals', () => {
       port: 3000,
       timeoutMs: 45000,
       connectTimeoutMs: 5000,
+      streamProbationHoldMs: 2000,
       clientRateLimit: { enabled: true, requests: 100, windowMs: 60000 },
       logLevel: 'debug',
       requestLog: { enabled: true, path: '/var/log/lb.jsonl' },
@@ -265,9 +267,10 @@ describe('invalid environments', () => {
         LB_STRATEGY: 'roundrobin',
         PORT: '99999',
         OPENAI_KEY_ROTATION_ENABLED: 'sometimes',
+        STREAM_PROBATION_HOLD: '-5',
       }),
     );
-    expect(e.errors).toHaveLength(10);
+    expect(e.errors).toHaveLength(11);
     expect(lines(e.errors)).toEqual(
       expect.arrayContaining([
         'OPENAI_BASE_URL_1: not a URL: "htp:/x"',
@@ -282,10 +285,11 @@ describe('invalid environments', () => {
         ),
         'PORT: expected an integer from 0 to 65535, received 99999',
         'OPENAI_KEY_ROTATION_ENABLED: expected true or false, received "sometimes"',
+        'STREAM_PROBATION_HOLD: expected a duration in ms (or text like "30s"), received "-5"',
       ]),
     );
     expect(e.message.split('\n')).toHaveLength(e.errors.length + 1);
-    expect(e.message).toMatch(/^Invalid lb environment \(10 errors\):\n {2}/);
+    expect(e.message).toMatch(/^Invalid lb environment \(11 errors\):\n {2}/);
     expect(e.toOpenAIError().error.code).toBe('invalid_config');
     expect(e.message).not.toContain(A);
   });

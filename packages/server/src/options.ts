@@ -43,6 +43,7 @@ export const DEFAULT_SETTINGS: ServerSettings = Object.freeze({
   connectTimeoutMs: 10_000,
   streamFirstByteTimeoutMs: 30_000,
   streamIdleTimeoutMs: 60_000,
+  streamProbationHoldMs: 10_000,
   bodyLimitBytes: 25 * 1024 * 1024,
   clientRateLimit: Object.freeze({ enabled: false, requests: 60, windowMs: 60_000 }),
   logLevel: 'info',
@@ -82,6 +83,9 @@ export function resolveSettings(partial: Partial<ServerSettings> | undefined): S
     const v = s[k];
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) bad(k, v, 'a number > 0');
   }
+  const hold = s.streamProbationHoldMs;
+  if (typeof hold !== 'number' || !Number.isFinite(hold) || hold < 0)
+    bad('streamProbationHoldMs', hold, 'a number >= 0 (0: off)');
   if (typeof s.responseHeaders !== 'boolean') bad('responseHeaders', s.responseHeaders, 'true or false');
   if (typeof s.shutdownTimeoutMs !== 'number' || !(s.shutdownTimeoutMs >= 0))
     bad('shutdownTimeoutMs', s.shutdownTimeoutMs, 'a number >= 0');

@@ -17,7 +17,7 @@ import type { ClientRequestRecord } from './observability/index.js';
 import { JSON_OPERATIONS, MODEL_OPERATIONS, multipartField, operationOf } from './operations.js';
 import type { ServerSettings } from './options.js';
 import { scanBody } from './scan.js';
-import { lastEventEnd, NL2, sseError } from './sse.js';
+import { ERROR_EVENT, lastEventEnd, NL2, sseError } from './sse.js';
 import {
   type EarlyResponder,
   type Sink,
@@ -82,7 +82,6 @@ const PREFIX = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296)
 
 const EXECUTE_OPTIONS = { inspect: (c: UpstreamCall) => c, discard: (c: UpstreamCall) => c.dump() };
 const PROMPT_TOKENS = Buffer.from('"prompt_tokens"');
-const ERROR_EVENT = Buffer.from('data: {"error"');
 
 function clientGone(): Error {
   const e = new Error('client closed the connection');
@@ -436,7 +435,13 @@ export class Exchange implements Sink, EarlyResponder {
       }
       this.#translated = undefined;
     }
-    const call = new UpstreamCall(stream, s.streamFirstByteTimeoutMs, translator, stream ? ctx : undefined);
+    const call = new UpstreamCall(
+      stream,
+      s.streamFirstByteTimeoutMs,
+      translator,
+      stream ? ctx : undefined,
+      stream && ctx.streamProbation ? s.streamProbationHoldMs : 0,
+    );
     call.early = this;
     this.#call = call;
     const signal = ctx.signal;

@@ -10,6 +10,8 @@ export type GateVerdict =
   | { readonly kind: 'error'; readonly status: number; readonly message: string; readonly type: string };
 
 const WAIT: GateVerdict = { kind: 'wait' };
+/** How an OpenAI-style error event starts (an upstream reporting a failure inside a stream). */
+export const ERROR_EVENT = Buffer.from('data: {"error"');
 /** The verdict that lets a stream through. */
 export const PASS: GateVerdict = { kind: 'pass' };
 /** Past this many preamble bytes the gate opens anyway. */

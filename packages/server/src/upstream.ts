@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Agent as AgentType, Dispatcher } from 'undici';
-import { gate, PASS, quickPass } from './sse.js';
+import { ERROR_EVENT, gate, PASS, quickPass } from './sse.js';
 
 // The modules themselves, not the package index (see undici-parts.d.ts), and required rather than imported: an ESM
 // import of a CommonJS module has Node's loader lex its source for export names, and lexing undici's util.js got
@@ -56,6 +56,9 @@ export interface StreamHolder {
   hold(): (err?: unknown) => void;
 }
 
+/** A stream held for probation goes live past this many bytes (a bound on what one held stream keeps in memory). */
+export const HOLD_MAX_BYTES = 512 * 1024;
+
 const EMPTY: IncomingHttpHeaders = Object.freeze({}) as IncomingHttpHeaders;
 const ST_OPEN = 0;
 const ST_ENDED = 1;
@@ -89,6 +92,9 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   #paused = false;
   #abortReason: Error | undefined;
   #gating = false;
+  /** Probation: the stream passed the gate and is held back whole (see `holdMs`). */
+  #holding = false;
+  #heldBytes = 0;
   #gateText = '';
   #buffered: Buffer[] | undefined;
   #sink: Sink | undefined;
@@ -98,6 +104,12 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   readonly #gateStream: boolean;
   /** How long a gated stream may take to its first content event, from the dispatch. */
   readonly firstByteTimeoutMs: number;
+  /**
+   * > 0: the endpoint is on stream probation (`AttemptContext.streamProbation`), so a 2xx stream is held back whole
+   * until it ends, and a break or an error event before then fails the attempt (which may fail over) instead of
+   * reaching the client. The hold lets go (the stream goes live) after this many ms or `HOLD_MAX_BYTES`.
+   */
+  readonly holdMs: number;
   readonly #translator: TextTranslator | undefined;
   readonly #holder: StreamHolder | undefined;
   /** Set when a 2xx stream settled the attempt: ends the router's hold on the endpoint (see `AttemptContext.hold`). */
@@ -119,9 +131,11 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     firstByteTimeoutMs: number,
     translator?: TextTranslator,
     holder?: StreamHolder,
+    holdMs = 0,
   ) {
     this.#gateStream = gateStream;
     this.firstByteTimeoutMs = firstByteTimeoutMs;
+    this.holdMs = gateStream ? holdMs : 0;
     this.#translator = translator;
     this.#holder = holder;
     this.promise = new Promise<UpstreamCall>((resolve, reject) => {
@@ -203,9 +217,10 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     const tr = this.#translator;
     if (tr && this.isStream) {
       const out = tr.push(chunk.toString('utf8'));
-      const fail = this.#gating ? tr.error : undefined;
+      const fail = this.#gating || this.#holding ? tr.error : undefined;
       if (fail) {
         this.#gating = false;
+        this.#holding = false;
         this.#clearTimer();
         this.#buffered = undefined;
         const err = new StreamOpenError(fail.status, fail.message, fail.type, this.headers);
@@ -232,10 +247,16 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
         this.#abort?.(err);
         return true;
       }
+      if (this.holdMs > 0) {
+        this.#holding = true;
+        this.#timer = timers.setTimeout(onHoldTimeout, this.holdMs, this);
+        return this.#hold(chunk, false);
+      }
       this.#settle();
       if (!this.#sink) this.#paused = true;
       return !this.#paused;
     }
+    if (this.#holding) return this.#hold(chunk, true);
     const sink = this.#sink;
     if (sink) {
       if (!sink.data(chunk)) this.#paused = true;
@@ -253,9 +274,10 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
       if (tail !== '') (this.#buffered ??= []).push(Buffer.from(tail, 'utf8'));
     }
     this.#state = ST_ENDED;
-    if (this.#gating) {
-      // Ended before any content: pass through what came (an empty answer is an answer).
+    if (this.#gating || this.#holding) {
+      // Ended before any content (an empty answer is an answer), or a held stream ended whole: pass it on.
       this.#gating = false;
+      this.#holding = false;
       this.#settle();
       return;
     }
@@ -264,6 +286,37 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
 
   onError(error: Error): void {
     this.#fail(this.#abortReason ?? error);
+  }
+
+  /** Probation: keeps a chunk of a held stream (`push` false: the gate has buffered it already). */
+  #hold(chunk: Buffer, push: boolean): boolean {
+    if (push) this.#buffered!.push(chunk);
+    if (chunk.indexOf(ERROR_EVENT) >= 0) {
+      this.#holding = false;
+      this.#clearTimer();
+      this.#buffered = undefined;
+      const err = new StreamOpenError(
+        502,
+        'the stream sent an error event',
+        'upstream_stream_error',
+        this.headers,
+      );
+      this.#abortReason = err;
+      this.#abort?.(err);
+      return true;
+    }
+    this.#heldBytes += chunk.length;
+    if (this.#heldBytes > HOLD_MAX_BYTES) this.letGo();
+    return !this.#paused;
+  }
+
+  /** Ends a probation hold: the stream goes live with what it holds (the hold's time or size is up). */
+  letGo(): void {
+    if (!this.#holding || this.#state !== ST_OPEN) return;
+    this.#holding = false;
+    this.#clearTimer();
+    this.#settle();
+    if (!this.#sink) this.#paused = true;
   }
 
   #finish(): void {
@@ -309,6 +362,11 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
 /** The first-byte timeout's callback: one function for every call (the call comes as the timer's argument). */
 function onFirstByteTimeout(call: UpstreamCall): void {
   call.abort(new FirstByteTimeoutError(call.firstByteTimeoutMs));
+}
+
+/** A probation hold's time is up: the stream goes live. */
+function onHoldTimeout(call: UpstreamCall): void {
+  call.letGo();
 }
 
 const DUMP: Sink = { data: () => true, end: () => {}, error: () => {} };

@@ -8,7 +8,7 @@ export type {
   Usage,
 } from './fake-upstream.js';
 export { startFakeUpstream } from './fake-upstream.js';
-export { collectEvents, fakeKey, streamedText } from './misc.js';
+export { collectEvents, fakeKey, streamedText, timedText } from './misc.js';
 export * from './providers.js';
 export { startRedis, type TestRedis } from './redis.js';
 export { runStrategyContract } from './strategy-contract.js';

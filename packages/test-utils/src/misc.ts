@@ -21,3 +21,21 @@ export async function streamedText(
   for await (const ch of stream) text += ch.choices[0]?.delta?.content ?? '';
   return text;
 }
+
+/**
+ * Like {@link streamedText}, with when each piece of content arrived: `at[i]` is ms after the first piece (for tests
+ * that tell a stream passed on as it came from one held back and sent at once).
+ */
+export async function timedText(
+  stream: AsyncIterable<{ choices: { delta?: { content?: string | null } }[] }>,
+): Promise<{ text: string; at: number[] }> {
+  let text = '';
+  const at: number[] = [];
+  for await (const ch of stream) {
+    const piece = ch.choices[0]?.delta?.content;
+    if (!piece) continue;
+    text += piece;
+    at.push(performance.now());
+  }
+  return { text, at: at.map((t) => t - (at[0] ?? 0)) };
+}

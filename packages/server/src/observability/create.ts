@@ -556,6 +556,7 @@ export function createObservability(router: Router, options: ObservabilityOption
       consecutiveErrors: s.consecutiveErrors,
       errorsByKind: { ...s.errorsByKind },
       inFlight: s.inFlight,
+      streamProbation: ep.streamProbation,
       latencyMs: s.latencySamples > 0 ? round2(s.ewmaLatencyMs) : undefined,
       lastLatencyMs: s.latencySamples > 0 ? round2(s.lastLatencyMs) : undefined,
       lastUsed: s.lastUsedAt > 0 ? new Date(s.lastUsedAt).toISOString() : undefined,

@@ -119,6 +119,8 @@ export interface EndpointHealthView {
   consecutiveErrors: number;
   errorsByKind: Record<string, number>;
   inFlight: number;
+  /** Its last stream broke after the first byte: its streams are held back whole until one ends cleanly. */
+  streamProbation: boolean;
   /** Attempt latency EWMA, ms (undefined: never measured). */
   latencyMs: number | undefined;
   lastLatencyMs: number | undefined;

@@ -1,0 +1,129 @@
+import { type FakeUpstream, fakeKey, startFakeUpstream, streamedText, timedText } from '@lb/test-utils';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type LbServer } from '../src/index.js';
+
+// Stream probation: once an endpoint's stream broke after its first byte, its next streams are held back whole, so
+// that a repeat break fails over (the client never sees it) and a clean stream ends the probation.
+let a: FakeUpstream;
+let b: FakeUpstream;
+const keys = { a: fakeKey('alpha'), b: fakeKey('bravo') };
+const servers: LbServer[] = [];
+const ask = {
+  model: 'gpt-4o-mini',
+  stream: true as const,
+  messages: [{ role: 'user' as const, content: 'x' }],
+};
+
+beforeAll(async () => {
+  [a, b] = await Promise.all([
+    startFakeUpstream({ name: 'a', acceptKeys: [keys.a] }),
+    startFakeUpstream({ name: 'b', acceptKeys: [keys.b] }),
+  ]);
+});
+
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.close(100)));
+  await Promise.all([a.close(), b.close()]);
+});
+
+async function start(holdMs?: number): Promise<{ client: OpenAI; server: LbServer }> {
+  const server = createServer({
+    router: {
+      endpoints: [
+        { id: 'a', url: a.url, apiKey: keys.a, priority: 1 },
+        { id: 'b', url: b.url, apiKey: keys.b, priority: 2 },
+      ],
+      strategy: 'priority',
+    },
+    breaker: { enabled: false },
+    server: { port: 0, streamProbationHoldMs: holdMs },
+    logDestination: { write: () => true } as any,
+  });
+  servers.push(server);
+  const base = await server.listen();
+  return { server, client: new OpenAI({ baseURL: `${base}/v1`, apiKey: 'client-key', maxRetries: 0 }) };
+}
+
+const onProbation = (server: LbServer, id: string) =>
+  server.router.snapshot().endpoints.find((e) => e.id === id)?.streamProbation;
+
+/** Puts `a` on probation: a stream that breaks after its second piece, which the client sees break. */
+async function breakOne(client: OpenAI): Promise<void> {
+  a.next({ type: 'stream', chunks: ['one', ' two', ' three'], intervalMs: 30, dropAfter: 2 });
+  await expect(streamedText(await client.chat.completions.create(ask))).rejects.toThrow();
+}
+
+describe('stream probation', () => {
+  it('fails a repeat break over to the next endpoint, then a clean held stream ends the probation', async () => {
+    const { client, server } = await start();
+    expect(onProbation(server, 'a')).toBe(false);
+    await breakOne(client);
+    expect(onProbation(server, 'a')).toBe(true);
+    const health = await (await fetch(`${server.url}/health`)).json();
+    expect(health.endpoints.find((e: { id: string }) => e.id === 'a').streamProbation).toBe(true);
+
+    // Broken again after its first piece: held back, so the client gets b's whole answer instead.
+    a.next({ type: 'stream', chunks: ['one', ' two', ' three'], intervalMs: 30, dropAfter: 2 });
+    const { data, response } = await client.chat.completions.create(ask).withResponse();
+    expect(await streamedText(data)).toBe('Hello from b');
+    expect(response.headers.get('x-lb-endpoint')).toBe('b');
+    expect(response.headers.get('x-lb-attempts')).toBe('2');
+    expect(onProbation(server, 'a')).toBe(true);
+
+    // a is well again: its stream (pieces 120 ms apart upstream) is held until it ends, then arrives at once.
+    a.next({ type: 'stream', chunks: ['p', 'q', 'r', 's'], intervalMs: 120 });
+    const held = await client.chat.completions.create(ask).withResponse();
+    const h = await timedText(held.data);
+    expect(h.text).toBe('pqrs');
+    expect(held.response.headers.get('x-lb-endpoint')).toBe('a');
+    expect(h.at.at(-1)).toBeLessThan(120);
+    expect(onProbation(server, 'a')).toBe(false);
+
+    // Out of probation: the next stream is live again, its pieces as far apart as the upstream sent them.
+    a.next({ type: 'stream', chunks: ['p', 'q', 'r', 's'], intervalMs: 120 });
+    const live = await timedText(await client.chat.completions.create(ask));
+    expect(live.text).toBe('pqrs');
+    expect(live.at.at(-1)).toBeGreaterThanOrEqual(300);
+  });
+
+  it('fails over when a held stream sends an error event after its first piece', async () => {
+    const { client, server } = await start();
+    await breakOne(client);
+    const failures: string[] = [];
+    server.router.on('attempt:failure', (e) => failures.push(`${e.endpointId}:${e.status}`));
+    a.next({
+      type: 'stream',
+      dropAfter: 1,
+      errorEvent: { error: { message: 'overloaded', type: 'server_error', code: null, param: null } },
+    });
+    expect(await streamedText(await client.chat.completions.create(ask))).toBe('Hello from b');
+    expect(failures).toEqual(['a:502']);
+  });
+
+  it('lets a held stream go live once the hold time is up', async () => {
+    const { client, server } = await start(150);
+    await breakOne(client);
+    a.next({ type: 'stream', chunks: ['1', '2', '3', '4', '5', '6'], intervalMs: 100 });
+    const s = await timedText(await client.chat.completions.create(ask));
+    expect(s.text).toBe('123456');
+    // The pieces sent within the hold (at 0 and 100 ms upstream) arrive together when it lets go at 150 ms; the
+    // rest (to 500 ms) as the upstream sends them.
+    expect(s.at[1]).toBeLessThan(50);
+    expect(s.at.at(-1)).toBeGreaterThanOrEqual(250);
+    expect(onProbation(server, 'a')).toBe(false);
+  });
+
+  it('with holding off (0), a repeat break reaches the client', async () => {
+    const { client, server } = await start(0);
+    await breakOne(client);
+    expect(onProbation(server, 'a')).toBe(true);
+    await breakOne(client);
+  });
+
+  it('refuses a negative hold', () => {
+    expect(() => createServer({ router: { endpoints: [] }, server: { streamProbationHoldMs: -1 } })).toThrow(
+      /server\.streamProbationHoldMs: expected a number >= 0 \(0: off\), received -1/,
+    );
+  });
+});
