@@ -72,7 +72,12 @@ export interface RouterSource {
   /** A Router, a router config, or a whole `@lb/config-env` config (`{ router: loadConfig() }`). */
   router: Router | RouterConfig | { readonly router: RouterConfig };
   defaultModel?: string;
-  server?: { streamIdleTimeoutMs?: number; streamFirstByteTimeoutMs?: number; responseHeaders?: boolean };
+  server?: {
+    streamIdleTimeoutMs?: number;
+    streamFirstByteTimeoutMs?: number;
+    streamProbationHoldMs?: number;
+    responseHeaders?: boolean;
+  };
 }
 
 /**
@@ -128,6 +133,7 @@ function resolve(options: LoadBalancedOpenAIOptions): Resolved {
     adapter.defaultModel ??= src.defaultModel;
     adapter.streamIdleTimeoutMs ??= src.server?.streamIdleTimeoutMs;
     adapter.streamFirstByteTimeoutMs ??= src.server?.streamFirstByteTimeoutMs;
+    adapter.streamProbationHoldMs ??= src.server?.streamProbationHoldMs;
     adapter.responseHeaders ??= src.server?.responseHeaders;
   } else if (Array.isArray((options as RouterConfig).endpoints)) {
     const cfg: Record<string, unknown> = {};
@@ -201,6 +207,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       fetch,
       streamFirstByteTimeoutMs,
       streamIdleTimeoutMs,
+      streamProbationHoldMs,
       providerGuard,
       route,
       responseHeaders,
@@ -224,6 +231,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       fetch,
       streamFirstByteTimeoutMs,
       streamIdleTimeoutMs,
+      streamProbationHoldMs,
       providerGuard,
       route,
       responseHeaders,

@@ -18,7 +18,7 @@ import {
 } from '@lb/providers';
 import { msOption } from './internal/env.js';
 import { readRequest } from './internal/request.js';
-import { readFirst, withUsage, wrapStream } from './internal/stream.js';
+import { holdBack, readFirst, withUsage, wrapStream } from './internal/stream.js';
 
 /**
  * The base URL the SDK is given: every URL under it is routed. Any other absolute URL is routed too (its path,
@@ -60,6 +60,13 @@ export interface RouterFetchOptions {
    * a `StreamTimeoutError` and the upstream request is cancelled. Default 60000. Env: `STREAM_IDLE_TIMEOUT`.
    */
   streamIdleTimeoutMs?: number;
+  /**
+   * Streams from an endpoint on stream probation (its last stream broke after the first byte: `AttemptContext`'s
+   * `streamProbation`) are read whole before the caller gets a byte, for up to this many ms (or 512 KiB; then the
+   * stream goes live), so that a repeat break or an error event fails over instead of reaching the caller. 0 = off.
+   * Default 10000. Env: `STREAM_PROBATION_HOLD`.
+   */
+  streamProbationHoldMs?: number;
   /**
    * Attach `@lb/providers`' `providerGuard()` to the router (once), so that an operation never reaches an endpoint
    * whose provider cannot serve it (embeddings never go to Anthropic). Default true.
@@ -132,6 +139,12 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     30_000,
   );
   const idleMs = msOption(options.streamIdleTimeoutMs, 'streamIdleTimeoutMs', 'STREAM_IDLE_TIMEOUT', 60_000);
+  const holdMs = msOption(
+    options.streamProbationHoldMs,
+    'streamProbationHoldMs',
+    'STREAM_PROBATION_HOLD',
+    10_000,
+  );
   const route = options.route;
   if (options.providerGuard !== false && !router.guards.some((g) => g.name === 'provider')) {
     router.addGuard(providerGuard());
@@ -197,8 +210,16 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
         const translator = dialect.createStreamTranslator?.(dreq);
         const first = await readFirst(reader, ep.id, firstByteMs, translator);
         if (first.kind === 'failure') return first.response;
+        let source: Parameters<typeof wrapStream>[0] = reader;
+        let chunk = first.chunk;
+        if (ctx.streamProbation && holdMs > 0) {
+          const held = await holdBack(reader, chunk, holdMs, translator, first.decoder);
+          if (held.kind === 'failure') return held.response;
+          source = held.reader;
+          chunk = held.chunk;
+        }
         const finish = ctx.hold();
-        const body = wrapStream(reader, first.chunk, {
+        const body = wrapStream(source, chunk, {
           endpointId: ep.id,
           idleTimeoutMs: idleMs,
           translator,

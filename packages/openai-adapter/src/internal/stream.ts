@@ -138,6 +138,118 @@ function errorEvent(chunk: Uint8Array): Response | undefined {
   });
 }
 
+/** A stream held for probation goes live past this many bytes (a bound on what one held stream keeps in memory). */
+export const HOLD_MAX_BYTES = 512 * 1024;
+
+const EXPIRED = Symbol('hold expired');
+const ERROR_AT = /(?:^|\n)(?:data:\s*\{\s*"error"|event:\s*error)/;
+
+/** What a probation hold read: the bytes for the caller and the reader to go on with, or a failure to fail over. */
+export type Held =
+  | { kind: 'data'; chunk: Uint8Array; reader: Reader }
+  | { kind: 'failure'; response: Response };
+
+/**
+ * Stream probation (`AttemptContext.streamProbation`): reads a stream on, after its first byte, before the caller
+ * gets any of it: to its end, for at most `holdMs` or {@link HOLD_MAX_BYTES}. A break rejects and an error event
+ * answers as an error response, so the router fails over and the caller never sees the broken stream. What was read
+ * comes back as one chunk, with a reader that goes on where the hold stopped (a read still pending when the time was
+ * up included).
+ */
+export async function holdBack(
+  reader: Reader,
+  first: Uint8Array,
+  holdMs: number,
+  translator: StreamTranslator | undefined,
+  decoder: TextDecoder,
+): Promise<Held> {
+  const parts = [first];
+  let size = first.length;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expiry = new Promise<typeof EXPIRED>((resolve) => {
+    timer = setTimeout(resolve, holdMs, EXPIRED);
+  });
+  const joined = (): Uint8Array => {
+    if (parts.length === 1) return parts[0]!;
+    const out = new Uint8Array(size);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  };
+  try {
+    // The first chunk may carry more events than the first (an error event among them).
+    const failure = translator ? undefined : errorEventIn(first);
+    if (failure) {
+      reader.cancel().catch(() => {});
+      return { kind: 'failure', response: failure };
+    }
+    for (;;) {
+      const read = reader.read();
+      const r = await Promise.race([read, expiry]);
+      if (r === EXPIRED) {
+        // The pending read goes to the caller's stream; until it awaits it, its rejection is handled here.
+        read.catch(() => {});
+        return { kind: 'data', chunk: joined(), reader: resumed(reader, read) };
+      }
+      if (r.done) return { kind: 'data', chunk: joined(), reader: resumed(reader, read) };
+      let chunk = r.value;
+      if (translator) {
+        const out = translator.push(decoder.decode(chunk, { stream: true }));
+        if (translator.error) {
+          reader.cancel().catch(() => {});
+          return { kind: 'failure', response: failureResponse(translator.error) };
+        }
+        chunk = encoder.encode(out);
+      } else {
+        const failure = errorEventIn(chunk);
+        if (failure) {
+          reader.cancel().catch(() => {});
+          return { kind: 'failure', response: failure };
+        }
+      }
+      if (chunk.length === 0) continue;
+      parts.push(chunk);
+      size += chunk.length;
+      if (size > HOLD_MAX_BYTES) return { kind: 'data', chunk: joined(), reader };
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const STREAM_ERROR = {
+  status: 502,
+  type: 'upstream_stream_error',
+  message: 'the stream sent an error event',
+};
+
+/** An error event anywhere in an OpenAI-dialect chunk, as the error response it stands for. */
+function errorEventIn(chunk: Uint8Array): Response | undefined {
+  const text = new TextDecoder().decode(chunk);
+  const at = text.search(ERROR_AT);
+  if (at < 0) return undefined;
+  const start = text[at] === '\n' ? at + 1 : at;
+  return errorEvent(encoder.encode(text.slice(start))) ?? failureResponse(STREAM_ERROR);
+}
+
+/** `reader`, whose next read is `next` (a read already started, or the end already seen). */
+function resumed(reader: Reader, next: Promise<ReadableStreamReadResult<Uint8Array>>): Reader {
+  let pending: typeof next | undefined = next;
+  return {
+    read() {
+      const p = pending;
+      pending = undefined;
+      return p ?? reader.read();
+    },
+    cancel: (reason?: unknown) => reader.cancel(reason),
+    releaseLock: () => reader.releaseLock(),
+    closed: reader.closed,
+  } as Reader;
+}
+
 /** Settings of one wrapped stream. */
 export interface WrapOptions {
   endpointId: string;

@@ -1,0 +1,90 @@
+import { createRouter, type Router } from '@lb/core';
+import { timedText } from '@lb/test-utils';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createOpenAI, type LoadBalancedOpenAI } from '../src/index.js';
+import { type Pool, startPool } from './setup.js';
+
+// Stream probation: after a stream of `a` broke past its first byte, `a`'s streams are read whole before the caller
+// sees them, so a repeat break fails over to `b`; a clean one ends the probation.
+let pool: Pool;
+let router: Router;
+const ask = { model: 'gpt-4o', stream: true as const, messages: [{ role: 'user' as const, content: 'hi' }] };
+
+beforeEach(async () => {
+  pool = await startPool(2);
+  router = createRouter({ endpoints: pool.endpoints(), backoff: { initialMs: 1, maxMs: 1 } });
+});
+afterEach(() => pool.close());
+
+const client = (streamProbationHoldMs?: number): LoadBalancedOpenAI =>
+  createOpenAI(router, {
+    streamFirstByteTimeoutMs: 2_000,
+    streamIdleTimeoutMs: 2_000,
+    streamProbationHoldMs,
+  });
+const onProbation = () => router.snapshot().endpoints.find((e) => e.id === 'a')?.streamProbation;
+
+async function breakOne(c: LoadBalancedOpenAI): Promise<void> {
+  pool.ups[0].next({ type: 'stream', chunks: ['one', ' two', ' three'], intervalMs: 30, dropAfter: 2 });
+  await expect(timedText(await c.chat.completions.create(ask))).rejects.toThrow(/one|stream|terminated/i);
+}
+
+describe('stream probation', () => {
+  it('fails a repeat break over, then a clean held stream ends the probation', async () => {
+    const c = client();
+    await breakOne(c);
+    expect(onProbation()).toBe(true);
+
+    pool.ups[0].next({ type: 'stream', chunks: ['one', ' two', ' three'], intervalMs: 30, dropAfter: 2 });
+    const { data, response } = await c.chat.completions.create(ask).withResponse();
+    expect((await timedText(data)).text).toBe('Hello from b');
+    expect(response.headers.get('x-lb-endpoint')).toBe('b');
+    expect(response.headers.get('x-lb-attempts')).toBe('2');
+    expect(onProbation()).toBe(true);
+
+    pool.ups[0].next({ type: 'stream', chunks: ['p', 'q', 'r', 's'], intervalMs: 120 });
+    const held = await timedText(await c.chat.completions.create(ask));
+    expect(held.text).toBe('pqrs');
+    expect(held.at.at(-1)).toBeLessThan(120);
+    expect(onProbation()).toBe(false);
+
+    pool.ups[0].next({ type: 'stream', chunks: ['p', 'q', 'r', 's'], intervalMs: 120 });
+    const live = await timedText(await c.chat.completions.create(ask));
+    expect(live.text).toBe('pqrs');
+    expect(live.at.at(-1)).toBeGreaterThanOrEqual(300);
+  });
+
+  it('fails over when a held stream sends an error event', async () => {
+    const c = client();
+    await breakOne(c);
+    pool.ups[0].next({
+      type: 'stream',
+      chunks: ['one', 'two'],
+      dropAfter: 1,
+      errorEvent: { error: { message: 'overloaded', type: 'server_error' } },
+    });
+    const { data, response } = await c.chat.completions.create(ask).withResponse();
+    expect((await timedText(data)).text).toBe('Hello from b');
+    expect(response.headers.get('x-lb-attempts')).toBe('2');
+    expect(router.getStats('a')?.lastError).toMatch(/502|overloaded/);
+  });
+
+  it('lets a held stream go live once the hold time is up, the pending read included', async () => {
+    const c = client(150);
+    await breakOne(c);
+    pool.ups[0].next({ type: 'stream', chunks: ['1', '2', '3', '4', '5', '6'], intervalMs: 100 });
+    const s = await timedText(await c.chat.completions.create(ask));
+    expect(s.text).toBe('123456');
+    expect(s.at[1]).toBeLessThan(50);
+    expect(s.at.at(-1)).toBeGreaterThanOrEqual(250);
+    expect(onProbation()).toBe(false);
+  });
+
+  it('with holding off (0), a repeat break reaches the caller; a bad value is refused', async () => {
+    const c = client(0);
+    await breakOne(c);
+    await breakOne(c);
+    expect(pool.ups[1].count()).toBe(0);
+    expect(() => client(-1)).toThrow('streamProbationHoldMs: expected a number of ms >= 0, received -1');
+  });
+});
