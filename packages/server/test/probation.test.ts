@@ -62,6 +62,9 @@ describe('stream probation', () => {
     expect(onProbation(server, 'a')).toBe(true);
     const health = await (await fetch(`${server.url}/health`)).json();
     expect(health.endpoints.find((e: { id: string }) => e.id === 'a').streamProbation).toBe(true);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toContain('lb_endpoint_stream_probation{endpoint="a"} 1');
+    expect(metrics).toContain('lb_endpoint_stream_probation{endpoint="b"} 0');
 
     // Broken again after its first piece: held back, so the client gets b's whole answer instead.
     a.next({ type: 'stream', chunks: ['one', ' two', ' three'], intervalMs: 30, dropAfter: 2 });

@@ -197,6 +197,10 @@ export function createObservability(router: Router, options: ObservabilityOption
     'lb_endpoint_success_ratio',
     'Successful attempts / all attempts (0..1).',
   );
+  const probationGauge = new SnapshotGauge(
+    'lb_endpoint_stream_probation',
+    "1 while the endpoint's streams are held back whole (its last stream broke after the first byte).",
+  );
   const breakerGauge = new SnapshotGauge(
     'lb_breaker_state',
     'Circuit breaker state: 0 closed, 1 half-open, 2 open.',
@@ -225,6 +229,7 @@ export function createObservability(router: Router, options: ObservabilityOption
     endpointInFlight,
     endpointEwma,
     endpointSuccess,
+    probationGauge,
     breakerGauge,
     rateGauge,
     probeGauge,
@@ -592,6 +597,7 @@ export function createObservability(router: Router, options: ObservabilityOption
       const inflight: typeof endpointUp.values = [];
       const ewma: typeof endpointUp.values = [];
       const success: typeof endpointUp.values = [];
+      const probation: typeof endpointUp.values = [];
       const br: typeof endpointUp.values = [];
       const rate: typeof endpointUp.values = [];
       const probe: typeof endpointUp.values = [];
@@ -603,6 +609,7 @@ export function createObservability(router: Router, options: ObservabilityOption
         inflight.push({ labels, value: ep.stats.inFlight });
         if (ep.stats.latencySamples > 0) ewma.push({ labels, value: ep.stats.ewmaLatencyMs / 1000 });
         success.push({ labels, value: ep.stats.successRate });
+        probation.push({ labels, value: ep.streamProbation ? 1 : 0 });
         const b = breakerOf(ep, breakers);
         if (b) br.push({ labels, value: breakerValue(b) });
         const r = rateLimitOf(ep, limits);
@@ -615,6 +622,7 @@ export function createObservability(router: Router, options: ObservabilityOption
       endpointInFlight.values = inflight;
       endpointEwma.values = ewma;
       endpointSuccess.values = success;
+      probationGauge.values = probation;
       breakerGauge.values = br;
       rateGauge.values = rate;
       probeGauge.values = probe;
