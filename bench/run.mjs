@@ -61,6 +61,8 @@ if (!only || only === 'proxy') {
   log(`layout: ${r.layout.note}`);
   log('\n## One request in flight (µs, interleaved, median of runs)');
   log(table(r.oneInFlight.map(({ statuses, ...x }) => x)));
+  log('\n## One request in flight, 20 ms apart (sparse traffic: idle, cold processes; µs, interleaved)');
+  log(table(r.oneInFlightSparse.map(({ statuses, ...x }) => x)));
   log('\n## Open loop, fixed rate (µs from scheduled send)');
   log(table(r.openLoop));
   log('\n## Max throughput at concurrency 32');

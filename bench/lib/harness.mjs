@@ -164,9 +164,11 @@ export function interleaving(count, seed = 0x9e3779b9) {
 
 /**
  * Latency at one request in flight, interleaved across targets (so drift and noise hit every target alike).
+ * `gapMs` > 0: each request waits that long after the one before (sparse traffic: every request meets the processes
+ * idle, their caches cold).
  * @param {{ name: string, url: string }[]} targets  base URLs ending in /v1
  */
-export async function oneInFlight(targets, { n = 2000, warmup = 200, body = BODY } = {}) {
+export async function oneInFlight(targets, { n = 2000, warmup = 200, body = BODY, gapMs = 0 } = {}) {
   const clients = targets.map((t) => new Client(new URL(t.url).origin, { keepAliveTimeout: 60_000 }));
   const paths = targets.map((t) => `${new URL(t.url).pathname}/chat/completions`);
   const hdrs = targets.map(headersOf);
@@ -175,6 +177,7 @@ export async function oneInFlight(targets, { n = 2000, warmup = 200, body = BODY
   const next = interleaving(targets.length);
   for (let i = 0; i < warmup + n; i++) {
     for (const j of next()) {
+      if (gapMs > 0 && i >= warmup) await sleep(gapMs);
       const r = await once(clients[j], paths[j], body, hdrs[j]);
       if (i >= warmup) {
         lat[j].push(r.us);

@@ -20,6 +20,8 @@ import { median, procStat, round, sleep } from './stats.mjs';
 
 /** How long the full run lets the servers sit idle before reading their settled RSS. */
 const SETTLE_MS = 15_000;
+/** Pause between requests of the sparse one-in-flight measurement. */
+const SPARSE_GAP_MS = 20;
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const ROOT = join(here, '..', '..');
@@ -97,6 +99,7 @@ export async function runProxyBench(opts = {}) {
     },
     targets: [],
     oneInFlight: [],
+    oneInFlightSparse: [],
     openLoop: [],
     maxRps: [],
     streaming: [],
@@ -176,6 +179,23 @@ export async function runProxyBench(opts = {}) {
         statuses: runs[0][j].statuses,
       };
     });
+
+    // 1b. the same with the requests 20 ms apart: each meets the processes idle (sparse traffic).
+    log('one request in flight, 20 ms apart…');
+    const sparse = await oneInFlight(targets, {
+      n: short ? 20 : 500,
+      warmup: short ? 10 : 100,
+      gapMs: SPARSE_GAP_MS,
+    });
+    result.oneInFlightSparse = sparse.map((x, j) => ({
+      name: x.name,
+      gapMs: SPARSE_GAP_MS,
+      p50Us: x.p50Us,
+      p99Us: x.p99Us,
+      addedP50Us: j === 0 ? 0 : round(x.p50Us - sparse[0].p50Us),
+      addedP99Us: j === 0 ? 0 : round(x.p99Us - sparse[0].p99Us),
+      statuses: x.statuses,
+    }));
 
     // 2. open loop at fixed rates.
     const rates = opts.rates ?? (short ? [100] : [500, 1000]);

@@ -16,6 +16,7 @@ describe('proxy benchmark (smoke: direct and the bare undici floor)', () => {
       'layout',
       'targets',
       'oneInFlight',
+      'oneInFlightSparse',
       'openLoop',
       'maxRps',
       'streaming',
@@ -29,6 +30,13 @@ describe('proxy benchmark (smoke: direct and the bare undici floor)', () => {
       expect(x.p99Us).toBeGreaterThanOrEqual(x.p50Us);
       expect(Object.keys(x.statuses)).toEqual(['200']);
     }
+    expect(r.oneInFlightSparse.map((x: { name: string }) => x.name)).toEqual(['direct', 'undici-bare']);
+    for (const x of r.oneInFlightSparse) {
+      expect(x.gapMs).toBe(20);
+      expect(x.p50Us).toBeGreaterThan(0);
+      expect(Object.keys(x.statuses)).toEqual(['200']);
+    }
+    expect(stdout).toContain('20 ms apart');
     for (const x of r.openLoop) {
       expect(x.errors).toBe(0);
       expect(x.sent).toBe(50);
