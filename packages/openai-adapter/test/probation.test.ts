@@ -1,5 +1,5 @@
 import { createRouter, type Router } from '@lb/core';
-import { timedText } from '@lb/test-utils';
+import { fakeKey, startFakeAnthropic, timedText } from '@lb/test-utils';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createOpenAI, type LoadBalancedOpenAI } from '../src/index.js';
 import { type Pool, startPool } from './setup.js';
@@ -86,5 +86,43 @@ describe('stream probation', () => {
     await breakOne(c);
     expect(pool.ups[1].count()).toBe(0);
     expect(() => client(-1)).toThrow('streamProbationHoldMs: expected a number of ms >= 0, received -1');
+  });
+});
+
+describe('stream probation of a translated (Anthropic) stream', () => {
+  it('holds it back and fails its error event over; a clean one ends the probation', async () => {
+    const claudeKey = fakeKey('claude');
+    const claude = await startFakeAnthropic({ acceptKeys: [claudeKey] });
+    router = createRouter({
+      endpoints: [
+        { id: 'claude', url: claude.url, apiKey: claudeKey, provider: 'anthropic', priority: 1 },
+        { ...pool.endpoints()[1]!, priority: 2 },
+      ],
+      backoff: { initialMs: 1, maxMs: 1 },
+    });
+    const c = client();
+    const probation = () => router.snapshot().endpoints.find((e) => e.id === 'claude')?.streamProbation;
+    try {
+      const overloaded = {
+        type: 'stream-error',
+        errorType: 'overloaded_error',
+        afterText: 'Hel',
+        errorAfterMs: 40,
+      } as const;
+      claude.next(overloaded);
+      await expect(timedText(await c.chat.completions.create(ask))).rejects.toThrow(/overloaded/);
+      expect(probation()).toBe(true);
+      claude.next(overloaded);
+      const { data, response } = await c.chat.completions.create(ask).withResponse();
+      expect((await timedText(data)).text).toBe('Hello from b');
+      expect(response.headers.get('x-lb-attempts')).toBe('2');
+      claude.next({ type: 'ok', chunks: ['p', 'q', 'r'], intervalMs: 100 });
+      const held = await timedText(await c.chat.completions.create(ask));
+      expect(held.text).toBe('pqr');
+      expect(held.at.at(-1)).toBeLessThan(100);
+      expect(probation()).toBe(false);
+    } finally {
+      await claude.close();
+    }
   });
 });

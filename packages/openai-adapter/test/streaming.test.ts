@@ -116,7 +116,8 @@ describe('streaming', () => {
     await vi.waitFor(() => expect(pool.ups[0].aborted).toBe(1));
   });
 
-  it('an error event mid-stream surfaces as the SDK APIError', async () => {
+  it('an error event mid-stream surfaces as the SDK APIError, and counts as a broken stream', async () => {
+    const { events } = collectEvents(router, ['attempt:end']);
     pool.ups[0].next({
       type: 'stream',
       chunks: ['one', 'two'],
@@ -127,6 +128,9 @@ describe('streaming', () => {
     const err = await collect(stream).catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.APIError);
     expect(err.message).toContain('boom');
+    await vi.waitFor(() => expect(events).toHaveLength(1));
+    expect(events[0].payload).toMatchObject({ endpointId: 'a', ok: false });
+    expect(router.snapshot().endpoints[0]!.streamProbation).toBe(true);
   });
 
   it('aborting mid-stream cancels the upstream request', async () => {

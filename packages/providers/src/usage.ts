@@ -4,6 +4,15 @@ const encoder = new TextEncoder();
 const PROMPT_TOKENS = encoder.encode('"prompt_tokens"');
 const COMPLETION_TOKENS = encoder.encode('"completion_tokens"');
 const TOTAL_TOKENS = encoder.encode('"total_tokens"');
+const ERROR_DATA = encoder.encode('data: {"error"');
+
+/**
+ * True when `chunk` of an OpenAI-dialect event stream holds an error event (`data: {"error":…}`): an upstream
+ * reporting a failure inside a stream it had begun.
+ */
+export function hasErrorEvent(chunk: Uint8Array): boolean {
+  return find(chunk, ERROR_DATA, 0, chunk.length) >= 0;
+}
 
 /** True when `chunk` holds a `"prompt_tokens"` key: the chunk of an OpenAI answer (JSON or SSE) that carries usage. */
 export function hasUsage(chunk: Uint8Array): boolean {

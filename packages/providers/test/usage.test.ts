@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hasUsage, usageFromBytes } from '../src/index.js';
+import { hasErrorEvent, hasUsage, usageFromBytes } from '../src/index.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -41,5 +41,17 @@ describe('usageFromBytes', () => {
       prompt_tokens: 8,
       total_tokens: 8,
     });
+  });
+});
+
+describe('hasErrorEvent', () => {
+  const enc = (s: string) => new TextEncoder().encode(s);
+  it('finds an OpenAI error event anywhere in a chunk, and nothing else', () => {
+    const content = 'data: {"choices":[{"index":0,"delta":{"content":"error"}}]}\n\n';
+    expect(hasErrorEvent(enc(content))).toBe(false);
+    expect(hasErrorEvent(enc('data: {"error_count":1}\n\n'))).toBe(false);
+    expect(hasErrorEvent(enc(`${content}data: {"error":{"message":"boom"}}\n\n`))).toBe(true);
+    expect(hasErrorEvent(enc('data: {"error":{"message":"boom"}}\n\n'))).toBe(true);
+    expect(hasErrorEvent(enc(''))).toBe(false);
   });
 });

@@ -83,6 +83,10 @@ const PREFIX = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296)
 const EXECUTE_OPTIONS = { inspect: (c: UpstreamCall) => c, discard: (c: UpstreamCall) => c.dump() };
 const PROMPT_TOKENS = Buffer.from('"prompt_tokens"');
 
+function upstreamErrorEvent(): Error {
+  return new Error('upstream sent an error event mid-stream');
+}
+
 function clientGone(): Error {
   const e = new Error('client closed the connection');
   e.name = 'AbortError';
@@ -380,6 +384,9 @@ export class Exchange implements Sink, EarlyResponder {
   #onClose = (): void => {
     this.#done?.();
     if (this.#res.writableFinished) return;
+    // A client that left at the upstream's error event (the SDK raises it and hangs up) leaves a broken stream: the
+    // endpoint failed first, so its attempt ends as one before the abort would count it as the caller's doing.
+    if (this.#upstreamError) this.#finish(upstreamErrorEvent(), 'upstream_stream_error');
     const reason = clientGone();
     this.#signal?.abort(reason);
     this.#call?.abort(reason);
@@ -590,7 +597,7 @@ export class Exchange implements Sink, EarlyResponder {
       this.#held = undefined;
       res.end(held);
     } else res.end();
-    this.#finish(this.#upstreamError ? new Error('upstream sent an error event mid-stream') : undefined);
+    this.#finish(this.#upstreamError ? upstreamErrorEvent() : undefined);
   }
 
   error(err: Error): void {

@@ -1,6 +1,13 @@
-import { type FakeUpstream, fakeKey, startFakeUpstream, streamedText, timedText } from '@lb/test-utils';
+import {
+  type FakeUpstream,
+  fakeKey,
+  startFakeAnthropic,
+  startFakeUpstream,
+  streamedText,
+  timedText,
+} from '@lb/test-utils';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createServer, type LbServer } from '../src/index.js';
 
 // Stream probation: once an endpoint's stream broke after its first byte, its next streams are held back whole, so
@@ -90,6 +97,31 @@ describe('stream probation', () => {
     expect(live.at.at(-1)).toBeGreaterThanOrEqual(300);
   });
 
+  it('an error event mid-stream puts the endpoint on probation even when the client leaves at it', async () => {
+    const { client, server } = await start();
+    const ends: boolean[] = [];
+    server.router.on('attempt:end', (e) => ends.push(e.ok));
+    // Content, then an error event, and the upstream keeps the stream open: the SDK raises and hangs up first.
+    a.next({
+      type: 'custom',
+      handle: (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const chunk = { id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini' };
+        res.write(
+          `data: ${JSON.stringify({ ...chunk, choices: [{ index: 0, delta: { content: 'Hel' } }] })}\n\n`,
+        );
+        setTimeout(
+          () =>
+            res.write(`data: ${JSON.stringify({ error: { message: 'boom', type: 'server_error' } })}\n\n`),
+          30,
+        );
+      },
+    });
+    await expect(streamedText(await client.chat.completions.create(ask))).rejects.toThrow(/boom/);
+    await vi.waitFor(() => expect(ends).toEqual([false]));
+    expect(onProbation(server, 'a')).toBe(true);
+  });
+
   it('fails over when a held stream sends an error event after its first piece', async () => {
     const { client, server } = await start();
     await breakOne(client);
@@ -128,5 +160,54 @@ describe('stream probation', () => {
     expect(() => createServer({ router: { endpoints: [] }, server: { streamProbationHoldMs: -1 } })).toThrow(
       /server\.streamProbationHoldMs: expected a number >= 0 \(0: off\), received -1/,
     );
+  });
+});
+
+describe('stream probation of a translated (Anthropic) stream', () => {
+  it('holds it back and fails its error event over; a clean one ends the probation', async () => {
+    const claudeKey = fakeKey('claude');
+    const claude = await startFakeAnthropic({ acceptKeys: [claudeKey] });
+    const server = createServer({
+      router: {
+        endpoints: [
+          { id: 'claude', url: claude.url, apiKey: claudeKey, provider: 'anthropic', priority: 1 },
+          { id: 'b', url: b.url, apiKey: keys.b, priority: 2 },
+        ],
+        strategy: 'priority',
+      },
+      breaker: { enabled: false },
+      server: { port: 0 },
+      logDestination: { write: () => true } as any,
+    });
+    servers.push(server);
+    const client = new OpenAI({
+      baseURL: `${await server.listen()}/v1`,
+      apiKey: 'client-key',
+      maxRetries: 0,
+    });
+    try {
+      const overloaded = {
+        type: 'stream-error',
+        errorType: 'overloaded_error',
+        afterText: 'Hel',
+        errorAfterMs: 40,
+      } as const;
+      // Live: the client gets "Hel", then the error.
+      claude.next(overloaded);
+      await expect(streamedText(await client.chat.completions.create(ask))).rejects.toThrow(/overloaded/);
+      expect(onProbation(server, 'claude')).toBe(true);
+      // Held: the same failure fails over.
+      claude.next(overloaded);
+      const { data, response } = await client.chat.completions.create(ask).withResponse();
+      expect(await streamedText(data)).toBe('Hello from b');
+      expect(response.headers.get('x-lb-attempts')).toBe('2');
+      claude.next({ type: 'ok', chunks: ['p', 'q', 'r'], intervalMs: 100 });
+      const held = await timedText(await client.chat.completions.create(ask));
+      expect(held.text).toBe('pqr');
+      expect(held.at.at(-1)).toBeLessThan(100);
+      expect(onProbation(server, 'claude')).toBe(false);
+    } finally {
+      await claude.close();
+    }
   });
 });

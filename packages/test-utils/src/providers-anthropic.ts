@@ -10,7 +10,14 @@ export type AnthropicBehaviour =
   /** An Anthropic error response: `{ type: 'error', error: { type, message } }` with this status. */
   | { type: 'error'; status: number; errorType: string; message?: string; headers?: Record<string, string> }
   /** HTTP 200 SSE whose first event is `event: error` (how Anthropic reports overload after accepting a stream). */
-  | { type: 'stream-error'; errorType: string; message?: string; afterText?: string };
+  | {
+      type: 'stream-error';
+      errorType: string;
+      message?: string;
+      afterText?: string;
+      /** Send the error event this long after `afterText` (default: at once, likely in the same packet). */
+      errorAfterMs?: number;
+    };
 
 export interface FakeAnthropicRequest {
   method: string;
@@ -92,6 +99,7 @@ export async function startFakeAnthropic(
             delta: { type: 'text_delta', text: b.afterText },
           }),
         );
+        if (b.errorAfterMs) await new Promise((r) => setTimeout(r, b.errorAfterMs));
       }
       res.end(
         sse('error', { type: 'error', error: { type: b.errorType, message: b.message ?? b.errorType } }),

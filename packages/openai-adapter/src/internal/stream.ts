@@ -1,5 +1,5 @@
 import { isAbortError, redact, type Usage } from '@lb/core';
-import { hasUsage, type StreamTranslator, usageFromBytes } from '@lb/providers';
+import { hasErrorEvent, hasUsage, type StreamTranslator, usageFromBytes } from '@lb/providers';
 import { StreamInterruptedError, StreamTimeoutError } from '../errors.js';
 
 const encoder = new TextEncoder();
@@ -279,6 +279,8 @@ export function wrapStream(reader: Reader, first: Uint8Array, o: WrapOptions): R
   let bytes = 0;
   let last = Date.now();
   let settled = false;
+  /** Set once the upstream sent an error event: the stream counts as broken however the caller then ends it. */
+  let broke: Error | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let ctl!: ReadableStreamDefaultController<Uint8Array>;
   const decoder = o.decoder;
@@ -316,6 +318,9 @@ export function wrapStream(reader: Reader, first: Uint8Array, o: WrapOptions): R
       // already closed
     }
   }
+  const errorEvent = (message: string) => {
+    broke ??= routerError(new StreamInterruptedError(o.endpointId, bytes, redact(message, o.secrets)));
+  };
   const watch = () => {
     const idle = Date.now() - last;
     if (idle >= o.idleTimeoutMs) fail(new StreamTimeoutError(o.endpointId, 'idle', o.idleTimeoutMs));
@@ -334,6 +339,7 @@ export function wrapStream(reader: Reader, first: Uint8Array, o: WrapOptions): R
       },
       async pull(controller) {
         if (pending) {
+          if (!o.translator && hasErrorEvent(pending)) errorEvent('the stream sent an error event');
           bytes += pending.length;
           tail?.push(pending);
           controller.enqueue(pending);
@@ -362,16 +368,15 @@ export function wrapStream(reader: Reader, first: Uint8Array, o: WrapOptions): R
             const tail = o.translator ? o.translator.end() : '';
             if (tail) controller.enqueue(encoder.encode(tail));
             const err = o.translator?.error;
-            settle(
-              err
-                ? routerError(new StreamInterruptedError(o.endpointId, bytes, redact(err.message, o.secrets)))
-                : undefined,
-            );
+            if (err) errorEvent(err.message);
+            settle(broke);
             controller.close();
             return;
           }
           if (o.translator) {
             const out = o.translator.push(decoder.decode(r.value, { stream: true }));
+            const err = o.translator.error;
+            if (err) errorEvent(err.message);
             if (!out) continue;
             const chunk = encoder.encode(out);
             bytes += chunk.length;
@@ -379,6 +384,7 @@ export function wrapStream(reader: Reader, first: Uint8Array, o: WrapOptions): R
             return;
           }
           if (r.value.length === 0) continue;
+          if (hasErrorEvent(r.value)) errorEvent('the stream sent an error event');
           bytes += r.value.length;
           tail?.push(r.value);
           controller.enqueue(r.value);
@@ -386,8 +392,8 @@ export function wrapStream(reader: Reader, first: Uint8Array, o: WrapOptions): R
         }
       },
       cancel(reason) {
-        // The caller stopped reading: not the endpoint's fault.
-        settle();
+        // The caller stopped reading: not the endpoint's fault, unless it stopped at the upstream's error event.
+        settle(broke);
         return reader.cancel(reason).catch(() => {});
       },
     },
