@@ -46,6 +46,11 @@ export const SCENARIOS = {
     stream: true,
     faults: [(f) => (inWindow(f) ? { type: 'drop', afterChunks: 2 } : undefined)],
   },
+  'mid-stream-error': {
+    about: 'streams; A sends an error event after 2 chunks and ends the stream',
+    stream: true,
+    faults: [(f) => (inWindow(f) ? { type: 'error-event', afterChunks: 2 } : undefined)],
+  },
   'key-revoked': {
     about: "A's key is revoked (401) from 30% of the run on",
     window: [0.3, 1],

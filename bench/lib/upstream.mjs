@@ -37,6 +37,10 @@ const chunk = (i) =>
 const SSE_END = Buffer.from(
   `data: ${JSON.stringify({ id: 'chatcmpl-bench', object: 'chat.completion.chunk', created: 1700000000, model: 'gpt-4o-mini', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], usage: { prompt_tokens: 12, completion_tokens: 7, total_tokens: 19 } })}\n\ndata: [DONE]\n\n`,
 );
+/** What a provider sends when a stream it had begun fails (OpenAI's format: an error object, then the end). */
+const ERROR_EVENT = Buffer.from(
+  `data: ${JSON.stringify({ error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null } })}\n\n`,
+);
 const JSON_HEADERS = { 'content-type': 'application/json' };
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' };
 const STREAM_RE = /"stream"\s*:\s*true/;
@@ -53,7 +57,7 @@ function errorBody(status) {
  * @param {{ port?: number, host?: string, latencyMs?: number, chunks?: number, intervalMs?: number, status?: number,
  *   behaviour?: (info: { stream: boolean, path: string, at: number }) => any, name?: string, record?: boolean }} [opts]
  *   `behaviour` returns undefined (normal answer) or one of `{ type: 'status', status, retryAfter? }`,
- *   `{ type: 'reset' }`, `{ type: 'hang' }`, `{ type: 'slow', delayMs }`, `{ type: 'drop', afterChunks }`.
+ *   `{ type: 'reset' }`, `{ type: 'hang' }`, `{ type: 'slow', delayMs }`, `{ type: 'drop', afterChunks }`, `{ type: 'error-event', afterChunks }` (streams: an error event then the end).
  */
 export async function startUpstream(opts = {}) {
   const latencyMs = opts.latencyMs ?? 0;
@@ -65,7 +69,7 @@ export async function startUpstream(opts = {}) {
   const stats = { requests: 0, ok: 0, faults: 0, aborted: 0, log: opts.record ? [] : undefined };
   const sockets = new Set();
 
-  const sendStream = (res, dropAfter) => {
+  const sendStream = (res, dropAfter, errorEvent = false) => {
     res.writeHead(200, SSE_HEADERS);
     if (intervalMs <= 0 && dropAfter === undefined) {
       for (let i = 0; i < nChunks; i++) res.write(chunks[i]);
@@ -76,7 +80,8 @@ export async function startUpstream(opts = {}) {
     const tick = () => {
       if (res.destroyed) return;
       if (dropAfter !== undefined && i >= dropAfter) {
-        res.socket?.destroy();
+        if (errorEvent) res.end(ERROR_EVENT);
+        else res.socket?.destroy();
         return;
       }
       if (i < nChunks) {
@@ -113,9 +118,10 @@ export async function startUpstream(opts = {}) {
         setTimeout(() => answer(req, res, stream, undefined), b.delayMs);
         return;
       case 'drop':
+      case 'error-event':
         stats.faults--;
         stats.ok++;
-        if (stream) sendStream(res, b.afterChunks ?? 2);
+        if (stream) sendStream(res, b.afterChunks ?? 2, b.type === 'error-event');
         else req.socket.destroy();
         return;
       default:
