@@ -1,5 +1,5 @@
 import { createRouter, type Router } from '@lb/core';
-import { fakeKey, startFakeAnthropic, timedText } from '@lb/test-utils';
+import { fakeKey, OVERLOADED_MID_STREAM, startFakeAnthropic, timedText } from '@lb/test-utils';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createOpenAI, type LoadBalancedOpenAI } from '../src/index.js';
 import { type Pool, startPool } from './setup.js';
@@ -103,16 +103,10 @@ describe('stream probation of a translated (Anthropic) stream', () => {
     const c = client();
     const probation = () => router.snapshot().endpoints.find((e) => e.id === 'claude')?.streamProbation;
     try {
-      const overloaded = {
-        type: 'stream-error',
-        errorType: 'overloaded_error',
-        afterText: 'Hel',
-        errorAfterMs: 40,
-      } as const;
-      claude.next(overloaded);
+      claude.next(OVERLOADED_MID_STREAM);
       await expect(timedText(await c.chat.completions.create(ask))).rejects.toThrow(/overloaded/);
       expect(probation()).toBe(true);
-      claude.next(overloaded);
+      claude.next(OVERLOADED_MID_STREAM);
       const { data, response } = await c.chat.completions.create(ask).withResponse();
       expect((await timedText(data)).text).toBe('Hello from b');
       expect(response.headers.get('x-lb-attempts')).toBe('2');

@@ -1,6 +1,7 @@
 import {
   type FakeUpstream,
   fakeKey,
+  OVERLOADED_MID_STREAM,
   startFakeAnthropic,
   startFakeUpstream,
   streamedText,
@@ -186,18 +187,12 @@ describe('stream probation of a translated (Anthropic) stream', () => {
       maxRetries: 0,
     });
     try {
-      const overloaded = {
-        type: 'stream-error',
-        errorType: 'overloaded_error',
-        afterText: 'Hel',
-        errorAfterMs: 40,
-      } as const;
       // Live: the client gets "Hel", then the error.
-      claude.next(overloaded);
+      claude.next(OVERLOADED_MID_STREAM);
       await expect(streamedText(await client.chat.completions.create(ask))).rejects.toThrow(/overloaded/);
       expect(onProbation(server, 'claude')).toBe(true);
       // Held: the same failure fails over.
-      claude.next(overloaded);
+      claude.next(OVERLOADED_MID_STREAM);
       const { data, response } = await client.chat.completions.create(ask).withResponse();
       expect(await streamedText(data)).toBe('Hello from b');
       expect(response.headers.get('x-lb-attempts')).toBe('2');

@@ -19,6 +19,14 @@ export type AnthropicBehaviour =
       errorAfterMs?: number;
     };
 
+/** A stream that says "Hel", then 40 ms later reports Anthropic's `overloaded_error` (a break after the first byte). */
+export const OVERLOADED_MID_STREAM: AnthropicBehaviour = Object.freeze({
+  type: 'stream-error',
+  errorType: 'overloaded_error',
+  afterText: 'Hel',
+  errorAfterMs: 40,
+});
+
 export interface FakeAnthropicRequest {
   method: string;
   path: string;
