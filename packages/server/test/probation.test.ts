@@ -157,6 +157,34 @@ describe('stream probation', () => {
     await breakOne(client);
   });
 
+  it('concurrent streams on probation each arrive whole or fail over; every hold is released', async () => {
+    const { client, server } = await start();
+    await breakOne(client);
+    // Every other stream of a breaks after its second piece; the rest are well (and slow, so that all 24 start
+    // before the first clean end would lift the probation).
+    let n = 0;
+    a.setDefault(() =>
+      n++ % 2 === 0
+        ? { type: 'stream', chunks: ['one', ' two', ' three'], intervalMs: 20, dropAfter: 2 }
+        : { type: 'stream', chunks: ['x', 'y', 'z'], intervalMs: 150 },
+    );
+    try {
+      const texts = await Promise.all(
+        Array.from({ length: 24 }, async () => streamedText(await client.chat.completions.create(ask))),
+      );
+      // None broke at the client: a's breaks failed over to b, a's clean streams came whole.
+      for (const t of texts) expect(['xyz', 'Hello from b']).toContain(t);
+      expect(texts).toContain('xyz');
+      expect(texts).toContain('Hello from b');
+    } finally {
+      a.setDefault({ type: 'ok' });
+    }
+    await vi.waitFor(() => {
+      expect(server.router.getStats('a')!.inFlight).toBe(0);
+      expect(server.router.getStats('b')!.inFlight).toBe(0);
+    });
+  });
+
   it('refuses a negative hold', () => {
     expect(() => createServer({ router: { endpoints: [] }, server: { streamProbationHoldMs: -1 } })).toThrow(
       /server\.streamProbationHoldMs: expected a number >= 0 \(0: off\), received -1/,
