@@ -140,9 +140,10 @@ export interface BodySink {
 }
 
 /**
- * Reads the whole body into one Buffer, up to `limit` bytes, and hands it to `sink` from the stream's own 'end'
- * event (no promise: a proxy goes on to route and send in the same step). `null` when over the limit: the rest is
- * read and thrown away (up to 64 MiB more, then the connection is cut) so that the client gets to read the 413.
+ * Reads the whole body into one Buffer, up to `limit` bytes, and hands it to `sink` as soon as it is whole: with its
+ * last byte when a `content-length` says how many there are, else from the stream's 'end' event (no promise: a proxy
+ * goes on to route and send in the same step). `null` when over the limit: the rest is read and thrown away (up to
+ * 64 MiB more, then the connection is cut) so that the client gets to read the 413.
  */
 export function readBody(req: IncomingMessage, limit: number, sink: BodySink): void {
   const chunks: Buffer[] = [];
@@ -160,10 +161,15 @@ export function readBody(req: IncomingMessage, limit: number, sink: BodySink): v
     sink.onBody(null);
   };
   const cl = req.headers['content-length'];
-  if (cl !== undefined && Number(cl) > limit) {
+  const expected = cl === undefined ? -1 : Number(cl);
+  if (expected > limit) {
     overflow();
     return;
   }
+  const whole = () => {
+    done = true;
+    sink.onBody(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+  };
   req.on('data', (c: Buffer) => {
     if (done) return;
     size += c.length;
@@ -172,11 +178,11 @@ export function readBody(req: IncomingMessage, limit: number, sink: BodySink): v
       return;
     }
     chunks.push(c);
+    // The last byte the client announced: no need to wait for 'end', a tick or two later (~25 µs cold).
+    if (size === expected) whole();
   });
   req.on('end', () => {
-    if (done) return;
-    done = true;
-    sink.onBody(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+    if (!done) whole();
   });
   req.on('error', (e) => {
     if (done) return;

@@ -1,7 +1,9 @@
 import { connect } from 'node:net';
+import { PassThrough } from 'node:stream';
 import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/test-utils';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readBody } from '../src/http.js';
 import { createServer, type LbServer } from '../src/index.js';
 
 // The request body's edges: read from the stream's events and routed in the same step (no promise in between).
@@ -80,5 +82,54 @@ describe('request bodies', () => {
     expect(up.requests.length).toBe(before + 1);
     // Every request (the abandoned one included) was counted done: the drain has nothing to wait for.
     expect(await server.close(1000)).toEqual({ drained: true, cut: 0 });
+  });
+});
+
+describe('readBody', () => {
+  const sinkOf = () => {
+    const got: (Buffer | null | Error)[] = [];
+    return {
+      got,
+      sink: {
+        onBody: (b: Buffer | null) => got.push(b),
+        onBodyError: (e: Error) => got.push(e),
+      },
+    };
+  };
+  const tick = () => new Promise((r) => setImmediate(r));
+
+  it('hands the body over with the last byte its content-length announced, before the stream ends', async () => {
+    const req = Object.assign(new PassThrough(), { headers: { 'content-length': '10' } });
+    const { got, sink } = sinkOf();
+    readBody(req as any, 100, sink);
+    req.write('hello');
+    await tick();
+    expect(got).toEqual([]);
+    req.write('world');
+    await tick();
+    expect(got.map(String)).toEqual(['helloworld']);
+    req.end();
+    await tick();
+    expect(got).toHaveLength(1);
+  });
+
+  it('without a content-length, at the end of the stream; over the limit, null', async () => {
+    const req = Object.assign(new PassThrough(), { headers: {} });
+    const { got, sink } = sinkOf();
+    readBody(req as any, 100, sink);
+    req.write('hello');
+    req.write('world');
+    await tick();
+    expect(got).toEqual([]);
+    req.end();
+    await tick();
+    expect(got.map(String)).toEqual(['helloworld']);
+
+    const big = Object.assign(new PassThrough(), { headers: {} });
+    const over = sinkOf();
+    readBody(big as any, 8, over.sink);
+    big.write('0123456789');
+    await tick();
+    expect(over.got).toEqual([null]);
   });
 });
