@@ -31,4 +31,4 @@ export type {
   TranslatedResponse,
   UpstreamRequest,
 } from './types.js';
-export { hasErrorEvent, hasUsage, usageFromBytes } from './usage.js';
+export { errorEventAt, hasErrorEvent, hasUsage, usageFromBytes } from './usage.js';

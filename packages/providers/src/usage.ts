@@ -5,13 +5,21 @@ const PROMPT_TOKENS = encoder.encode('"prompt_tokens"');
 const COMPLETION_TOKENS = encoder.encode('"completion_tokens"');
 const TOTAL_TOKENS = encoder.encode('"total_tokens"');
 const ERROR_DATA = encoder.encode('data: {"error"');
+const ERROR_TYPE = encoder.encode('event: error');
 
 /**
- * True when `chunk` of an OpenAI-dialect event stream holds an error event (`data: {"error":…}`): an upstream
- * reporting a failure inside a stream it had begun.
+ * Where an error event starts in `chunk` of an OpenAI-dialect event stream (`data: {"error":…}`, or the Responses
+ * API's `event: error`), or -1: an upstream reporting a failure inside a stream it had begun.
  */
+export function errorEventAt(chunk: Uint8Array): number {
+  const at = find(chunk, ERROR_DATA, 0, chunk.length);
+  const typed = find(chunk, ERROR_TYPE, 0, at < 0 ? chunk.length : at);
+  return typed >= 0 ? typed : at;
+}
+
+/** True when `chunk` holds an error event ({@link errorEventAt}). */
 export function hasErrorEvent(chunk: Uint8Array): boolean {
-  return find(chunk, ERROR_DATA, 0, chunk.length) >= 0;
+  return errorEventAt(chunk) >= 0;
 }
 
 /** True when `chunk` holds a `"prompt_tokens"` key: the chunk of an OpenAI answer (JSON or SSE) that carries usage. */

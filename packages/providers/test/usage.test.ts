@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hasErrorEvent, hasUsage, usageFromBytes } from '../src/index.js';
+import { errorEventAt, hasErrorEvent, hasUsage, usageFromBytes } from '../src/index.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -53,5 +53,10 @@ describe('hasErrorEvent', () => {
     expect(hasErrorEvent(enc(`${content}data: {"error":{"message":"boom"}}\n\n`))).toBe(true);
     expect(hasErrorEvent(enc('data: {"error":{"message":"boom"}}\n\n'))).toBe(true);
     expect(hasErrorEvent(enc(''))).toBe(false);
+    // The Responses API's form, and where each starts.
+    const typed = 'event: error\ndata: {"type":"error","message":"boom"}\n\n';
+    expect(errorEventAt(enc(`${content}${typed}`))).toBe(content.length);
+    expect(errorEventAt(enc(`${content}data: {"error":{}}\n\n`))).toBe(content.length);
+    expect(errorEventAt(enc(content))).toBe(-1);
   });
 });

@@ -1,5 +1,5 @@
 import { isAbortError, redact, type Usage } from '@lb/core';
-import { hasErrorEvent, hasUsage, type StreamTranslator, usageFromBytes } from '@lb/providers';
+import { errorEventAt, hasErrorEvent, hasUsage, type StreamTranslator, usageFromBytes } from '@lb/providers';
 import { StreamInterruptedError, StreamTimeoutError } from '../errors.js';
 
 const encoder = new TextEncoder();
@@ -142,7 +142,6 @@ function errorEvent(chunk: Uint8Array): Response | undefined {
 export const HOLD_MAX_BYTES = 512 * 1024;
 
 const EXPIRED = Symbol('hold expired');
-const ERROR_AT = /(?:^|\n)(?:data:\s*\{\s*"error"|event:\s*error)/;
 
 /** What a probation hold read: the bytes for the caller and the reader to go on with, or a failure to fail over. */
 export type Held =
@@ -228,11 +227,9 @@ const STREAM_ERROR = {
 
 /** An error event anywhere in an OpenAI-dialect chunk, as the error response it stands for. */
 function errorEventIn(chunk: Uint8Array): Response | undefined {
-  const text = new TextDecoder().decode(chunk);
-  const at = text.search(ERROR_AT);
+  const at = errorEventAt(chunk);
   if (at < 0) return undefined;
-  const start = text[at] === '\n' ? at + 1 : at;
-  return errorEvent(encoder.encode(text.slice(start))) ?? failureResponse(STREAM_ERROR);
+  return errorEvent(chunk.subarray(at)) ?? failureResponse(STREAM_ERROR);
 }
 
 /** `reader`, whose next read is `next` (a read already started, or the end already seen). */
