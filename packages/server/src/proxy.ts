@@ -17,7 +17,7 @@ import type { ClientRequestRecord } from './observability/index.js';
 import { JSON_OPERATIONS, MODEL_OPERATIONS, multipartField, operationOf } from './operations.js';
 import type { ServerSettings } from './options.js';
 import { scanBody } from './scan.js';
-import { ERROR_EVENT, lastEventEnd, NL2, sseError } from './sse.js';
+import { hasErrorEvent, lastEventEnd, NL2, sseError } from './sse.js';
 import {
   type EarlyResponder,
   type Sink,
@@ -548,7 +548,7 @@ export class Exchange implements Sink, EarlyResponder {
       }
     }
     if (chunk.indexOf(PROMPT_TOKENS) >= 0) this.#last = chunk;
-    if (chunk.indexOf(ERROR_EVENT) >= 0) this.#upstreamError = true;
+    if (hasErrorEvent(chunk)) this.#upstreamError = true;
     return this.#write(chunk);
   }
 

@@ -10,10 +10,19 @@ export type GateVerdict =
   | { readonly kind: 'error'; readonly status: number; readonly message: string; readonly type: string };
 
 const WAIT: GateVerdict = { kind: 'wait' };
-/** How an OpenAI-style error event starts (an upstream reporting a failure inside a stream). */
-export const ERROR_EVENT = Buffer.from('data: {"error"');
+const ERROR_DATA = Buffer.from('data: {"error"');
+const ERROR_TYPE = Buffer.from('event: error');
 /** The verdict that lets a stream through. */
 export const PASS: GateVerdict = { kind: 'pass' };
+/**
+ * True when `chunk` holds an error event: an upstream reporting a failure inside a stream it had begun, as
+ * `data: {"error":…}` or as an `event: error` (the Responses API, Anthropic). The definition of `@lb/providers`'
+ * `errorEventAt`, with Buffer's native search: it runs on every chunk of every stream.
+ */
+export function hasErrorEvent(chunk: Buffer): boolean {
+  return chunk.indexOf(ERROR_DATA) >= 0 || chunk.indexOf(ERROR_TYPE) >= 0;
+}
+
 /** Past this many preamble bytes the gate opens anyway. */
 const MAX_PREAMBLE = 64 * 1024;
 

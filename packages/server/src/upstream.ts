@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Agent as AgentType, Dispatcher } from 'undici';
-import { ERROR_EVENT, gate, PASS, quickPass } from './sse.js';
+import { gate, hasErrorEvent, PASS, quickPass } from './sse.js';
 
 // The modules themselves, not the package index (see undici-parts.d.ts), and required rather than imported: an ESM
 // import of a CommonJS module has Node's loader lex its source for export names, and lexing undici's util.js got
@@ -291,7 +291,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   /** Probation: keeps a chunk of a held stream (`push` false: the gate has buffered it already). */
   #hold(chunk: Buffer, push: boolean): boolean {
     if (push) this.#buffered!.push(chunk);
-    if (chunk.indexOf(ERROR_EVENT) >= 0) {
+    if (hasErrorEvent(chunk)) {
       this.#holding = false;
       this.#clearTimer();
       this.#buffered = undefined;

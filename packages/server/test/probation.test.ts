@@ -62,6 +62,21 @@ async function breakOne(client: OpenAI): Promise<void> {
   await expect(streamedText(await client.chat.completions.create(ask))).rejects.toThrow();
 }
 
+/** A stream with one content chunk, then `event` 30 ms later (`end`: and the end; else the stream stays open). */
+function contentThen(event: string, end: boolean) {
+  return {
+    type: 'custom' as const,
+    handle: (_req: unknown, res: import('node:http').ServerResponse) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const chunk = { id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini' };
+      res.write(
+        `data: ${JSON.stringify({ ...chunk, choices: [{ index: 0, delta: { content: 'Hel' } }] })}\n\n`,
+      );
+      setTimeout(() => (end ? res.end(event) : res.write(event)), 30);
+    },
+  };
+}
+
 describe('stream probation', () => {
   it('fails a repeat break over to the next endpoint, then a clean held stream ends the probation', async () => {
     const { client, server } = await start();
@@ -103,24 +118,30 @@ describe('stream probation', () => {
     const ends: boolean[] = [];
     server.router.on('attempt:end', (e) => ends.push(e.ok));
     // Content, then an error event, and the upstream keeps the stream open: the SDK raises and hangs up first.
-    a.next({
-      type: 'custom',
-      handle: (_req, res) => {
-        res.writeHead(200, { 'content-type': 'text/event-stream' });
-        const chunk = { id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini' };
-        res.write(
-          `data: ${JSON.stringify({ ...chunk, choices: [{ index: 0, delta: { content: 'Hel' } }] })}\n\n`,
-        );
-        setTimeout(
-          () =>
-            res.write(`data: ${JSON.stringify({ error: { message: 'boom', type: 'server_error' } })}\n\n`),
-          30,
-        );
-      },
-    });
+    a.next(
+      contentThen(`data: ${JSON.stringify({ error: { message: 'boom', type: 'server_error' } })}\n\n`, false),
+    );
     await expect(streamedText(await client.chat.completions.create(ask))).rejects.toThrow(/boom/);
     await vi.waitFor(() => expect(ends).toEqual([false]));
     expect(onProbation(server, 'a')).toBe(true);
+  });
+
+  it('an `event: error` mid-stream (Responses API form) counts as a broken stream too', async () => {
+    const { client, server } = await start();
+    const ends: boolean[] = [];
+    server.router.on('attempt:end', (e) => ends.push(e.ok));
+    const typed = `event: error\ndata: ${JSON.stringify({ type: 'error', code: 'server_error', message: 'boom' })}\n\n`;
+    a.next(contentThen(typed, true));
+    // The SDK has no error to raise here (no `error` key): the stream ends, and only the gateway can tell.
+    await streamedText(await client.chat.completions.create(ask)).catch(() => undefined);
+    await vi.waitFor(() => expect(ends).toEqual([false]));
+    expect(onProbation(server, 'a')).toBe(true);
+
+    // On probation, the same event in a held stream fails over.
+    a.next(contentThen(typed, true));
+    const { data, response } = await client.chat.completions.create(ask).withResponse();
+    expect(await streamedText(data)).toBe('Hello from b');
+    expect(response.headers.get('x-lb-attempts')).toBe('2');
   });
 
   it('fails over when a held stream sends an error event after its first piece', async () => {

@@ -1,5 +1,6 @@
+import { hasErrorEvent as providersHasErrorEvent } from '@lb/providers';
 import { describe, expect, it } from 'vitest';
-import { gate, quickPass } from '../src/sse.js';
+import { gate, hasErrorEvent, quickPass } from '../src/sse.js';
 
 const chunk = (delta: object, extra: object = {}) =>
   `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta, finish_reason: null }], ...extra })}\n\n`;
@@ -71,5 +72,22 @@ describe('the stream gate', () => {
       status: 529,
     });
     expect(gate(chunk({ content: 'x' }).replace('\n\n', '\r\n\r\n')).kind).toBe('pass');
+  });
+});
+
+describe('hasErrorEvent', () => {
+  it("says what @lb/providers' definition says, on each form and on near misses", () => {
+    const samples = [
+      chunk({ content: 'an error occurred' }),
+      'data: {"error_count":1}\n\n',
+      'data: {"error":{"message":"boom"}}\n\n',
+      `${chunk({ content: 'Hel' })}data: {"error":{"message":"boom"}}\n\n`,
+      'event: error\ndata: {"type":"error","message":"boom"}\n\n',
+      'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"error"}\n\n',
+      '',
+    ];
+    const seen = samples.map((s) => hasErrorEvent(Buffer.from(s)));
+    expect(seen).toEqual([false, false, true, true, true, false, false]);
+    expect(seen).toEqual(samples.map((s) => providersHasErrorEvent(Buffer.from(s))));
   });
 });
