@@ -49,6 +49,11 @@ export interface ServerConfig {
    * 512 KiB, the stream goes live. 0 turns holding off. Default 10000. Env `STREAM_PROBATION_HOLD`.
    */
   streamProbationHoldMs: number;
+  /**
+   * What all the streams held for probation may keep in memory together, bytes: a stream that would take them past
+   * it goes live instead. Default 67108864 (64 MiB). Env `STREAM_PROBATION_MAX_BYTES`.
+   */
+  streamProbationMaxBytes: number;
   /** Largest request body, bytes. Default 26214400 (25 MiB). Env `BODY_LIMIT`. */
   bodyLimitBytes: number;
   /** Per-client limit. Default off, 60 requests per 60000 ms. Env `RATE_LIMIT_ENABLED`, `RATE_LIMIT_REQUESTS`, `RATE_LIMIT_WINDOW` (ms). */

@@ -24,6 +24,7 @@ export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
   streamFirstByteTimeoutMs: 30_000,
   streamIdleTimeoutMs: 60_000,
   streamProbationHoldMs: 10_000,
+  streamProbationMaxBytes: 64 * 1024 * 1024,
   bodyLimitBytes: 25 * 1024 * 1024,
   clientRateLimit: Object.freeze({ enabled: false, requests: 60, windowMs: 60_000 }),
   logLevel: 'info',
@@ -426,6 +427,7 @@ export function buildConfig(
     streamFirstByteTimeoutMs: s.stream_first_byte_timeout ?? d.streamFirstByteTimeoutMs,
     streamIdleTimeoutMs: s.stream_idle_timeout ?? d.streamIdleTimeoutMs,
     streamProbationHoldMs: s.stream_probation_hold ?? d.streamProbationHoldMs,
+    streamProbationMaxBytes: s.stream_probation_max_bytes ?? d.streamProbationMaxBytes,
     bodyLimitBytes: s.body_limit ?? d.bodyLimitBytes,
     clientRateLimit: {
       enabled: s.rate_limit?.enabled ?? d.clientRateLimit.enabled,

@@ -153,6 +153,7 @@ describe('mixing schemes and globals', () => {
       TIMEOUT: '45000',
       CONNECT_TIMEOUT: '5s',
       STREAM_PROBATION_HOLD: '2s',
+      STREAM_PROBATION_MAX_BYTES: '1048576',
       RATE_LIMIT_ENABLED: 'true',
       RATE_LIMIT_REQUESTS: '100',
       RATE_LIMIT_WINDOW: '1m',
@@ -185,6 +186,7 @@ describe('mixing schemes and globals', () => {
       timeoutMs: 45000,
       connectTimeoutMs: 5000,
       streamProbationHoldMs: 2000,
+      streamProbationMaxBytes: 1048576,
       clientRateLimit: { enabled: true, requests: 100, windowMs: 60000 },
       logLevel: 'debug',
       requestLog: { enabled: true, path: '/var/log/lb.jsonl' },
@@ -268,9 +270,10 @@ describe('invalid environments', () => {
         PORT: '99999',
         OPENAI_KEY_ROTATION_ENABLED: 'sometimes',
         STREAM_PROBATION_HOLD: '-5',
+        STREAM_PROBATION_MAX_BYTES: '64MB',
       }),
     );
-    expect(e.errors).toHaveLength(11);
+    expect(e.errors).toHaveLength(12);
     expect(lines(e.errors)).toEqual(
       expect.arrayContaining([
         'OPENAI_BASE_URL_1: not a URL: "htp:/x"',
@@ -286,10 +289,11 @@ describe('invalid environments', () => {
         'PORT: expected an integer from 0 to 65535, received 99999',
         'OPENAI_KEY_ROTATION_ENABLED: expected true or false, received "sometimes"',
         'STREAM_PROBATION_HOLD: expected a duration in ms (or text like "30s"), received "-5"',
+        'STREAM_PROBATION_MAX_BYTES: expected a number of bytes > 0, received "64MB"',
       ]),
     );
     expect(e.message.split('\n')).toHaveLength(e.errors.length + 1);
-    expect(e.message).toMatch(/^Invalid lb environment \(11 errors\):\n {2}/);
+    expect(e.message).toMatch(/^Invalid lb environment \(12 errors\):\n {2}/);
     expect(e.toOpenAIError().error.code).toBe('invalid_config');
     expect(e.message).not.toContain(A);
   });

@@ -24,6 +24,8 @@ export interface ObservabilityInput {
   breaker?: { snapshot(): any };
   rateLimit?: { snapshot(): any };
   healthChecks?: { snapshot(): any };
+  /** Bytes held by streams on stream probation now (`lb_stream_probation_held_bytes`). */
+  heldBytes?: () => number;
   /** The shared rate-limit store's state for `/health`, when one is configured. */
   sharedStore?: () => SharedStoreView;
   version?: string;

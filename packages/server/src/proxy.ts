@@ -20,6 +20,7 @@ import { scanBody } from './scan.js';
 import { hasErrorEvent, lastEventEnd, NL2, sseError } from './sse.js';
 import {
   type EarlyResponder,
+  type HoldBudget,
   type Sink,
   StreamOpenError,
   type TextTranslator,
@@ -38,6 +39,8 @@ export interface ProxyContext {
   router: Router;
   transport: Agent;
   settings: ServerSettings;
+  /** What this server's streams held for probation keep together (`settings.streamProbationMaxBytes`). */
+  holdBudget: HoldBudget;
   defaultModel: string | undefined;
   dialect(name: string): DialectLike | undefined;
   /** Why no endpoint could ever serve a request nothing was tried for (unsupported operation or parameter…). */
@@ -448,6 +451,7 @@ export class Exchange implements Sink, EarlyResponder {
       translator,
       stream ? ctx : undefined,
       stream && ctx.streamProbation ? s.streamProbationHoldMs : 0,
+      px.holdBudget,
     );
     call.early = this;
     this.#call = call;

@@ -19,7 +19,7 @@ import {
   type ServerSettings,
 } from './options.js';
 import { type DialectLike, Exchange, type ProxyContext } from './proxy.js';
-import { createTransport } from './upstream.js';
+import { createTransport, type HoldBudget } from './upstream.js';
 
 /** A handle with a snapshot, as `@lb/breaker` / `@lb/ratelimit` attachments return. */
 export interface Attachment {
@@ -188,6 +188,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     store: shared?.store,
     breakerPeers: shared?.breakerPeers,
   });
+  const holdBudget: HoldBudget = { used: 0, max: settings.streamProbationMaxBytes };
   const obs = integ.observability(router, {
     metricsEnabled: settings.metricsEnabled,
     logLevel: settings.logLevel,
@@ -197,6 +198,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     breaker: attached.breaker,
     rateLimit: attached.rateLimit,
     healthChecks: attached.healthChecks,
+    heldBytes: () => holdBudget.used,
     sharedStore: shared
       ? () => ({
           kind: 'redis',
@@ -219,6 +221,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     router,
     transport,
     settings,
+    holdBudget,
     defaultModel: options.defaultModel,
     dialect: integ.dialect,
     explain: explain ? (op, model, features) => explain(router, op, model, features) : undefined,

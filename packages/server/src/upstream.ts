@@ -59,6 +59,16 @@ export interface StreamHolder {
 /** A stream held for probation goes live past this many bytes (a bound on what one held stream keeps in memory). */
 export const HOLD_MAX_BYTES = 512 * 1024;
 
+/**
+ * What all the streams held for probation keep in memory together, shared by one server's calls: a stream whose
+ * next chunk would take `used` past `max` goes live instead, so that an outage putting many endpoints on probation
+ * at once cannot grow the process without bound.
+ */
+export interface HoldBudget {
+  used: number;
+  readonly max: number;
+}
+
 const EMPTY: IncomingHttpHeaders = Object.freeze({}) as IncomingHttpHeaders;
 const ST_OPEN = 0;
 const ST_ENDED = 1;
@@ -112,6 +122,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   readonly holdMs: number;
   readonly #translator: TextTranslator | undefined;
   readonly #holder: StreamHolder | undefined;
+  readonly #budget: HoldBudget | undefined;
   /** Set when a 2xx stream settled the attempt: ends the router's hold on the endpoint (see `AttemptContext.hold`). */
   release: ((err?: unknown) => void) | undefined;
   /**
@@ -125,19 +136,24 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     return this.#translator;
   }
 
-  /** `holder`: for stream requests, the attempt whose endpoint stays held while a stream is served. */
+  /**
+   * `holder`: for stream requests, the attempt whose endpoint stays held while a stream is served. `budget`: what
+   * held streams may keep together (with `holdMs` > 0).
+   */
   constructor(
     gateStream: boolean,
     firstByteTimeoutMs: number,
     translator?: TextTranslator,
     holder?: StreamHolder,
     holdMs = 0,
+    budget?: HoldBudget,
   ) {
     this.#gateStream = gateStream;
     this.firstByteTimeoutMs = firstByteTimeoutMs;
     this.holdMs = gateStream ? holdMs : 0;
     this.#translator = translator;
     this.#holder = holder;
+    this.#budget = budget;
     this.promise = new Promise<UpstreamCall>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -220,7 +236,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
       const fail = this.#gating || this.#holding ? tr.error : undefined;
       if (fail) {
         this.#gating = false;
-        this.#holding = false;
+        this.#unhold();
         this.#clearTimer();
         this.#buffered = undefined;
         const err = new StreamOpenError(fail.status, fail.message, fail.type, this.headers);
@@ -277,7 +293,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     if (this.#gating || this.#holding) {
       // Ended before any content (an empty answer is an answer), or a held stream ended whole: pass it on.
       this.#gating = false;
-      this.#holding = false;
+      this.#unhold();
       this.#settle();
       return;
     }
@@ -292,7 +308,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   #hold(chunk: Buffer, push: boolean): boolean {
     if (push) this.#buffered!.push(chunk);
     if (hasErrorEvent(chunk)) {
-      this.#holding = false;
+      this.#unhold();
       this.#clearTimer();
       this.#buffered = undefined;
       const err = new StreamOpenError(
@@ -305,15 +321,29 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
       this.#abort?.(err);
       return true;
     }
-    this.#heldBytes += chunk.length;
-    if (this.#heldBytes > HOLD_MAX_BYTES) this.letGo();
+    const n = chunk.length;
+    const budget = this.#budget;
+    if (this.#heldBytes + n > HOLD_MAX_BYTES || (budget !== undefined && budget.used + n > budget.max)) {
+      this.letGo();
+      return !this.#paused;
+    }
+    this.#heldBytes += n;
+    if (budget !== undefined) budget.used += n;
     return !this.#paused;
+  }
+
+  /** Leaves the holding state, giving back to the budget what the hold kept. */
+  #unhold(): void {
+    if (!this.#holding) return;
+    this.#holding = false;
+    if (this.#budget !== undefined) this.#budget.used -= this.#heldBytes;
+    this.#heldBytes = 0;
   }
 
   /** Ends a probation hold: the stream goes live with what it holds (the hold's time or size is up). */
   letGo(): void {
     if (!this.#holding || this.#state !== ST_OPEN) return;
-    this.#holding = false;
+    this.#unhold();
     this.#clearTimer();
     this.#settle();
     if (!this.#sink) this.#paused = true;
@@ -331,6 +361,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
 
   #fail(error: Error): void {
     if (this.#state !== ST_OPEN) return;
+    this.#unhold();
     this.#clearTimer();
     this.#state = ST_FAILED;
     this.#error = error;

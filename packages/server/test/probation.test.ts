@@ -35,7 +35,7 @@ afterAll(async () => {
   await Promise.all([a.close(), b.close()]);
 });
 
-async function start(holdMs?: number): Promise<{ client: OpenAI; server: LbServer }> {
+async function start(holdMs?: number, maxBytes?: number): Promise<{ client: OpenAI; server: LbServer }> {
   const server = createServer({
     router: {
       endpoints: [
@@ -45,12 +45,20 @@ async function start(holdMs?: number): Promise<{ client: OpenAI; server: LbServe
       strategy: 'priority',
     },
     breaker: { enabled: false },
-    server: { port: 0, streamProbationHoldMs: holdMs },
+    server: { port: 0, streamProbationHoldMs: holdMs, streamProbationMaxBytes: maxBytes },
     logDestination: { write: () => true } as any,
   });
   servers.push(server);
   const base = await server.listen();
   return { server, client: new OpenAI({ baseURL: `${base}/v1`, apiKey: 'client-key', maxRetries: 0 }) };
+}
+
+/** `lb_stream_probation_held_bytes` from /metrics. */
+async function heldBytes(server: LbServer): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const m = /^lb_stream_probation_held_bytes (\d+)$/m.exec(text);
+  if (!m) throw new Error('no lb_stream_probation_held_bytes in /metrics');
+  return Number(m[1]);
 }
 
 const onProbation = (server: LbServer, id: string) =>
@@ -204,11 +212,40 @@ describe('stream probation', () => {
       expect(server.router.getStats('a')!.inFlight).toBe(0);
       expect(server.router.getStats('b')!.inFlight).toBe(0);
     });
+    expect(await heldBytes(server)).toBe(0);
   });
 
-  it('refuses a negative hold', () => {
+  it('counts what held streams keep, and lets a stream go live past the server-wide budget', async () => {
+    const { client, server } = await start();
+    await breakOne(client);
+    expect(await heldBytes(server)).toBe(0);
+    a.next({ type: 'stream', chunks: ['p', 'q', 'r', 's'], intervalMs: 120 });
+    // The answer's head comes with the whole held stream: mid-way, the gauge shows the pieces sent so far.
+    const held = client.chat.completions.create(ask);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await heldBytes(server)).toBeGreaterThan(100);
+    const h = await timedText(await held);
+    expect(h.text).toBe('pqrs');
+    expect(h.at.at(-1)).toBeLessThan(120);
+    expect(await heldBytes(server)).toBe(0);
+
+    // A budget smaller than one piece: the stream on probation goes live at its first piece.
+    const small = await start(undefined, 64);
+    await breakOne(small.client);
+    expect(onProbation(small.server, 'a')).toBe(true);
+    a.next({ type: 'stream', chunks: ['p', 'q', 'r', 's'], intervalMs: 120 });
+    const live = await timedText(await small.client.chat.completions.create(ask));
+    expect(live.text).toBe('pqrs');
+    expect(live.at.at(-1)).toBeGreaterThanOrEqual(300);
+    expect(await heldBytes(small.server)).toBe(0);
+  });
+
+  it('refuses a negative hold, and a held-bytes budget that is not > 0', () => {
     expect(() => createServer({ router: { endpoints: [] }, server: { streamProbationHoldMs: -1 } })).toThrow(
       /server\.streamProbationHoldMs: expected a number >= 0 \(0: off\), received -1/,
+    );
+    expect(() => createServer({ router: { endpoints: [] }, server: { streamProbationMaxBytes: 0 } })).toThrow(
+      /server\.streamProbationMaxBytes: expected a number > 0, received 0/,
     );
   });
 });

@@ -201,6 +201,10 @@ export function createObservability(router: Router, options: ObservabilityOption
     'lb_endpoint_stream_probation',
     "1 while the endpoint's streams are held back whole (its last stream broke after the first byte).",
   );
+  const heldGauge = new SnapshotGauge(
+    'lb_stream_probation_held_bytes',
+    'Bytes held in memory by streams held back whole for stream probation (bounded by STREAM_PROBATION_MAX_BYTES).',
+  );
   const breakerGauge = new SnapshotGauge(
     'lb_breaker_state',
     'Circuit breaker state: 0 closed, 1 half-open, 2 open.',
@@ -230,6 +234,7 @@ export function createObservability(router: Router, options: ObservabilityOption
     endpointEwma,
     endpointSuccess,
     probationGauge,
+    heldGauge,
     breakerGauge,
     rateGauge,
     probeGauge,
@@ -623,6 +628,7 @@ export function createObservability(router: Router, options: ObservabilityOption
       endpointEwma.values = ewma;
       endpointSuccess.values = success;
       probationGauge.values = probation;
+      if (options.heldBytes) heldGauge.values = [{ labels: {}, value: options.heldBytes() }];
       breakerGauge.values = br;
       rateGauge.values = rate;
       probeGauge.values = probe;

@@ -41,6 +41,8 @@ export interface ObservabilityOptions {
   rateLimit?: { snapshot(): any };
   /** The health-check handle (`@lb/breaker`), when attached: probe results (`responseTime`) feed `/health`. */
   healthChecks?: { snapshot(): any };
+  /** Bytes that streams held for stream probation keep in memory now: feeds `lb_stream_probation_held_bytes`. */
+  heldBytes?: () => number;
   /** The shared rate-limit store, when one is configured: its state is shown in `/health` (never its URL). */
   sharedStore?: () => SharedStoreView;
   /** Version shown in `/health` and `lb_build_info`. Default `undefined`. */
