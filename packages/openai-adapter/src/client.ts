@@ -76,6 +76,7 @@ export interface RouterSource {
     streamIdleTimeoutMs?: number;
     streamFirstByteTimeoutMs?: number;
     streamProbationHoldMs?: number;
+    streamProbationMaxBytes?: number;
     responseHeaders?: boolean;
   };
 }
@@ -134,6 +135,7 @@ function resolve(options: LoadBalancedOpenAIOptions): Resolved {
     adapter.streamIdleTimeoutMs ??= src.server?.streamIdleTimeoutMs;
     adapter.streamFirstByteTimeoutMs ??= src.server?.streamFirstByteTimeoutMs;
     adapter.streamProbationHoldMs ??= src.server?.streamProbationHoldMs;
+    adapter.streamProbationMaxBytes ??= src.server?.streamProbationMaxBytes;
     adapter.responseHeaders ??= src.server?.responseHeaders;
   } else if (Array.isArray((options as RouterConfig).endpoints)) {
     const cfg: Record<string, unknown> = {};
@@ -208,6 +210,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       streamFirstByteTimeoutMs,
       streamIdleTimeoutMs,
       streamProbationHoldMs,
+      streamProbationMaxBytes,
       providerGuard,
       route,
       responseHeaders,
@@ -232,6 +235,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       streamFirstByteTimeoutMs,
       streamIdleTimeoutMs,
       streamProbationHoldMs,
+      streamProbationMaxBytes,
       providerGuard,
       route,
       responseHeaders,

@@ -16,9 +16,9 @@ import {
   providerGuard,
   requestFeatures,
 } from '@lb/providers';
-import { msOption } from './internal/env.js';
+import { bytesOption, msOption } from './internal/env.js';
 import { readRequest } from './internal/request.js';
-import { holdBack, readFirst, withUsage, wrapStream } from './internal/stream.js';
+import { type HoldBudget, holdBack, readFirst, withUsage, wrapStream } from './internal/stream.js';
 
 /**
  * The base URL the SDK is given: every URL under it is routed. Any other absolute URL is routed too (its path,
@@ -67,6 +67,11 @@ export interface RouterFetchOptions {
    * Default 10000. Env: `STREAM_PROBATION_HOLD`.
    */
   streamProbationHoldMs?: number;
+  /**
+   * What all of this client's streams held for probation keep in memory together, bytes: a stream that would take
+   * them past it goes live instead. Default 67108864 (64 MiB). Env: `STREAM_PROBATION_MAX_BYTES`.
+   */
+  streamProbationMaxBytes?: number;
   /**
    * Attach `@lb/providers`' `providerGuard()` to the router (once), so that an operation never reaches an endpoint
    * whose provider cannot serve it (embeddings never go to Anthropic). Default true.
@@ -145,6 +150,15 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     'STREAM_PROBATION_HOLD',
     10_000,
   );
+  const budget: HoldBudget = {
+    used: 0,
+    max: bytesOption(
+      options.streamProbationMaxBytes,
+      'streamProbationMaxBytes',
+      'STREAM_PROBATION_MAX_BYTES',
+      64 * 1024 * 1024,
+    ),
+  };
   const route = options.route;
   if (options.providerGuard !== false && !router.guards.some((g) => g.name === 'provider')) {
     router.addGuard(providerGuard());
@@ -213,7 +227,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
         let source: Parameters<typeof wrapStream>[0] = reader;
         let chunk = first.chunk;
         if (ctx.streamProbation && holdMs > 0) {
-          const held = await holdBack(reader, chunk, holdMs, translator, first.decoder);
+          const held = await holdBack(reader, chunk, holdMs, translator, first.decoder, budget);
           if (held.kind === 'failure') return held.response;
           source = held.reader;
           chunk = held.chunk;

@@ -16,11 +16,12 @@ beforeEach(async () => {
 });
 afterEach(() => pool.close());
 
-const client = (streamProbationHoldMs?: number): LoadBalancedOpenAI =>
+const client = (streamProbationHoldMs?: number, streamProbationMaxBytes?: number): LoadBalancedOpenAI =>
   createOpenAI(router, {
     streamFirstByteTimeoutMs: 2_000,
     streamIdleTimeoutMs: 2_000,
     streamProbationHoldMs,
+    streamProbationMaxBytes,
   });
 const onProbation = () => router.snapshot().endpoints.find((e) => e.id === 'a')?.streamProbation;
 
@@ -86,6 +87,37 @@ describe('stream probation', () => {
     await breakOne(c);
     expect(pool.ups[1].count()).toBe(0);
     expect(() => client(-1)).toThrow('streamProbationHoldMs: expected a number of ms >= 0, received -1');
+    expect(() => client(undefined, 0)).toThrow(
+      'streamProbationMaxBytes: expected a number of bytes > 0, received 0',
+    );
+  });
+
+  it("bounds what the client's held streams keep together, and gives it back when a hold ends", async () => {
+    const PQRS = { type: 'stream' as const, chunks: ['p', 'q', 'r', 's'], intervalMs: 120 };
+    // The size of one such stream, read straight from the upstream: the budget fits one, not two.
+    pool.ups[0].next({ ...PQRS, intervalMs: 1 });
+    const raw = await fetch(`${pool.ups[0].url}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${pool.keys[0]}`, 'content-type': 'application/json' },
+      body: JSON.stringify(ask),
+    });
+    const size = (await raw.arrayBuffer()).byteLength;
+    const c = client(undefined, Math.floor(size * 1.5));
+    // Twice: a held stream, whole at once (a budget not given back would send the second one live).
+    for (let i = 0; i < 2; i++) {
+      await breakOne(c);
+      pool.ups[0].next(PQRS);
+      const held = await timedText(await c.chat.completions.create(ask));
+      expect(held.text).toBe('pqrs');
+      expect(held.at.at(-1)).toBeLessThan(120);
+    }
+    // A budget smaller than one piece: the stream goes live at its first piece.
+    const tiny = client(undefined, 16);
+    await breakOne(tiny);
+    pool.ups[0].next(PQRS);
+    const live = await timedText(await tiny.chat.completions.create(ask));
+    expect(live.text).toBe('pqrs');
+    expect(live.at.at(-1)).toBeGreaterThanOrEqual(300);
   });
 });
 

@@ -141,6 +141,12 @@ function errorEvent(chunk: Uint8Array): Response | undefined {
 /** A stream held for probation goes live past this many bytes (a bound on what one held stream keeps in memory). */
 export const HOLD_MAX_BYTES = 512 * 1024;
 
+/** What all of one client's held streams keep together (`streamProbationMaxBytes`): past `max`, a stream goes live. */
+export interface HoldBudget {
+  used: number;
+  readonly max: number;
+}
+
 const EXPIRED = Symbol('hold expired');
 
 /** What a probation hold read: the bytes for the caller and the reader to go on with, or a failure to fail over. */
@@ -150,7 +156,8 @@ export type Held =
 
 /**
  * Stream probation (`AttemptContext.streamProbation`): reads a stream on, after its first byte, before the caller
- * gets any of it: to its end, for at most `holdMs` or {@link HOLD_MAX_BYTES}. A break rejects and an error event
+ * gets any of it: to its end, for at most `holdMs` or {@link HOLD_MAX_BYTES} (or until the client's held streams
+ * together would go past `budget`). A break rejects and an error event
  * answers as an error response, so the router fails over and the caller never sees the broken stream. What was read
  * comes back as one chunk, with a reader that goes on where the hold stopped (a read still pending when the time was
  * up included).
@@ -161,9 +168,12 @@ export async function holdBack(
   holdMs: number,
   translator: StreamTranslator | undefined,
   decoder: TextDecoder,
+  budget: HoldBudget,
 ): Promise<Held> {
   const parts = [first];
   let size = first.length;
+  // What this hold has counted against the budget (given back when it ends, whichever way).
+  let counted = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const expiry = new Promise<typeof EXPIRED>((resolve) => {
     timer = setTimeout(resolve, holdMs, EXPIRED);
@@ -185,6 +195,9 @@ export async function holdBack(
       reader.cancel().catch(() => {});
       return { kind: 'failure', response: failure };
     }
+    if (budget.used + size > budget.max) return { kind: 'data', chunk: first, reader };
+    budget.used += size;
+    counted = size;
     for (;;) {
       const read = reader.read();
       const r = await Promise.race([read, expiry]);
@@ -212,10 +225,14 @@ export async function holdBack(
       if (chunk.length === 0) continue;
       parts.push(chunk);
       size += chunk.length;
-      if (size > HOLD_MAX_BYTES) return { kind: 'data', chunk: joined(), reader };
+      if (size > HOLD_MAX_BYTES || budget.used + chunk.length > budget.max)
+        return { kind: 'data', chunk: joined(), reader };
+      budget.used += chunk.length;
+      counted += chunk.length;
     }
   } finally {
     clearTimeout(timer);
+    budget.used -= counted;
   }
 }
 
