@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// pnpm chaos: scripted faults against three local upstreams, through lb-server (or an in-process @lb/core router).
-//   node bench/chaos.mjs [--short] [--target=auto|lb-server|core] [--only=5xx-burst,flapping] [--seconds=N] [--out=DIR]
+// pnpm chaos: scripted faults against three local upstreams, through lb-server (or in-process: an @lb/core router
+// driving fetch, or the openai SDK through @lb/openai-adapter).
+//   node bench/chaos.mjs [--short] [--target=auto|lb-server|core|adapter] [--only=5xx-burst,flapping] [--seconds=N] [--out=DIR]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runChaos } from './lib/chaos.mjs';

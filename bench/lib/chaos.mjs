@@ -1,5 +1,6 @@
 // The chaos suite: three local fake upstreams with scripted faults, a client sending at a fixed rate through the
-// system under test (lb-server in its own process, or an in-process @lb/core router driving fetch), and the
+// system under test (lb-server in its own process; in-process, an @lb/core router driving fetch or the openai SDK
+// through @lb/openai-adapter), and the
 // figures users choose a gateway on: client-visible success, upstream attempts per request, requests lost, p99
 // under faults, time to detect an outage and to recover.
 import { existsSync } from 'node:fs';
@@ -81,8 +82,8 @@ async function attachCoreExtras(router, opts) {
   }
 }
 
-/** The in-process target: an @lb/core router (+ breaker) driving fetch. */
-async function coreTarget(urls, opts) {
+/** The router both in-process targets use (+ breaker, rate limiter): the settings lb-server gets from its config. */
+async function chaosRouter(urls, opts) {
   const router = createRouter({
     endpoints: urls.map((url, i) => ({ id: 'ABC'[i], url, apiKey: `sk-chaos-${i}-0123456789abcdef` })),
     strategy: 'round-robin',
@@ -92,7 +93,12 @@ async function coreTarget(urls, opts) {
     backoff: { initialMs: 50, maxMs: 500 },
     rateLimitCooldownMs: opts.halfOpenAfterMs,
   });
-  const extras = await attachCoreExtras(router, opts);
+  return { router, extras: await attachCoreExtras(router, opts) };
+}
+
+/** The in-process target: an @lb/core router (+ breaker) driving fetch. */
+async function coreTarget(urls, opts) {
+  const { router, extras } = await chaosRouter(urls, opts);
   return {
     kind: 'core',
     breaker: extras.breaker,
@@ -127,6 +133,40 @@ async function coreTarget(urls, opts) {
         res.release(e);
       }
       return { status: 200, broken: !text.includes('[DONE]') };
+    },
+    close: async () => extras.dispose(),
+  };
+}
+
+/**
+ * The drop-in client: the `openai` SDK through `@lb/openai-adapter`, on the same router. Its streams get stream
+ * probation as lb-server's do. A request the SDK raises on before a stream began fails with its status; a stream
+ * that raises (or ends without a finish reason) after it began is a broken stream.
+ */
+async function adapterTarget(urls, opts) {
+  const { router, extras } = await chaosRouter(urls, opts);
+  const { createOpenAI } = await import('@lb/openai-adapter');
+  const client = createOpenAI(router, { maxRetries: 0, timeout: opts.deadlineMs * 2 });
+  const ask = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello' }] };
+  return {
+    kind: 'adapter',
+    breaker: extras.breaker,
+    async send(stream) {
+      let began = false;
+      try {
+        if (!stream) {
+          const r = await client.chat.completions.create(ask);
+          return { status: 200, broken: r.object !== 'chat.completion' };
+        }
+        const s = await client.chat.completions.create({ ...ask, stream: true });
+        began = true;
+        let finished = false;
+        for await (const c of s) if (c.choices[0]?.finish_reason) finished = true;
+        return { status: 200, broken: !finished };
+      } catch (e) {
+        if (began) return { status: 200, broken: true };
+        return { status: typeof e?.status === 'number' ? e.status : 0, broken: false };
+      }
     },
     close: async () => extras.dispose(),
   };
@@ -218,7 +258,12 @@ export async function runScenario(name, opts) {
     );
   }
   const urls = ups.map((u) => u.url);
-  const target = opts.target === 'lb-server' ? await serverTarget(urls, opts) : await coreTarget(urls, opts);
+  const target =
+    opts.target === 'lb-server'
+      ? await serverTarget(urls, opts)
+      : opts.target === 'adapter'
+        ? await adapterTarget(urls, opts)
+        : await coreTarget(urls, opts);
   // Warm the connections before the clock starts.
   for (let i = 0; i < 6; i++) await target.send(false);
   for (const u of ups) {
@@ -310,8 +355,9 @@ export function chaosSettings(short) {
 }
 
 /**
- * Runs scenarios in turn. `target`: 'lb-server' (when its dist exists), 'core', or 'auto' (lb-server if built).
- * @param {{ short?: boolean, scenarios?: string[], target?: 'auto' | 'lb-server' | 'core', log?: (s: string) => void } & Partial<ReturnType<typeof chaosSettings>>} [opts]
+ * Runs scenarios in turn. `target`: 'lb-server' (when its dist exists), 'core' (the router driving fetch), 'adapter'
+ * (the `openai` SDK through `@lb/openai-adapter`), or 'auto' (lb-server if built).
+ * @param {{ short?: boolean, scenarios?: string[], target?: 'auto' | 'lb-server' | 'core' | 'adapter', log?: (s: string) => void } & Partial<ReturnType<typeof chaosSettings>>} [opts]
  */
 export async function runChaos(opts = {}) {
   const settings = { ...chaosSettings(opts.short ?? false), ...opts };

@@ -46,3 +46,34 @@ describe('chaos suite (short, in-process router + breaker)', () => {
     expect(drop.ok + drop.brokenStreams).toBe(drop.requests);
   });
 });
+
+describe('chaos suite (short, the openai SDK through @lb/openai-adapter)', () => {
+  it('fails over a 5xx burst, and holds back the streams of an endpoint that broke one', {
+    timeout: 60_000,
+  }, async () => {
+    const { result: r } = await runShort(
+      'chaos.mjs',
+      ['--target=adapter', '--only=5xx-burst,mid-stream-drop,mid-stream-error', '--seconds=1.5'],
+      'chaos-short.json',
+      55_000,
+    );
+    expect(r.target).toBe('adapter');
+    const [burst, ...mid] = r.rows;
+    expect(burst.scenario).toBe('5xx-burst');
+    expect(burst.successPct).toBe(100);
+    expect(burst.attemptsPerRequest).toBeGreaterThan(1);
+    for (const x of r.rows) {
+      expect(x.faultyAttempts, x.scenario).toBeGreaterThan(0);
+      expect(x.lost, x.scenario).toBe(0);
+      expect(x.overDeadline, x.scenario).toBe(0);
+    }
+    // As through lb-server: the first break reaches a client, the endpoint's later breaks fail over unseen.
+    expect(mid.map((x: { scenario: string }) => x.scenario)).toEqual(['mid-stream-drop', 'mid-stream-error']);
+    for (const x of mid) {
+      expect(x.brokenStreams, x.scenario).toBeGreaterThanOrEqual(1);
+      expect(x.brokenStreams, x.scenario).toBeLessThanOrEqual(3);
+      expect(x.attemptsPerRequest, x.scenario).toBeGreaterThan(1);
+      expect(x.ok + x.brokenStreams, x.scenario).toBe(x.requests);
+    }
+  });
+});
