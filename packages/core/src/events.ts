@@ -95,6 +95,16 @@ export interface RouterEvents {
     until: number | undefined;
   };
   /**
+   * An endpoint went on stream probation (`on`: a held stream of it broke after its first byte) or came off it (a
+   * stream started after the break ended cleanly, or a hand enabled it). See `AttemptContext.streamProbation`.
+   */
+  'endpoint:probation': {
+    endpointId: string;
+    endpoint: Endpoint;
+    on: boolean;
+    requestId: string | undefined;
+  };
+  /**
    * Someone overrode an endpoint's health by hand (`setEndpointHealth`). Guards holding their own state (a circuit,
    * a 429 cooldown) clear it when `healthy` is true: a hand outranks them.
    */

@@ -601,7 +601,7 @@ export class Router {
     const why = reason ?? (healthy ? 'enabled by hand' : 'disabled by hand');
     if (healthy) {
       rt.rateLimitStreak = 0;
-      rt.streamBrokeAt = 0;
+      if (rt.streamBrokeAt !== 0) this.#probation(rt, false, undefined);
       if (rt.health.status !== 'healthy') this.#setHealth(rt, HEALTHY, why);
     } else {
       this.#setHealth(rt, { status: 'disabled', reason: why });
@@ -1059,6 +1059,13 @@ export class Router {
     );
   }
 
+  /** Puts `rt` on stream probation (`on`, the caller has set `streamBrokeAt`) or takes it off; tells listeners. */
+  #probation(rt: Runtime, on: boolean, requestId: string | undefined): void {
+    if (!on) rt.streamBrokeAt = 0;
+    if (this.#has('endpoint:probation'))
+      this.#emit('endpoint:probation', { endpointId: rt.endpoint.id, endpoint: rt.endpoint, on, requestId });
+  }
+
   #endHeld(
     rt: Runtime,
     requestId: string,
@@ -1074,7 +1081,9 @@ export class Router {
     if (error !== undefined) {
       verdict = classify({ error, callerAborted: signal?.aborted === true || isAbortError(error) });
       if (verdict.kind !== 'aborted') {
+        const on = rt.streamBrokeAt === 0;
         rt.streamBrokeAt = perf.now();
+        if (on) this.#probation(rt, true, requestId);
         message = this.#failureMessage(ep, verdict, { error });
         stats.failures++;
         stats.consecutiveErrors++;
@@ -1084,7 +1093,7 @@ export class Router {
       }
     }
     // A stream that started after the last break and ended cleanly ends the probation.
-    else if (rt.streamBrokeAt !== 0 && a0 >= rt.streamBrokeAt) rt.streamBrokeAt = 0;
+    else if (rt.streamBrokeAt !== 0 && a0 >= rt.streamBrokeAt) this.#probation(rt, false, requestId);
     if (this.#has('attempt:end')) {
       const ok = verdict === undefined || verdict.kind === 'aborted';
       this.#emit('attempt:end', {

@@ -526,6 +526,8 @@ describe('events', () => {
     };
     const broken = new TypeError('terminated', { cause: { code: 'ECONNRESET' } });
     const probation = () => r.snapshot().endpoints[0]!.streamProbation;
+    const { events } = collectEvents(r, ['endpoint:probation']);
+    const told = () => events.map((e) => e.payload.on);
     const early = await stream();
     const first = await stream();
     first(broken);
@@ -541,12 +543,20 @@ describe('events', () => {
     clean();
     expect(probation()).toBe(false);
     expect(seen).toEqual([false, false, true, true]);
+    // Listeners heard it go on once (the later events changed nothing) and off once.
+    expect(told()).toEqual([true, false]);
+    expect(events[0].payload).toMatchObject({ endpointId: 'a', on: true });
     // A hand that enables the endpoint ends a probation too.
     const again = await stream();
     again(broken);
     expect(probation()).toBe(true);
     r.setEndpointHealth('a', true);
     expect(probation()).toBe(false);
+    expect(told()).toEqual([true, false, true, false]);
+    expect(events[3].payload.requestId).toBeUndefined();
+    // Enabling an endpoint that was not on probation says nothing.
+    r.setEndpointHealth('a', true);
+    expect(told()).toHaveLength(4);
   });
 });
 
