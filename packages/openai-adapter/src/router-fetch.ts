@@ -227,7 +227,20 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
         let source: Parameters<typeof wrapStream>[0] = reader;
         let chunk = first.chunk;
         if (ctx.streamProbation && holdMs > 0) {
-          const held = await holdBack(reader, chunk, holdMs, translator, first.decoder, budget);
+          // The endpoint's probation may end while this stream is held (another of its streams ended cleanly):
+          // the hold lets go then. Listened to only while holding.
+          let off: (() => void) | undefined;
+          const released = new Promise<void>((resolve) => {
+            off = router.on('endpoint:probation', (e) => {
+              if (!e.on && e.endpointId === ep.id) resolve();
+            });
+          });
+          let held: Awaited<ReturnType<typeof holdBack>>;
+          try {
+            held = await holdBack(reader, chunk, holdMs, translator, first.decoder, budget, released);
+          } finally {
+            off?.();
+          }
           if (held.kind === 'failure') return held.response;
           source = held.reader;
           chunk = held.chunk;

@@ -1,6 +1,6 @@
 import { createRouter, type Router } from '@lb/core';
 import { fakeKey, OVERLOADED_MID_STREAM, startFakeAnthropic, timedText } from '@lb/test-utils';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createOpenAI, type LoadBalancedOpenAI } from '../src/index.js';
 import { type Pool, startPool } from './setup.js';
 
@@ -68,6 +68,30 @@ describe('stream probation', () => {
     expect((await timedText(data)).text).toBe('Hello from b');
     expect(response.headers.get('x-lb-attempts')).toBe('2');
     expect(router.getStats('a')?.lastError).toMatch(/502|overloaded/);
+  });
+
+  it("when a probation ends, the endpoint's other held streams go live at once", async () => {
+    const c = client();
+    await breakOne(c);
+    // Two held streams of a: a short one (ends at ~100 ms) and a long one (pieces 120 ms apart, to ~600 ms).
+    let n = 0;
+    pool.ups[0].setDefault(() =>
+      n++ === 0
+        ? { type: 'stream', chunks: ['s', 'h', 'o'], intervalMs: 50 }
+        : { type: 'stream', chunks: ['1', '2', '3', '4', '5', '6'], intervalMs: 120 },
+    );
+    const short = c.chat.completions.create(ask);
+    await vi.waitFor(() => expect(n).toBe(1));
+    const long = c.chat.completions.create(ask);
+    await vi.waitFor(() => expect(n).toBe(2));
+    expect((await timedText(await short)).text).toBe('sho');
+    expect(onProbation()).toBe(false);
+    // The long one went live when the short one ended the probation: its rest arrives as the upstream sends it.
+    const l = await timedText(await long);
+    expect(l.text).toBe('123456');
+    expect(l.at.at(-1)! - l.at[0]!).toBeGreaterThanOrEqual(300);
+    // The holds listened only while holding.
+    expect(router.listenerCount('endpoint:probation')).toBe(0);
   });
 
   it('lets a held stream go live once the hold time is up, the pending read included', async () => {

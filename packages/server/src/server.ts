@@ -19,7 +19,7 @@ import {
   type ServerSettings,
 } from './options.js';
 import { type DialectLike, Exchange, type ProxyContext } from './proxy.js';
-import { createTransport, type HoldBudget } from './upstream.js';
+import { createTransport, HoldBudget } from './upstream.js';
 
 /** A handle with a snapshot, as `@lb/breaker` / `@lb/ratelimit` attachments return. */
 export interface Attachment {
@@ -188,7 +188,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     store: shared?.store,
     breakerPeers: shared?.breakerPeers,
   });
-  const holdBudget: HoldBudget = { used: 0, max: settings.streamProbationMaxBytes };
+  const holdBudget = new HoldBudget(settings.streamProbationMaxBytes);
   const obs = integ.observability(router, {
     metricsEnabled: settings.metricsEnabled,
     logLevel: settings.logLevel,
@@ -241,6 +241,10 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
   };
   syncBodyNeeds();
   const offReload = router.on('config:reloaded', syncBodyNeeds);
+  // A probation that ends lets the endpoint's other held streams go live (after the listener's caller is done).
+  const offProbation = router.on('endpoint:probation', (e) => {
+    if (!e.on) queueMicrotask(() => holdBudget.release(e.endpointId));
+  });
 
   let inFlight = 0;
   let closing = false;
@@ -496,6 +500,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
         http.closeAllConnections();
         await stopped;
         offReload();
+        offProbation();
         attached.dispose();
         await transport.close().catch(() => {});
         await shared?.close().catch(() => {});

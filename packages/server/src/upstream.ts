@@ -54,19 +54,42 @@ export class FirstByteTimeoutError extends Error {
 /** What a stream attempt holds while it is served (`AttemptContext` of `@lb/core`). */
 export interface StreamHolder {
   hold(): (err?: unknown) => void;
+  /** The endpoint: its held streams are let go together when its probation ends ({@link HoldBudget.release}). */
+  readonly endpoint?: { readonly id: string };
 }
 
 /** A stream held for probation goes live past this many bytes (a bound on what one held stream keeps in memory). */
 export const HOLD_MAX_BYTES = 512 * 1024;
 
 /**
- * What all the streams held for probation keep in memory together, shared by one server's calls: a stream whose
- * next chunk would take `used` past `max` goes live instead, so that an outage putting many endpoints on probation
- * at once cannot grow the process without bound.
+ * The streams one server holds for probation. What they keep in memory together is bounded: a stream whose next
+ * chunk would take `used` past `max` goes live instead, so that an outage putting many endpoints on probation at
+ * once cannot grow the process without bound. When an endpoint's probation ends, its held streams go live together
+ * (`release`): the endpoint has just served a stream cleanly.
  */
-export interface HoldBudget {
-  used: number;
-  readonly max: number;
+export class HoldBudget {
+  used = 0;
+  readonly #calls = new Map<string, Set<UpstreamCall>>();
+  constructor(readonly max: number) {}
+
+  /** @internal A call began holding a stream of `endpointId`. */
+  add(endpointId: string, call: UpstreamCall): void {
+    let set = this.#calls.get(endpointId);
+    if (set === undefined) this.#calls.set(endpointId, (set = new Set()));
+    set.add(call);
+  }
+
+  /** @internal The call stopped holding. */
+  delete(endpointId: string, call: UpstreamCall): void {
+    const set = this.#calls.get(endpointId);
+    if (set?.delete(call) && set.size === 0) this.#calls.delete(endpointId);
+  }
+
+  /** The endpoint's probation ended: the streams still held from it go live. */
+  release(endpointId: string): void {
+    const set = this.#calls.get(endpointId);
+    if (set !== undefined) for (const call of [...set]) call.letGo();
+  }
 }
 
 const EMPTY: IncomingHttpHeaders = Object.freeze({}) as IncomingHttpHeaders;
@@ -123,6 +146,8 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   readonly #translator: TextTranslator | undefined;
   readonly #holder: StreamHolder | undefined;
   readonly #budget: HoldBudget | undefined;
+  /** The endpoint whose stream this call holds (registered with the budget while it holds). */
+  #holdId: string | undefined;
   /** Set when a 2xx stream settled the attempt: ends the router's hold on the endpoint (see `AttemptContext.hold`). */
   release: ((err?: unknown) => void) | undefined;
   /**
@@ -265,6 +290,11 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
       }
       if (this.holdMs > 0) {
         this.#holding = true;
+        const id = this.#holder?.endpoint?.id;
+        if (id !== undefined && this.#budget !== undefined) {
+          this.#holdId = id;
+          this.#budget.add(id, this);
+        }
         this.#timer = timers.setTimeout(onHoldTimeout, this.holdMs, this);
         return this.#hold(chunk, false);
       }
@@ -336,11 +366,15 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   #unhold(): void {
     if (!this.#holding) return;
     this.#holding = false;
-    if (this.#budget !== undefined) this.#budget.used -= this.#heldBytes;
+    const budget = this.#budget;
+    if (budget !== undefined) {
+      budget.used -= this.#heldBytes;
+      if (this.#holdId !== undefined) budget.delete(this.#holdId, this);
+    }
     this.#heldBytes = 0;
   }
 
-  /** Ends a probation hold: the stream goes live with what it holds (the hold's time or size is up). */
+  /** Ends a probation hold: the stream goes live with what it holds (its time or size is up, or the probation ended). */
   letGo(): void {
     if (!this.#holding || this.#state !== ST_OPEN) return;
     this.#unhold();

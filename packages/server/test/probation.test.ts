@@ -35,7 +35,11 @@ afterAll(async () => {
   await Promise.all([a.close(), b.close()]);
 });
 
-async function start(holdMs?: number, maxBytes?: number): Promise<{ client: OpenAI; server: LbServer }> {
+async function start(
+  holdMs?: number,
+  maxBytes?: number,
+  logs?: string[],
+): Promise<{ client: OpenAI; server: LbServer }> {
   const server = createServer({
     router: {
       endpoints: [
@@ -46,7 +50,7 @@ async function start(holdMs?: number, maxBytes?: number): Promise<{ client: Open
     },
     breaker: { enabled: false },
     server: { port: 0, streamProbationHoldMs: holdMs, streamProbationMaxBytes: maxBytes },
-    logDestination: { write: () => true } as any,
+    logDestination: { write: (line: string) => logs?.push(line) !== 0 } as any,
   });
   servers.push(server);
   const base = await server.listen();
@@ -164,6 +168,38 @@ describe('stream probation', () => {
     });
     expect(await streamedText(await client.chat.completions.create(ask))).toBe('Hello from b');
     expect(failures).toEqual(['a:502']);
+  });
+
+  it("when a probation ends, the endpoint's other held streams go live at once", async () => {
+    const logs: string[] = [];
+    const { client, server } = await start(undefined, undefined, logs);
+    await breakOne(client);
+    // Two streams of a, both held: a short one (ends at ~100 ms) and a long one (pieces 120 ms apart, to ~600 ms).
+    let n = 0;
+    a.setDefault(() =>
+      n++ === 0
+        ? { type: 'stream', chunks: ['s', 'h', 'o'], intervalMs: 50 }
+        : { type: 'stream', chunks: ['1', '2', '3', '4', '5', '6'], intervalMs: 120 },
+    );
+    try {
+      const short = client.chat.completions.create(ask);
+      await vi.waitFor(() => expect(n).toBe(1));
+      const long = client.chat.completions.create(ask);
+      await vi.waitFor(() => expect(n).toBe(2));
+      expect((await timedText(await short)).text).toBe('sho');
+      // The short one ended cleanly: the probation is over, and the long one went live with what it held, the
+      // rest arriving as the upstream sends it (not all at once at its end).
+      const l = await timedText(await long);
+      expect(l.text).toBe('123456');
+      expect(l.at.at(-1)! - l.at[0]!).toBeGreaterThanOrEqual(300);
+    } finally {
+      a.setDefault({ type: 'ok' });
+    }
+    expect(onProbation(server, 'a')).toBe(false);
+    expect(await heldBytes(server)).toBe(0);
+    const said = logs.map((l) => JSON.parse(l).msg);
+    expect(said).toContain('endpoint on stream probation: a stream broke after its first byte');
+    expect(said).toContain('endpoint off stream probation');
   });
 
   it('lets a held stream go live once the hold time is up', async () => {

@@ -157,7 +157,7 @@ export type Held =
 /**
  * Stream probation (`AttemptContext.streamProbation`): reads a stream on, after its first byte, before the caller
  * gets any of it: to its end, for at most `holdMs` or {@link HOLD_MAX_BYTES} (or until the client's held streams
- * together would go past `budget`). A break rejects and an error event
+ * together would go past `budget`, or `released` settles: the endpoint's probation ended). A break rejects and an error event
  * answers as an error response, so the router fails over and the caller never sees the broken stream. What was read
  * comes back as one chunk, with a reader that goes on where the hold stopped (a read still pending when the time was
  * up included).
@@ -169,6 +169,7 @@ export async function holdBack(
   translator: StreamTranslator | undefined,
   decoder: TextDecoder,
   budget: HoldBudget,
+  released?: Promise<void>,
 ): Promise<Held> {
   const parts = [first];
   let size = first.length;
@@ -177,6 +178,8 @@ export async function holdBack(
   let timer: ReturnType<typeof setTimeout> | undefined;
   const expiry = new Promise<typeof EXPIRED>((resolve) => {
     timer = setTimeout(resolve, holdMs, EXPIRED);
+    // The endpoint's probation ended: let go as when the time is up.
+    released?.then(() => resolve(EXPIRED));
   });
   const joined = (): Uint8Array => {
     if (parts.length === 1) return parts[0]!;

@@ -502,6 +502,11 @@ export function createObservability(router: Router, options: ObservabilityOption
     if (e.to === 'healthy') logger.info(fields, 'endpoint recovered');
     else logger.warn(fields, 'endpoint state changed');
   });
+  on('endpoint:probation', (e) => {
+    const fields = { endpointId: e.endpointId, requestId: e.requestId };
+    if (e.on) logger.warn(fields, 'endpoint on stream probation: a stream broke after its first byte');
+    else logger.info(fields, 'endpoint off stream probation');
+  });
   on('request:exhausted', (e) => {
     if (pending.size > 0) forget(e.requestId);
     exhaustedTotal.cell(modelLabel(e.model, true)).value++;
