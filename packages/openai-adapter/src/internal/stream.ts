@@ -157,10 +157,10 @@ export type Held =
 /**
  * Stream probation (`AttemptContext.streamProbation`): reads a stream on, after its first byte, before the caller
  * gets any of it: to its end, for at most `holdMs` or {@link HOLD_MAX_BYTES} (or until the client's held streams
- * together would go past `budget`, or `released` settles: the endpoint's probation ended). A break rejects and an error event
- * answers as an error response, so the router fails over and the caller never sees the broken stream. What was read
- * comes back as one chunk, with a reader that goes on where the hold stopped (a read still pending when the time was
- * up included).
+ * together would go past `budget`, or `released` settles: the endpoint's probation ended). A break rejects and an
+ * error event answers as an error response, so the router fails over and the caller never sees the broken stream.
+ * What was read comes back as one chunk, with a reader that goes on where the hold stopped (a read still pending when
+ * the time was up included).
  */
 export async function holdBack(
   reader: Reader,
