@@ -31,4 +31,4 @@ export type {
   TranslatedResponse,
   UpstreamRequest,
 } from './types.js';
-export { errorEventAt, hasErrorEvent, hasUsage, usageFromBytes } from './usage.js';
+export { ERROR_EVENT_MARKS, errorEventAt, hasErrorEvent, hasUsage, usageFromBytes } from './usage.js';

@@ -8,6 +8,12 @@ const ERROR_DATA = encoder.encode('data: {"error"');
 const ERROR_TYPE = encoder.encode('event: error');
 
 /**
+ * How an error event starts, in each form {@link errorEventAt} finds: for a search of one's own (lb-server runs
+ * Buffer's native one on every chunk).
+ */
+export const ERROR_EVENT_MARKS: readonly Uint8Array[] = Object.freeze([ERROR_DATA, ERROR_TYPE]);
+
+/**
  * Where an error event starts in `chunk` of an OpenAI-dialect event stream (`data: {"error":…}`, or the Responses
  * API's `event: error`), or -1: an upstream reporting a failure inside a stream it had begun.
  */

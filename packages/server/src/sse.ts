@@ -1,3 +1,5 @@
+import { ERROR_EVENT_MARKS } from '@lb/providers';
+
 /**
  * Server-sent events helpers for the stream gate: a stream is held back until its first event with content, so that
  * a stream that opens with an error event (a provider's `overloaded_error`, an exception) can still fail over.
@@ -10,17 +12,17 @@ export type GateVerdict =
   | { readonly kind: 'error'; readonly status: number; readonly message: string; readonly type: string };
 
 const WAIT: GateVerdict = { kind: 'wait' };
-const ERROR_DATA = Buffer.from('data: {"error"');
-const ERROR_TYPE = Buffer.from('event: error');
 /** The verdict that lets a stream through. */
 export const PASS: GateVerdict = { kind: 'pass' };
 /**
  * True when `chunk` holds an error event: an upstream reporting a failure inside a stream it had begun, as
- * `data: {"error":…}` or as an `event: error` (the Responses API, Anthropic). The definition of `@lb/providers`'
- * `errorEventAt`, with Buffer's native search: it runs on every chunk of every stream.
+ * `data: {"error":…}` or as an `event: error` (the Responses API, Anthropic). `@lb/providers`' marks, with Buffer's
+ * native search: it runs on every chunk of every stream.
  */
 export function hasErrorEvent(chunk: Buffer): boolean {
-  return chunk.indexOf(ERROR_DATA) >= 0 || chunk.indexOf(ERROR_TYPE) >= 0;
+  for (let i = 0; i < ERROR_EVENT_MARKS.length; i++)
+    if (chunk.indexOf(ERROR_EVENT_MARKS[i]!) >= 0) return true;
+  return false;
 }
 
 /** Past this many preamble bytes the gate opens anyway. */
