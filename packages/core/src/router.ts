@@ -601,7 +601,7 @@ export class Router {
     const why = reason ?? (healthy ? 'enabled by hand' : 'disabled by hand');
     if (healthy) {
       rt.rateLimitStreak = 0;
-      if (rt.streamBrokeAt !== 0) this.#probation(rt, false, undefined);
+      this.#setProbation(rt, 0, undefined);
       if (rt.health.status !== 'healthy') this.#setHealth(rt, HEALTHY, why);
     } else {
       this.#setHealth(rt, { status: 'disabled', reason: why });
@@ -1059,10 +1059,12 @@ export class Router {
     );
   }
 
-  /** Puts `rt` on stream probation (`on`, the caller has set `streamBrokeAt`) or takes it off; tells listeners. */
-  #probation(rt: Runtime, on: boolean, requestId: string | undefined): void {
-    if (!on) rt.streamBrokeAt = 0;
-    if (this.#has('endpoint:probation'))
+  /** Sets `streamBrokeAt` (0: off stream probation); tells listeners when that puts `rt` on or takes it off. */
+  #setProbation(rt: Runtime, brokeAt: number, requestId: string | undefined): void {
+    const was = rt.streamBrokeAt !== 0;
+    rt.streamBrokeAt = brokeAt;
+    const on = brokeAt !== 0;
+    if (on !== was && this.#has('endpoint:probation'))
       this.#emit('endpoint:probation', { endpointId: rt.endpoint.id, endpoint: rt.endpoint, on, requestId });
   }
 
@@ -1081,9 +1083,7 @@ export class Router {
     if (error !== undefined) {
       verdict = classify({ error, callerAborted: signal?.aborted === true || isAbortError(error) });
       if (verdict.kind !== 'aborted') {
-        const on = rt.streamBrokeAt === 0;
-        rt.streamBrokeAt = perf.now();
-        if (on) this.#probation(rt, true, requestId);
+        this.#setProbation(rt, perf.now(), requestId);
         message = this.#failureMessage(ep, verdict, { error });
         stats.failures++;
         stats.consecutiveErrors++;
@@ -1093,7 +1093,7 @@ export class Router {
       }
     }
     // A stream that started after the last break and ended cleanly ends the probation.
-    else if (rt.streamBrokeAt !== 0 && a0 >= rt.streamBrokeAt) this.#probation(rt, false, requestId);
+    else if (rt.streamBrokeAt !== 0 && a0 >= rt.streamBrokeAt) this.#setProbation(rt, 0, requestId);
     if (this.#has('attempt:end')) {
       const ok = verdict === undefined || verdict.kind === 'aborted';
       this.#emit('attempt:end', {
