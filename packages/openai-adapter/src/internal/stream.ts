@@ -56,24 +56,35 @@ export async function readFirst(
       const chunk = r.value;
       if (!chunk || chunk.length === 0) continue;
       if (translator) {
-        const out = translator.push(decoder.decode(chunk, { stream: true }));
-        if (translator.error) {
-          reader.cancel().catch(() => {});
-          return { kind: 'failure', response: failureResponse(translator.error) };
-        }
-        if (out) return { kind: 'data', chunk: encoder.encode(out), decoder };
+        const out = translated(chunk, translator, decoder);
+        if (out instanceof Response) return failed(reader, out);
+        if (out.length) return { kind: 'data', chunk: out, decoder };
         continue;
       }
       const failure = errorEvent(chunk);
-      if (failure) {
-        reader.cancel().catch(() => {});
-        return { kind: 'failure', response: failure };
-      }
+      if (failure) return failed(reader, failure);
       return { kind: 'data', chunk, decoder };
     }
   } finally {
     if (timer !== undefined) clearTimeout(timer);
   }
+}
+
+/** Cancels the upstream body: `response` (the failure an error event stands for) answers the attempt instead. */
+function failed(reader: Reader, response: Response): { kind: 'failure'; response: Response } {
+  reader.cancel().catch(() => {});
+  return { kind: 'failure', response };
+}
+
+/** `chunk` through a dialect's stream translator: the OpenAI bytes (maybe none yet), or the failure it reported. */
+function translated(
+  chunk: Uint8Array,
+  translator: StreamTranslator,
+  decoder: TextDecoder,
+): Uint8Array | Response {
+  const out = translator.push(decoder.decode(chunk, { stream: true }));
+  if (translator.error) return failureResponse(translator.error);
+  return encoder.encode(out);
 }
 
 /**
@@ -171,10 +182,19 @@ export async function holdBack(
   budget: HoldBudget,
   released?: Promise<void>,
 ): Promise<Held> {
-  const parts = [first];
-  let size = first.length;
+  const parts: Uint8Array[] = [];
+  let size = 0;
   // What this hold has counted against the budget (given back when it ends, whichever way).
   let counted = 0;
+  /** Keeps `chunk` for the caller; false when the hold must let go (its own bound, or the client's budget). */
+  const keep = (chunk: Uint8Array): boolean => {
+    parts.push(chunk);
+    size += chunk.length;
+    if (size > HOLD_MAX_BYTES || budget.used + chunk.length > budget.max) return false;
+    budget.used += chunk.length;
+    counted += chunk.length;
+    return true;
+  };
   let timer: ReturnType<typeof setTimeout> | undefined;
   const expiry = new Promise<typeof EXPIRED>((resolve) => {
     timer = setTimeout(resolve, holdMs, EXPIRED);
@@ -194,13 +214,8 @@ export async function holdBack(
   try {
     // The first chunk may carry more events than the first (an error event among them).
     const failure = translator ? undefined : errorEventIn(first);
-    if (failure) {
-      reader.cancel().catch(() => {});
-      return { kind: 'failure', response: failure };
-    }
-    if (budget.used + size > budget.max) return { kind: 'data', chunk: first, reader };
-    budget.used += size;
-    counted = size;
+    if (failure) return failed(reader, failure);
+    if (!keep(first)) return { kind: 'data', chunk: joined(), reader };
     for (;;) {
       const read = reader.read();
       const r = await Promise.race([read, expiry]);
@@ -212,26 +227,15 @@ export async function holdBack(
       if (r.done) return { kind: 'data', chunk: joined(), reader: resumed(reader, read) };
       let chunk = r.value;
       if (translator) {
-        const out = translator.push(decoder.decode(chunk, { stream: true }));
-        if (translator.error) {
-          reader.cancel().catch(() => {});
-          return { kind: 'failure', response: failureResponse(translator.error) };
-        }
-        chunk = encoder.encode(out);
+        const out = translated(chunk, translator, decoder);
+        if (out instanceof Response) return failed(reader, out);
+        chunk = out;
       } else {
         const failure = errorEventIn(chunk);
-        if (failure) {
-          reader.cancel().catch(() => {});
-          return { kind: 'failure', response: failure };
-        }
+        if (failure) return failed(reader, failure);
       }
       if (chunk.length === 0) continue;
-      parts.push(chunk);
-      size += chunk.length;
-      if (size > HOLD_MAX_BYTES || budget.used + chunk.length > budget.max)
-        return { kind: 'data', chunk: joined(), reader };
-      budget.used += chunk.length;
-      counted += chunk.length;
+      if (!keep(chunk)) return { kind: 'data', chunk: joined(), reader };
     }
   } finally {
     clearTimeout(timer);
