@@ -1,60 +1,27 @@
-import {
-  type FakeUpstream,
-  fakeKey,
-  OVERLOADED_MID_STREAM,
-  startFakeAnthropic,
-  startFakeUpstream,
-  streamedText,
-  timedText,
-} from '@lb/test-utils';
+import { fakeKey, OVERLOADED_MID_STREAM, startFakeAnthropic, streamedText, timedText } from '@lb/test-utils';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createServer, type LbServer } from '../src/index.js';
+import { usePair } from './pair.js';
 
 // Stream probation: once an endpoint's stream broke after its first byte, its next streams are held back whole, so
 // that a repeat break fails over (the client never sees it) and a clean stream ends the probation.
-let a: FakeUpstream;
-let b: FakeUpstream;
-const keys = { a: fakeKey('alpha'), b: fakeKey('bravo') };
-const servers: LbServer[] = [];
+const pair = usePair();
+const { keys } = pair;
 const ask = {
   model: 'gpt-4o-mini',
   stream: true as const,
   messages: [{ role: 'user' as const, content: 'x' }],
 };
 
-beforeAll(async () => {
-  [a, b] = await Promise.all([
-    startFakeUpstream({ name: 'a', acceptKeys: [keys.a] }),
-    startFakeUpstream({ name: 'b', acceptKeys: [keys.b] }),
-  ]);
-});
-
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.close(100)));
-  await Promise.all([a.close(), b.close()]);
-});
-
-async function start(
-  holdMs?: number,
-  maxBytes?: number,
-  logs?: string[],
-): Promise<{ client: OpenAI; server: LbServer }> {
-  const server = createServer({
-    router: {
-      endpoints: [
-        { id: 'a', url: a.url, apiKey: keys.a, priority: 1 },
-        { id: 'b', url: b.url, apiKey: keys.b, priority: 2 },
-      ],
-      strategy: 'priority',
+function start(holdMs?: number, maxBytes?: number, logs?: string[]) {
+  return pair.serve(
+    {
+      breaker: { enabled: false },
+      server: { streamProbationHoldMs: holdMs, streamProbationMaxBytes: maxBytes },
     },
-    breaker: { enabled: false },
-    server: { port: 0, streamProbationHoldMs: holdMs, streamProbationMaxBytes: maxBytes },
-    logDestination: { write: (line: string) => logs?.push(line) !== 0 } as any,
-  });
-  servers.push(server);
-  const base = await server.listen();
-  return { server, client: new OpenAI({ baseURL: `${base}/v1`, apiKey: 'client-key', maxRetries: 0 }) };
+    logs,
+  );
 }
 
 /** `lb_stream_probation_held_bytes` from /metrics. */
@@ -70,7 +37,7 @@ const onProbation = (server: LbServer, id: string) =>
 
 /** Puts `a` on probation: a stream that breaks after its second piece, which the client sees break. */
 async function breakOne(client: OpenAI): Promise<void> {
-  a.next({ type: 'stream', chunks: ['one', ' two', ' three'], intervalMs: 30, dropAfter: 2 });
+  pair.a.next({ type: 'stream', chunks: ['one', ' two', ' three'], intervalMs: 30, dropAfter: 2 });
   await expect(streamedText(await client.chat.completions.create(ask))).rejects.toThrow();
 }
 
@@ -102,7 +69,7 @@ describe('stream probation', () => {
     expect(metrics).toContain('lb_endpoint_stream_probation{endpoint="b"} 0');
 
     // Broken again after its first piece: held back, so the client gets b's whole answer instead.
-    a.next({ type: 'stream', chunks: ['one', ' two', ' three'], intervalMs: 30, dropAfter: 2 });
+    pair.a.next({ type: 'stream', chunks: ['one', ' two', ' three'], intervalMs: 30, dropAfter: 2 });
     const { data, response } = await client.chat.completions.create(ask).withResponse();
     expect(await streamedText(data)).toBe('Hello from b');
     expect(response.headers.get('x-lb-endpoint')).toBe('b');
@@ -110,7 +77,7 @@ describe('stream probation', () => {
     expect(onProbation(server, 'a')).toBe(true);
 
     // a is well again: its stream (pieces 120 ms apart upstream) is held until it ends, then arrives at once.
-    a.next({ type: 'stream', chunks: ['p', 'q', 'r', 's'], intervalMs: 120 });
+    pair.a.next({ type: 'stream', chunks: ['p', 'q', 'r', 's'], intervalMs: 120 });
     const held = await client.chat.completions.create(ask).withResponse();
     const h = await timedText(held.data);
     expect(h.text).toBe('pqrs');
@@ -119,7 +86,7 @@ describe('stream probation', () => {
     expect(onProbation(server, 'a')).toBe(false);
 
     // Out of probation: the next stream is live again, its pieces as far apart as the upstream sent them.
-    a.next({ type: 'stream', chunks: ['p', 'q', 'r', 's'], intervalMs: 120 });
+    pair.a.next({ type: 'stream', chunks: ['p', 'q', 'r', 's'], intervalMs: 120 });
     const live = await timedText(await client.chat.completions.create(ask));
     expect(live.text).toBe('pqrs');
     expect(live.at.at(-1)).toBeGreaterThanOrEqual(300);
@@ -130,7 +97,7 @@ describe('stream probation', () => {
     const ends: boolean[] = [];
     server.router.on('attempt:end', (e) => ends.push(e.ok));
     // Content, then an error event, and the upstream keeps the stream open: the SDK raises and hangs up first.
-    a.next(
+    pair.a.next(
       contentThen(`data: ${JSON.stringify({ error: { message: 'boom', type: 'server_error' } })}\n\n`, false),
     );
     await expect(streamedText(await client.chat.completions.create(ask))).rejects.toThrow(/boom/);
@@ -143,14 +110,14 @@ describe('stream probation', () => {
     const ends: boolean[] = [];
     server.router.on('attempt:end', (e) => ends.push(e.ok));
     const typed = `event: error\ndata: ${JSON.stringify({ type: 'error', code: 'server_error', message: 'boom' })}\n\n`;
-    a.next(contentThen(typed, true));
+    pair.a.next(contentThen(typed, true));
     // The SDK has no error to raise here (no `error` key): the stream ends, and only the gateway can tell.
     await streamedText(await client.chat.completions.create(ask)).catch(() => undefined);
     await vi.waitFor(() => expect(ends).toEqual([false]));
     expect(onProbation(server, 'a')).toBe(true);
 
     // On probation, the same event in a held stream fails over.
-    a.next(contentThen(typed, true));
+    pair.a.next(contentThen(typed, true));
     const { data, response } = await client.chat.completions.create(ask).withResponse();
     expect(await streamedText(data)).toBe('Hello from b');
     expect(response.headers.get('x-lb-attempts')).toBe('2');
@@ -161,7 +128,7 @@ describe('stream probation', () => {
     await breakOne(client);
     const failures: string[] = [];
     server.router.on('attempt:failure', (e) => failures.push(`${e.endpointId}:${e.status}`));
-    a.next({
+    pair.a.next({
       type: 'stream',
       dropAfter: 1,
       errorEvent: { error: { message: 'overloaded', type: 'server_error', code: null, param: null } },
@@ -176,7 +143,7 @@ describe('stream probation', () => {
     await breakOne(client);
     // Two streams of a, both held: a short one (ends at ~100 ms) and a long one (pieces 120 ms apart, to ~600 ms).
     let n = 0;
-    a.setDefault(() =>
+    pair.a.setDefault(() =>
       n++ === 0
         ? { type: 'stream', chunks: ['s', 'h', 'o'], intervalMs: 50 }
         : { type: 'stream', chunks: ['1', '2', '3', '4', '5', '6'], intervalMs: 120 },
@@ -193,7 +160,7 @@ describe('stream probation', () => {
       expect(l.text).toBe('123456');
       expect(l.at.at(-1)! - l.at[0]!).toBeGreaterThanOrEqual(300);
     } finally {
-      a.setDefault({ type: 'ok' });
+      pair.a.setDefault({ type: 'ok' });
     }
     expect(onProbation(server, 'a')).toBe(false);
     expect(await heldBytes(server)).toBe(0);
@@ -205,7 +172,7 @@ describe('stream probation', () => {
   it('lets a held stream go live once the hold time is up', async () => {
     const { client, server } = await start(150);
     await breakOne(client);
-    a.next({ type: 'stream', chunks: ['1', '2', '3', '4', '5', '6'], intervalMs: 100 });
+    pair.a.next({ type: 'stream', chunks: ['1', '2', '3', '4', '5', '6'], intervalMs: 100 });
     const s = await timedText(await client.chat.completions.create(ask));
     expect(s.text).toBe('123456');
     // The pieces sent within the hold (at 0 and 100 ms upstream) arrive together when it lets go at 150 ms; the
@@ -228,7 +195,7 @@ describe('stream probation', () => {
     // Every other stream of a breaks after its second piece; the rest are well (and slow, so that all 24 start
     // before the first clean end would lift the probation).
     let n = 0;
-    a.setDefault(() =>
+    pair.a.setDefault(() =>
       n++ % 2 === 0
         ? { type: 'stream', chunks: ['one', ' two', ' three'], intervalMs: 20, dropAfter: 2 }
         : { type: 'stream', chunks: ['x', 'y', 'z'], intervalMs: 150 },
@@ -242,7 +209,7 @@ describe('stream probation', () => {
       expect(texts).toContain('xyz');
       expect(texts).toContain('Hello from b');
     } finally {
-      a.setDefault({ type: 'ok' });
+      pair.a.setDefault({ type: 'ok' });
     }
     await vi.waitFor(() => {
       expect(server.router.getStats('a')!.inFlight).toBe(0);
@@ -255,7 +222,7 @@ describe('stream probation', () => {
     const { client, server } = await start();
     await breakOne(client);
     expect(await heldBytes(server)).toBe(0);
-    a.next({ type: 'stream', chunks: ['p', 'q', 'r', 's'], intervalMs: 120 });
+    pair.a.next({ type: 'stream', chunks: ['p', 'q', 'r', 's'], intervalMs: 120 });
     // The answer's head comes with the whole held stream: mid-way, the gauge shows the pieces sent so far.
     const held = client.chat.completions.create(ask);
     await new Promise((r) => setTimeout(r, 200));
@@ -269,7 +236,7 @@ describe('stream probation', () => {
     const small = await start(undefined, 64);
     await breakOne(small.client);
     expect(onProbation(small.server, 'a')).toBe(true);
-    a.next({ type: 'stream', chunks: ['p', 'q', 'r', 's'], intervalMs: 120 });
+    pair.a.next({ type: 'stream', chunks: ['p', 'q', 'r', 's'], intervalMs: 120 });
     const live = await timedText(await small.client.chat.completions.create(ask));
     expect(live.text).toBe('pqrs');
     expect(live.at.at(-1)).toBeGreaterThanOrEqual(300);
@@ -294,7 +261,7 @@ describe('stream probation of a translated (Anthropic) stream', () => {
       router: {
         endpoints: [
           { id: 'claude', url: claude.url, apiKey: claudeKey, provider: 'anthropic', priority: 1 },
-          { id: 'b', url: b.url, apiKey: keys.b, priority: 2 },
+          { id: 'b', url: pair.b.url, apiKey: keys.b, priority: 2 },
         ],
         strategy: 'priority',
       },
@@ -302,7 +269,7 @@ describe('stream probation of a translated (Anthropic) stream', () => {
       server: { port: 0 },
       logDestination: { write: () => true } as any,
     });
-    servers.push(server);
+    pair.track(server);
     const client = new OpenAI({
       baseURL: `${await server.listen()}/v1`,
       apiKey: 'client-key',
