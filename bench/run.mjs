@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { layout } from './lib/harness.mjs';
-import { ROOT, runProxyBench, SERVER_CLI } from './lib/proxy.mjs';
+import { CONTROL, ROOT, runProxyBench, SERVER_CLI } from './lib/proxy.mjs';
 import { runRedisCost } from './lib/redis-cost.mjs';
 import { MODE_TITLES, MODES, runSelectorBench } from './lib/selector.mjs';
 import { runSoak } from './lib/soak.mjs';
@@ -69,6 +69,8 @@ if (!only || only === 'proxy') {
   log(table(r.maxRps.map(({ runs, ...x }) => x)));
   log('\n## Streams: 20 chunks 2 ms apart (µs)');
   log(table(r.streaming));
+  log(`\n## Against undici-bare, with ${CONTROL} (a second copy of it) as the noise floor (µs)`);
+  log(table(r.againstBare));
   if (r.failover) {
     log('\n## Failover (1st endpoint answers 500, 2nd succeeds) and breaker-open fast fail (µs)');
     log(
@@ -115,7 +117,7 @@ if (only === 'stages') {
   log(`\n# Stream TTFT by stage: ${n} streams per target, one at a time, interleaved (µs)`);
   const r = await runStages({ n, warmup: short ? 5 : 30, log: (s) => log(`  … ${s}`) });
   writeFileSync(join(out, short ? 'stages-short.json' : 'stages.json'), `${JSON.stringify(r, null, 2)}\n`);
-  log(table(r.rows.map(({ stages, slowest, ...x }) => x)));
+  log(table(r.rows.map(({ stages, slowest, slowestInGc, slowestGcMeanUs, ...x }) => x)));
   const proxies = r.rows.filter((x) => x.stages);
   const byStage = (key, pick) =>
     proxies[0][key].map((s, i) => {
@@ -127,4 +129,8 @@ if (only === 'stages') {
   log(table(byStage('stages', (name, s) => ({ [`${name} p50`]: s.p50Us, [`${name} p99`]: s.p99Us }))));
   log('\n## The slowest 1% (arrival → first byte out): median of each stage');
   log(table(byStage('slowest', (name, s) => ({ [name]: s.medianUs }))));
+  for (const p of proxies)
+    log(
+      `${p.name}: ${p.slowestInGc} of its slowest ${p.slowest.length ? Math.ceil(p.joined / 100) : 0} overlapped one of its own garbage collections (mean ${p.slowestGcMeanUs} µs of GC each); ${p.inGc} of all ${p.joined} did; ${p.gcs} collections in all`,
+    );
 }

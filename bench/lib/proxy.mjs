@@ -20,6 +20,8 @@ import { median, procStat, round, sleep } from './stats.mjs';
 
 /** How long the full run lets the servers sit idle before reading their settled RSS. */
 const SETTLE_MS = 15_000;
+/** A second undici-bare process, measured beside the first at one in flight and for streams (an A/A control). */
+export const CONTROL = 'undici-bare #2';
 /** Pause between requests of the sparse one-in-flight measurement. */
 const SPARSE_GAP_MS = 20;
 
@@ -31,6 +33,28 @@ export const PORTKEY =
   process.env.PORTKEY_GATEWAY ?? '/tmp/portkey/node_modules/@portkey-ai/gateway/build/start-server.js';
 export const UPSTREAM = join(here, 'upstream.mjs');
 const BARE = join(here, 'bare-proxy.mjs');
+
+/**
+ * Each proxy's one-in-flight latency and stream TTFT minus undici-bare's, in the same run. The control row (a second
+ * bare process) shows how far two copies of one proxy land apart: differences within it are noise.
+ */
+export function againstBare({ oneInFlight, streaming }) {
+  const o = oneInFlight.find((x) => x.name === 'undici-bare');
+  const st = streaming.find((x) => x.name === 'undici-bare');
+  if (!o || !st) return [];
+  return oneInFlight
+    .filter((x) => x.name !== 'direct' && x.name !== 'undici-bare')
+    .map((x) => {
+      const y = streaming.find((z) => z.name === x.name);
+      return {
+        name: x.name,
+        p50Us: round(x.p50Us - o.p50Us),
+        p99Us: round(x.p99Us - o.p99Us),
+        ttftP50Us: y ? round(y.ttftP50Us - st.ttftP50Us) : null,
+        ttftP99Us: y ? round(y.ttftP99Us - st.ttftP99Us) : null,
+      };
+    });
+}
 
 /** Env for lb-server with `urls.length` endpoints (OPENAI_API_KEY_N / OPENAI_BASE_URL_N). */
 export function lbEnv(urls, extra = {}) {
@@ -103,6 +127,7 @@ export async function runProxyBench(opts = {}) {
     openLoop: [],
     maxRps: [],
     streaming: [],
+    againstBare: [],
     failover: null,
     breakerOpen: null,
     rss: [],
@@ -161,13 +186,20 @@ export async function runProxyBench(opts = {}) {
       }
     }
 
-    // 1. one in flight, interleaved.
+    // 1. one in flight, interleaved; with a second, identical bare process as an A/A control: how far apart two
+    // copies of the same proxy land in this run is the noise floor for reading lb-server against bare.
     log('one request in flight, interleaved…');
     const n = short ? 100 : 2000;
+    const control = await start(
+      spawnNode(BARE, [`http://127.0.0.1:${up.port}`], { core: layout.serverCore }),
+    );
+    const withControl = [...targets, { name: CONTROL, url: `http://127.0.0.1:${control.port}/v1` }];
     const runs = [];
-    for (let r = 0; r < repeats; r++) runs.push(await oneInFlight(targets, { n, warmup: short ? 30 : 300 }));
+    for (let r = 0; r < repeats; r++)
+      runs.push(await oneInFlight(withControl, { n, warmup: short ? 30 : 300 }));
+    await control.stop();
     const direct1 = { p50: median(runs.map((x) => x[0].p50Us)), p99: median(runs.map((x) => x[0].p99Us)) };
-    result.oneInFlight = targets.map((t, j) => {
+    result.oneInFlight = withControl.map((t, j) => {
       const p50 = median(runs.map((x) => x[j].p50Us));
       const p99 = median(runs.map((x) => x[j].p99Us));
       return {
@@ -251,9 +283,13 @@ export async function runProxyBench(opts = {}) {
     const bareS = await start(
       spawnNode(BARE, [`http://127.0.0.1:${paced.port}`], { core: layout.serverCore }),
     );
+    const bareS2 = await start(
+      spawnNode(BARE, [`http://127.0.0.1:${paced.port}`], { core: layout.serverCore }),
+    );
     const sTargets = [
       { name: 'direct', url: pacedUrl },
       { name: 'undici-bare', url: `http://127.0.0.1:${bareS.port}/v1` },
+      { name: CONTROL, url: `http://127.0.0.1:${bareS2.port}/v1` },
     ];
     if (withServer) {
       const lbS = await start(startLbServer([pacedUrl, pacedUrl, pacedUrl]));
@@ -270,6 +306,8 @@ export async function runProxyBench(opts = {}) {
       addedTtftP99Us: round(x.ttftP99Us - s[0].ttftP99Us),
       addedGapP50Us: round(x.gapP50Us - s[0].gapP50Us),
     }));
+
+    result.againstBare = againstBare(result);
 
     // 5. failover cost and breaker-open fast fail (lb-server only).
     if (withServer) {

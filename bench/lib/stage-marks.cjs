@@ -1,15 +1,27 @@
 // Preloaded (`node --require`) into a proxy or the fake upstream by the stages benchmark (lib/stages.mjs): stamps
 // each request's steps with the monotonic clock, which every process on the machine shares, so that a proxy's
 // records can be joined with the upstream's. One request at a time is assumed (the benchmark sends one at a time).
-// SIGUSR1 forgets what was recorded (after the warm-up); SIGUSR2 writes the records to $MARKS_OUT as JSON.
+// It also records every garbage collection. SIGUSR1 forgets what was recorded (after the warm-up); SIGUSR2 writes
+// { records, gcs } to $MARKS_OUT as JSON.
 'use strict';
 const dc = require('node:diagnostics_channel');
 const http = require('node:http');
 const net = require('node:net');
 const { renameSync, writeFileSync } = require('node:fs');
+const { PerformanceObserver, performance } = require('node:perf_hooks');
 
 const now = () => Number(process.hrtime.bigint()) / 1000; // µs
 let records = [];
+/** Garbage collections as [start, end] on the same clock (µs): a slow request that overlaps one lost that time. */
+let gcs = [];
+// performance.now() and hrtime are both monotonic: one offset maps the first onto the second.
+const perfToHr = now() - performance.now() * 1000;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const start = perfToHr + e.startTime * 1000;
+    gcs.push([start, start + e.duration * 1000]);
+  }
+}).observe({ entryTypes: ['gc'] });
 /** The request being served: steps are stamped on it, each once. */
 let cur;
 
@@ -26,6 +38,14 @@ dc.subscribe('undici:client:sendHeaders', () => {
   setImmediate(() => {
     c.idle = now();
   });
+});
+// The proxy hands undici the upstream request (undici may write it only later: see `sent`).
+dc.subscribe('undici:request:create', () => {
+  if (cur && cur.dispatch === undefined) cur.dispatch = now();
+});
+// The proxy opens a new upstream connection for this request (none idle in its pool).
+dc.subscribe('undici:client:beforeConnect', () => {
+  if (cur && cur.sent === undefined && cur.connect === undefined) cur.connect = now();
 });
 // undici has parsed the upstream's response head.
 dc.subscribe('undici:request:headers', () => {
@@ -51,11 +71,12 @@ http.ServerResponse.prototype.write = function (...args) {
 
 process.on('SIGUSR1', () => {
   records = [];
+  gcs = [];
   cur = undefined;
 });
 process.on('SIGUSR2', () => {
   // Whole or not at all: the reader waits for the file to appear.
   const out = process.env.MARKS_OUT;
-  writeFileSync(`${out}.part`, JSON.stringify(records));
+  writeFileSync(`${out}.part`, JSON.stringify({ records, gcs }));
   renameSync(`${out}.part`, out);
 });

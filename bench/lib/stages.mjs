@@ -15,7 +15,8 @@ const BARE = fileURLToPath(new URL('./bare-proxy.mjs', import.meta.url));
 
 /** The stages of one proxied stream, as [label, from, to] over the joined record's stamps (µs). */
 export const STAGES = [
-  ['arrival → upstream request written', 'arrive', 'sent'],
+  ['arrival → handed to undici', 'arrive', 'dispatch'],
+  ['handed to undici → request written', 'dispatch', 'sent'],
   ['written → proxy idle again', 'sent', 'idle'],
   ['written → upstream has it', 'sent', 'upArrive'],
   ['upstream has it → writes its head', 'upArrive', 'upHead'],
@@ -69,7 +70,9 @@ export async function runStages({ n = 1000, warmup = 30, log = () => {} } = {}) 
       waited += 50
     )
       await sleep(50);
-    const upstream = JSON.parse(readFileSync(out('upstream'), 'utf8')).sort((a, b) => a.arrive - b.arrive);
+    const upstream = JSON.parse(readFileSync(out('upstream'), 'utf8')).records.sort(
+      (a, b) => a.arrive - b.arrive,
+    );
     const [direct] = streams;
     const rows = targets.map((t, j) => {
       const { ttftP50Us, ttftP99Us } = streams[j];
@@ -81,8 +84,12 @@ export async function runStages({ n = 1000, warmup = 30, log = () => {} } = {}) 
         addedTtftP99Us: round(ttftP99Us - direct.ttftP99Us),
       };
       if (!t.proc) return row;
-      const records = join_(JSON.parse(readFileSync(out(t.key), 'utf8')), upstream);
+      const marks = JSON.parse(readFileSync(out(t.key), 'utf8'));
+      const records = join_(marks.records, upstream);
+      for (const r of records) r.gc = gcWithin(marks.gcs, r.arrive, r.write);
       row.joined = records.length;
+      row.gcs = marks.gcs.length;
+      row.inGc = records.filter((r) => r.gc > 0).length;
       row.stages = STAGES.map(([label, from, to]) => {
         const d = records.map((r) => r[to] - r[from]).filter((x) => Number.isFinite(x));
         return { stage: label, p50Us: round(percentile(d, 50)), p99Us: round(percentile(d, 99)) };
@@ -100,6 +107,9 @@ export async function runStages({ n = 1000, warmup = 30, log = () => {} } = {}) 
           ),
         ),
       }));
+      // How much of the slowest 1% is the proxy's own garbage collection (its pauses within arrival → first byte).
+      row.slowestInGc = slow.filter((r) => r.gc > 0).length;
+      row.slowestGcMeanUs = round(slow.reduce((a, r) => a + r.gc, 0) / slow.length);
       return row;
     });
     return { at: new Date().toISOString(), node: process.version, n, layout: { ...layout }, rows };
@@ -107,6 +117,13 @@ export async function runStages({ n = 1000, warmup = 30, log = () => {} } = {}) 
     for (const p of procs) await p.stop();
     for (const name of ['upstream', 'bare', 'lb']) rmSync(out(name), { force: true });
   }
+}
+
+/** µs of the collections `gcs` ([start, end] pairs) that fall within [from, to]. */
+export function gcWithin(gcs, from, to) {
+  let t = 0;
+  for (const [a, b] of gcs) if (b > from && a < to) t += Math.min(b, to) - Math.max(a, from);
+  return t;
 }
 
 /** Each proxy record with its upstream request (the first one to arrive after the proxy wrote it). */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { CONTROL } from '../lib/proxy.mjs';
 import { runShort } from './run-short.js';
 
 describe('proxy benchmark (smoke: direct and the bare undici floor)', () => {
@@ -52,5 +53,13 @@ describe('proxy benchmark (smoke: direct and the bare undici floor)', () => {
       expect(x.gapP50Us).toBeGreaterThan(1000);
     }
     expect(r.rss[0].idleMB).toBeGreaterThan(0);
+    // The A/A control: a second bare process beside the first at one in flight and for streams, read against it.
+    expect(r.oneInFlight.map((x: { name: string }) => x.name)).toEqual(['direct', 'undici-bare', CONTROL]);
+    expect(r.streaming.map((x: { name: string }) => x.name)).toEqual(['direct', 'undici-bare', CONTROL]);
+    expect(r.againstBare.map((x: { name: string }) => x.name)).toEqual([CONTROL]);
+    const [aa] = r.againstBare;
+    const [, bare, second] = r.streaming;
+    expect(aa.ttftP99Us).toBeCloseTo(second.ttftP99Us - bare.ttftP99Us, 0);
+    expect(stdout).toContain('as the noise floor');
   });
 });
