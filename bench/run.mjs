@@ -70,7 +70,15 @@ if (!only || only === 'proxy') {
   log('\n## Streams: 20 chunks 2 ms apart (µs)');
   log(table(r.streaming));
   log(`\n## Against undici-bare, with ${CONTROL} (a second copy of it) as the noise floor (µs)`);
-  log(table(r.againstBare));
+  log(
+    table(
+      r.againstBare.map(({ ttftP50CiUs, ttftP99CiUs, ...x }) => ({
+        ...x,
+        'ttftP50 95% CI': ttftP50CiUs ? ttftP50CiUs.join(' … ') : '-',
+        'ttftP99 95% CI': ttftP99CiUs ? ttftP99CiUs.join(' … ') : '-',
+      })),
+    ),
+  );
   if (r.failover) {
     log('\n## Failover (1st endpoint answers 500, 2nd succeeds) and breaker-open fast fail (µs)');
     log(

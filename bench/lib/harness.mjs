@@ -410,11 +410,17 @@ export async function streaming(targets, { n = 200, warmup = 20, warmS = 0, onWa
     }
   }
   await Promise.all(clients.map((c) => c.close()));
-  return targets.map((t, j) => ({
-    name: t.name,
-    ttftP50Us: round(percentile(ttft[j], 50)),
-    ttftP99Us: round(percentile(ttft[j], 99)),
-    gapP50Us: round(percentile(gaps[j], 50)),
-    gapP99Us: round(percentile(gaps[j], 99)),
-  }));
+  return targets.map((t, j) => {
+    const row = {
+      name: t.name,
+      ttftP50Us: round(percentile(ttft[j], 50)),
+      ttftP99Us: round(percentile(ttft[j], 99)),
+      gapP50Us: round(percentile(gaps[j], 50)),
+      gapP99Us: round(percentile(gaps[j], 99)),
+    };
+    // Each target's TTFT of every measured round, in round order (for paired comparisons); not enumerable, so it
+    // stays out of tables and JSON.
+    Object.defineProperty(row, 'ttftSamples', { value: ttft[j] });
+    return row;
+  });
 }

@@ -16,7 +16,7 @@ import {
   streaming,
 } from './harness.mjs';
 import { topSelf } from './profile.mjs';
-import { median, procStat, round, sleep } from './stats.mjs';
+import { median, pairedPercentileDiffCi, procStat, round, sleep } from './stats.mjs';
 
 /** How long the full run lets the servers sit idle before reading their settled RSS. */
 const SETTLE_MS = 15_000;
@@ -52,9 +52,17 @@ export function againstBare({ oneInFlight, streaming }) {
         p99Us: round(x.p99Us - o.p99Us),
         ttftP50Us: y ? round(y.ttftP50Us - st.ttftP50Us) : null,
         ttftP99Us: y ? round(y.ttftP99Us - st.ttftP99Us) : null,
+        // What the p99 difference could be, given how much one run of these streams can move it (95%).
+        ttftP99CiUs: ci(y?.ttftSamples, st.ttftSamples, 99),
+        ttftP50CiUs: ci(y?.ttftSamples, st.ttftSamples, 50),
       };
     });
 }
+
+const ci = (a, b, p) => {
+  const r = a && b ? pairedPercentileDiffCi(a, b, p) : null;
+  return r && [round(r[0], 0), round(r[1], 0)];
+};
 
 /** Env for lb-server with `urls.length` endpoints (OPENAI_API_KEY_N / OPENAI_BASE_URL_N). */
 export function lbEnv(urls, extra = {}) {
@@ -300,12 +308,18 @@ export async function runProxyBench(opts = {}) {
       warmup: short ? 3 : 30,
       warmS: short ? 0 : 4,
     });
-    result.streaming = s.map((x) => ({
-      ...x,
-      addedTtftP50Us: round(x.ttftP50Us - s[0].ttftP50Us),
-      addedTtftP99Us: round(x.ttftP99Us - s[0].ttftP99Us),
-      addedGapP50Us: round(x.gapP50Us - s[0].gapP50Us),
-    }));
+    result.streaming = s.map((x) =>
+      Object.defineProperty(
+        {
+          ...x,
+          addedTtftP50Us: round(x.ttftP50Us - s[0].ttftP50Us),
+          addedTtftP99Us: round(x.ttftP99Us - s[0].ttftP99Us),
+          addedGapP50Us: round(x.gapP50Us - s[0].gapP50Us),
+        },
+        'ttftSamples',
+        { value: x.ttftSamples },
+      ),
+    );
 
     result.againstBare = againstBare(result);
 

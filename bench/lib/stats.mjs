@@ -10,6 +10,38 @@ export function percentile(values, p) {
   return s[i];
 }
 
+/**
+ * A 95% (or `1 - alpha`) confidence interval for `percentile(a, p) - percentile(b, p)`, by a paired bootstrap: `a[i]`
+ * and `b[i]` were measured in the same round (interleaved), so rounds are resampled whole and the noise they share
+ * stays paired. Seeded: the same samples give the same interval. Returns [lo, hi], or null with fewer than 20 pairs.
+ */
+export function pairedPercentileDiffCi(a, b, p, { reps = 2000, alpha = 0.05, seed = 0x2545f491 } = {}) {
+  const n = Math.min(a.length, b.length);
+  if (n < 20) return null;
+  let x = seed >>> 0 || 1;
+  const ra = new Float64Array(n);
+  const rb = new Float64Array(n);
+  const k = Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1));
+  const diffs = new Float64Array(reps);
+  for (let r = 0; r < reps; r++) {
+    for (let i = 0; i < n; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      x >>>= 0;
+      const j = x % n;
+      ra[i] = a[j];
+      rb[i] = b[j];
+    }
+    ra.sort();
+    rb.sort();
+    diffs[r] = ra[k] - rb[k];
+  }
+  diffs.sort();
+  const at = (q) => diffs[Math.min(reps - 1, Math.max(0, Math.floor(q * reps)))];
+  return [at(alpha / 2), at(1 - alpha / 2)];
+}
+
 /** Median of an array of numbers (NaN when empty). */
 export function median(values) {
   const v = values.filter((x) => Number.isFinite(x));
