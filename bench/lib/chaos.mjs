@@ -153,18 +153,22 @@ async function adapterTarget(urls, opts) {
     breaker: extras.breaker,
     async send(stream) {
       let began = false;
+      let endpoint;
       try {
         if (!stream) {
           const r = await client.chat.completions.create(ask);
           return { status: 200, broken: r.object !== 'chat.completion' };
         }
-        const s = await client.chat.completions.create({ ...ask, stream: true });
+        const { data: s, response } = await client.chat.completions
+          .create({ ...ask, stream: true })
+          .withResponse();
         began = true;
+        endpoint = response.headers.get('x-lb-endpoint') ?? undefined;
         let finished = false;
         for await (const c of s) if (c.choices[0]?.finish_reason) finished = true;
-        return { status: 200, broken: !finished };
+        return { status: 200, broken: !finished, endpoint };
       } catch (e) {
-        if (began) return { status: 200, broken: true };
+        if (began) return { status: 200, broken: true, endpoint };
         return { status: typeof e?.status === 'number' ? e.status : 0, broken: false };
       }
     },
@@ -203,21 +207,49 @@ async function serverTarget(urls, opts) {
         headersTimeout: opts.deadlineMs * 2,
         bodyTimeout: opts.deadlineMs * 2,
       });
+      const endpoint = r.headers['x-lb-endpoint'];
       let text = '';
       try {
         for await (const c of r.body) text += c;
       } catch {
-        return { status: r.statusCode, broken: true };
+        return { status: r.statusCode, broken: true, endpoint };
       }
       const broken =
         r.statusCode === 200 && (stream ? !text.includes('[DONE]') : !text.includes('chat.completion'));
-      return { status: r.statusCode, broken };
+      return { status: r.statusCode, broken, endpoint };
     },
     close: async () => {
       await pool.close();
       await p.stop();
     },
   };
+}
+
+/**
+ * Breaks that reached a client although stream probation should have held them: a broken stream sent after an
+ * earlier break of the same endpoint had reached its client, with no clean stream of that endpoint ending in between
+ * (a clean end lifts probation). The gateway saw each break before its client did, so the count holds whatever the
+ * machine's speed; `slackMs` only widens what counts as "in between" (the client sees a clean end a little after the
+ * gateway). Needs each result's `endpoint` (`x-lb-endpoint`); null when none has one.
+ */
+export function breaksPastProbation(results, slackMs = 100) {
+  const streams = results.filter((r) => r.endpoint !== undefined && r.endpoint !== null && r.status === 200);
+  if (streams.length === 0) return null;
+  let late = 0;
+  for (const s of streams) {
+    if (!s.broken) continue;
+    let lastBreakEnd = -Infinity;
+    for (const b of streams)
+      if (b.broken && b.endpoint === s.endpoint && b.at + b.ms < s.at)
+        lastBreakEnd = Math.max(lastBreakEnd, b.at + b.ms);
+    if (lastBreakEnd === -Infinity) continue;
+    const lifted = streams.some(
+      (c) =>
+        !c.broken && c.endpoint === s.endpoint && c.at + c.ms > lastBreakEnd && c.at + c.ms < s.at + slackMs,
+    );
+    if (!lifted) late++;
+  }
+  return late;
 }
 
 /** The first fault-answered request after which A stayed quiet for `quietMs`: the outage was detected there. */
@@ -308,6 +340,7 @@ export async function runScenario(name, opts) {
     // broken after its first byte (no gateway can fail over once bytes reached the client).
     lost: failed - (sc.stream ? broken : 0),
     brokenStreams: sc.stream ? broken : 0,
+    breaksPastProbation: sc.stream ? breaksPastProbation(results) : null,
     failures: statuses,
     attemptsPerRequest: round(attempts / results.length, 3),
     p50Ms: round(

@@ -43,7 +43,10 @@ describe('chaos through lb-server (short)', () => {
       // back whole, and their breaks fail over (more than one attempt per request), unseen. Without holding, every
       // stream A took while its breaker opened and at each half-open probe broke at a client (7 here, with `STREAM_PROBATION_HOLD=0`).
       expect(x.brokenStreams, x.scenario).toBeGreaterThanOrEqual(1);
-      expect(x.brokenStreams, x.scenario).toBeLessThanOrEqual(3);
+      // None of them after an earlier break had reached its client (unless a clean stream lifted probation between).
+      expect(x.breaksPastProbation, x.scenario).toBe(0);
+      // How many were live on A at its first break depends on the machine's speed; fewer than A broke in all.
+      expect(x.brokenStreams, x.scenario).toBeLessThan(x.faultyAttempts);
       expect(x.attemptsPerRequest, x.scenario).toBeGreaterThan(1);
       expect(x.ok + x.brokenStreams, x.scenario).toBe(x.requests);
     }
