@@ -72,8 +72,10 @@ if (!only || only === 'proxy') {
   log(`\n## Against undici-bare, with ${CONTROL} (a second copy of it) as the noise floor (µs)`);
   log(
     table(
-      r.againstBare.map(({ ttftP50CiUs, ttftP99CiUs, ...x }) => ({
+      r.againstBare.map(({ p50CiUs, p99CiUs, ttftP50CiUs, ttftP99CiUs, ...x }) => ({
         ...x,
+        'p50 95% CI': p50CiUs ? p50CiUs.join(' … ') : '-',
+        'p99 95% CI': p99CiUs ? p99CiUs.join(' … ') : '-',
         'ttftP50 95% CI': ttftP50CiUs ? ttftP50CiUs.join(' … ') : '-',
         'ttftP99 95% CI': ttftP99CiUs ? ttftP99CiUs.join(' … ') : '-',
       })),

@@ -186,12 +186,19 @@ export async function oneInFlight(targets, { n = 2000, warmup = 200, body = BODY
     }
   }
   await Promise.all(clients.map((c) => c.close()));
-  return targets.map((t, j) => ({
-    name: t.name,
-    p50Us: round(percentile(lat[j], 50)),
-    p99Us: round(percentile(lat[j], 99)),
-    statuses: statuses[j],
-  }));
+  // Each target's latency of every measured round, in round order (not enumerable: out of tables and JSON).
+  return targets.map((t, j) =>
+    Object.defineProperty(
+      {
+        name: t.name,
+        p50Us: round(percentile(lat[j], 50)),
+        p99Us: round(percentile(lat[j], 99)),
+        statuses: statuses[j],
+      },
+      'samples',
+      { value: lat[j] },
+    ),
+  );
 }
 
 /**

@@ -50,6 +50,9 @@ export function againstBare({ oneInFlight, streaming }) {
         name: x.name,
         p50Us: round(x.p50Us - o.p50Us),
         p99Us: round(x.p99Us - o.p99Us),
+        // Over every run's rounds together (the figures beside them are medians of the runs' own).
+        p50CiUs: ci(x.samples, o.samples, 50, 1000),
+        p99CiUs: ci(x.samples, o.samples, 99, 1000),
         ttftP50Us: y ? round(y.ttftP50Us - st.ttftP50Us) : null,
         ttftP99Us: y ? round(y.ttftP99Us - st.ttftP99Us) : null,
         // What the p99 difference could be, given how much one run of these streams can move it (95%).
@@ -59,8 +62,8 @@ export function againstBare({ oneInFlight, streaming }) {
     });
 }
 
-const ci = (a, b, p) => {
-  const r = a && b ? pairedPercentileDiffCi(a, b, p) : null;
+const ci = (a, b, p, reps = 2000) => {
+  const r = a && b ? pairedPercentileDiffCi(a, b, p, { reps }) : null;
   return r && [round(r[0], 0), round(r[1], 0)];
 };
 
@@ -210,14 +213,20 @@ export async function runProxyBench(opts = {}) {
     result.oneInFlight = withControl.map((t, j) => {
       const p50 = median(runs.map((x) => x[j].p50Us));
       const p99 = median(runs.map((x) => x[j].p99Us));
-      return {
-        name: t.name,
-        p50Us: round(p50),
-        p99Us: round(p99),
-        addedP50Us: j === 0 ? 0 : round(p50 - direct1.p50),
-        addedP99Us: j === 0 ? 0 : round(p99 - direct1.p99),
-        statuses: runs[0][j].statuses,
-      };
+      // Every run's rounds, one after another: round i of every target stays at the same index.
+      const samples = runs.flatMap((x) => x[j].samples);
+      return Object.defineProperty(
+        {
+          name: t.name,
+          p50Us: round(p50),
+          p99Us: round(p99),
+          addedP50Us: j === 0 ? 0 : round(p50 - direct1.p50),
+          addedP99Us: j === 0 ? 0 : round(p99 - direct1.p99),
+          statuses: runs[0][j].statuses,
+        },
+        'samples',
+        { value: samples },
+      );
     });
 
     // 1b. the same with the requests 20 ms apart: each meets the processes idle (sparse traffic).

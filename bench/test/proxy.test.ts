@@ -63,5 +63,11 @@ describe('proxy benchmark (smoke: direct and the bare undici floor)', () => {
     expect(stdout).toContain('as the noise floor');
     // Ten streams per target in the short run: too few pairs for an interval, and it says so rather than guess.
     expect(aa.ttftP99CiUs).toBeNull();
+    // 100 requests per target at one in flight are enough for one: a finite, ordered interval.
+    for (const k of ['p50CiUs', 'p99CiUs']) {
+      const [lo, hi] = aa[k];
+      expect(Number.isFinite(lo) && Number.isFinite(hi), k).toBe(true);
+      expect(lo, k).toBeLessThanOrEqual(hi);
+    }
   });
 });
