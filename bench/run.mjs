@@ -2,10 +2,11 @@
 // pnpm bench: the selector benchmark (in this process) and the proxy benchmark (servers in their own processes).
 //   node bench/run.mjs [--short] [--only=selector|proxy|soak|redis|stages] [--out=DIR] [--profile] [--no-server] [--no-portkey]
 //   node bench/run.mjs --only=stages [--n=3000]   (not part of a full run: where a stream's first byte spends its time)
+//   node bench/run.mjs --only=streams [--n=10000] [--rounds=5]  (not part of a full run: stream TTFT alone, enough for a p99)
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { layout } from './lib/harness.mjs';
-import { CONTROL, ROOT, runProxyBench, SERVER_CLI } from './lib/proxy.mjs';
+import { CONTROL, ROOT, runProxyBench, runStreamsBench, SERVER_CLI } from './lib/proxy.mjs';
 import { runRedisCost } from './lib/redis-cost.mjs';
 import { MODE_TITLES, MODES, runSelectorBench } from './lib/selector.mjs';
 import { runSoak } from './lib/soak.mjs';
@@ -19,6 +20,25 @@ const short = flag('short');
 const only = value('only');
 const out = value('out', join(ROOT, 'bench', 'results'));
 const log = (s) => console.log(s);
+const interval = (ci) => (ci ? ci.join(' … ') : '-');
+/** Every proxy minus undici-bare, its control copy's row being the noise floor; `streamsOnly`: no one-in-flight columns. */
+const logAgainstBare = (rows, streamsOnly = false) => {
+  log(`\n## Against undici-bare, with ${CONTROL} (a second copy of it) as the noise floor (µs)`);
+  log(
+    table(
+      rows.map(({ p50Us, p99Us, p50CiUs, p99CiUs, ttftP50CiUs, ttftP99CiUs, ...x }) => ({
+        name: x.name,
+        ...(streamsOnly
+          ? {}
+          : { p50Us, p99Us, 'p50 95% CI': interval(p50CiUs), 'p99 95% CI': interval(p99CiUs) }),
+        ttftP50Us: x.ttftP50Us,
+        ttftP99Us: x.ttftP99Us,
+        'ttftP50 95% CI': interval(ttftP50CiUs),
+        'ttftP99 95% CI': interval(ttftP99CiUs),
+      })),
+    ),
+  );
+};
 mkdirSync(out, { recursive: true });
 
 if (!only || only === 'selector') {
@@ -69,18 +89,7 @@ if (!only || only === 'proxy') {
   log(table(r.maxRps.map(({ runs, ...x }) => x)));
   log('\n## Streams: 20 chunks 2 ms apart (µs)');
   log(table(r.streaming));
-  log(`\n## Against undici-bare, with ${CONTROL} (a second copy of it) as the noise floor (µs)`);
-  log(
-    table(
-      r.againstBare.map(({ p50CiUs, p99CiUs, ttftP50CiUs, ttftP99CiUs, ...x }) => ({
-        ...x,
-        'p50 95% CI': p50CiUs ? p50CiUs.join(' … ') : '-',
-        'p99 95% CI': p99CiUs ? p99CiUs.join(' … ') : '-',
-        'ttftP50 95% CI': ttftP50CiUs ? ttftP50CiUs.join(' … ') : '-',
-        'ttftP99 95% CI': ttftP99CiUs ? ttftP99CiUs.join(' … ') : '-',
-      })),
-    ),
-  );
+  logAgainstBare(r.againstBare);
   if (r.failover) {
     log('\n## Failover (1st endpoint answers 500, 2nd succeeds) and breaker-open fast fail (µs)');
     log(
@@ -98,6 +107,25 @@ if (!only || only === 'proxy') {
     log(`\n## lb-server --cpu-prof under load: top self time (${r.profile.file})`);
     log(table(r.profile.top));
   }
+}
+
+// Opt-in (≈ 30 min at the default 10,000 streams per target): the streams alone, long enough to read their p99.
+if (only === 'streams') {
+  const n = Number(value('n', short ? 40 : 10_000));
+  log(
+    `\n# Streams: ${n} per target, one at a time, interleaved, in rounds of fresh proxies; 20 chunks 2 ms apart (µs)`,
+  );
+  const r = await runStreamsBench({
+    n,
+    rounds: Number(value('rounds', short ? 2 : 5)),
+    warmup: short ? 5 : 30,
+    warmS: short ? 0 : 4,
+    withServer: !flag('no-server'),
+    log: (s) => log(`  … ${s}`),
+  });
+  writeFileSync(join(out, short ? 'streams-short.json' : 'streams.json'), `${JSON.stringify(r, null, 2)}\n`);
+  log(table(r.streaming));
+  logAgainstBare(r.againstBare, true);
 }
 
 if ((!only || only === 'soak') && !flag('no-server')) {

@@ -16,7 +16,7 @@ import {
   streaming,
 } from './harness.mjs';
 import { topSelf } from './profile.mjs';
-import { median, pairedPercentileDiffCi, procStat, round, sleep } from './stats.mjs';
+import { median, pairedPercentileDiffCi, percentile, procStat, round, sleep } from './stats.mjs';
 
 /** How long the full run lets the servers sit idle before reading their settled RSS. */
 const SETTLE_MS = 15_000;
@@ -38,21 +38,23 @@ const BARE = join(here, 'bare-proxy.mjs');
  * Each proxy's one-in-flight latency and stream TTFT minus undici-bare's, in the same run. The control row (a second
  * bare process) shows how far two copies of one proxy land apart: differences within it are noise.
  */
-export function againstBare({ oneInFlight, streaming }) {
+export function againstBare({ oneInFlight = [], streaming }) {
   const o = oneInFlight.find((x) => x.name === 'undici-bare');
   const st = streaming.find((x) => x.name === 'undici-bare');
-  if (!o || !st) return [];
-  return oneInFlight
+  if (!st || (oneInFlight.length && !o)) return [];
+  // Rows of the one-in-flight measurement when there is one (a streams-only run has none).
+  const rows = oneInFlight.length ? oneInFlight : streaming;
+  return rows
     .filter((x) => x.name !== 'direct' && x.name !== 'undici-bare')
     .map((x) => {
       const y = streaming.find((z) => z.name === x.name);
       return {
         name: x.name,
-        p50Us: round(x.p50Us - o.p50Us),
-        p99Us: round(x.p99Us - o.p99Us),
+        p50Us: o ? round(x.p50Us - o.p50Us) : null,
+        p99Us: o ? round(x.p99Us - o.p99Us) : null,
         // Over every run's rounds together (the figures beside them are medians of the runs' own).
-        p50CiUs: ci(x.samples, o.samples, 50, 1000),
-        p99CiUs: ci(x.samples, o.samples, 99, 1000),
+        p50CiUs: o ? ci(x.samples, o.samples, 50, 1000) : null,
+        p99CiUs: o ? ci(x.samples, o.samples, 99, 1000) : null,
         ttftP50Us: y ? round(y.ttftP50Us - st.ttftP50Us) : null,
         ttftP99Us: y ? round(y.ttftP99Us - st.ttftP99Us) : null,
         // What the p99 difference could be, given how much one run of these streams can move it (95%).
@@ -103,6 +105,135 @@ export function startLbServerWithConfig(config, opts = {}) {
 }
 
 const pick = (rows, key) => median(rows.map((r) => r[key]));
+
+/**
+ * Streams one at a time, interleaved: direct to the paced upstream, undici-bare, its control copy and (`withServer`)
+ * lb-server with three endpoints. Rows carry the TTFT and chunk gap added over direct; each keeps its per-round TTFT
+ * samples on a non-enumerable `ttftSamples` (for paired intervals). `rotate`: start the proxies in an order rotated
+ * by that much (the targets' order in the rows stays the same).
+ */
+async function measureStreams(start, pacedUrl, { withServer, n, warmup, warmS, rotate = 0 }) {
+  const origin = new URL(pacedUrl).origin;
+  const specs = [
+    ['undici-bare', () => spawnNode(BARE, [origin], { core: layout.serverCore })],
+    [CONTROL, () => spawnNode(BARE, [origin], { core: layout.serverCore })],
+  ];
+  if (withServer) specs.push(['lb-server', () => startLbServer([pacedUrl, pacedUrl, pacedUrl])]);
+  const k = rotate % specs.length;
+  const ports = new Map();
+  for (const [name, spawn] of [...specs.slice(k), ...specs.slice(0, k)])
+    ports.set(name, (await start(spawn())).port);
+  const sTargets = [
+    { name: 'direct', url: pacedUrl },
+    ...specs.map(([name]) => ({ name, url: `http://127.0.0.1:${ports.get(name)}/v1` })),
+  ];
+  return addedOverDirect(await streaming(sTargets, { n, warmup, warmS }));
+}
+
+/** Stream rows with their TTFT and gap over the first row's (direct); `ttftSamples` kept, non-enumerable. */
+const addedOverDirect = (s) =>
+  s.map((x) =>
+    Object.defineProperty(
+      {
+        ...x,
+        addedTtftP50Us: round(x.ttftP50Us - s[0].ttftP50Us),
+        addedTtftP99Us: round(x.ttftP99Us - s[0].ttftP99Us),
+        addedGapP50Us: round(x.gapP50Us - s[0].gapP50Us),
+      },
+      'ttftSamples',
+      { value: x.ttftSamples },
+    ),
+  );
+
+/**
+ * Rounds of stream rows as one set: TTFT percentiles over every round's streams together (round i's samples stay at
+ * the same indices for every target, so pairs survive), gaps as the median of the rounds' own.
+ */
+function poolRounds(rounds) {
+  return addedOverDirect(
+    rounds[0].map((first, j) => {
+      const samples = rounds.flatMap((r) => r[j].ttftSamples);
+      return Object.defineProperty(
+        {
+          name: first.name,
+          ttftP50Us: round(percentile(samples, 50)),
+          ttftP99Us: round(percentile(samples, 99)),
+          gapP50Us: round(median(rounds.map((r) => r[j].gapP50Us))),
+          gapP99Us: round(median(rounds.map((r) => r[j].gapP99Us))),
+        },
+        'ttftSamples',
+        { value: samples },
+      );
+    }),
+  );
+}
+
+/**
+ * The stream measurement alone, long enough to read a p99 (`node bench/run.mjs --only=streams --n=10000`): 1,000
+ * streams per target give a 95% interval 2–3 ms wide on the p99 gap over bare, which shrinks about as 1/√n. In
+ * `rounds` of fresh proxy processes (started in a rotating order): two copies of one proxy can differ for the life
+ * of the process (−80 µs at p50 in a 10,000-stream run), which more streams through the same processes never average
+ * out. Each round's gaps over bare are kept (`rounds`) beside the pooled figures.
+ */
+export async function runStreamsBench(opts = {}) {
+  const n = opts.n ?? 10_000;
+  const roundsN = Math.max(1, opts.rounds ?? 5);
+  const log = opts.log ?? (() => {});
+  const withServer = (opts.withServer ?? true) && existsSync(SERVER_CLI);
+  const pinned = pinSelf();
+  const stop = async (procs) => {
+    for (const p of procs.reverse()) await p.stop();
+  };
+  const upstream = await spawnNode(UPSTREAM, ['--chunks', '20', '--interval', '2'], {
+    core: layout.clientCore,
+  });
+  try {
+    const perRound = [];
+    for (let r = 0; r < roundsN; r++) {
+      const procs = [];
+      const start = async (p) => {
+        const x = await p;
+        procs.push(x);
+        return x;
+      };
+      try {
+        perRound.push(
+          await measureStreams(start, `http://127.0.0.1:${upstream.port}/v1`, {
+            withServer,
+            n: Math.ceil(n / roundsN),
+            warmup: opts.warmup ?? 30,
+            warmS: opts.warmS ?? 4,
+            rotate: r,
+          }),
+        );
+      } finally {
+        await stop(procs);
+      }
+      const gaps = againstBare({ streaming: perRound[r] });
+      log(
+        `round ${r + 1}/${roundsN}: TTFT p50/p99 over bare ${gaps.map((g) => `${g.name} ${g.ttftP50Us}/${g.ttftP99Us}`).join(', ')}`,
+      );
+    }
+    const streams = poolRounds(perRound);
+    return {
+      at: new Date().toISOString(),
+      node: process.version,
+      n: perRound.length * perRound[0][0].ttftSamples.length,
+      rounds: perRound.map((rows) =>
+        againstBare({ streaming: rows }).map(({ name, ttftP50Us, ttftP99Us }) => ({
+          name,
+          ttftP50Us,
+          ttftP99Us,
+        })),
+      ),
+      layout: { ...layout, pinnedClient: pinned },
+      streaming: streams,
+      againstBare: againstBare({ streaming: streams }),
+    };
+  } finally {
+    await upstream.stop();
+  }
+}
 
 /**
  * Runs the proxy benchmark. `short`: a few hundred requests and 1–2 s loads (the smoke test); `withServer`: include
@@ -297,38 +428,12 @@ export async function runProxyBench(opts = {}) {
 
     // 4. streams: TTFT and inter-chunk gap (upstream paces 20 chunks 2 ms apart).
     log('streams…');
-    const bareS = await start(
-      spawnNode(BARE, [`http://127.0.0.1:${paced.port}`], { core: layout.serverCore }),
-    );
-    const bareS2 = await start(
-      spawnNode(BARE, [`http://127.0.0.1:${paced.port}`], { core: layout.serverCore }),
-    );
-    const sTargets = [
-      { name: 'direct', url: pacedUrl },
-      { name: 'undici-bare', url: `http://127.0.0.1:${bareS.port}/v1` },
-      { name: CONTROL, url: `http://127.0.0.1:${bareS2.port}/v1` },
-    ];
-    if (withServer) {
-      const lbS = await start(startLbServer([pacedUrl, pacedUrl, pacedUrl]));
-      sTargets.push({ name: 'lb-server', url: `http://127.0.0.1:${lbS.port}/v1` });
-    }
-    const s = await streaming(sTargets, {
+    result.streaming = await measureStreams(start, pacedUrl, {
+      withServer,
       n: short ? 10 : 1000,
       warmup: short ? 3 : 30,
       warmS: short ? 0 : 4,
     });
-    result.streaming = s.map((x) =>
-      Object.defineProperty(
-        {
-          ...x,
-          addedTtftP50Us: round(x.ttftP50Us - s[0].ttftP50Us),
-          addedTtftP99Us: round(x.ttftP99Us - s[0].ttftP99Us),
-          addedGapP50Us: round(x.gapP50Us - s[0].gapP50Us),
-        },
-        'ttftSamples',
-        { value: x.ttftSamples },
-      ),
-    );
 
     result.againstBare = againstBare(result);
 

@@ -70,4 +70,36 @@ describe('proxy benchmark (smoke: direct and the bare undici floor)', () => {
       expect(lo, k).toBeLessThanOrEqual(hi);
     }
   });
+
+  it('--only=streams: the streams alone, read against bare with intervals', { timeout: 60_000 }, async () => {
+    const { stdout, result: r } = await runShort(
+      'run.mjs',
+      ['--only=streams', '--no-server'],
+      'streams-short.json',
+      55_000,
+    );
+    expect(r.n).toBe(40);
+    // Two rounds of fresh proxies in the short run, each read against its own bare.
+    expect(r.rounds).toHaveLength(2);
+    for (const round of r.rounds) expect(round.map((x: { name: string }) => x.name)).toEqual([CONTROL]);
+    expect(stdout).toContain('round 2/2');
+    expect(r.streaming.map((x: { name: string }) => x.name)).toEqual(['direct', 'undici-bare', CONTROL]);
+    for (const x of r.streaming) {
+      expect(x.ttftP50Us).toBeGreaterThan(0);
+      expect(x.gapP50Us).toBeGreaterThan(1000);
+    }
+    // No one-in-flight measurement here: its columns are absent, not zero.
+    const [aa] = r.againstBare;
+    expect(aa.name).toBe(CONTROL);
+    expect(aa.p50Us).toBeNull();
+    expect(aa.ttftP50Us).toBeCloseTo(r.streaming[2].ttftP50Us - r.streaming[1].ttftP50Us, 0);
+    // 40 pairs are enough for an interval: finite and ordered, at p50 and p99.
+    for (const k of ['ttftP50CiUs', 'ttftP99CiUs']) {
+      const [lo, hi] = aa[k];
+      expect(Number.isFinite(lo) && Number.isFinite(hi), k).toBe(true);
+      expect(lo, k).toBeLessThanOrEqual(hi);
+    }
+    expect(stdout).toContain('ttftP99 95% CI');
+    expect(stdout).not.toContain('p50 95% CI');
+  });
 });
