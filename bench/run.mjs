@@ -2,11 +2,11 @@
 // pnpm bench: the selector benchmark (in this process) and the proxy benchmark (servers in their own processes).
 //   node bench/run.mjs [--short] [--only=selector|proxy|soak|redis|stages] [--out=DIR] [--profile] [--no-server] [--no-portkey]
 //   node bench/run.mjs --only=stages [--n=3000]   (not part of a full run: where a stream's first byte spends its time)
-//   node bench/run.mjs --only=streams [--n=10000] [--rounds=5]  (not part of a full run: stream TTFT alone, enough for a p99)
+//   node bench/run.mjs --only=streams|one-in-flight [--n=N] [--rounds=5]  (not part of a full run: one measurement, long enough for a p99)
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { layout } from './lib/harness.mjs';
-import { CONTROL, ROOT, runProxyBench, runStreamsBench, SERVER_CLI } from './lib/proxy.mjs';
+import { CONTROL, ROOT, runLongBench, runProxyBench, SERVER_CLI } from './lib/proxy.mjs';
 import { runRedisCost } from './lib/redis-cost.mjs';
 import { MODE_TITLES, MODES, runSelectorBench } from './lib/selector.mjs';
 import { runSoak } from './lib/soak.mjs';
@@ -21,20 +21,29 @@ const only = value('only');
 const out = value('out', join(ROOT, 'bench', 'results'));
 const log = (s) => console.log(s);
 const interval = (ci) => (ci ? ci.join(' … ') : '-');
-/** Every proxy minus undici-bare, its control copy's row being the noise floor; `streamsOnly`: no one-in-flight columns. */
-const logAgainstBare = (rows, streamsOnly = false) => {
+/** Every proxy minus undici-bare, its control copy's row being the noise floor; `only`: the columns of one measurement. */
+const logAgainstBare = (rows, only) => {
   log(`\n## Against undici-bare, with ${CONTROL} (a second copy of it) as the noise floor (µs)`);
   log(
     table(
-      rows.map(({ p50Us, p99Us, p50CiUs, p99CiUs, ttftP50CiUs, ttftP99CiUs, ...x }) => ({
+      rows.map((x) => ({
         name: x.name,
-        ...(streamsOnly
+        ...(only === 'streams'
           ? {}
-          : { p50Us, p99Us, 'p50 95% CI': interval(p50CiUs), 'p99 95% CI': interval(p99CiUs) }),
-        ttftP50Us: x.ttftP50Us,
-        ttftP99Us: x.ttftP99Us,
-        'ttftP50 95% CI': interval(ttftP50CiUs),
-        'ttftP99 95% CI': interval(ttftP99CiUs),
+          : {
+              p50Us: x.p50Us,
+              p99Us: x.p99Us,
+              'p50 95% CI': interval(x.p50CiUs),
+              'p99 95% CI': interval(x.p99CiUs),
+            }),
+        ...(only === 'one-in-flight'
+          ? {}
+          : {
+              ttftP50Us: x.ttftP50Us,
+              ttftP99Us: x.ttftP99Us,
+              'ttftP50 95% CI': interval(x.ttftP50CiUs),
+              'ttftP99 95% CI': interval(x.ttftP99CiUs),
+            }),
       })),
     ),
   );
@@ -109,23 +118,26 @@ if (!only || only === 'proxy') {
   }
 }
 
-// Opt-in (≈ 30 min at the default 10,000 streams per target): the streams alone, long enough to read their p99.
-if (only === 'streams') {
-  const n = Number(value('n', short ? 40 : 10_000));
+// Opt-in, long enough to read a p99 gap over bare (≈ 35 min for 10,000 streams per target, ≈ 5 min for 100,000
+// requests one in flight), in rounds of fresh proxies.
+if (only === 'streams' || only === 'one-in-flight') {
+  const streams = only === 'streams';
+  const n = Number(value('n', short ? 40 : streams ? 10_000 : 100_000));
   log(
-    `\n# Streams: ${n} per target, one at a time, interleaved, in rounds of fresh proxies; 20 chunks 2 ms apart (µs)`,
+    streams
+      ? `\n# Streams: ${n} per target, one at a time, interleaved, in rounds of fresh proxies; 20 chunks 2 ms apart (µs)`
+      : `\n# One request in flight: ${n} per target, interleaved, in rounds of fresh proxies (µs)`,
   );
-  const r = await runStreamsBench({
+  const r = await runLongBench(only, {
     n,
     rounds: Number(value('rounds', short ? 2 : 5)),
-    warmup: short ? 5 : 30,
-    warmS: short ? 0 : 4,
+    ...(short ? { warmup: 5, warmS: 0 } : {}),
     withServer: !flag('no-server'),
     log: (s) => log(`  … ${s}`),
   });
-  writeFileSync(join(out, short ? 'streams-short.json' : 'streams.json'), `${JSON.stringify(r, null, 2)}\n`);
-  log(table(r.streaming));
-  logAgainstBare(r.againstBare, true);
+  writeFileSync(join(out, `${only}${short ? '-short' : ''}.json`), `${JSON.stringify(r, null, 2)}\n`);
+  log(table(r.rows.map(({ statuses, ...x }) => x)));
+  logAgainstBare(r.againstBare, streams ? 'streams' : 'one-in-flight');
 }
 
 if ((!only || only === 'soak') && !flag('no-server')) {

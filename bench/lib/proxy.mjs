@@ -38,28 +38,28 @@ const BARE = join(here, 'bare-proxy.mjs');
  * Each proxy's one-in-flight latency and stream TTFT minus undici-bare's, in the same run. The control row (a second
  * bare process) shows how far two copies of one proxy land apart: differences within it are noise.
  */
-export function againstBare({ oneInFlight = [], streaming }) {
+export function againstBare({ oneInFlight = [], streaming = [] }) {
   const o = oneInFlight.find((x) => x.name === 'undici-bare');
   const st = streaming.find((x) => x.name === 'undici-bare');
-  if (!st || (oneInFlight.length && !o)) return [];
-  // Rows of the one-in-flight measurement when there is one (a streams-only run has none).
-  const rows = oneInFlight.length ? oneInFlight : streaming;
-  return rows
+  if (!o && !st) return [];
+  // A long run measures one of the two; a full run both (rows from its one-in-flight measurement).
+  return (o ? oneInFlight : streaming)
     .filter((x) => x.name !== 'direct' && x.name !== 'undici-bare')
-    .map((x) => {
-      const y = streaming.find((z) => z.name === x.name);
+    .map((r) => {
+      const x = o && oneInFlight.find((z) => z.name === r.name);
+      const y = st && streaming.find((z) => z.name === r.name);
       return {
-        name: x.name,
-        p50Us: o ? round(x.p50Us - o.p50Us) : null,
-        p99Us: o ? round(x.p99Us - o.p99Us) : null,
+        name: r.name,
+        p50Us: x ? round(x.p50Us - o.p50Us) : null,
+        p99Us: x ? round(x.p99Us - o.p99Us) : null,
         // Over every run's rounds together (the figures beside them are medians of the runs' own).
-        p50CiUs: o ? ci(x.samples, o.samples, 50, 1000) : null,
-        p99CiUs: o ? ci(x.samples, o.samples, 99, 1000) : null,
+        p50CiUs: x ? ci(x.samples, o.samples, 50, 1000) : null,
+        p99CiUs: x ? ci(x.samples, o.samples, 99, 1000) : null,
         ttftP50Us: y ? round(y.ttftP50Us - st.ttftP50Us) : null,
         ttftP99Us: y ? round(y.ttftP99Us - st.ttftP99Us) : null,
         // What the p99 difference could be, given how much one run of these streams can move it (95%).
-        ttftP99CiUs: ci(y?.ttftSamples, st.ttftSamples, 99),
-        ttftP50CiUs: ci(y?.ttftSamples, st.ttftSamples, 50),
+        ttftP99CiUs: y ? ci(y.ttftSamples, st.ttftSamples, 99) : null,
+        ttftP50CiUs: y ? ci(y.ttftSamples, st.ttftSamples, 50) : null,
       };
     });
 }
@@ -107,27 +107,24 @@ export function startLbServerWithConfig(config, opts = {}) {
 const pick = (rows, key) => median(rows.map((r) => r[key]));
 
 /**
- * Streams one at a time, interleaved: direct to the paced upstream, undici-bare, its control copy and (`withServer`)
- * lb-server with three endpoints. Rows carry the TTFT and chunk gap added over direct; each keeps its per-round TTFT
- * samples on a non-enumerable `ttftSamples` (for paired intervals). `rotate`: start the proxies in an order rotated
- * by that much (the targets' order in the rows stays the same).
+ * Starts undici-bare, its control copy and (`withServer`) lb-server with three endpoints in front of `upstreamUrl`,
+ * in an order rotated by `rotate`; returns the targets, direct to the upstream first, in a fixed order.
  */
-async function measureStreams(start, pacedUrl, { withServer, n, warmup, warmS, rotate = 0 }) {
-  const origin = new URL(pacedUrl).origin;
+async function startProxies(start, upstreamUrl, { withServer, rotate = 0 }) {
+  const origin = new URL(upstreamUrl).origin;
   const specs = [
     ['undici-bare', () => spawnNode(BARE, [origin], { core: layout.serverCore })],
     [CONTROL, () => spawnNode(BARE, [origin], { core: layout.serverCore })],
   ];
-  if (withServer) specs.push(['lb-server', () => startLbServer([pacedUrl, pacedUrl, pacedUrl])]);
+  if (withServer) specs.push(['lb-server', () => startLbServer([upstreamUrl, upstreamUrl, upstreamUrl])]);
   const k = rotate % specs.length;
   const ports = new Map();
   for (const [name, spawn] of [...specs.slice(k), ...specs.slice(0, k)])
     ports.set(name, (await start(spawn())).port);
-  const sTargets = [
-    { name: 'direct', url: pacedUrl },
+  return [
+    { name: 'direct', url: upstreamUrl },
     ...specs.map(([name]) => ({ name, url: `http://127.0.0.1:${ports.get(name)}/v1` })),
   ];
-  return addedOverDirect(await streaming(sTargets, { n, warmup, warmS }));
 }
 
 /** Stream rows with their TTFT and gap over the first row's (direct); `ttftSamples` kept, non-enumerable. */
@@ -146,47 +143,74 @@ const addedOverDirect = (s) =>
   );
 
 /**
- * Rounds of stream rows as one set: TTFT percentiles over every round's streams together (round i's samples stay at
- * the same indices for every target, so pairs survive), gaps as the median of the rounds' own.
+ * The long runs: enough requests or streams to read a p99 gap over bare (`node bench/run.mjs --only=streams` or
+ * `--only=one-in-flight`). 1,000 streams per target give a 95% interval 2–3 ms wide on the TTFT p99 gap, which
+ * shrinks about as 1/√n. They run in `rounds` of fresh proxy processes, started in a rotating order: two copies of
+ * one proxy can differ for the life of their processes (−80 µs of TTFT p50 in a 10,000-stream run), which more
+ * requests through the same processes never average out. Each round's gaps over bare are kept (`rounds`) beside the
+ * pooled figures (percentiles over every round's samples; round i's samples sit at the same indices for every
+ * target, so pairs survive).
  */
-function poolRounds(rounds) {
-  return addedOverDirect(
-    rounds[0].map((first, j) => {
-      const samples = rounds.flatMap((r) => r[j].ttftSamples);
-      return Object.defineProperty(
-        {
-          name: first.name,
-          ttftP50Us: round(percentile(samples, 50)),
-          ttftP99Us: round(percentile(samples, 99)),
-          gapP50Us: round(median(rounds.map((r) => r[j].gapP50Us))),
-          gapP99Us: round(median(rounds.map((r) => r[j].gapP99Us))),
-        },
-        'ttftSamples',
-        { value: samples },
-      );
+const LONG = {
+  streams: {
+    upstreamArgs: ['--chunks', '20', '--interval', '2'],
+    n: 10_000,
+    measure: (targets, n, o, r) =>
+      streaming(targets, { n, warmup: o.warmup ?? 30, warmS: o.warmS ?? 4, warmRotate: r }).then(
+        addedOverDirect,
+      ),
+    samples: 'ttftSamples',
+    pool: (rounds, j, samples) => ({
+      name: rounds[0][j].name,
+      ttftP50Us: round(percentile(samples, 50)),
+      ttftP99Us: round(percentile(samples, 99)),
+      gapP50Us: round(median(rounds.map((r) => r[j].gapP50Us))),
+      gapP99Us: round(median(rounds.map((r) => r[j].gapP99Us))),
     }),
-  );
-}
+    finish: addedOverDirect,
+    gaps: (rows) => againstBare({ streaming: rows }),
+    keep: ({ name, ttftP50Us, ttftP99Us }) => ({ name, ttftP50Us, ttftP99Us }),
+  },
+  'one-in-flight': {
+    upstreamArgs: [],
+    n: 100_000,
+    measure: (targets, n, o) => oneInFlight(targets, { n, warmup: o.warmup ?? 300 }),
+    samples: 'samples',
+    pool: (rounds, j, samples) => ({
+      name: rounds[0][j].name,
+      p50Us: round(percentile(samples, 50)),
+      p99Us: round(percentile(samples, 99)),
+      statuses: sumStatuses(rounds.map((r) => r[j].statuses)),
+    }),
+    finish: (rows) =>
+      rows.map((x) =>
+        Object.defineProperty(
+          { ...x, addedP50Us: round(x.p50Us - rows[0].p50Us), addedP99Us: round(x.p99Us - rows[0].p99Us) },
+          'samples',
+          { value: x.samples },
+        ),
+      ),
+    gaps: (rows) => againstBare({ oneInFlight: rows }),
+    keep: ({ name, p50Us, p99Us }) => ({ name, p50Us, p99Us }),
+  },
+};
 
-/**
- * The stream measurement alone, long enough to read a p99 (`node bench/run.mjs --only=streams --n=10000`): 1,000
- * streams per target give a 95% interval 2–3 ms wide on the p99 gap over bare, which shrinks about as 1/√n. In
- * `rounds` of fresh proxy processes (started in a rotating order): two copies of one proxy can differ for the life
- * of the process (−80 µs at p50 in a 10,000-stream run), which more streams through the same processes never average
- * out. Each round's gaps over bare are kept (`rounds`) beside the pooled figures.
- */
-export async function runStreamsBench(opts = {}) {
-  const n = opts.n ?? 10_000;
+const sumStatuses = (list) => {
+  const out = {};
+  for (const st of list) for (const [k, v] of Object.entries(st)) out[k] = (out[k] ?? 0) + v;
+  return out;
+};
+
+/** @param {'streams' | 'one-in-flight'} kind */
+export async function runLongBench(kind, opts = {}) {
+  const spec = LONG[kind];
+  if (!spec) throw new Error(`runLongBench: unknown kind ${JSON.stringify(kind)} (streams, one-in-flight)`);
+  const n = opts.n ?? spec.n;
   const roundsN = Math.max(1, opts.rounds ?? 5);
   const log = opts.log ?? (() => {});
   const withServer = (opts.withServer ?? true) && existsSync(SERVER_CLI);
   const pinned = pinSelf();
-  const stop = async (procs) => {
-    for (const p of procs.reverse()) await p.stop();
-  };
-  const upstream = await spawnNode(UPSTREAM, ['--chunks', '20', '--interval', '2'], {
-    core: layout.clientCore,
-  });
+  const upstream = await spawnNode(UPSTREAM, spec.upstreamArgs, { core: layout.clientCore });
   try {
     const perRound = [];
     for (let r = 0; r < roundsN; r++) {
@@ -197,38 +221,32 @@ export async function runStreamsBench(opts = {}) {
         return x;
       };
       try {
-        perRound.push(
-          await measureStreams(start, `http://127.0.0.1:${upstream.port}/v1`, {
-            withServer,
-            n: Math.ceil(n / roundsN),
-            warmup: opts.warmup ?? 30,
-            warmS: opts.warmS ?? 4,
-            rotate: r,
-          }),
-        );
+        const targets = await startProxies(start, `http://127.0.0.1:${upstream.port}/v1`, {
+          withServer,
+          rotate: r,
+        });
+        perRound.push(await spec.measure(targets, Math.ceil(n / roundsN), opts, r));
       } finally {
-        await stop(procs);
+        for (const p of procs.reverse()) await p.stop();
       }
-      const gaps = againstBare({ streaming: perRound[r] });
-      log(
-        `round ${r + 1}/${roundsN}: TTFT p50/p99 over bare ${gaps.map((g) => `${g.name} ${g.ttftP50Us}/${g.ttftP99Us}`).join(', ')}`,
-      );
+      const gaps = spec.gaps(perRound[r]).map(spec.keep);
+      log(`round ${r + 1}/${roundsN} over bare: ${gaps.map((g) => JSON.stringify(g)).join(', ')}`);
     }
-    const streams = poolRounds(perRound);
+    const pooled = spec.finish(
+      perRound[0].map((_, j) => {
+        const samples = perRound.flatMap((r) => r[j][spec.samples]);
+        return Object.defineProperty(spec.pool(perRound, j, samples), spec.samples, { value: samples });
+      }),
+    );
     return {
       at: new Date().toISOString(),
       node: process.version,
-      n: perRound.length * perRound[0][0].ttftSamples.length,
-      rounds: perRound.map((rows) =>
-        againstBare({ streaming: rows }).map(({ name, ttftP50Us, ttftP99Us }) => ({
-          name,
-          ttftP50Us,
-          ttftP99Us,
-        })),
-      ),
+      kind,
+      n: perRound.length * perRound[0][0][spec.samples].length,
+      rounds: perRound.map((rows) => spec.gaps(rows).map(spec.keep)),
       layout: { ...layout, pinnedClient: pinned },
-      streaming: streams,
-      againstBare: againstBare({ streaming: streams }),
+      rows: pooled,
+      againstBare: spec.gaps(pooled),
     };
   } finally {
     await upstream.stop();
@@ -428,12 +446,14 @@ export async function runProxyBench(opts = {}) {
 
     // 4. streams: TTFT and inter-chunk gap (upstream paces 20 chunks 2 ms apart).
     log('streams…');
-    result.streaming = await measureStreams(start, pacedUrl, {
-      withServer,
-      n: short ? 10 : 1000,
-      warmup: short ? 3 : 30,
-      warmS: short ? 0 : 4,
-    });
+    const sTargets = await startProxies(start, pacedUrl, { withServer });
+    result.streaming = addedOverDirect(
+      await streaming(sTargets, {
+        n: short ? 10 : 1000,
+        warmup: short ? 3 : 30,
+        warmS: short ? 0 : 4,
+      }),
+    );
 
     result.againstBare = againstBare(result);
 

@@ -78,13 +78,14 @@ describe('proxy benchmark (smoke: direct and the bare undici floor)', () => {
       'streams-short.json',
       55_000,
     );
+    expect(r.kind).toBe('streams');
     expect(r.n).toBe(40);
     // Two rounds of fresh proxies in the short run, each read against its own bare.
     expect(r.rounds).toHaveLength(2);
     for (const round of r.rounds) expect(round.map((x: { name: string }) => x.name)).toEqual([CONTROL]);
     expect(stdout).toContain('round 2/2');
-    expect(r.streaming.map((x: { name: string }) => x.name)).toEqual(['direct', 'undici-bare', CONTROL]);
-    for (const x of r.streaming) {
+    expect(r.rows.map((x: { name: string }) => x.name)).toEqual(['direct', 'undici-bare', CONTROL]);
+    for (const x of r.rows) {
       expect(x.ttftP50Us).toBeGreaterThan(0);
       expect(x.gapP50Us).toBeGreaterThan(1000);
     }
@@ -92,8 +93,8 @@ describe('proxy benchmark (smoke: direct and the bare undici floor)', () => {
     const [aa] = r.againstBare;
     expect(aa.name).toBe(CONTROL);
     expect(aa.p50Us).toBeNull();
-    expect(aa.ttftP50Us).toBeCloseTo(r.streaming[2].ttftP50Us - r.streaming[1].ttftP50Us, 0);
-    // 40 pairs are enough for an interval: finite and ordered, at p50 and p99.
+    expect(aa.ttftP50Us).toBeCloseTo(r.rows[2].ttftP50Us - r.rows[1].ttftP50Us, 0);
+    // 40 pairs (two rounds pooled) are enough for an interval: finite and ordered, at p50 and p99.
     for (const k of ['ttftP50CiUs', 'ttftP99CiUs']) {
       const [lo, hi] = aa[k];
       expect(Number.isFinite(lo) && Number.isFinite(hi), k).toBe(true);
@@ -101,5 +102,27 @@ describe('proxy benchmark (smoke: direct and the bare undici floor)', () => {
     }
     expect(stdout).toContain('ttftP99 95% CI');
     expect(stdout).not.toContain('p50 95% CI');
+  });
+
+  it('--only=one-in-flight: plain requests alone, pooled over rounds', { timeout: 60_000 }, async () => {
+    const { stdout, result: r } = await runShort(
+      'run.mjs',
+      ['--only=one-in-flight', '--no-server'],
+      'one-in-flight-short.json',
+      55_000,
+    );
+    expect(r.kind).toBe('one-in-flight');
+    expect(r.n).toBe(40);
+    expect(r.rounds).toHaveLength(2);
+    expect(r.rows.map((x: { name: string }) => x.name)).toEqual(['direct', 'undici-bare', CONTROL]);
+    // Every request of both rounds answered, and counted once.
+    for (const x of r.rows) expect(x.statuses).toEqual({ 200: 40 });
+    const [aa] = r.againstBare;
+    expect(aa.p99Us).toBeCloseTo(r.rows[2].p99Us - r.rows[1].p99Us, 0);
+    expect(aa.ttftP50Us).toBeNull();
+    const [lo, hi] = aa.p50CiUs;
+    expect(lo).toBeLessThanOrEqual(hi);
+    expect(stdout).toContain('p99 95% CI');
+    expect(stdout).not.toContain('ttftP50');
   });
 });
