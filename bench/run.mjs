@@ -118,7 +118,7 @@ if (!only || only === 'proxy') {
   }
 }
 
-// Opt-in, long enough to read a p99 gap over bare (≈ 35 min for 10,000 streams per target, ≈ 5 min for 100,000
+// Opt-in, long enough to read a p99 gap over bare (≈ 35 min for 10,000 streams per target, ≈ 8 min for 100,000
 // requests one in flight), in rounds of fresh proxies.
 if (only === 'streams' || only === 'one-in-flight') {
   const streams = only === 'streams';

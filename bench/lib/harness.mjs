@@ -146,6 +146,12 @@ async function once(client, path, body, headers) {
  * target measured after another proxy runs slower (an A/A run of two identical lb-server builds differed by ~100 µs
  * of TTFT with rotation), so that bias would be credited to one target.
  */
+/** `list` starting at its `k`-th item (modulo its length), the items before it moved to the end. */
+export const rotated = (list, k) => {
+  const i = k % list.length;
+  return [...list.slice(i), ...list.slice(0, i)];
+};
+
 export function interleaving(count, seed = 0x9e3779b9) {
   let x = seed >>> 0 || 1;
   const order = Array.from({ length: count }, (_, j) => j);
@@ -382,16 +388,15 @@ function run(cmd, args) {
  *
  * The targets are warmed one after another, so the last one warmed meets the measurement fresh from its load and
  * the first one after an idle spell as long as the others' warming. Where a target sits in that order moves its TTFT
- * p50 by up to ~200 µs: in nine sets of processes where a copy of bare was warmed before its
- * twin, it read 6–214 µs slower (median 128); in the one set with the order reversed, 157 µs faster. `warmRotate` rotates the order (long runs rotate it every round, so every
- * target meets each place in it).
+ * p50 by up to ~200 µs: in nine sets of processes where a copy of bare was warmed before its twin, it read 6–214 µs
+ * slower (median 128); in the one set with the order reversed, 157 µs faster. `warmRotate` rotates the order (long
+ * runs rotate it every round, so every target meets each place in it).
  *
  * `onWarm`: awaited once between the warm-up streams and the measured ones.
  */
 export async function streaming(targets, { n = 200, warmup = 20, warmS = 0, warmRotate = 0, onWarm } = {}) {
   if (warmS > 0) {
-    const k = warmRotate % targets.length;
-    for (const t of [...targets.slice(k), ...targets.slice(0, k)]) {
+    for (const t of rotated(targets, warmRotate)) {
       await maxRps(t, { durationS: Math.max(1, Math.round(warmS / 2)) });
       await maxRps(t, { durationS: Math.max(1, Math.round(warmS / 2)), body: STREAM_BODY });
     }

@@ -12,6 +12,7 @@ import {
   oneInFlight,
   openLoop,
   pinSelf,
+  rotated,
   spawnNode,
   streaming,
 } from './harness.mjs';
@@ -117,10 +118,8 @@ async function startProxies(start, upstreamUrl, { withServer, rotate = 0 }) {
     [CONTROL, () => spawnNode(BARE, [origin], { core: layout.serverCore })],
   ];
   if (withServer) specs.push(['lb-server', () => startLbServer([upstreamUrl, upstreamUrl, upstreamUrl])]);
-  const k = rotate % specs.length;
   const ports = new Map();
-  for (const [name, spawn] of [...specs.slice(k), ...specs.slice(0, k)])
-    ports.set(name, (await start(spawn())).port);
+  for (const [name, spawn] of rotated(specs, rotate)) ports.set(name, (await start(spawn())).port);
   return [
     { name: 'direct', url: upstreamUrl },
     ...specs.map(([name]) => ({ name, url: `http://127.0.0.1:${ports.get(name)}/v1` })),

@@ -71,57 +71,56 @@ describe('proxy benchmark (smoke: direct and the bare undici floor)', () => {
     }
   });
 
-  it('--only=streams: the streams alone, read against bare with intervals', { timeout: 60_000 }, async () => {
+  /** A long run's short form (2 rounds × 20, no lb-server) and what both kinds share: rounds, rows, the control. */
+  const runLong = async (kind: 'streams' | 'one-in-flight') => {
     const { stdout, result: r } = await runShort(
       'run.mjs',
-      ['--only=streams', '--no-server'],
-      'streams-short.json',
+      [`--only=${kind}`, '--no-server'],
+      `${kind}-short.json`,
       55_000,
     );
-    expect(r.kind).toBe('streams');
+    expect(r.kind).toBe(kind);
     expect(r.n).toBe(40);
-    // Two rounds of fresh proxies in the short run, each read against its own bare.
+    // Two rounds of fresh proxies, each read against its own bare.
     expect(r.rounds).toHaveLength(2);
     for (const round of r.rounds) expect(round.map((x: { name: string }) => x.name)).toEqual([CONTROL]);
     expect(stdout).toContain('round 2/2');
     expect(r.rows.map((x: { name: string }) => x.name)).toEqual(['direct', 'undici-bare', CONTROL]);
+    const [aa] = r.againstBare;
+    expect(aa.name).toBe(CONTROL);
+    return { stdout, r, aa };
+  };
+
+  /** 40 pairs (two rounds pooled) are enough for an interval: finite and ordered. */
+  const expectIntervals = (aa: Record<string, [number, number]>, keys: string[]) => {
+    for (const k of keys) {
+      const [lo, hi] = aa[k];
+      expect(Number.isFinite(lo) && Number.isFinite(hi), k).toBe(true);
+      expect(lo, k).toBeLessThanOrEqual(hi);
+    }
+  };
+
+  it('--only=streams: the streams alone, read against bare with intervals', { timeout: 60_000 }, async () => {
+    const { stdout, r, aa } = await runLong('streams');
     for (const x of r.rows) {
       expect(x.ttftP50Us).toBeGreaterThan(0);
       expect(x.gapP50Us).toBeGreaterThan(1000);
     }
     // No one-in-flight measurement here: its columns are absent, not zero.
-    const [aa] = r.againstBare;
-    expect(aa.name).toBe(CONTROL);
     expect(aa.p50Us).toBeNull();
     expect(aa.ttftP50Us).toBeCloseTo(r.rows[2].ttftP50Us - r.rows[1].ttftP50Us, 0);
-    // 40 pairs (two rounds pooled) are enough for an interval: finite and ordered, at p50 and p99.
-    for (const k of ['ttftP50CiUs', 'ttftP99CiUs']) {
-      const [lo, hi] = aa[k];
-      expect(Number.isFinite(lo) && Number.isFinite(hi), k).toBe(true);
-      expect(lo, k).toBeLessThanOrEqual(hi);
-    }
+    expectIntervals(aa, ['ttftP50CiUs', 'ttftP99CiUs']);
     expect(stdout).toContain('ttftP99 95% CI');
     expect(stdout).not.toContain('p50 95% CI');
   });
 
   it('--only=one-in-flight: plain requests alone, pooled over rounds', { timeout: 60_000 }, async () => {
-    const { stdout, result: r } = await runShort(
-      'run.mjs',
-      ['--only=one-in-flight', '--no-server'],
-      'one-in-flight-short.json',
-      55_000,
-    );
-    expect(r.kind).toBe('one-in-flight');
-    expect(r.n).toBe(40);
-    expect(r.rounds).toHaveLength(2);
-    expect(r.rows.map((x: { name: string }) => x.name)).toEqual(['direct', 'undici-bare', CONTROL]);
+    const { stdout, r, aa } = await runLong('one-in-flight');
     // Every request of both rounds answered, and counted once.
     for (const x of r.rows) expect(x.statuses).toEqual({ 200: 40 });
-    const [aa] = r.againstBare;
     expect(aa.p99Us).toBeCloseTo(r.rows[2].p99Us - r.rows[1].p99Us, 0);
     expect(aa.ttftP50Us).toBeNull();
-    const [lo, hi] = aa.p50CiUs;
-    expect(lo).toBeLessThanOrEqual(hi);
+    expectIntervals(aa, ['p50CiUs', 'p99CiUs']);
     expect(stdout).toContain('p99 95% CI');
     expect(stdout).not.toContain('ttftP50');
   });
