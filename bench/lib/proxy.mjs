@@ -452,8 +452,8 @@ export async function runProxyBench(opts = {}) {
         warmup: short ? 3 : 30,
         warmS: short ? 0 : 4,
         // One set of processes can meet only one warm-up order, and the target warmed last reads fastest (see
-        // `streaming`): the last target (lb-server, when it runs) goes first, so the order's bias runs against it, and
-        // the control (warmed right after bare) shows how large that bias is in this run. The long runs rotate it.
+        // `streaming`): the last target goes first. With lb-server the order is lb-server, direct, bare, the control:
+        // the bias runs against lb-server, and the control's row shows its size in this run. The long runs rotate it.
         warmRotate: sTargets.length - 1,
       }),
     );
