@@ -1,5 +1,5 @@
 import { ConfigError, createRouter, isNoHealthyEndpointError, type Router } from '@lb/core';
-import { fakeKey } from '@lb/test-utils';
+import { fakeKey } from '@lb/testing';
 import { describe, expect, it, vi } from 'vitest';
 import { attachBreaker } from '../src/index.js';
 import { fakeTimers, flush, ok, type Reply, type Script, setup, status } from './setup.js';

@@ -1,5 +1,5 @@
 import { type AttemptContext, createRouter } from '@lb/core';
-import { fakeKey } from '@lb/test-utils';
+import { fakeKey } from '@lb/testing';
 import { afterEach, beforeEach, vi } from 'vitest';
 import { attachBreaker, type BreakerOptions, type BreakerStateChange } from '../src/index.js';
 

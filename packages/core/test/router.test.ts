@@ -1,4 +1,4 @@
-import { collectEvents } from '@lb/test-utils';
+import { collectEvents } from '@lb/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   createRouter,

@@ -1,4 +1,3 @@
-import { runStrategyContract } from '@lb/test-utils';
 import { describe, expect, it } from 'vitest';
 import {
   createRouter,
@@ -14,19 +13,6 @@ import {
   strategyNames,
   weightedRandom,
 } from '../src/index.js';
-
-const random = Math.random;
-runStrategyContract({ name: 'priority', create: () => priority({ random }) });
-runStrategyContract({ name: 'round-robin', create: () => roundRobin({ random }) });
-runStrategyContract({ name: 'weighted-random', create: () => weightedRandom({ random }) });
-runStrategyContract({ name: 'random', create: () => randomStrategy({ random }) });
-runStrategyContract({ name: 'least-latency', create: () => leastLatency({ random, explorationRate: 0.5 }) });
-runStrategyContract({ name: 'least-busy', create: () => leastBusy({ random }) });
-runStrategyContract({
-  name: 'user plugin "first"',
-  create: () => ({ name: 'first', pick: (c) => c[0] }),
-  spreads: false,
-});
 
 /** A seeded PRNG (mulberry32) so distribution tests are repeatable. */
 function seeded(seed: number) {

@@ -10,7 +10,7 @@ import {
   isNoHealthyEndpointError,
   type Router,
 } from '@lb/core';
-import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/test-utils';
+import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   type ClientRequestRecord,

@@ -1,4 +1,4 @@
-import { fakeKey, OVERLOADED_MID_STREAM, startFakeAnthropic, streamedText, timedText } from '@lb/test-utils';
+import { fakeKey, OVERLOADED_MID_STREAM, startFakeAnthropic, streamedText, timedText } from '@lb/testing';
 import OpenAI from 'openai';
 import { describe, expect, it, vi } from 'vitest';
 import { createServer, type LbServer } from '../src/index.js';

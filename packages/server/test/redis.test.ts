@@ -1,4 +1,4 @@
-import { type FakeUpstream, fakeKey, startFakeUpstream, startRedis, type TestRedis } from '@lb/test-utils';
+import { type FakeUpstream, fakeKey, startFakeUpstream, startRedis, type TestRedis } from '@lb/testing';
 import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

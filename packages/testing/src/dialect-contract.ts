@@ -1,12 +1,6 @@
+import type { Endpoint } from '@lb/core';
+import type { Dialect, DialectRequest } from '@lb/providers';
 import { describe, expect, it } from 'vitest';
-
-type AnyDialect = {
-  name: string;
-  supports(operation: string): boolean;
-  prepare(req: any): { url: string; method: string; headers: Record<string, string>; body: unknown };
-  translateResponse?(status: number, headers: Record<string, string>, body: Uint8Array, req: any): any;
-  createStreamTranslator?(req: any): { push(text: string): string; end(): string };
-};
 
 const OPERATIONS = [
   'chat.completions',
@@ -30,10 +24,17 @@ const OPERATIONS = [
  * `runDialectContract({ dialect: myDialect, endpoint: new Endpoint({ url, apiKey, provider: 'mine' }) })`.
  * `endpoint` must carry an `apiKey` of at least 16 characters.
  */
-export function runDialectContract(opts: { dialect: AnyDialect; endpoint: any; model?: string }) {
+export function runDialectContract(opts: { dialect: Dialect; endpoint: Endpoint; model?: string }): void {
+  const apiKey = opts.endpoint.apiKey ?? '';
+  if (apiKey.length < 16)
+    throw new TypeError(
+      `runDialectContract: the endpoint needs an apiKey of 16 characters or more, received ${apiKey.length}`,
+    );
   const { dialect, endpoint } = opts;
   const model = opts.model ?? 'some-model';
-  const chat = (over: Record<string, unknown> = {}) => {
+  const chat = (
+    over: Record<string, unknown> = {},
+  ): DialectRequest & { body: Uint8Array; upstreamModel: string } => {
     const json = { model, messages: [{ role: 'user', content: 'hi' }], ...over };
     return {
       endpoint,
@@ -68,12 +69,10 @@ export function runDialectContract(opts: { dialect: AnyDialect; endpoint: any; m
     });
     it('sends the key upstream in some header, never in the URL, and never forwards content-length or host', () => {
       const req = chat();
-      req.headers = { ...req.headers, 'content-length': '999', host: 'gateway.local' } as any;
+      req.headers = { ...req.headers, 'content-length': '999', host: 'gateway.local' };
       const up = dialect.prepare(req);
-      expect(Object.values(up.headers)).toEqual(
-        expect.arrayContaining([expect.stringContaining(endpoint.apiKey)]),
-      );
-      expect(up.url).not.toContain(endpoint.apiKey);
+      expect(Object.values(up.headers)).toEqual(expect.arrayContaining([expect.stringContaining(apiKey)]));
+      expect(up.url).not.toContain(apiKey);
       expect(up.headers['content-length']).toBeUndefined();
       expect(up.headers.host).toBeUndefined();
       for (const k of Object.keys(up.headers)) expect(k).toBe(k.toLowerCase());
@@ -97,7 +96,7 @@ export function runDialectContract(opts: { dialect: AnyDialect; endpoint: any; m
           const body = new TextEncoder().encode(
             JSON.stringify({
               type: 'error',
-              error: { type: 'api_error', message: `boom ${endpoint.apiKey}` },
+              error: { type: 'api_error', message: `boom ${apiKey}` },
             }),
           );
           const out = dialect.translateResponse!(
@@ -110,7 +109,7 @@ export function runDialectContract(opts: { dialect: AnyDialect; endpoint: any; m
           const text = typeof out.body === 'string' ? out.body : new TextDecoder().decode(out.body);
           const parsed = JSON.parse(text);
           expect(typeof parsed.error.message).toBe('string');
-          expect(text).not.toContain(endpoint.apiKey);
+          expect(text).not.toContain(apiKey);
         }
       });
     }

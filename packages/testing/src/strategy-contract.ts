@@ -1,23 +1,37 @@
+import { type Candidate, Endpoint, type EndpointStats, type PickContext, type Strategy } from '@lb/core';
 import { describe, expect, it } from 'vitest';
 
-interface C {
-  endpoint: { id: string };
-  index: number;
-  weight: number;
-  priority: number;
-  upstreamModel: string | undefined;
-  stats: any;
+/** Equal, fresh statistics: every candidate of equal standing. */
+function stats(): EndpointStats {
+  return {
+    requests: 0,
+    successes: 0,
+    failures: 0,
+    consecutiveErrors: 0,
+    inFlight: 0,
+    ewmaLatencyMs: 10,
+    latencySamples: 1,
+    lastLatencyMs: 10,
+    lastUsedAt: 0,
+    lastErrorAt: 0,
+    lastError: undefined,
+    lastStatus: undefined,
+    errorsByKind: {},
+  };
 }
 
-function cands(n: number): C[] {
-  return Array.from({ length: n }, (_, i) => ({
-    endpoint: { id: `e${i}` },
-    index: i,
-    weight: 1,
-    priority: 1,
-    upstreamModel: undefined,
-    stats: { inFlight: 0, ewmaLatencyMs: 10, latencySamples: 1, requests: 0 },
-  }));
+function cands(n: number): Candidate[] {
+  return Array.from({ length: n }, (_, i) => {
+    const endpoint = new Endpoint({ id: `e${i}`, url: `http://127.0.0.1:${9000 + i}/v1` });
+    return {
+      endpoint,
+      index: i,
+      weight: 1,
+      priority: 1,
+      upstreamModel: undefined,
+      stats: stats(),
+    };
+  });
 }
 
 /**
@@ -26,12 +40,12 @@ function cands(n: number): C[] {
  */
 export function runStrategyContract(opts: {
   name: string;
-  create: () => { name: string; pick(c: readonly any[], ctx: any): any };
+  create: () => Strategy;
   /** The strategy spreads load over equal candidates (false for e.g. a plain "first"). Default true. */
   spreads?: boolean;
 }) {
   describe(`strategy contract: ${opts.name}`, () => {
-    const ctx = { model: undefined, requestId: undefined, attempt: 1 };
+    const ctx: PickContext = { model: undefined, requestId: undefined, attempt: 1 };
     it('has a name', () => {
       expect(typeof opts.create().name).toBe('string');
       expect(opts.create().name.length).toBeGreaterThan(0);
@@ -63,8 +77,9 @@ export function runStrategyContract(opts: {
       const seen = new Set<string>();
       for (let i = 0; i < 2000; i++) {
         const p = s.pick(c, ctx);
-        seen.add(p.endpoint.id);
-        p.stats.inFlight = 0;
+        expect(p).toBeDefined();
+        seen.add(p!.endpoint.id);
+        p!.stats.inFlight = 0;
       }
       expect([...seen].sort()).toEqual(['e0', 'e1', 'e2', 'e3']);
     });
