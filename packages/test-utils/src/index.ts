@@ -12,3 +12,4 @@ export { collectEvents, fakeKey, streamedText, timedText } from './misc.js';
 export * from './providers.js';
 export { startRedis, type TestRedis } from './redis.js';
 export { runStrategyContract } from './strategy-contract.js';
+export { type AnsweredCall, spendsSent, type Watched, watchCalls } from './watch.js';
