@@ -213,14 +213,26 @@ describe('stream probation', () => {
   it('concurrent streams on probation each arrive whole or fail over; every hold is released', async () => {
     const { client, server } = await start();
     await breakOne(client);
-    // Every other stream of a breaks after its second piece; the rest are well (and slow, so that all 24 start
-    // before the first clean end would lift the probation).
+    // Every other stream of a breaks after its second piece; the rest are well, and end only once all 24 reached a
+    // and the 12 broken ones failed over to b (a clean end lifts the probation: every break must come under it,
+    // however slow the machine).
     let n = 0;
-    pair.a.setDefault(() =>
-      n++ % 2 === 0
+    let failedOver = 0;
+    let release!: () => void;
+    const breaksDone = new Promise<void>((r) => (release = r));
+    const check = () => n >= 24 && failedOver >= 12 && release();
+    pair.a.setDefault(() => {
+      n++;
+      check();
+      return n % 2 === 1
         ? { type: 'stream', chunks: ['one', ' two', ' three'], intervalMs: 20, dropAfter: 2 }
-        : { type: 'stream', chunks: ['x', 'y', 'z'], intervalMs: 150 },
-    );
+        : gated(['x', 'y', 'z'], breaksDone);
+    });
+    pair.b.setDefault(() => {
+      failedOver++;
+      check();
+      return { type: 'ok' };
+    });
     try {
       const texts = await Promise.all(
         Array.from({ length: 24 }, async () => streamedText(await client.chat.completions.create(ask))),
@@ -231,6 +243,7 @@ describe('stream probation', () => {
       expect(texts).toContain('Hello from b');
     } finally {
       pair.a.setDefault({ type: 'ok' });
+      pair.b.setDefault({ type: 'ok' });
     }
     await vi.waitFor(() => {
       expect(server.router.getStats('a')!.inFlight).toBe(0);
