@@ -487,8 +487,8 @@ describe('attachBreaker: options', () => {
     expect(u.breaker.state('a')).toBe('closed');
   });
 
-  it('all endpoints open: the router reports when the first comes back', async () => {
-    const t = setup({}, ['a']);
+  it('all endpoints open, probeWhenAllOpen false: the router reports when the first comes back', async () => {
+    const t = setup({ probeWhenAllOpen: false }, ['a']);
     t.script.a = status(500);
     const settle = async () => {
       const p = t.run().catch((e) => e);

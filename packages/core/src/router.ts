@@ -254,6 +254,8 @@ export class Router {
   #guards: Guard[] = [];
   /** How many attached guards read the `now` a pick hands them (see `Guard.usesNow`). */
   #clockGuards = 0;
+  /** Attached guards with a `rescue` (see `Guard.rescue`). */
+  #rescuers = 0;
   readonly #scratch: CandidateImpl[] = [];
   readonly #ctx: {
     model: string | undefined;
@@ -377,11 +379,13 @@ export class Router {
       throw new TypeError('addGuard: expected { name, admit() }');
     this.#guards = [...this.#guards, guard];
     if (guard.usesNow !== false) this.#clockGuards++;
+    if (typeof guard.rescue === 'function') this.#rescuers++;
     this.#emit('guard:changed', { name: guard.name, attached: true });
     return () => {
       if (!this.#guards.includes(guard)) return;
       this.#guards = this.#guards.filter((g) => g !== guard);
       if (guard.usesNow !== false) this.#clockGuards--;
+      if (typeof guard.rescue === 'function') this.#rescuers--;
       this.#emit('guard:changed', { name: guard.name, attached: false });
     };
   }
@@ -729,12 +733,28 @@ export class Router {
     }
     let n = this.#fill(route, req, tried, now);
     if (n === 0 && tried !== undefined && tried.length) n = this.#fill(route, req, undefined, now);
-    if (n === 0) return undefined;
+    if (n === 0) return this.#rescuers === 0 ? undefined : this.#rescue(route, req, now);
     const picked =
       (route.strategy.pick(this.#scratch, ctx as PickContext) as CandidateImpl | undefined) ??
       this.#scratch[0];
     this.#scratch.length = 0;
     return picked;
+  }
+
+  /** Every candidate was refused: a guard with `rescue` may let one through that every other guard admits. */
+  #rescue(route: Route, req: RouteRequest, now: number): CandidateImpl | undefined {
+    const tags = req.tags;
+    const list = this.#eligible(route, now).filter(
+      (c) => tags === undefined || tags.length === 0 || hasAll(c.tags, tags),
+    );
+    if (list.length === 0) return undefined;
+    const endpoints = list.map((c) => c.endpoint);
+    for (const g of this.#guards) {
+      const ep = g.rescue?.(endpoints, req, now);
+      const c = ep === undefined ? undefined : list.find((x) => x.endpoint === ep);
+      if (c !== undefined && this.#guards.every((o) => o === g || o.admit(ep!, req, now) === true)) return c;
+    }
+    return undefined;
   }
 
   /**

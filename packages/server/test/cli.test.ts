@@ -5,8 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, type Proc, spawnServer } from './cli-helpers.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { CLI, measureCliStart, outputMatches, type Proc, pacedTimeout, spawnServer } from './cli-helpers.js';
+
+// Tests here start up to ten lb-server processes one after another: their time limit follows the machine's pace.
+await measureCliStart();
+vi.setConfig({ testTimeout: pacedTimeout(12), hookTimeout: pacedTimeout(4) });
 
 const keys = { a: fakeKey('one'), b: fakeKey('two'), c: fakeKey('three') };
 
@@ -386,7 +390,7 @@ describe('reload', () => {
       expect(await who()).toBe('p1');
       write('p2');
       p.child.kill('SIGHUP');
-      await expect.poll(() => p.out(), { timeout: 5000 }).toMatch(/reloaded/);
+      await outputMatches(p, /reloaded/);
       expect(await who()).toBe('p2');
       write('p1');
       const res = await fetch(`${p.url}/admin/reload`, { method: 'POST' });

@@ -177,8 +177,15 @@ describe('observability against real upstreams', () => {
     try {
       upA.next({ type: 'status', status: 500 });
       const ac = new AbortController();
+      // The attempt failed (the observability's listener, attached first, has run): now in its 5 s backoff.
+      const failed = new Promise<void>((r) => {
+        const off = slow.on('attempt:failure', () => {
+          off();
+          r();
+        });
+      });
       const p = slow.execute({ model: 'gpt-4o-mini', signal: ac.signal }, chat()).catch((e) => e);
-      await new Promise((r) => setTimeout(r, 100));
+      await failed;
       expect(slow.listenerCount('request:done')).toBe(1); // waiting for its retry of a
       ac.abort();
       await p;

@@ -21,3 +21,4 @@ export { OVERLOADED_MID_STREAM, startFakeAnthropic } from './providers-anthropic
 export { startRedis, type TestRedis } from './redis.js';
 export { runStoreContract } from './store-contract.js';
 export { runStrategyContract } from './strategy-contract.js';
+export { type AnsweredCall, spendsSent, type Watched, watchCalls } from './watch.js';
