@@ -189,7 +189,10 @@ describe('RedisStore on a real redis-server', () => {
     await redis?.stop();
   });
 
-  runStoreContract({ name: 'RedisStore', create: () => new RedisStore(client, { prefix: `contract${++n}:` }) });
+  runStoreContract({
+    name: 'RedisStore',
+    create: () => new RedisStore(client, { prefix: `contract${++n}:` }),
+  });
 
   it('keeps fractions exactly and lets idle keys expire', async () => {
     const s = new RedisStore(client, { prefix: 'exp:' });
