@@ -28,6 +28,7 @@ import {
 } from './options.js';
 import { BadPath, normalizeTarget } from './paths.js';
 import { type DialectLike, Exchange, type ProxyContext } from './proxy.js';
+import { Redactor, secretsOf } from './redact.js';
 import { diffSettings, type ReloadReport, same } from './reload.js';
 import { createTransport, HoldBudget } from './upstream.js';
 
@@ -252,6 +253,11 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     features: undefined,
     record: (rec) => obs.recordRequest(rec),
     onError: (err, requestId) => logger.error({ err, requestId }, 'unexpected error while proxying'),
+    redactor: new Redactor([]),
+  };
+  /** What must never reach a client: every endpoint's key and secret headers, gateway keys, the admin key. */
+  const syncRedactor = () => {
+    px.redactor = new Redactor(secretsOf(router.endpoints, [...settings.apiKeys, settings.adminKey]));
   };
 
   // Token estimates cost a walk over the body: only while some endpoint has a tokens-per-minute limit. Features
@@ -263,7 +269,11 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
       : undefined;
   };
   syncBodyNeeds();
-  const offReload = router.on('config:reloaded', syncBodyNeeds);
+  syncRedactor();
+  const offReload = router.on('config:reloaded', () => {
+    syncBodyNeeds();
+    syncRedactor();
+  });
   // A probation that ends lets the endpoint's other held streams go live (after the listener's caller is done).
   const offProbation = router.on('endpoint:probation', (e) => {
     if (!e.on) queueMicrotask(() => holdBudget.release(e.endpointId));
@@ -636,6 +646,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
         policy = accessPolicy(nextSettings.apiKeys, nextSettings.adminKey);
         limiter = nextLimiter;
         bodies.max = nextSettings.maxInflightBodyBytes;
+        syncRedactor();
         if (reattach) {
           if (!same(breakerSettings, input.breaker)) applied.push('breaker');
           if (!same(healthCheckSettings, input.healthCheck)) applied.push('healthCheck');
