@@ -84,6 +84,19 @@ export interface ServerConfig {
    * A secret (it may carry a password). Env `LB_REDIS_URL`.
    */
   redisUrl?: string;
+  /**
+   * Port of the operations listener: admin routes (`/admin/*`), `/metrics`, `/stats` and the detailed `/health`,
+   * without a key, on their own port. Default none (those routes are then served on the main port only behind a key:
+   * `adminKey` for admin, a gateway key for the others while `apiKeys` is set). 0 picks a free port. Env `LB_OPS_PORT`.
+   */
+  opsPort?: number;
+  /** Interface of the operations listener. Default `127.0.0.1` (this machine only). Env `LB_OPS_HOST`. */
+  opsHost: string;
+  /**
+   * What the request bodies being read at one time may hold together, bytes: a request whose body would take them
+   * past it is answered 503 with Retry-After. Default 134217728 (128 MiB). Env `LB_MAX_INFLIGHT_BODY_BYTES`.
+   */
+  maxInflightBodyBytes: number;
 }
 
 /** Where a config came from. */

@@ -138,15 +138,19 @@ async function main(): Promise<number> {
   }
   for (const w of (config as { warnings?: readonly { path: string; message: string }[] }).warnings ?? [])
     console.warn(`lb-server: warning: ${w.path}: ${w.message}`);
-  const server = createServer({
-    ...config,
+  // --port/--host win over the config, at start and on every reload (so a reload never reports them as changed).
+  const withArgs = <C extends ServerConfigInput>(c: C): C => ({
+    ...c,
     server: {
-      ...config.server,
+      ...c.server,
       ...(args.port !== undefined ? { port: args.port } : {}),
       ...(args.host !== undefined ? { host: args.host } : {}),
     },
+  });
+  const server = createServer({
+    ...withArgs(config),
     version: version(),
-    reloadConfig: demo ? undefined : () => loadServerConfig({ file: args.config }),
+    reloadConfig: demo ? undefined : async () => withArgs(await loadServerConfig({ file: args.config })),
   });
   let url: string;
   try {
@@ -161,6 +165,7 @@ async function main(): Promise<number> {
   }
   const lines = [
     `lb-server ${version()} listening on ${url}  (OpenAI base URL: ${url}/v1)`,
+    ...(server.opsUrl ? [`operations listener (admin, /metrics, /stats, /health) on ${server.opsUrl}`] : []),
     `${config.router.endpoints.length} endpoint(s), strategy ${server.router.strategy}:`,
     ...config.router.endpoints.map(describeEndpoint),
   ];
@@ -199,7 +204,9 @@ async function main(): Promise<number> {
     server.reload().then(
       (c) =>
         console.log(
-          `lb-server: reloaded (added ${c.added.length}, removed ${c.removed.length}, changed ${c.changed.length})`,
+          `lb-server: reloaded (added ${c.added.length}, removed ${c.removed.length}, changed ${c.changed.length}` +
+            `${c.applied.length ? `; settings applied: ${c.applied.join(', ')}` : ''})` +
+            `${c.restartRequired.length ? `; needs a restart to change: ${c.restartRequired.join(', ')}` : ''}`,
         ),
       (e) => console.error(`lb-server: reload failed, config unchanged:\n${describeConfigError(e)}`),
     );

@@ -13,6 +13,12 @@ await measureCliStart();
 vi.setConfig({ testTimeout: pacedTimeout(12), hookTimeout: pacedTimeout(4) });
 
 const keys = { a: fakeKey('one'), b: fakeKey('two'), c: fakeKey('three') };
+const ADMIN_KEY = 'lb-admin-key-for-cli-tests';
+/** A POST to an admin route as an operator sends it: the admin key and a JSON content type. */
+const ADMIN_POST = {
+  method: 'POST',
+  headers: { 'x-admin-key': ADMIN_KEY, 'content-type': 'application/json' },
+} as const;
 
 function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
   const child = spawn(process.execPath, [CLI, ...args], {
@@ -58,6 +64,7 @@ beforeAll(async () => {
     OPENAI_BACKOFF_MS: '1',
     OPENAI_MAX_RETRIES: '2',
     OPENAI_CIRCUIT_BREAKER: 'false',
+    LB_ADMIN_KEY: ADMIN_KEY,
   });
   client = new OpenAI({ baseURL: `${proc.url}/v1`, apiKey: 'anything', maxRetries: 0 });
 });
@@ -149,14 +156,13 @@ describe('lb-server (built, spawned)', () => {
     expect(e1).toBeInstanceOf(OpenAI.APIError);
     expect(e1.status).toBe(502);
     for (const id of ['a', 'b', 'c'])
-      expect((await fetch(`${proc.url}/admin/endpoints/${id}/disable`, { method: 'POST' })).status).toBe(200);
+      expect((await fetch(`${proc.url}/admin/endpoints/${id}/disable`, ADMIN_POST)).status).toBe(200);
     const e2 = await ask().catch((e) => e);
     expect(e2.status).toBe(503);
     expect(e2.error).toMatchObject({ type: 'server_error', code: 'no_healthy_endpoint' });
     const health = await fetch(`${proc.url}/health`);
     expect(health.status).toBe(503);
-    for (const id of ['a', 'b', 'c'])
-      await fetch(`${proc.url}/admin/endpoints/${id}/enable`, { method: 'POST' });
+    for (const id of ['a', 'b', 'c']) await fetch(`${proc.url}/admin/endpoints/${id}/enable`, ADMIN_POST);
     expect((await ask()).system_fingerprint).toBe('a');
   });
 
@@ -382,7 +388,7 @@ describe('reload', () => {
         }),
       );
     write('p1');
-    const p = await spawnServer({}, ['--config', file]);
+    const p = await spawnServer({ LB_ADMIN_KEY: ADMIN_KEY }, ['--config', file]);
     try {
       const cl = new OpenAI({ baseURL: `${p.url}/v1`, apiKey: 'x', maxRetries: 0 });
       const who = async () =>
@@ -393,7 +399,7 @@ describe('reload', () => {
       await outputMatches(p, /reloaded/);
       expect(await who()).toBe('p2');
       write('p1');
-      const res = await fetch(`${p.url}/admin/reload`, { method: 'POST' });
+      const res = await fetch(`${p.url}/admin/reload`, ADMIN_POST);
       expect(res.status).toBe(200);
       expect((await res.json()).changed.sort()).toEqual(['p1', 'p2']);
       expect(await who()).toBe('p1');

@@ -72,7 +72,10 @@ async function replica(
 
 /** `/health`'s view of the shared store. */
 async function sharedStoreOf(c: OpenAI): Promise<unknown> {
-  const res = await fetch(c.baseURL.replace(/\/v1$/, '/health'));
+  // the detail is for key holders (a gateway key is set)
+  const res = await fetch(c.baseURL.replace(/\/v1$/, '/health'), {
+    headers: { authorization: `Bearer ${clientKey}` },
+  });
   const text = await res.text();
   expect(text).not.toContain('redis://');
   return JSON.parse(text).sharedStore;

@@ -267,16 +267,16 @@ export function createObservability(router: Router, options: ObservabilityOption
     return c;
   };
   let known = new Set(router.models());
-  const serveAll = () => router.endpoints.some((e) => e.models.length === 0);
-  let openModels = serveAll();
   const modelLabels = new Map<string, string>();
-  /** `trusted`: the model was routed (an endpoint serves it), so it may become a label. */
-  const modelLabel = (model: string | undefined, trusted: boolean): string => {
+  /**
+   * Only models the config names become labels (up to `MAX_MODEL_LABELS`); any other name — even one an endpoint
+   * serving every model answered 2xx for — is `other`, so clients cannot grow the scrape with made-up names.
+   */
+  const modelLabel = (model: string | undefined, _trusted: boolean): string => {
     if (model === undefined) return 'none';
     const l = modelLabels.get(model);
     if (l !== undefined) return l;
-    if (modelLabels.size >= MAX_MODEL_LABELS || model.length > 128) return 'other';
-    if (!trusted && !known.has(model) && !openModels) return 'other';
+    if (modelLabels.size >= MAX_MODEL_LABELS || !known.has(model)) return 'other';
     modelLabels.set(model, model);
     return model;
   };
@@ -523,7 +523,6 @@ export function createObservability(router: Router, options: ObservabilityOption
   on('config:reloaded', (e) => {
     reloadCell.value++;
     known = new Set(router.models());
-    openModels = serveAll();
     for (const id of e.removed) {
       eps.delete(id);
       attemptsTotal.drop('endpoint', id);
