@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { maskKey } from '@lb/core';
-import { type FakeUpstream, startFakeUpstream } from '@lb/test-utils';
+import { type FakeUpstream, startFakeUpstream } from '@lb/testing';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type LbServer } from '../src/index.js';
