@@ -73,6 +73,8 @@ const GLOBALS: Record<string, { path: string[]; unit?: 's' | 'ms' }> = {
   LB_API_KEYS: { path: ['server', 'api_keys'] },
   LB_ADMIN_KEY: { path: ['server', 'admin_key'] },
   LB_REDIS_URL: { path: ['server', 'redis_url'] },
+  LB_REDIS_COMMAND_TIMEOUT: { path: ['server', 'redis_command_timeout'], unit: 'ms' },
+  LB_REPLICAS: { path: ['server', 'replicas'] },
   HTTP2: { path: ['server', 'http2'] },
 };
 

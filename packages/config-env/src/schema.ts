@@ -274,6 +274,8 @@ const serverSchema = obj(
     http2: bool.optional(),
     connections_per_origin: num('an integer >= 1', { int: true, min: 1 }).optional(),
     redis_url: redisUrl.optional(),
+    redis_command_timeout: duration({ positive: true }).optional(),
+    replicas: num('an integer >= 1', { int: true, min: 1 }).optional(),
   },
   '[server]',
 );

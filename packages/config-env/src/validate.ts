@@ -33,6 +33,7 @@ export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
   responseHeaders: true,
   shutdownTimeoutMs: 30_000,
   apiKeys: Object.freeze([]) as unknown as string[],
+  redisCommandTimeoutMs: 100,
 });
 
 export interface PipelineOptions {
@@ -447,6 +448,8 @@ export function buildConfig(
     ...(s.http2 !== undefined ? { http2: s.http2 } : {}),
     ...(s.connections_per_origin !== undefined ? { connectionsPerOrigin: s.connections_per_origin } : {}),
     ...(s.redis_url !== undefined ? { redisUrl: s.redis_url } : {}),
+    redisCommandTimeoutMs: s.redis_command_timeout ?? d.redisCommandTimeoutMs,
+    ...(s.replicas !== undefined ? { replicas: s.replicas } : {}),
   };
 
   return deepFreeze({

@@ -7,6 +7,7 @@ import {
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, createRouter, type LbError, maskKey, Router, type RouterConfig } from '@lb/core';
+import type { StoreHealth } from '@lb/ratelimit';
 import type { Agent } from 'undici';
 import { clientKeyOf, sendJson, sendStatus } from './http.js';
 import type { ObservabilityFactory, ObservabilityLike } from './observe.js';
@@ -95,7 +96,7 @@ export interface LbServer {
   close(timeoutMs?: number): Promise<{ drained: boolean; cut: number }>;
 }
 
-/** A publish/subscribe channel between replicas (`@lb/breaker`'s `BreakerPeers`). */
+/** A publish/subscribe channel between replicas (`@lb/breaker`'s `BreakerPeers`, `@lb/ratelimit`'s `RateLimitPeers`). */
 export interface BreakerPeersLike {
   publish(message: string): void;
   subscribe(onMessage: (message: string) => void, onSubscribed?: () => void): () => void;
@@ -112,6 +113,8 @@ export interface Integrations {
       rateLimit: boolean;
       store?: SharedStore;
       breakerPeers?: BreakerPeersLike;
+      /** 429 cooldowns between replicas. */
+      limitPeers?: BreakerPeersLike;
     },
   ): { breaker?: Attachment; rateLimit?: Attachment; healthChecks?: Attachment; dispose(): void };
   clientLimiter(opts: { requests: number; windowMs: number }, store?: SharedStore): ClientLimiterLike;
@@ -119,10 +122,15 @@ export interface Integrations {
   sharedStore?(
     url: string,
     onError: (err: Error) => void,
+    options: { commandTimeoutMs: number; replicas: number | undefined },
   ): {
     store: SharedStore;
+    /** Whether the store answers, and how many replicas share it (typed state changes). */
+    health: StoreHealth;
     /** Breaker changes between replicas (pub/sub on the same Redis). */
     breakerPeers?: BreakerPeersLike;
+    /** 429 cooldowns between replicas (pub/sub on the same Redis). */
+    limitPeers?: BreakerPeersLike;
     status(): string;
     ready(timeoutMs: number): Promise<boolean>;
     close(): Promise<void>;
@@ -167,19 +175,15 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     throw new ConfigError(`createServer: expected { router, server? }, received ${typeof options}`);
   const settings = resolveSettings(options.server);
   const router = options.router instanceof Router ? options.router : createRouter(options.router);
-  // Redis errors repeat while it is away (every reconnect attempt): one warning per 30 s says so.
-  let lastRedisWarn = 0;
+  // Redis errors repeat while it is away (every reconnect attempt): the store's state changes are logged once each
+  // (observability); the errors themselves at debug.
   const shared =
     settings.redisUrl !== undefined && integ.sharedStore
-      ? integ.sharedStore(settings.redisUrl, (err) => {
-          const now = Date.now();
-          if (now - lastRedisWarn < 30_000) return;
-          lastRedisWarn = now;
-          logger.warn(
-            { err: err.message },
-            'shared rate-limit store (Redis) unavailable: deciding on local state until it is back',
-          );
-        })
+      ? integ.sharedStore(
+          settings.redisUrl,
+          (err) => logger.debug({ err: err.message }, 'shared rate-limit store (Redis) error'),
+          { commandTimeoutMs: settings.redisCommandTimeoutMs, replicas: settings.replicas },
+        )
       : undefined;
   const attached = integ.attach(router, {
     breaker: options.breaker,
@@ -187,6 +191,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     rateLimit: options.rateLimit !== false,
     store: shared?.store,
     breakerPeers: shared?.breakerPeers,
+    limitPeers: shared?.limitPeers,
   });
   const holdBudget = new HoldBudget(settings.streamProbationMaxBytes);
   const obs = integ.observability(router, {
@@ -199,14 +204,22 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     rateLimit: attached.rateLimit,
     healthChecks: attached.healthChecks,
     heldBytes: () => holdBudget.used,
+    store: shared?.health,
     sharedStore: shared
-      ? () => ({
-          kind: 'redis',
-          status: shared.status(),
-          errors:
-            ((attached.rateLimit as { storeErrors?: number } | undefined)?.storeErrors ?? 0) +
-            (limiter?.storeErrors ?? 0),
-        })
+      ? () => {
+          const s = shared.health.status();
+          return {
+            kind: 'redis',
+            status: s.state,
+            connection: shared.status(),
+            since: new Date(s.since).toISOString(),
+            reason: s.reason,
+            replicas: s.replicas,
+            share: s.share,
+            errors: s.errors,
+            commandTimeoutMs: s.commandTimeoutMs,
+          };
+        }
       : undefined,
     version: options.version,
   });
