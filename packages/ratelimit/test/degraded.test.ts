@@ -141,7 +141,7 @@ describe('a replica keeps to its share while the store is degraded', () => {
         commandTimeoutMs: 80,
         prefix: 'share:',
       });
-      const r = createRouter({ endpoints: [ep('a', { limits: { rpm: 60 } })], maxWaitMs: 0, now });
+      const r = createRouter({ endpoints: [ep('a', { limits: { rpm: 60, tpm: 6000 } })], maxWaitMs: 0, now });
       const h = attachRateLimit(r, { store, now });
       const send = async (n: number) => {
         let ok = 0;
@@ -166,6 +166,7 @@ describe('a replica keeps to its share while the store is degraded', () => {
       // Degraded: this replica's share, 60 ÷ 2: at most 30 at once (never more than the level it knew: 50), then
       // 30 a minute.
       expect(h.snapshot().a.rpm).toMatchObject({ capacity: 30, remaining: 30 });
+      expect(h.snapshot().a.tpm).toMatchObject({ capacity: 3000 }); // token budgets too
       expect(await send(35)).toBe(30);
       t += 10_000; // 10 s at 30/min: 5 more, not 10
       expect(await send(10)).toBe(5);
@@ -178,6 +179,7 @@ describe('a replica keeps to its share while the store is degraded', () => {
       expect(shared).toBeCloseTo(60, 0);
       // Up again: the whole budget (the local view refilled at 1/min per ms meanwhile; the shared level corrects it).
       expect(h.snapshot().a.rpm?.capacity).toBe(60);
+      expect(h.snapshot().a.tpm?.capacity).toBe(6000);
       h.dispose();
       await store.close();
     } finally {

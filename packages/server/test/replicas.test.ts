@@ -26,13 +26,14 @@ interface Replica {
 async function replica(
   redisUrl: string,
   endpoints: { id: string; url: string; apiKey: string; priority?: number; limits?: object }[],
+  breaker: { enabled: boolean; threshold?: number; halfOpenAfterMs?: number } = { enabled: false },
 ): Promise<Replica> {
   const logs: string[] = [];
   const server = createServer({
     router: { endpoints, maxWaitMs: 250 },
     // A command timeout with room for a busy CI's event loop (a stall is still noticed within it).
     server: { port: 0, redisUrl, logLevel: 'info', redisCommandTimeoutMs: 250 },
-    breaker: { enabled: false },
+    breaker,
     logDestination: { write: (s: string) => logs.push(s) > 0 } as never,
   });
   servers.push(server);
@@ -270,6 +271,55 @@ describe('429 cooldowns reach the other replicas at once', { timeout: 60_000 }, 
       expect(rs[1].server.router.snapshot().endpoints[0].unavailableReason).toMatch(/429/);
     } finally {
       await hot.close();
+    }
+  });
+});
+
+describe('breaker transitions are logged once each, at info', { timeout: 60_000 }, () => {
+  it("opened here, opened on a peer's word, closed on both", async () => {
+    const bad = await startFakeUpstream({ name: 'bad', defaultBehaviour: { type: 'status', status: 500 } });
+    try {
+      const ep = [
+        { id: 'bad', url: bad.url, apiKey: upstreamKey, priority: 1 },
+        { id: 'up', url: up.url, apiKey: upstreamKey, priority: 2 },
+      ];
+      const url = `${redis.url}/2`;
+      const breaker = { enabled: true, threshold: 1, halfOpenAfterMs: 60_000 };
+      const one = await replica(url, ep, breaker);
+      const two = await replica(url, ep, breaker);
+      await until(async () => {
+        const probe = new Redis(url, { maxRetriesPerRequest: 0 });
+        probe.on('error', () => {});
+        try {
+          const [, n] = (await probe.pubsub('NUMSUB', 'lb:breaker:2')) as [string, number];
+          return n >= 2;
+        } finally {
+          probe.disconnect();
+        }
+      }, 'two subscribers');
+      const lines = (r: Replica) =>
+        r.logs
+          .map((l) => JSON.parse(l) as { level: number; msg: string; endpointId?: string; reason?: string })
+          .filter((l) => l.msg.startsWith('breaker '));
+      expect((await ask(one.client)).status).toBe(200); // failed over to `up`; the circuit of `bad` opened
+      await until(() => lines(two).length > 0, 'the peer logged it');
+      expect(lines(one)).toEqual([
+        expect.objectContaining({ level: 30, msg: 'breaker open', endpointId: 'bad' }),
+      ]);
+      expect(lines(two)).toEqual([
+        expect.objectContaining({
+          level: 30,
+          msg: 'breaker open',
+          endpointId: 'bad',
+          reason: expect.stringMatching(/^opened on replica \S+: 1 consecutive failures; last: HTTP 500/),
+        }),
+      ]);
+      one.server.router.setEndpointHealth('bad', true);
+      await until(() => lines(two).length > 1, 'closed on the peer');
+      expect(lines(one).map((l) => l.msg)).toEqual(['breaker open', 'breaker closed']);
+      expect(lines(two).map((l) => l.msg)).toEqual(['breaker open', 'breaker half-open', 'breaker closed']);
+    } finally {
+      await bad.close();
     }
   });
 });
