@@ -216,7 +216,10 @@ export class RedisStore implements Store {
     if (hb > 0) this.#beat();
     // Degraded: probe until Redis answers again (a local view sends nothing meanwhile).
     this.#monitor.onState((c) => {
-      if (c.to === 'degraded' && this.#heartbeat === undefined) this.#beat();
+      if (c.to !== 'degraded') return;
+      // Probe on the degraded pace from now on, not at the next heartbeat.
+      clearTimeout(this.#heartbeat);
+      this.#beat();
     });
   }
 

@@ -78,7 +78,7 @@ export const integrations: Integrations = {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       // Reconnect soon: while away, each replica holds to its share of the budgets, not the whole.
-      retryStrategy: (n) => Math.min(50 * 2 ** Math.min(n, 4), 500),
+      retryStrategy: (n) => Math.min(50 * 2 ** Math.min(n, 3), 250),
     });
     client.on('error', onError);
     // Breaker changes and cooldowns go over pub/sub: a connection in subscriber mode serves nothing else, so a

@@ -79,6 +79,19 @@ async function until(cond: () => boolean | Promise<boolean>, what: string): Prom
   throw new Error(`not within 15 s: ${what}`);
 }
 
+/** Waits until `n` connections subscribe to `channel` (pub/sub keeps no messages: every replica must listen first). */
+const subscribed = (url: string, channel: string, n: number) =>
+  until(async () => {
+    const probe = new Redis(url, { maxRetriesPerRequest: 0 });
+    probe.on('error', () => {});
+    try {
+      const [, count] = (await probe.pubsub('NUMSUB', channel)) as [string, number];
+      return count >= n;
+    } finally {
+      probe.disconnect();
+    }
+  }, `${n} subscribers of ${channel}`);
+
 /** Upstream arrivals in [from, to) by its own clock. */
 const arrivals = (from: number, to: number) => up.requests.filter((r) => r.at >= from && r.at < to).length;
 
@@ -249,17 +262,7 @@ describe('429 cooldowns reach the other replicas at once', { timeout: 60_000 }, 
       const url = `${redis.url}/1`;
       const rs: Replica[] = [];
       for (let i = 0; i < 3; i++) rs.push(await replica(url, ep));
-      // Every replica subscribed (pub/sub keeps no messages).
-      await until(async () => {
-        const probe = new Redis(url, { maxRetriesPerRequest: 0 });
-        probe.on('error', () => {});
-        try {
-          const [, n] = (await probe.pubsub('NUMSUB', 'lb:ratelimit:1')) as [string, number];
-          return n >= 3;
-        } finally {
-          probe.disconnect();
-        }
-      }, 'three subscribers');
+      await subscribed(url, 'lb:ratelimit:1', 3);
       hot.next({ type: 'status', status: 429, headers: { 'retry-after': '5' } });
       expect((await ask(rs[0].client)).status).toBe(200); // failed over to `up`
       expect(hot.requests.length).toBe(1);
@@ -287,16 +290,7 @@ describe('breaker transitions are logged once each, at info', { timeout: 60_000 
       const breaker = { enabled: true, threshold: 1, halfOpenAfterMs: 60_000 };
       const one = await replica(url, ep, breaker);
       const two = await replica(url, ep, breaker);
-      await until(async () => {
-        const probe = new Redis(url, { maxRetriesPerRequest: 0 });
-        probe.on('error', () => {});
-        try {
-          const [, n] = (await probe.pubsub('NUMSUB', 'lb:breaker:2')) as [string, number];
-          return n >= 2;
-        } finally {
-          probe.disconnect();
-        }
-      }, 'two subscribers');
+      await subscribed(url, 'lb:breaker:2', 2);
       const lines = (r: Replica) =>
         r.logs
           .map((l) => JSON.parse(l) as { level: number; msg: string; endpointId?: string; reason?: string })
