@@ -334,19 +334,32 @@ export class RedisStore implements Store {
     }
     const started = performance.now();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const err = new Error(`RedisStore: no answer within ${this.#timeoutMs} ms`);
-        m.failed(err.message);
-        reject(err);
-      }, this.#timeoutMs);
+      let settled = false;
+      // The timeout is judged after the event loop's next look at the sockets (setImmediate runs after the poll
+      // phase): a replica whose loop was busy past the timeout reads an answer that did come before failing it.
+      const timer = setTimeout(
+        () =>
+          setImmediate(() => {
+            if (settled) return;
+            settled = true;
+            const err = new Error(`RedisStore: no answer within ${this.#timeoutMs} ms`);
+            m.failed(err.message);
+            reject(err);
+          }),
+        this.#timeoutMs,
+      );
       this.#call(key, args).then(
         (v) => {
           clearTimeout(timer);
           m.answered(performance.now() - started);
+          if (settled) return;
+          settled = true;
           resolve(v);
         },
         (e: unknown) => {
           clearTimeout(timer);
+          if (settled) return;
+          settled = true;
           m.failed(`Redis error: ${(e as Error)?.message ?? String(e)}`);
           reject(e);
         },

@@ -106,6 +106,22 @@ describe('a stalled or dead Redis degrades the store', () => {
     }
   });
 
+  it('a busy event loop is not a stall: an answer that came while the loop was blocked counts', async () => {
+    const s = new RedisStore(await connect(), { commandTimeoutMs: 30, prefix: `busy${Date.now()}:` });
+    expect(await s.take('k', 1, spec, 0)).toEqual({ ok: true, tokens: 4 }); // the script is loaded
+    const p = s.take('k', 1, spec, 0);
+    // Once the command is on its way, the replica is busy elsewhere past the timeout; the answer comes meanwhile.
+    await new Promise<void>((r) =>
+      setImmediate(() => {
+        const t0 = performance.now();
+        while (performance.now() - t0 < 150);
+        r();
+      }),
+    );
+    expect(await p).toEqual({ ok: true, tokens: 3 });
+    expect(s.health.status()).toMatchObject({ state: 'up', errors: 0 });
+  });
+
   it('heartbeats count the live replicas; the last count holds while Redis is away', async () => {
     const own = await startRedis();
     try {
