@@ -76,6 +76,8 @@ const GLOBALS: Record<string, { path: string[]; unit?: 's' | 'ms' }> = {
   LB_OPS_PORT: { path: ['server', 'ops_port'] },
   LB_OPS_HOST: { path: ['server', 'ops_host'] },
   LB_MAX_INFLIGHT_BODY_BYTES: { path: ['server', 'max_inflight_body_bytes'] },
+  LB_REDIS_COMMAND_TIMEOUT: { path: ['server', 'redis_command_timeout'], unit: 'ms' },
+  LB_REPLICAS: { path: ['server', 'replicas'] },
   HTTP2: { path: ['server', 'http2'] },
 };
 

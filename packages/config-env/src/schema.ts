@@ -277,6 +277,8 @@ const serverSchema = obj(
     ops_port: num('an integer from 0 to 65535', { int: true, min: 0, max: 65535 }).optional(),
     ops_host: nonEmpty.optional(),
     max_inflight_body_bytes: num('a number of bytes > 0', { int: true, gt: 0 }).optional(),
+    redis_command_timeout: duration({ positive: true }).optional(),
+    replicas: num('an integer >= 1', { int: true, min: 1 }).optional(),
   },
   '[server]',
 );

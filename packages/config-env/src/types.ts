@@ -97,6 +97,17 @@ export interface ServerConfig {
    * past it is answered 503 with Retry-After. Default 134217728 (128 MiB). Env `LB_MAX_INFLIGHT_BODY_BYTES`.
    */
   maxInflightBodyBytes: number;
+  /**
+   * With `redisUrl`: a Redis command not answered within this many ms fails, and the replica decides on its share
+   * of every budget (limit ÷ replicas) until Redis answers again. Size it a few ms over the round trip
+   * `lb_store_latency_seconds` shows. Default 100. Env `LB_REDIS_COMMAND_TIMEOUT` (ms, or `100ms`, `0.1s`).
+   */
+  redisCommandTimeoutMs: number;
+  /**
+   * With `redisUrl`: how many replicas share the budgets, when fixed. Default: counted from the replicas'
+   * heartbeats in Redis (the last count while Redis is away). Env `LB_REPLICAS`.
+   */
+  replicas?: number;
 }
 
 /** Where a config came from. */

@@ -35,6 +35,7 @@ export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
   apiKeys: Object.freeze([]) as unknown as string[],
   opsHost: '127.0.0.1',
   maxInflightBodyBytes: 128 * 1024 * 1024,
+  redisCommandTimeoutMs: 100,
 });
 
 export interface PipelineOptions {
@@ -452,6 +453,8 @@ export function buildConfig(
     ...(s.ops_port !== undefined ? { opsPort: s.ops_port } : {}),
     opsHost: s.ops_host ?? d.opsHost,
     maxInflightBodyBytes: s.max_inflight_body_bytes ?? d.maxInflightBodyBytes,
+    redisCommandTimeoutMs: s.redis_command_timeout ?? d.redisCommandTimeoutMs,
+    ...(s.replicas !== undefined ? { replicas: s.replicas } : {}),
   };
 
   return deepFreeze({

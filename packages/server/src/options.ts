@@ -60,6 +60,8 @@ export const DEFAULT_SETTINGS: ServerSettings = Object.freeze({
   opsPort: undefined,
   opsHost: '127.0.0.1',
   maxInflightBodyBytes: 128 * 1024 * 1024,
+  redisCommandTimeoutMs: 100,
+  replicas: undefined,
 }) as ServerSettings;
 
 const POSITIVE_MS = [
@@ -70,6 +72,7 @@ const POSITIVE_MS = [
   'bodyLimitBytes',
   'streamProbationMaxBytes',
   'maxInflightBodyBytes',
+  'redisCommandTimeoutMs',
 ] as const;
 
 /** Merges partial settings over the defaults and validates them; throws a `ConfigError` naming the received value. */
@@ -117,6 +120,8 @@ export function resolveSettings(partial: Partial<ServerSettings> | undefined): S
   if (s.redisUrl !== undefined && (typeof s.redisUrl !== 'string' || !/^rediss?:\/\/./.test(s.redisUrl)))
     // Not echoed: it may carry a password.
     throw new ConfigError('server.redisUrl: expected a redis:// or rediss:// URL');
+  if (s.replicas !== undefined && !(Number.isInteger(s.replicas) && s.replicas >= 1))
+    bad('replicas', s.replicas, 'an integer >= 1 (or unset: counted by heartbeats in Redis)');
   return s;
 }
 

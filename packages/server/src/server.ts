@@ -6,6 +6,7 @@ import {
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, createRouter, type LbError, maskKey, Router, type RouterConfig } from '@lb/core';
+import type { StoreHealth } from '@lb/ratelimit';
 import type { Agent } from 'undici';
 import {
   type AccessPolicy,
@@ -110,7 +111,7 @@ export interface LbServer {
   close(timeoutMs?: number): Promise<{ drained: boolean; cut: number }>;
 }
 
-/** A publish/subscribe channel between replicas (`@lb/breaker`'s `BreakerPeers`). */
+/** A publish/subscribe channel between replicas (`@lb/breaker`'s `BreakerPeers`, `@lb/ratelimit`'s `RateLimitPeers`). */
 export interface BreakerPeersLike {
   publish(message: string): void;
   subscribe(onMessage: (message: string) => void, onSubscribed?: () => void): () => void;
@@ -127,6 +128,8 @@ export interface Integrations {
       rateLimit: boolean;
       store?: SharedStore;
       breakerPeers?: BreakerPeersLike;
+      /** 429 cooldowns between replicas. */
+      limitPeers?: BreakerPeersLike;
     },
   ): { breaker?: Attachment; rateLimit?: Attachment; healthChecks?: Attachment; dispose(): void };
   clientLimiter(opts: { requests: number; windowMs: number }, store?: SharedStore): ClientLimiterLike;
@@ -134,10 +137,15 @@ export interface Integrations {
   sharedStore?(
     url: string,
     onError: (err: Error) => void,
+    options: { commandTimeoutMs: number; replicas: number | undefined },
   ): {
     store: SharedStore;
+    /** Whether the store answers, and how many replicas share it (typed state changes). */
+    health: StoreHealth;
     /** Breaker changes between replicas (pub/sub on the same Redis). */
     breakerPeers?: BreakerPeersLike;
+    /** 429 cooldowns between replicas (pub/sub on the same Redis). */
+    limitPeers?: BreakerPeersLike;
     status(): string;
     ready(timeoutMs: number): Promise<boolean>;
     close(): Promise<void>;
@@ -182,19 +190,15 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     throw new ConfigError(`createServer: expected { router, server? }, received ${typeof options}`);
   let settings = resolveSettings(options.server);
   const router = options.router instanceof Router ? options.router : createRouter(options.router);
-  // Redis errors repeat while it is away (every reconnect attempt): one warning per 30 s says so.
-  let lastRedisWarn = 0;
+  // Redis errors repeat while it is away (every reconnect attempt): the store's state changes are logged once each
+  // (observability); the errors themselves at debug.
   const shared =
     settings.redisUrl !== undefined && integ.sharedStore
-      ? integ.sharedStore(settings.redisUrl, (err) => {
-          const now = Date.now();
-          if (now - lastRedisWarn < 30_000) return;
-          lastRedisWarn = now;
-          logger.warn(
-            { err: err.message },
-            'shared rate-limit store (Redis) unavailable: deciding on local state until it is back',
-          );
-        })
+      ? integ.sharedStore(
+          settings.redisUrl,
+          (err) => logger.debug({ err: err.message }, 'shared rate-limit store (Redis) error'),
+          { commandTimeoutMs: settings.redisCommandTimeoutMs, replicas: settings.replicas },
+        )
       : undefined;
   let breakerSettings = options.breaker;
   let healthCheckSettings = options.healthCheck;
@@ -205,6 +209,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
       rateLimit: options.rateLimit !== false,
       store: shared?.store,
       breakerPeers: shared?.breakerPeers,
+      limitPeers: shared?.limitPeers,
     });
   // Replaced whole when a reload changes breaker or health-check settings: observers read it through `current`.
   let attached = attach();
@@ -221,14 +226,22 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     rateLimit: current('rateLimit'),
     healthChecks: current('healthChecks'),
     heldBytes: () => holdBudget.used,
+    store: shared?.health,
     sharedStore: shared
-      ? () => ({
-          kind: 'redis',
-          status: shared.status(),
-          errors:
-            ((attached.rateLimit as { storeErrors?: number } | undefined)?.storeErrors ?? 0) +
-            (limiter?.storeErrors ?? 0),
-        })
+      ? () => {
+          const s = shared.health.status();
+          return {
+            kind: 'redis',
+            status: s.state,
+            connection: shared.status(),
+            since: new Date(s.since).toISOString(),
+            reason: s.reason,
+            replicas: s.replicas,
+            share: s.share,
+            errors: s.errors,
+            commandTimeoutMs: s.commandTimeoutMs,
+          };
+        }
       : undefined,
     version: options.version,
   });

@@ -5,6 +5,12 @@ import { createServer } from 'node:net';
 export interface TestRedis {
   port: number;
   url: string;
+  /** The redis-server process id. */
+  pid: number;
+  /** Stalls it (SIGSTOP): connections stay open, nothing answers, as a Redis stuck on a slow command or a swap. */
+  pause(): void;
+  /** Lets a paused one go on (SIGCONT): it answers what queued meanwhile. */
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -62,10 +68,15 @@ export async function startRedis(options: { port?: number } = {}): Promise<TestR
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
+    pid: child.pid as number,
+    pause: () => void child.kill('SIGSTOP'),
+    resume: () => void child.kill('SIGCONT'),
     stop: () =>
       new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once('exit', () => resolve());
+        // A paused one must go on to hear SIGTERM.
+        child.kill('SIGCONT');
         child.kill('SIGTERM');
       }),
   };

@@ -4,6 +4,7 @@ import { type Cell, CounterFamily, type HistCell, HistogramFamily, SnapshotGauge
 import { createLogger, LEVELS } from './logger.js';
 import { RequestLog } from './request-log.js';
 import { breakerOf, breakerValue, probeOf, rateLimited, rateLimitOf, safeSnapshot } from './sources.js';
+import { logGuardState, logStoreChanges, storeMetrics } from './store.js';
 import type {
   EndpointHealthView,
   HealthBody,
@@ -239,6 +240,9 @@ export function createObservability(router: Router, options: ObservabilityOption
     rateGauge,
     probeGauge,
   ];
+  const store = options.store;
+  const storeObs = store ? storeMetrics(store) : undefined;
+  if (storeObs) families.push(...(storeObs.families as never[]));
   let registries: Promise<{ own: Registry; process: Registry | undefined }> | undefined;
   const loadRegistries = () =>
     (registries ??= import('prom-client').then(({ collectDefaultMetrics, Gauge, Registry }) => {
@@ -537,6 +541,8 @@ export function createObservability(router: Router, options: ObservabilityOption
     logger.info({ added: e.added, removed: e.removed, changed: e.changed }, 'configuration reloaded');
   });
   on('guard:changed', (e) => logger.debug({ guard: e.name, attached: e.attached }, 'guard changed'));
+  on('guard:state', logGuardState(logger));
+  if (store) offs.push(logStoreChanges(store, logger));
 
   // ------------------------------------------------------------------ latency ring for /stats percentiles
   const ring = new Float64Array(2048);
@@ -636,6 +642,7 @@ export function createObservability(router: Router, options: ObservabilityOption
       breakerGauge.values = br;
       rateGauge.values = rate;
       probeGauge.values = probe;
+      storeObs?.refresh();
       const reg = await loadRegistries();
       const own = await reg.own.metrics();
       return reg.process ? own + (await reg.process.metrics()) : own;
@@ -659,7 +666,9 @@ export function createObservability(router: Router, options: ObservabilityOption
           limited++;
         if (v.breaker === 'open' || v.breaker === 'isolated') breakersOpen++;
       }
-      const status = overall(snap);
+      let status = overall(snap);
+      // A degraded shared store: every replica serves on its share of the budgets alone.
+      if (status === 'healthy' && store?.state === 'degraded') status = 'degraded';
       const s = snap.summary;
       const body: HealthBody = {
         status,
