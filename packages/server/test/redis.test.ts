@@ -34,8 +34,8 @@ function createServer(options: CreateServerOptions): LbServer & { store?: Watche
   let store: Watched<object> | undefined;
   const server = buildServer(options, {
     ...integrations,
-    sharedStore: (url, onError) => {
-      const shared = integrations.sharedStore!(url, onError);
+    sharedStore: (url, onError, opts) => {
+      const shared = integrations.sharedStore!(url, onError, opts);
       store = watchCalls(shared.store as object);
       return { ...shared, store: store.proxy };
     },
