@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Release hygiene for every publishable package: publint --strict (package.json, exports, files) and
-// are-the-types-wrong on the packed tarball (ESM + CJS types resolve under node16 and bundlers).
+// are-the-types-wrong on the packed tarball (ESM + CJS types resolve under node16 and bundlers); then @lb/core's
+// bundled, minified, gzipped size against its budget (scripts/size.mjs).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,4 +25,7 @@ for (const dir of fs.readdirSync(path.join(root, 'packages')).sort()) {
     if (!ok) console.log(`${r.stdout}${r.stderr}`);
   }
 }
+const size = spawnSync(process.execPath, [path.join(root, 'scripts', 'size.mjs')], { encoding: 'utf8' });
+process.stdout.write(size.stdout + size.stderr);
+if (size.status !== 0) failed++;
 process.exit(failed ? 1 : 0);
