@@ -1,5 +1,6 @@
 /** Shared test helpers (private workspace package). */
 
+export { deadAndLive, runNode } from './examples.js';
 export type {
   Behaviour,
   FakeUpstream,
