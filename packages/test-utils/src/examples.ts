@@ -42,3 +42,51 @@ export async function deadAndLive(): Promise<{
     },
   };
 }
+
+export interface NodeProcess {
+  /** What `ready` matched in its output. */
+  match: RegExpExecArray;
+  out: () => string;
+  /** SIGTERM, then its exit code. */
+  stop: () => Promise<number | null>;
+}
+
+/** Starts `node <args>` and resolves once its output matches `ready` (rejects if it exits first or within 15 s). */
+export function startNode(
+  cwd: string,
+  args: string[],
+  env: Record<string, string>,
+  ready: RegExp,
+): Promise<NodeProcess> {
+  const child = spawn(process.execPath, args, {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not ready after 15 s:\n${out}`)), 15_000);
+    const onData = (d: Buffer) => {
+      out += d;
+      const m = ready.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({
+          match: m,
+          out: () => out,
+          stop: () => {
+            child.kill('SIGTERM');
+            return exit;
+          },
+        });
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    void exit.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited with ${code} before it was ready:\n${out}`));
+    });
+  });
+}

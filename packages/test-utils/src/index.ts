@@ -1,6 +1,6 @@
 /** Shared test helpers (private workspace package). */
 
-export { deadAndLive, runNode } from './examples.js';
+export { deadAndLive, type NodeProcess, runNode, startNode } from './examples.js';
 export type {
   Behaviour,
   FakeUpstream,
