@@ -451,6 +451,32 @@ describe('what a new user meets first', () => {
     }
   });
 
+  it('with the breaker off, outlier ejection still takes a dead endpoint out after 5 failures', async () => {
+    const dead = await startFakeUpstream({ name: 'dead', defaultBehaviour: { type: 'status', status: 500 } });
+    const live = await startFakeUpstream({ name: 'live' });
+    const p = await spawnServer({ ...envFor([dead, live]), OPENAI_CIRCUIT_BREAKER: 'false' });
+    try {
+      for (let i = 0; i < 20; i++) {
+        const res = await fetch(`${p.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+        });
+        expect(res.headers.get('x-lb-endpoint')).toBe('live');
+        await res.arrayBuffer();
+      }
+      expect(dead.count('/chat/completions')).toBe(5);
+      const health = await (await fetch(`${p.url}/health`)).json();
+      expect(health.endpoints[0]).toMatchObject({ id: 'dead', state: 'unhealthy' });
+      expect(health.endpoints[0].breaker).toBeUndefined();
+      expect(health.endpoints[0].reason).toMatch(/^outlier: 5 consecutive failures/);
+    } finally {
+      p.child.kill('SIGTERM');
+      expect(await p.exit).toBe(0);
+      await Promise.all([dead.close(), live.close()]);
+    }
+  });
+
   it('demo embeddings decode with the SDK default (encoding_format=base64)', async () => {
     const p = await spawnServer({}, ['--demo']);
     try {
