@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 // settings (time limits included) are in vitest.shared.ts: a project named by its config file inherits none of these.
 export default defineConfig({
   test: {
-    projects: ['packages/*/vitest.config.ts', 'bench/vitest.config.ts'],
+    projects: ['packages/*/vitest.config.ts', 'examples/*/vitest.config.ts', 'bench/vitest.config.ts'],
     maxWorkers: 2,
   },
 });

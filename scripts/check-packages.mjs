@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Release hygiene for every publishable package: publint --strict (package.json, exports, files) and
 // are-the-types-wrong on the tarball as pnpm packs it (`publishConfig` applied, `prepack` run: @lb/testing is used
-// from source in the workspace and published built), so ESM + CJS types resolve under node16 and bundlers.
+// from source in the workspace and published built), so ESM + CJS types resolve under node16 and bundlers; then
+// @lb/core's bundled, minified, gzipped size against its budget (scripts/size.mjs).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -34,4 +35,7 @@ for (const dir of fs.readdirSync(path.join(root, 'packages')).sort()) {
     if (!ok) console.log(`${r.stdout}${r.stderr}`);
   }
 }
+const size = spawnSync(process.execPath, [path.join(root, 'scripts', 'size.mjs')], { encoding: 'utf8' });
+process.stdout.write(size.stdout + size.stderr);
+if (size.status !== 0) failed++;
 process.exit(failed ? 1 : 0);

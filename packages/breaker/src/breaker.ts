@@ -421,6 +421,8 @@ class Breaker implements BreakerHandle, Guard {
   readonly name: string;
   /** `admit` reads the breaker's own clock, and only while a circuit is open or probing: a pick needs no clock. */
   readonly usesNow = false;
+  /** Opens circuits itself: the router's default outlier ejection steps aside while a breaker is attached. */
+  readonly ejects = true;
   readonly #router: Router;
   readonly #o: Resolved;
   readonly #now: () => number;

@@ -28,6 +28,11 @@ export interface Guard {
    * receives `now` = 0 from `pick`. Default: true.
    */
   readonly usesNow?: boolean;
+  /**
+   * The guard takes failing endpoints out of rotation by itself (a circuit breaker does). While one such guard is
+   * attached, the router's default outlier ejection steps aside. Default: false.
+   */
+  readonly ejects?: boolean;
   admit(endpoint: Endpoint, request: RouteRequest, now: number): true | Veto;
   acquire?(endpoint: Endpoint, request: RouteRequest, now: number, requestId: string): void;
   /** A few fields for health pages (breaker state, remaining budget). Never a key. */

@@ -24,6 +24,8 @@ export type { Guard, Veto } from './guard.js';
 export type { HeadersLike } from './headers.js';
 export { getHeader, parseTags } from './headers.js';
 export { maskKey, redact, secretForms } from './mask.js';
+export type { OutlierEjectionOptions } from './outlier.js';
+export { OUTLIER_DEFAULTS } from './outlier.js';
 export { type FastRandom, fastRandom } from './random.js';
 export type { RouteRequest } from './request.js';
 export type {

@@ -13,6 +13,7 @@ import type { RouterEventName, RouterEvents, Usage } from './events.js';
 import type { Guard, Veto } from './guard.js';
 import type { HeadersLike } from './headers.js';
 import { redact } from './mask.js';
+import { attachOutlierEjection, type OutlierEjectionOptions, validateOutlierEjection } from './outlier.js';
 import { fastRandom } from './random.js';
 import type { RouteRequest } from './request.js';
 import { type EndpointHealth, type EndpointStats, type EndpointStatus, HEALTHY, newStats } from './state.js';
@@ -91,6 +92,11 @@ export interface RouterConfig {
   now?: () => number;
   /** Randomness in [0, 1). Default {@link fastRandom} (allocation-free, seeded from `Math.random`). */
   random?: () => number;
+  /**
+   * Takes an endpoint out of rotation after consecutive failures, while no breaker is attached (see
+   * {@link OutlierEjectionOptions}). Default: on (5 failures, 30 s, doubling up to 5 min). `false`: off.
+   */
+  outlierEjection?: boolean | OutlierEjectionOptions;
 }
 
 /** What an attempt function gets: the endpoint to call and how. */
@@ -285,6 +291,7 @@ export class Router {
 
   constructor(config: RouterConfig) {
     this.#apply(config, true);
+    attachOutlierEjection(this);
   }
 
   /** The current config (immutable: derive a new one and `reload` it). */
@@ -432,6 +439,7 @@ export class Router {
         throw new ConfigError(`config.${k}: expected a number >= 0, received ${JSON.stringify(v)}`);
       }
     }
+    validateOutlierEjection(config.outlierEjection);
     const old = initial ? undefined : this.#pool;
     const runtimes: Runtime[] = [];
     const byId = new Map<string, Runtime>();

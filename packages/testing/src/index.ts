@@ -5,6 +5,7 @@
  */
 
 export { runDialectContract } from './dialect-contract.js';
+export { deadAndLive, type NodeProcess, runNode, startNode } from './examples.js';
 export type {
   Behaviour,
   FakeUpstream,

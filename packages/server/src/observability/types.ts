@@ -122,6 +122,9 @@ export interface EndpointHealthView {
   breaker: BreakerStateName | undefined;
   /** Successes / (successes + failures), 0..1; 1 when unused. */
   successRate: number;
+  /** Attempts sent to this endpoint (a request that failed over counts at each endpoint it tried). */
+  attempts: number;
+  /** @deprecated The same number as `attempts` (`/stats` counts client requests under `requests`). */
   requests: number;
   successes: number;
   errors: number;
@@ -172,6 +175,9 @@ export interface HealthBody {
     breakersOpen: number;
     /** Over every attempt so far, 0..1; 1 when none. */
     successRate: number;
+    /** Attempts over every endpoint (`/stats` → `totals.requests` counts client requests). */
+    attempts: number;
+    /** @deprecated The same number as `attempts`. */
     requests: number;
   };
   endpoints: EndpointHealthView[];
