@@ -8,7 +8,9 @@ import {
 import type { AddressInfo } from 'node:net';
 import { ConfigError, createRouter, type LbError, maskKey, Router, type RouterConfig } from '@lb/core';
 import type { Agent } from 'undici';
+import { createDashboard } from './dashboard/index.js';
 import { clientKeyOf, sendJson, sendStatus } from './http.js';
+import type { HealthBody, StatsBody } from './observability/types.js';
 import type { ObservabilityFactory, ObservabilityLike } from './observe.js';
 import {
   type BreakerSettings,
@@ -200,17 +202,14 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     healthChecks: attached.healthChecks,
     heldBytes: () => holdBudget.used,
     sharedStore: shared
-      ? () => ({
-          kind: 'redis',
-          status: shared.status(),
-          errors:
-            ((attached.rateLimit as { storeErrors?: number } | undefined)?.storeErrors ?? 0) +
-            (limiter?.storeErrors ?? 0),
-        })
+      ? () => ({ kind: 'redis', status: shared.status(), errors: storeErrors() })
       : undefined,
     version: options.version,
   });
   const logger = obs.logger;
+  const storeErrors = () =>
+    ((attached.rateLimit as { storeErrors?: number } | undefined)?.storeErrors ?? 0) +
+    (limiter?.storeErrors ?? 0);
   const transport: Agent = createTransport(settings);
   const apiKeys = settings.apiKeys.length ? new Set(settings.apiKeys) : undefined;
   const limiter = settings.clientRateLimit.enabled
@@ -240,6 +239,27 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
       : undefined;
   };
   syncBodyNeeds();
+  // The dashboard taps finished requests only while one is open (the hub installs and removes its tap).
+  const recordOnly = px.record;
+  const dashboard = createDashboard(
+    {
+      router,
+      health: () => obs.health().body as HealthBody,
+      stats: () => obs.stats() as StatsBody,
+      sharedStore: shared
+        ? () => ({ kind: 'redis', status: shared.status(), errors: storeErrors() })
+        : undefined,
+      tap: (fn) => {
+        px.record = fn
+          ? (rec) => {
+              recordOnly(rec);
+              fn(rec);
+            }
+          : recordOnly;
+      },
+    },
+    (req) => adminDenied(req),
+  );
   const offReload = router.on('config:reloaded', syncBodyNeeds);
   // A probation that ends lets the endpoint's other held streams go live (after the listener's caller is done).
   const offProbation = router.on('endpoint:probation', (e) => {
@@ -365,6 +385,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
       }
     }
     if (p.startsWith('/admin/')) return admin(req, res, p, method);
+    if (p.startsWith('/dashboard') && dashboard.handle(req, res, p, method)) return;
     sendStatus(res, 404, `Unknown route ${method} ${p}`);
   };
 
@@ -380,24 +401,33 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     return false;
   };
 
+  /** The one admin access check: admin routes and the dashboard use it. Undefined: allowed. */
+  const adminDenied = (req: IncomingMessage): { status: number; message: string } | undefined => {
+    const adminKey = settings.adminKey;
+    if (adminKey !== undefined) {
+      const key = (req.headers['x-admin-key'] as string | undefined) ?? clientKeyOf(req);
+      if (key === undefined || !sameSecret(key, adminKey))
+        return { status: 401, message: 'Admin routes need the admin key (LB_ADMIN_KEY)' };
+    } else if (
+      !isLoopback(req.socket.remoteAddress ?? '') &&
+      req.socket.remoteAddress !== '::ffff:127.0.0.1'
+    ) {
+      return {
+        status: 403,
+        message: 'Admin routes are open to loopback clients only unless LB_ADMIN_KEY is set',
+      };
+    }
+    return undefined;
+  };
+
   const admin = async (
     req: IncomingMessage,
     res: ServerResponse,
     p: string,
     method: string,
   ): Promise<void> => {
-    const adminKey = settings.adminKey;
-    if (adminKey !== undefined) {
-      const key = (req.headers['x-admin-key'] as string | undefined) ?? clientKeyOf(req);
-      if (key === undefined || !sameSecret(key, adminKey))
-        return sendStatus(res, 401, 'Admin routes need the admin key (LB_ADMIN_KEY)');
-    } else if (
-      !isLoopback(req.socket.remoteAddress ?? '') &&
-      req.socket.remoteAddress !== '::ffff:127.0.0.1'
-    ) {
-      sendStatus(res, 403, 'Admin routes are open to loopback clients only unless LB_ADMIN_KEY is set');
-      return;
-    }
+    const denied = adminDenied(req);
+    if (denied) return sendStatus(res, denied.status, denied.message);
     if (method === 'GET' && p === '/admin/endpoints') return sendJson(res, 200, router.snapshot());
     if (method !== 'POST') return sendStatus(res, 405, `Use POST for ${p}`);
     const m = /^\/admin\/endpoints\/([^/]+)\/(disable|enable)$/.exec(p);
@@ -485,6 +515,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     close(timeoutMs = settings.shutdownTimeoutMs) {
       closed ??= (async () => {
         closing = true;
+        dashboard.close();
         const stopped = new Promise<void>((r) => (http.listening ? http.close(() => r()) : r()));
         http.closeIdleConnections();
         let ok = true;
