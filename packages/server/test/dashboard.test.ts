@@ -103,7 +103,7 @@ describe('GET /dashboard', () => {
     const html = await res.text();
     expect(html).toContain('id="login"');
     expect(html).not.toMatch(/https?:\/\//);
-    expect(html).not.toMatch(/@import|@font-face|<link /);
+    expect(html).not.toMatch(/@import|@font-face|<link (?!rel="icon" href="data:,")/);
     const gz = gzipSync(html).length;
     expect(gz).toBeLessThan(50 * 1024);
     expect(html).toContain('<caption>');

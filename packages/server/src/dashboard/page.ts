@@ -8,12 +8,13 @@ const STYLE = `
 :root{color-scheme:light dark;--bg:#fbfbfc;--fg:#1b1d22;--mut:#5b6270;--line:#d9dce3;--card:#fff;--ok:#137a3b;--warn:#8a5a00;--bad:#b3261e;--off:#5b6270;--acc:#1d4ed8}
 @media (prefers-color-scheme:dark){:root{--bg:#111317;--fg:#e6e8ec;--mut:#a3aab8;--line:#2c313a;--card:#181b21;--ok:#4ade80;--warn:#fbbf24;--bad:#f87171;--off:#9ca3af;--acc:#93b4ff}}
 *{box-sizing:border-box}
+[hidden]{display:none!important}
 body{margin:0;background:var(--bg);color:var(--fg);font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
 header{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;padding:.75rem 1rem;border-bottom:1px solid var(--line)}
 h1{font-size:1.1rem;margin:0}
 h2{font-size:1rem;margin:0 0 .5rem}
 main{padding:1rem;display:grid;gap:1rem;grid-template-columns:minmax(0,1fr)}
-@media (min-width:1100px){main{grid-template-columns:minmax(0,3fr) minmax(0,1fr)}#endpoints-card,#requests-card{grid-column:1}#strip-card{grid-column:2;grid-row:1/span 2}}
+@media (min-width:1500px){main{grid-template-columns:minmax(0,3fr) minmax(0,1fr)}#strip{max-height:40rem}#endpoints-card,#requests-card{grid-column:1}#strip-card{grid-column:2;grid-row:1/span 2}}
 section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:.75rem;min-width:0}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
@@ -27,9 +28,12 @@ td.num,th.num{text-align:right}
 button{font:inherit;padding:.25rem .6rem;border-radius:6px;border:1px solid var(--line);background:var(--bg);color:var(--fg);cursor:pointer}
 button:focus-visible,input:focus-visible{outline:2px solid var(--acc);outline-offset:2px}
 button.primary{background:var(--acc);color:var(--bg);border-color:var(--acc)}
-ol{list-style:none;margin:0;padding:0;max-height:32rem;overflow:auto}
+ol{list-style:none;margin:0;padding:0;max-height:11rem;overflow:auto}
 li{padding:.25rem 0;border-bottom:1px solid var(--line);font-size:.85rem}
-.k{display:inline-block;min-width:5.5rem;font-weight:600}
+.k{font-weight:600}
+td .mut{white-space:normal;max-width:16rem;font-size:.8rem}
+form.login{padding:.75rem 1rem;border-bottom:1px solid var(--line)}
+form.login p{margin:0;flex-basis:100%}
 .k-failover,.k-exhausted{color:var(--bad)}.k-breaker,.k-state{color:var(--warn)}.k-reload,.k-override{color:var(--acc)}
 #result{min-height:1.4em}
 .grid3{display:grid;gap:1rem;grid-template-columns:repeat(auto-fit,minmax(14rem,1fr))}
@@ -48,12 +52,16 @@ const SCRIPT = `
   var root = base.replace(/\\/dashboard$/, '');
   var key = '';
   try { key = sessionStorage.getItem(STORE) || ''; } catch (e) {}
-  var m = /(?:^#|&)key=([^&]*)/.exec(location.hash);
-  if (m) {
+  function fromHash() {
+    var m = /(?:^#|&)key=([^&]*)/.exec(location.hash);
+    if (!m) return false;
     key = decodeURIComponent(m[1]);
     try { sessionStorage.setItem(STORE, key); } catch (e) {}
     history.replaceState(null, '', location.pathname + location.search);
+    return true;
   }
+  fromHash();
+  addEventListener('hashchange', function () { if (fromHash()) connect(); });
   var $ = function (id) { return document.getElementById(id); };
   var rows = {};
   var retry = 0;
@@ -235,6 +243,7 @@ const SCRIPT = `
     var d = $('confirm');
     $('confirm-text').textContent = text;
     pending = run;
+    d.returnValue = '';
     d.showModal();
     $('confirm-ok').focus();
   }
@@ -321,7 +330,7 @@ const BODY = `<header>
 /** The page, built once. */
 export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="referrer" content="no-referrer"><title>lb-server dashboard</title>
+<meta name="referrer" content="no-referrer"><link rel="icon" href="data:,"><title>lb-server dashboard</title>
 <style>${STYLE}</style></head><body>
 ${BODY}
 <script>${SCRIPT}</script>
