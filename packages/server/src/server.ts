@@ -20,7 +20,7 @@ import {
   type ServerConfigInput,
   type ServerSettings,
 } from './options.js';
-import { type DialectLike, Exchange, type ProxyContext } from './proxy.js';
+import { type DialectLike, Exchange, type ProxyContext, type TraceHooks } from './proxy.js';
 import { createTransport, HoldBudget } from './upstream.js';
 
 /** A handle with a snapshot, as `@lb/breaker` / `@lb/ratelimit` attachments return. */
@@ -131,6 +131,8 @@ export interface Integrations {
   };
   estimateTokens(json: Record<string, any>): number;
   dialect(name: string): DialectLike | undefined;
+  /** OpenTelemetry traces (`@lb/otel`): undefined when `@opentelemetry/api` is not installed. */
+  tracing?(router: Router): (TraceHooks & { dispose(): void }) | undefined;
   explain?(
     router: Router,
     operation: string,
@@ -216,6 +218,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     ? integ.clientLimiter(settings.clientRateLimit, shared?.store)
     : undefined;
   const explain = integ.explain;
+  const tracing = integ.tracing?.(router);
   const px: ProxyContext = {
     router,
     transport,
@@ -226,6 +229,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     explain: explain ? (op, model, features) => explain(router, op, model, features) : undefined,
     estimate: undefined,
     features: undefined,
+    trace: tracing,
     record: (rec) => obs.recordRequest(rec),
     onError: (err, requestId) => logger.error({ err, requestId }, 'unexpected error while proxying'),
   };
@@ -532,6 +536,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
         await stopped;
         offReload();
         offProbation();
+        tracing?.dispose();
         attached.dispose();
         await transport.close().catch(() => {});
         await shared?.close().catch(() => {});
