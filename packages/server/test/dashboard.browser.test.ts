@@ -35,15 +35,13 @@ const problems: string[] = [];
 let withD = false;
 
 const routerConfig = () => ({
-  endpoints: ups
-    .slice(0, withD ? 4 : 3)
-    .map((u, i) => ({
-      id: u.name,
-      url: u.url,
-      apiKey: fakeKey(u.name),
-      priority: i + 1,
-      tags: i ? [] : ['eu'],
-    })),
+  endpoints: ups.slice(0, withD ? 4 : 3).map((u, i) => ({
+    id: u.name,
+    url: u.url,
+    apiKey: fakeKey(u.name),
+    priority: i + 1,
+    tags: i ? [] : ['eu'],
+  })),
   backoff: { initialMs: 1, maxMs: 2 },
 });
 
