@@ -93,7 +93,7 @@ describe('examples/grafana/lb-server.json', () => {
       expect(g.x + g.w).toBeLessThanOrEqual(24);
       expect(g.h).toBeGreaterThan(0);
       if (p.type === 'row') continue;
-      expect(p.datasource).toEqual({ type: 'prometheus', uid: '${datasource}' });
+      expect(p.datasource).toEqual({ type: 'prometheus', uid: '$' + '{datasource}' });
       expect(p.targets.length).toBeGreaterThan(0);
       const refs = p.targets.map((t: any) => t.refId);
       expect(new Set(refs).size, p.title).toBe(refs.length);
