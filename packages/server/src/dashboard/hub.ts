@@ -113,6 +113,7 @@ export interface FrameSink {
 const WINDOW = 20; // frames in the rate window (5 s at 250 ms)
 const LAT = 256;
 const STRIP = 100;
+const MAX_KEYS = 500;
 
 class Ring {
   readonly v = new Float64Array(LAT);
@@ -155,6 +156,7 @@ export class DashboardHub {
   readonly #strip: StripEvent[] = [];
   readonly #recent: RecentRequest[] = [];
   readonly #byKey: Record<string, number> = {};
+  #keys = 0;
   #newEvents: StripEvent[] = [];
   #newRequests: RecentRequest[] = [];
   #dirty = false;
@@ -310,7 +312,9 @@ export class DashboardHub {
     if (rec.endpointId !== undefined && rec.ttfbMs !== undefined)
       this.#ep(rec.endpointId).ttfb.push(rec.ttfbMs);
     if (tokens) {
-      const k = rec.client ?? 'anonymous';
+      let k = rec.client ?? 'anonymous';
+      // Clients are addresses when no gateway keys are set: a bounded table, the rest together.
+      if (this.#byKey[k] === undefined && ++this.#keys > MAX_KEYS) k = 'other';
       this.#byKey[k] = (this.#byKey[k] ?? 0) + tokens;
     }
     this.#dirty = true;
@@ -374,6 +378,9 @@ export class DashboardHub {
         tokens,
       });
     }
+    // Endpoints a reload removed take their windows with them.
+    if (this.#eps.size > health.endpoints.length)
+      for (const id of this.#eps.keys()) if (!health.endpoints.some((v) => v.id === id)) this.#eps.delete(id);
     const byModel: Record<string, number> = {};
     for (const m in stats.models) if (stats.models[m].tokens.total) byModel[m] = stats.models[m].tokens.total;
     const frame: DashboardFrame = {
