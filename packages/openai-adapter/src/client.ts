@@ -214,6 +214,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       providerGuard,
       route,
       responseHeaders,
+      tracing,
       defaultModel,
       attach,
       guards,
@@ -239,6 +240,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       providerGuard,
       route,
       responseHeaders,
+      tracing,
     });
     super({
       ...(clientOptions as PassThroughClientOptions),

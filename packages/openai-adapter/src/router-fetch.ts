@@ -88,6 +88,11 @@ export interface RouterFetchOptions {
    * `.withResponse()`. Default true.
    */
   responseHeaders?: boolean;
+  /**
+   * Carries each attempt's trace context into its upstream request (`traceparent`): `createTracing(router)` from
+   * `@lb/otel`, which is undefined when `@opentelemetry/api` is not installed. Default: none.
+   */
+  tracing?: { inject(requestId: string, headers: Record<string, string>, operation?: string): void };
 }
 
 const ERROR_HEADERS = { 'content-type': 'application/json' };
@@ -136,6 +141,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     );
   }
   const tagged = options.responseHeaders ?? true;
+  const tracing = options.tracing;
   const base = (options.baseURL ?? PLACEHOLDER_BASE_URL).replace(/\/+$/, '');
   const firstByteMs = msOption(
     options.streamFirstByteTimeoutMs,
@@ -212,6 +218,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
         model,
       };
       const up = dialect.prepare(dreq);
+      tracing?.inject(ctx.requestId, up.headers, operation);
       const res = await transport()(up.url, {
         method: up.method,
         headers: up.headers,

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { attachBreaker, attachHealthChecks, type BreakerHandle } from '@lb/breaker';
 import type { Endpoint } from '@lb/core';
+import { createTracing } from '@lb/otel';
 import { explainUnservable, findDialect, providerGuard, requestFeatures } from '@lb/providers';
 import { attachRateLimit, createClientLimiter, estimateTokens, RedisStore, type Store } from '@lb/ratelimit';
 import { createObservability } from './observability/index.js';
@@ -148,6 +149,7 @@ export const integrations: Integrations = {
     };
   },
   estimateTokens: (json) => estimateTokens(json),
+  tracing: (router) => createTracing(router, { requestKind: 'server' }),
   dialect: (name) => findDialect(name),
   explain: (router, operation, model, features) => explainUnservable(router, { operation, model, features }),
   requestFeatures: (operation, json) => requestFeatures(operation, json),

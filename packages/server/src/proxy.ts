@@ -58,6 +58,14 @@ export interface ProxyContext {
   onError(err: unknown, requestId: string): void;
   /** Masks configured secrets in response headers and non-2xx bodies (`redact.ts`); swapped on reload. */
   redactor: Redactor;
+  /** OpenTelemetry (`@lb/otel`), when `@opentelemetry/api` is installed: the client's trace context in, each attempt's out. */
+  trace?: TraceHooks;
+}
+
+/** What the proxy calls to carry trace context: before routing, and on each attempt's upstream headers. */
+export interface TraceHooks {
+  continueFrom(requestId: string, headers: IncomingHttpHeaders, operation: string): void;
+  inject(requestId: string, headers: Record<string, string>): void;
 }
 
 interface Target {
@@ -333,6 +341,7 @@ export class Exchange implements Sink, EarlyResponder {
       if (px.features !== undefined && (this.#json !== undefined || (this.#lazyJson && this.#featureParams)))
         this.#features = px.features(this.#operation, this.#jsonOf()!);
       let call: UpstreamCall;
+      px.trace?.continueFrom(this.requestId, req.headers, this.#operation);
       this.#routing = true;
       try {
         call = await px.router.execute(
@@ -458,6 +467,7 @@ export class Exchange implements Sink, EarlyResponder {
     );
     call.early = this;
     this.#call = call;
+    px.trace?.inject(ctx.requestId, headers);
     const signal = ctx.signal;
     if (signal?.aborted) return Promise.reject(signal.reason ?? clientGone());
     if (signal && signal !== (this.#signal as unknown as AbortSignal)) {

@@ -17,7 +17,9 @@ import {
   mayReadOperations,
 } from './access.js';
 import { answerClientError, BodyBudget } from './front.js';
+import { createDashboard } from './dashboard/index.js';
 import { clientKeyOf, sendJson, sendStatus } from './http.js';
+import type { HealthBody, StatsBody } from './observability/types.js';
 import type { ObservabilityFactory, ObservabilityLike } from './observe.js';
 import {
   type BreakerSettings,
@@ -28,7 +30,7 @@ import {
   type ServerSettings,
 } from './options.js';
 import { BadPath, normalizeTarget } from './paths.js';
-import { type DialectLike, Exchange, type ProxyContext } from './proxy.js';
+import { type DialectLike, Exchange, type ProxyContext, type TraceHooks } from './proxy.js';
 import { Redactor, secretsOf } from './redact.js';
 import { diffSettings, type ReloadReport, same } from './reload.js';
 import { createTransport, HoldBudget } from './upstream.js';
@@ -152,6 +154,8 @@ export interface Integrations {
   };
   estimateTokens(json: Record<string, any>): number;
   dialect(name: string): DialectLike | undefined;
+  /** OpenTelemetry traces (`@lb/otel`): undefined when `@opentelemetry/api` is not installed. */
+  tracing?(router: Router): (TraceHooks & { dispose(): void }) | undefined;
   explain?(
     router: Router,
     operation: string,
@@ -216,6 +220,21 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
   const current = (k: 'breaker' | 'rateLimit' | 'healthChecks') =>
     attached[k] === undefined ? undefined : { snapshot: () => attached[k]?.snapshot(), dispose() {} };
   const holdBudget = new HoldBudget(settings.streamProbationMaxBytes);
+  /** The shared store's state for /health and the dashboard (its typed health from @lb/ratelimit). */
+  const sharedStoreView = () => {
+    const h = shared!.health.status();
+    return {
+      kind: 'redis',
+      status: h.state,
+      connection: shared!.status(),
+      since: new Date(h.since).toISOString(),
+      reason: h.reason,
+      replicas: h.replicas,
+      share: h.share,
+      errors: h.errors,
+      commandTimeoutMs: h.commandTimeoutMs,
+    };
+  };
   const obs = integ.observability(router, {
     metricsEnabled: settings.metricsEnabled,
     logLevel: settings.logLevel,
@@ -227,22 +246,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     healthChecks: current('healthChecks'),
     heldBytes: () => holdBudget.used,
     store: shared?.health,
-    sharedStore: shared
-      ? () => {
-          const s = shared.health.status();
-          return {
-            kind: 'redis',
-            status: s.state,
-            connection: shared.status(),
-            since: new Date(s.since).toISOString(),
-            reason: s.reason,
-            replicas: s.replicas,
-            share: s.share,
-            errors: s.errors,
-            commandTimeoutMs: s.commandTimeoutMs,
-          };
-        }
-      : undefined,
+    sharedStore: shared ? () => sharedStoreView() : undefined,
     version: options.version,
   });
   const logger = obs.logger;
@@ -254,6 +258,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
   let limiter = makeLimiter(settings);
   const bodies = new BodyBudget(settings.maxInflightBodyBytes);
   const explain = integ.explain;
+  const tracing = integ.tracing?.(router);
   const px: ProxyContext = {
     router,
     transport,
@@ -264,6 +269,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     explain: explain ? (op, model, features) => explain(router, op, model, features) : undefined,
     estimate: undefined,
     features: undefined,
+    trace: tracing,
     record: (rec) => obs.recordRequest(rec),
     onError: (err, requestId) => logger.error({ err, requestId }, 'unexpected error while proxying'),
     redactor: new Redactor([]),
@@ -287,6 +293,25 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     syncBodyNeeds();
     syncRedactor();
   });
+  // The dashboard taps finished requests only while one is open (the hub installs and removes its tap).
+  const recordOnly = px.record;
+  const dashboard = createDashboard(
+    {
+      router,
+      health: () => obs.health().body as HealthBody,
+      stats: () => obs.stats() as StatsBody,
+      sharedStore: shared ? () => sharedStoreView() : undefined,
+      tap: (fn) => {
+        px.record = fn
+          ? (rec) => {
+              recordOnly(rec);
+              fn(rec);
+            }
+          : recordOnly;
+      },
+    },
+    (req, listener) => adminRefusal(req, listener, policy),
+  );
   // A probation that ends lets the endpoint's other held streams go live (after the listener's caller is done).
   const offProbation = router.on('endpoint:probation', (e) => {
     if (!e.on) queueMicrotask(() => holdBudget.release(e.endpointId));
@@ -499,6 +524,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
       }
     }
     if (p.startsWith('/admin/')) return admin(req, res, p, method, listener);
+    if (p.startsWith('/dashboard') && dashboard.handle(req, res, p, method, listener)) return;
     sendStatus(res, 404, `Unknown route ${method} ${p}`);
   };
 
@@ -682,6 +708,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     close(timeoutMs = settings.shutdownTimeoutMs) {
       closed ??= (async () => {
         closing = true;
+        dashboard.close();
         const stopped = new Promise<void>((r) => (http.listening ? http.close(() => r()) : r()));
         http.closeIdleConnections();
         if (ops?.listening) {
@@ -702,6 +729,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
         await stopped;
         offReload();
         offProbation();
+        tracing?.dispose();
         attached.dispose();
         await transport.close().catch(() => {});
         await shared?.close().catch(() => {});

@@ -1,0 +1,158 @@
+import { createRouter } from '@lb/core';
+import { createOpenAI } from '@lb/openai-adapter';
+import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
+import { api, inMemoryTracing, type ReadableSpan } from '@lb/testing/otel';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createTracing, type LbTracing, loadOtelApi } from '../src/index.js';
+
+// The adapter in-process: the caller's active span is the parent, each attempt's span goes upstream as traceparent.
+// No propagator is registered here: lb writes W3C trace context itself.
+
+let mem: ReturnType<typeof inMemoryTracing>;
+let a: FakeUpstream;
+let b: FakeUpstream;
+
+beforeAll(async () => {
+  api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  mem = inMemoryTracing();
+  [a, b] = await Promise.all([startFakeUpstream({ name: 'a' }), startFakeUpstream({ name: 'b' })]);
+});
+
+afterAll(async () => {
+  await Promise.all([a.close(), b.close()]);
+  mem.close();
+});
+
+const exporter = { getFinishedSpans: () => mem.spans() };
+beforeEach(() => mem.exporter.reset());
+
+function setup(): { tracing: LbTracing; client: ReturnType<typeof createOpenAI> } {
+  const router = createRouter({
+    endpoints: [
+      { id: 'a', url: a.url, apiKey: fakeKey('a'), priority: 1 },
+      { id: 'b', url: b.url, apiKey: fakeKey('b'), priority: 2 },
+    ],
+    backoff: { initialMs: 1, maxMs: 2 },
+  });
+  const tracing = createTracing(router)!;
+  return { tracing, client: createOpenAI(router, { tracing }) };
+}
+
+const byName = (spans: ReadableSpan[], attempt: number) =>
+  spans.find((s) => s.attributes['lb.attempt'] === attempt && s.kind === api.SpanKind.CLIENT)!;
+const parentOf = (s: ReadableSpan) => s.parentSpanContext?.spanId;
+
+describe('createTracing with the adapter', () => {
+  it('resolves @opentelemetry/api once, when installed', () => {
+    expect(loadOtelApi()).toBe(loadOtelApi());
+    expect((loadOtelApi() as typeof api).trace).toBeDefined();
+  });
+
+  it('makes a request span under the active span and a child per attempt, with GenAI and lb attributes', async () => {
+    const { tracing, client } = setup();
+    a.next({ type: 'status', status: 500 });
+    const tracer = api.trace.getTracer('test');
+    const parent = await tracer.startActiveSpan('caller', async (span) => {
+      await client.chat.completions.create({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'x' }],
+      });
+      span.end();
+      return span.spanContext();
+    });
+    const spans = exporter.getFinishedSpans();
+    const request = spans.find((s) => s.attributes['lb.request_id'] !== undefined)!;
+    expect(request.spanContext().traceId).toBe(parent.traceId);
+    expect(parentOf(request)).toBe(parent.spanId);
+    expect(request.name).toBe('chat gpt-4o-mini');
+    expect(request.attributes).toMatchObject({
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.request.model': 'gpt-4o-mini',
+      'lb.endpoint': 'b',
+      'lb.attempt': 2,
+      'lb.fallback': true,
+      'gen_ai.usage.input_tokens': expect.any(Number),
+      'gen_ai.usage.output_tokens': expect.any(Number),
+    });
+    expect(request.status.code).toBe(api.SpanStatusCode.OK);
+
+    const first = byName(spans, 1);
+    const second = byName(spans, 2);
+    expect(parentOf(first)).toBe(request.spanContext().spanId);
+    expect(parentOf(second)).toBe(request.spanContext().spanId);
+    expect(first.attributes).toMatchObject({
+      'gen_ai.system': 'openai',
+      'lb.endpoint': 'a',
+      'lb.verdict': 'server',
+      'http.response.status_code': 500,
+    });
+    expect(first.status.code).toBe(api.SpanStatusCode.ERROR);
+    expect(second.attributes).toMatchObject({
+      'gen_ai.system': 'openai',
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.request.model': 'gpt-4o-mini',
+      'gen_ai.response.model': 'gpt-4o-mini',
+      'lb.endpoint': 'b',
+      'lb.attempt': 2,
+      'lb.verdict': 'success',
+      'gen_ai.usage.input_tokens': expect.any(Number),
+    });
+    // Each upstream saw its own attempt's span as the parent, in the caller's trace.
+    const tpA = a.requests.at(-1)!.headers.traceparent as string;
+    const tpB = b.requests.at(-1)!.headers.traceparent as string;
+    expect(tpA).toBe(`00-${parent.traceId}-${first.spanContext().spanId}-01`);
+    expect(tpB).toBe(`00-${parent.traceId}-${second.spanContext().spanId}-01`);
+    tracing.dispose();
+  });
+
+  it('ends a streamed request with its stream, and marks an exhausted one as an error', async () => {
+    const { tracing, client } = setup();
+    const stream = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'x' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    // The request span is still open while the stream flows.
+    expect(
+      exporter.getFinishedSpans().filter((s) => s.attributes['lb.request_id'] !== undefined),
+    ).toHaveLength(0);
+    for await (const _ of stream) {
+      // drain
+    }
+    await new Promise<void>((resolve) => {
+      const check = () =>
+        exporter.getFinishedSpans().some((s) => s.attributes['lb.request_id'] !== undefined)
+          ? resolve()
+          : setImmediate(check);
+      check();
+    });
+    const request = exporter.getFinishedSpans().find((s) => s.attributes['lb.request_id'] !== undefined)!;
+    expect(request.attributes['lb.fallback']).toBe(false);
+    expect(request.attributes['gen_ai.usage.output_tokens']).toBeGreaterThan(0);
+    const attempt = byName(exporter.getFinishedSpans(), 1);
+    expect(attempt.status.code).toBe(api.SpanStatusCode.OK);
+    expect(parentOf(attempt)).toBe(request.spanContext().spanId);
+
+    mem.exporter.reset();
+    a.setDefault({ type: 'status', status: 503 });
+    b.setDefault({ type: 'status', status: 503 });
+    const err = await client.embeddings
+      .create({ model: 'text-embedding-3-small', input: 'x' })
+      .catch((e) => e)
+      .finally(() => {
+        a.setDefault({ type: 'ok' });
+        b.setDefault({ type: 'ok' });
+      });
+    expect(err.status).toBe(503);
+    const failed = exporter.getFinishedSpans().find((s) => s.attributes['lb.request_id'] !== undefined)!;
+    expect(failed.status.code).toBe(api.SpanStatusCode.ERROR);
+    expect(failed.name).toBe('embeddings text-embedding-3-small');
+    const attempts = exporter.getFinishedSpans().filter((s) => s.kind === api.SpanKind.CLIENT);
+    expect(attempts.length).toBeGreaterThanOrEqual(2);
+    expect(failed.attributes['lb.attempts']).toBe(attempts.length);
+    for (const s of attempts) expect(s.attributes['lb.verdict']).toBe('server');
+    tracing.dispose();
+  });
+});
