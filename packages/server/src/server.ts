@@ -16,10 +16,10 @@ import {
   type Listener,
   mayReadOperations,
 } from './access.js';
-import { answerClientError, BodyBudget } from './front.js';
 import { createDashboard } from './dashboard/index.js';
+import { answerClientError, BodyBudget } from './front.js';
 import { clientKeyOf, sendJson, sendStatus } from './http.js';
-import type { HealthBody, StatsBody } from './observability/types.js';
+import type { HealthBody, SharedStoreView, StatsBody } from './observability/types.js';
 import type { ObservabilityFactory, ObservabilityLike } from './observe.js';
 import {
   type BreakerSettings,
@@ -221,7 +221,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     attached[k] === undefined ? undefined : { snapshot: () => attached[k]?.snapshot(), dispose() {} };
   const holdBudget = new HoldBudget(settings.streamProbationMaxBytes);
   /** The shared store's state for /health and the dashboard (its typed health from @lb/ratelimit). */
-  const sharedStoreView = () => {
+  const sharedStoreView = (): SharedStoreView => {
     const h = shared!.health.status();
     return {
       kind: 'redis',

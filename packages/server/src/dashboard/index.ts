@@ -17,7 +17,13 @@ export type AdminDenial = (
 export interface Dashboard {
   readonly hub: DashboardHub;
   /** Serves `GET /dashboard` and `GET /dashboard/events`; false when `path` is not one of them. */
-  handle(req: IncomingMessage, res: ServerResponse, path: string, method: string, listener: Listener): boolean;
+  handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    method: string,
+    listener: Listener,
+  ): boolean;
   /** Ends every event stream (graceful shutdown must not wait on them). */
   close(): void;
 }
