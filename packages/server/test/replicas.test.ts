@@ -141,7 +141,7 @@ afterAll(async () => {
   await Promise.all(servers.map((s) => s.close(100)));
   await up?.close();
   await redis?.stop();
-});
+}, 60_000);
 
 describe('three replicas hold one budget', { timeout: 90_000 }, () => {
   let rs: Replica[];
@@ -154,7 +154,7 @@ describe('three replicas hold one budget', { timeout: 90_000 }, () => {
       async () => (await Promise.all(rs.map(health))).every((h) => h.sharedStore.replicas === 3),
       'three replicas counted',
     );
-  });
+  }, 60_000);
 
   it('a synchronized burst after an idle spell sends the burst once, not three times', async () => {
     const t0 = Date.now();
