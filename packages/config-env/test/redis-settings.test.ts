@@ -1,4 +1,4 @@
-import { fakeKey } from '@lb/test-utils';
+import { fakeKey } from '@lb/testing';
 import { describe, expect, it } from 'vitest';
 import { type ConfigValidationError, configFromEnv, SERVER_DEFAULTS } from '../src/index.js';
 

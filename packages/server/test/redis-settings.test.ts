@@ -1,5 +1,5 @@
 import { ConfigError } from '@lb/core';
-import { fakeKey } from '@lb/test-utils';
+import { fakeKey } from '@lb/testing';
 import { describe, expect, it } from 'vitest';
 import { createServer, DEFAULT_SETTINGS } from '../src/index.js';
 
