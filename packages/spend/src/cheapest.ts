@@ -51,21 +51,32 @@ export function cheapest(options: CheapestOptions = {}): StrategyFactory {
     let cursor = 0;
     /** Each candidate's compared price, by position (grown, never shrunk: picks allocate nothing). */
     let units = new Float64Array(16);
+    /** The stable candidate list and model `units` was computed for (prices do not change while both stay). */
+    let unitsOf: readonly unknown[] | undefined;
+    let unitsModel: string | undefined;
+    let low = Number.POSITIVE_INFINITY;
     const strategy: Strategy = {
       name: 'cheapest',
       pick(c, ctx) {
         const n = c.length;
         if (n <= 1) return c[0];
         const model = ctx?.model;
-        if (units.length < n) units = new Float64Array(2 * n);
+        if (units.length < n) {
+          units = new Float64Array(2 * n);
+          unitsOf = undefined;
+        }
         const u = units;
-        // Pass 1: every candidate's price, and the lowest.
-        let low = Number.POSITIVE_INFINITY;
-        for (let i = 0; i < n; i++) {
-          const p = prices.peek(c[i].upstreamModel ?? model, c[i].endpoint);
-          const x = p === undefined ? Number.POSITIVE_INFINITY : p.input * ratio + p.output;
-          u[i] = x;
-          if (x < low) low = x;
+        if (!(ctx?.stable && c === unitsOf && model === unitsModel)) {
+          // Pass 1: every candidate's price, and the lowest.
+          low = Number.POSITIVE_INFINITY;
+          for (let i = 0; i < n; i++) {
+            const p = prices.peek(c[i].upstreamModel ?? model, c[i].endpoint);
+            const x = p === undefined ? Number.POSITIVE_INFINITY : p.input * ratio + p.output;
+            u[i] = x;
+            if (x < low) low = x;
+          }
+          unitsOf = ctx?.stable ? c : undefined;
+          unitsModel = model;
         }
         const top = low === Number.POSITIVE_INFINITY ? low : low + Math.abs(low) * EPS;
         // Pass 2: how many at that price, and their lowest latency (-1: never measured, tried first).

@@ -85,11 +85,19 @@ const HEX64 = /^[0-9a-f]{64}$/i;
 const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
 const DAY = 86_400_000;
 
-const oneShot = (crypto as { hash?: (alg: string, data: string, enc: 'buffer') => Buffer }).hash;
+const oneShot = (crypto as { hash?: (alg: string, data: string) => string }).hash;
 
-/** SHA-256 of a key, as raw bytes (one call; Node 20.12+ takes the one-shot path). */
-function digest(key: string): Buffer {
-  return oneShot ? oneShot('sha256', key, 'buffer') : crypto.createHash('sha256').update(key).digest();
+/** SHA-256 of a key, hex (one call; Node 20.12+ takes the one-shot path, ~4× faster than a Hash object). */
+function digest(key: string): string {
+  return oneShot ? oneShot('sha256', key) : crypto.createHash('sha256').update(key).digest('hex');
+}
+
+/** Compares two hex digests of equal length in constant time (no early exit, no allocation). */
+function sameDigest(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return d === 0;
 }
 
 /**
@@ -99,7 +107,7 @@ function digest(key: string): Buffer {
  * sha256Hex('sk-team-a-…'); // '9f86d081884c7d65…'
  */
 export function sha256Hex(key: string): string {
-  return digest(key).toString('hex');
+  return digest(key);
 }
 
 /** Epoch ms from an `expires` value; throws naming `where` and the value. */
@@ -138,12 +146,8 @@ class Key implements VirtualKey {
   readonly budgets: KeyBudgets;
   readonly hasBudget: boolean;
   readonly expiresAt: number | undefined;
-  /** The digest's bytes, for the constant-time comparison. */
-  readonly bytes: Buffer;
-
-  constructor(bytes: Buffer, c: KeyConfig | undefined, where: string) {
-    this.bytes = bytes;
-    this.sha256 = bytes.toString('hex');
+  constructor(sha256: string, c: KeyConfig | undefined, where: string) {
+    this.sha256 = sha256;
     this.name = c?.name;
     this.id = c ? c.name : `sha256:${this.sha256.slice(0, 12)}`;
     this.models = c?.models?.length ? new Set(c.models) : undefined;
@@ -161,7 +165,6 @@ class Key implements VirtualKey {
     const b = this.budgets;
     this.hasBudget = b.usdDay !== undefined || b.usdMonth !== undefined || b.tokensDay !== undefined;
     this.expiresAt = c?.expires === undefined ? undefined : parseExpiry(c.expires, `${where}.expires`);
-    Object.defineProperty(this, 'bytes', { enumerable: false });
   }
 
   allows(model: string | undefined): boolean {
@@ -208,10 +211,9 @@ export class KeyRing {
       if (typeof k !== 'string' || k === '') {
         throw new TypeError(`apiKeys[${i}]: expected a non-empty string, received ${typeof k}`);
       }
-      const bytes = digest(k);
-      const hex = bytes.toString('hex');
+      const hex = digest(k);
       // A named key with the same secret wins: it carries the limits.
-      if (!this.#byDigest.has(hex)) this.#byDigest.set(hex, new Key(bytes, undefined, `apiKeys[${i}]`));
+      if (!this.#byDigest.has(hex)) this.#byDigest.set(hex, new Key(hex, undefined, `apiKeys[${i}]`));
     });
   }
 
@@ -242,27 +244,26 @@ export class KeyRing {
     if ((c.key === undefined) === (c.keySha256 === undefined)) {
       throw new TypeError(`${where}: set exactly one of key and key_sha256`);
     }
-    let bytes: Buffer;
+    let hex: string;
     if (c.key !== undefined) {
       if (typeof c.key !== 'string' || c.key === '') throw new TypeError(`${where}.key: must not be empty`);
-      bytes = digest(c.key);
+      hex = digest(c.key);
     } else {
       if (typeof c.keySha256 !== 'string' || !HEX64.test(c.keySha256)) {
         throw new TypeError(
           `${where}.key_sha256: expected 64 hex digits (a SHA-256), received a ${typeof c.keySha256}`,
         );
       }
-      bytes = Buffer.from(c.keySha256, 'hex');
+      hex = c.keySha256.toLowerCase();
     }
     if (this.#byName.has(c.name))
       throw new TypeError(`${where}.name: duplicate key name ${JSON.stringify(c.name)}`);
-    const hex = bytes.toString('hex');
     // An unnamed key (`LB_API_KEYS`) with the same secret gives way: the named one carries the limits.
     const held = this.#byDigest.get(hex);
     if (held?.name !== undefined) {
       throw new TypeError(`${where}: the same secret as key ${JSON.stringify(held.name)}`);
     }
-    const k = new Key(bytes, c, where);
+    const k = new Key(hex, c, where);
     this.#byDigest.set(hex, k);
     this.#byName.set(c.name, k);
     return k;
@@ -280,10 +281,10 @@ export class KeyRing {
   /** The key a client presented, or undefined when it is not one of ours. Does not check expiry or models. */
   lookup(secret: string | undefined): VirtualKey | undefined {
     if (!secret) return undefined;
-    const bytes = digest(secret);
-    const k = this.#byDigest.get(bytes.toString('hex'));
-    // The map matched on the digest; the comparison of the bytes is constant-time all the same.
-    return k !== undefined && crypto.timingSafeEqual(k.bytes, bytes) ? k : undefined;
+    const hex = digest(secret);
+    const k = this.#byDigest.get(hex);
+    // The map matched on the digest; the comparison is constant-time all the same.
+    return k !== undefined && sameDigest(k.sha256, hex) ? k : undefined;
   }
 
   /**
