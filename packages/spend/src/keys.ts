@@ -71,6 +71,8 @@ export interface VirtualKey {
   readonly expiresAt: number | undefined;
   /** Whether the key may use `model` (true when it lists no models, or no model is named). */
   allows(model: string | undefined): boolean;
+  /** The key as a config entry holding its SHA-256, never the secret: what the admin API persists. */
+  toConfig(): KeyConfig;
 }
 
 /** Options of {@link KeyRing}. */
@@ -171,6 +173,22 @@ class Key implements VirtualKey {
     return this.models === undefined || model === undefined || this.models.has(model);
   }
 
+  toConfig(): KeyConfig {
+    const c: KeyConfig = { name: this.name ?? this.id, keySha256: this.sha256 };
+    if (this.models) c.models = [...this.models];
+    if (this.tags.length) c.tags = [...this.tags];
+    const { rps, rpm, tpm } = this.limits;
+    const { usdDay, usdMonth, tokensDay } = this.budgets;
+    if (rps !== undefined) c.rps = rps;
+    if (rpm !== undefined) c.rpm = rpm;
+    if (tpm !== undefined) c.tpm = tpm;
+    if (usdDay !== undefined) c.budgetUsdDay = usdDay;
+    if (usdMonth !== undefined) c.budgetUsdMonth = usdMonth;
+    if (tokensDay !== undefined) c.budgetTokensDay = tokensDay;
+    if (this.expiresAt !== undefined) c.expires = this.expiresAt;
+    return c;
+  }
+
   toJSON(): Record<string, unknown> {
     return {
       id: this.id,
@@ -267,6 +285,19 @@ export class KeyRing {
     this.#byDigest.set(hex, k);
     this.#byName.set(c.name, k);
     return k;
+  }
+
+  /**
+   * Creates a named key with a new random secret (`sk-lb-` and 43 base64url characters, 256 bits) and adds it. The
+   * secret is returned this once and never held: persist `key.toConfig()` (its SHA-256), show `secret` to the caller.
+   *
+   * @example
+   * const { key, secret } = ring.create({ name: 'team-c', budgetUsdDay: 5 });
+   * await store.save(key.toConfig()); // no secret in it
+   */
+  create(c: Omit<KeyConfig, 'key' | 'keySha256'>, where = 'key'): { key: VirtualKey; secret: string } {
+    const secret = `sk-lb-${crypto.randomBytes(32).toString('base64url')}`;
+    return { key: this.add({ ...c, key: secret }, where), secret };
   }
 
   /** Removes a named key (revoke); true when it was held. */

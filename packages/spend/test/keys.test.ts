@@ -134,3 +134,32 @@ function catchErr(f: () => unknown): SpendError {
   }
   throw new Error('expected a SpendError');
 }
+
+describe('KeyRing: keys made at run time (the admin API)', () => {
+  it('creates a key with a fresh secret shown once; its config holds only the SHA-256 and restores it', () => {
+    const ring = new KeyRing();
+    const { key, secret } = ring.create({
+      name: 'team-c',
+      models: ['gpt-4o-mini'],
+      rpm: 10,
+      budgetUsdDay: 5,
+      expires: '2027-06-30',
+    });
+    expect(secret).toMatch(/^sk-lb-[A-Za-z0-9_-]{43}$/);
+    expect(ring.lookup(secret)?.name).toBe('team-c');
+    const saved = key.toConfig();
+    expect(JSON.stringify(saved)).not.toContain(secret);
+    expect(saved).toEqual({
+      name: 'team-c',
+      keySha256: sha256Hex(secret),
+      models: ['gpt-4o-mini'],
+      rpm: 10,
+      budgetUsdDay: 5,
+      expires: Date.UTC(2027, 6, 1),
+    });
+    // After a restart: the saved config brings the same key back.
+    const again = new KeyRing([saved]);
+    expect(again.lookup(secret)?.toConfig()).toEqual(saved);
+    expect(ring.create({ name: 'team-d' }).secret).not.toBe(secret);
+  });
+});
