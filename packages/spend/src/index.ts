@@ -13,6 +13,8 @@ export type { BudgetName, SpendErrorCode } from './errors.js';
 export { isSpendError, SpendError } from './errors.js';
 export type { KeyBudgets, KeyConfig, KeyLimits, KeyRingOptions, VirtualKey } from './keys.js';
 export { KeyRing, parseExpiry, sha256Hex } from './keys.js';
+export type { SpendLedgerOptions, SpendPeriod, SpendSnapshot, SpendTotals } from './ledger.js';
+export { OTHER, SpendLedger } from './ledger.js';
 export type { Price, PricedEndpoint, PriceInput, PriceTableOptions, UnitUsage, UsageLike } from './prices.js';
 export { costOf, PriceTable, priceUsage, tokensOf, toPrice } from './prices.js';
 export { DEFAULT_PRICES, PRICES_DATE } from './prices-data.js';
