@@ -109,32 +109,26 @@ export class SpendLedger {
     usd: number | undefined,
     tokens: number,
   ): void {
+    this.#roll();
+    for (let i = 0; i < 2; i++) {
+      const p = i === 0 ? this.#day : this.#month;
+      add(p.total, usd, tokens);
+      add(this.#slot(p.byKey, key), usd, tokens);
+      add(this.#slot(p.byModel, model), usd, tokens);
+      add(this.#slot(p.byEndpoint, endpoint), usd, tokens);
+    }
+  }
+
+  /** Starts a new day or month when the clock has passed into one. */
+  #roll(): void {
     const now = this.#now();
     if (now >= this.#day.end) this.#day = dayAt(now);
     if (now >= this.#month.end) this.#month = monthAt(now);
-    this.#count(this.#day, key, model, endpoint, usd, tokens);
-    this.#count(this.#month, key, model, endpoint, usd, tokens);
-  }
-
-  #count(
-    p: Period,
-    key: string | undefined,
-    model: string | undefined,
-    endpoint: string | undefined,
-    usd: number | undefined,
-    tokens: number,
-  ): void {
-    add(p.total, usd, tokens);
-    add(this.#slot(p.byKey, key), usd, tokens);
-    add(this.#slot(p.byModel, model), usd, tokens);
-    add(this.#slot(p.byEndpoint, endpoint), usd, tokens);
   }
 
   /** Copies of today's and this month's totals. */
   snapshot(): SpendSnapshot {
-    const now = this.#now();
-    if (now >= this.#day.end) this.#day = dayAt(now);
-    if (now >= this.#month.end) this.#month = monthAt(now);
+    this.#roll();
     return { today: this.#day.toJSON(), month: this.#month.toJSON() };
   }
 
