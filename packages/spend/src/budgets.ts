@@ -73,6 +73,40 @@ function windowsAt(now: number): Windows {
   };
 }
 
+/** A key's counters in the windows `w` (a fresh state; the caller caches it). */
+function stateOf(key: VirtualKey, w: Windows, prefix: string): KeyState {
+  const b = key.budgets;
+  const base = `${prefix}${key.id}:`;
+  const s: KeyState = {
+    day: w.day,
+    names: [],
+    keys: [],
+    limits: [],
+    expireAt: [],
+    kinds: [],
+    amounts: [],
+    seen: [],
+    shares: [],
+  };
+  const all: [BudgetName, number | undefined, string, number, number][] = [
+    ['usd_day', b.usdDay, `usd:d:${w.dayTag}`, w.dayEnd, 0],
+    ['usd_month', b.usdMonth, `usd:m:${w.monthTag}`, w.monthEnd, 0],
+    ['tokens_day', b.tokensDay, `tok:d:${w.dayTag}`, w.dayEnd, 1],
+  ];
+  for (const [name, limit, tail, end, kind] of all) {
+    if (limit === undefined) continue;
+    s.names.push(name);
+    s.keys.push(base + tail);
+    s.limits.push(limit);
+    s.expireAt.push(end);
+    s.kinds.push(kind);
+    s.amounts.push(0);
+    s.seen.push(0);
+    s.shares.push(0);
+  }
+  return s;
+}
+
 function inTime(ms: number): string {
   const m = Math.max(1, Math.ceil(ms / 60_000));
   if (m < 60) return `${m}m`;
@@ -169,8 +203,10 @@ export class Budgets {
 
   /**
    * Corrects an admission of `key` from the estimate to what the request really used (`usd` undefined: unpriced,
-   * counts no money). Call it once per admitted request, failed ones included (with 0 and 0: a refund). Never throws;
-   * with a remote store, returns a promise that settles when the store has it (or owes it, when the store fails).
+   * counts no money). Call it once per admitted request, failed ones included (with 0 and 0: a refund). Pass
+   * `admittedAt` (epoch ms of the admission) so that a request admitted before UTC midnight is settled in the day that
+   * holds its estimate. Never throws; with a remote store, returns a promise that settles when the store has it (or
+   * owes it, when the store fails).
    */
   settle(
     key: VirtualKey,
@@ -178,10 +214,15 @@ export class Budgets {
     estimatedTokens: number,
     usd: number | undefined,
     tokens: number,
+    admittedAt?: number,
   ): MaybePromise<void> {
     if (!key.hasBudget) return;
     const now = this.#now();
-    const s = this.#state(key, now);
+    let s = this.#state(key, now);
+    // Admitted before a window ended: the correction belongs to the window that holds the estimate.
+    if (admittedAt !== undefined && Math.floor(admittedAt / DAY) !== s.day) {
+      s = stateOf(key, windowsAt(admittedAt), this.#prefix);
+    }
     const amounts = s.amounts;
     const dUsd = (usd ?? 0) - (estimatedUsd ?? 0);
     const dTokens = tokens - estimatedTokens;
@@ -235,38 +276,7 @@ export class Budgets {
     if (now >= w.dayEnd || now < w.dayEnd - DAY) w = this.#windows = windowsAt(now);
     let s = this.#states.get(key.id);
     if (s !== undefined && s.day === w.day) return s;
-    const b = key.budgets;
-    const base = `${this.#prefix}${key.id}:`;
-    const names: BudgetName[] = [];
-    const keys: string[] = [];
-    const limits: number[] = [];
-    const expireAt: number[] = [];
-    const kinds: number[] = [];
-    const all: [BudgetName, number | undefined, string, number, number][] = [
-      ['usd_day', b.usdDay, `usd:d:${w.dayTag}`, w.dayEnd, 0],
-      ['usd_month', b.usdMonth, `usd:m:${w.monthTag}`, w.monthEnd, 0],
-      ['tokens_day', b.tokensDay, `tok:d:${w.dayTag}`, w.dayEnd, 1],
-    ];
-    for (const [name, limit, tail, end, kind] of all) {
-      if (limit === undefined) continue;
-      names.push(name);
-      keys.push(base + tail);
-      limits.push(limit);
-      expireAt.push(end);
-      kinds.push(kind);
-    }
-    const n = keys.length;
-    s = {
-      day: w.day,
-      names,
-      keys,
-      limits,
-      expireAt,
-      kinds,
-      amounts: new Array(n).fill(0),
-      seen: new Array(n).fill(0),
-      shares: new Array(n).fill(0),
-    };
+    s = stateOf(key, w, this.#prefix);
     this.#states.set(key.id, s);
     return s;
   }

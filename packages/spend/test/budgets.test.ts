@@ -67,6 +67,20 @@ describe('Budgets (memory)', () => {
     expect(snap.usdMonth).toEqual({ spent: 7, limit: 100, resetAt: Date.UTC(2027, 0, 1) });
   });
 
+  it('settles a request admitted before midnight in the windows that hold its estimate', async () => {
+    let now = Date.UTC(2026, 11, 7, 23, 59, 59);
+    const a = ring().byName('team-a')!; // $5 a day, $100 a month
+    const budgets = new Budgets({ now: () => now });
+    const admittedAt = now;
+    expect(budgets.admit(a, 1, 0)).toBeUndefined();
+    now = Date.UTC(2026, 11, 8, 0, 0, 1);
+    budgets.settle(a, 1, 0, 3, 0, admittedAt);
+    const snap = await budgets.snapshot(a);
+    // The new day starts clean (yesterday's window is over); the month holds the real cost.
+    expect(snap.usdDay?.spent).toBe(0);
+    expect(snap.usdMonth?.spent).toBe(3);
+  });
+
   it('the monthly budget resets on the first of the next month, UTC', () => {
     let now = Date.UTC(2026, 11, 31, 23, 59);
     const k = new KeyRing([{ name: 'm', key: fakeKey('m'), budgetUsdMonth: 10 }]).byName('m')!;
