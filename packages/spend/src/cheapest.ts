@@ -54,7 +54,8 @@ export function cheapest(options: CheapestOptions = {}): StrategyFactory {
     /** The stable candidate list and model `units` was computed for (prices do not change while both stay). */
     let unitsOf: readonly unknown[] | undefined;
     let unitsModel: string | undefined;
-    let low = Number.POSITIVE_INFINITY;
+    /** The lowest price of `unitsOf`, kept in a typed array: a double in a closure variable is boxed (16 B a write). */
+    const lowest = new Float64Array(1);
     const strategy: Strategy = {
       name: 'cheapest',
       pick(c, ctx) {
@@ -68,16 +69,18 @@ export function cheapest(options: CheapestOptions = {}): StrategyFactory {
         const u = units;
         if (!(ctx?.stable && c === unitsOf && model === unitsModel)) {
           // Pass 1: every candidate's price, and the lowest.
-          low = Number.POSITIVE_INFINITY;
+          let low = Number.POSITIVE_INFINITY;
           for (let i = 0; i < n; i++) {
             const p = prices.peek(c[i].upstreamModel ?? model, c[i].endpoint);
             const x = p === undefined ? Number.POSITIVE_INFINITY : p.input * ratio + p.output;
             u[i] = x;
             if (x < low) low = x;
           }
+          lowest[0] = low;
           unitsOf = ctx?.stable ? c : undefined;
           unitsModel = model;
         }
+        const low = lowest[0];
         const top = low === Number.POSITIVE_INFINITY ? low : low + Math.abs(low) * EPS;
         // Pass 2: how many at that price, and their lowest latency (-1: never measured, tried first).
         let count = 0;
