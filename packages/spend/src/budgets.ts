@@ -45,6 +45,8 @@ interface Windows {
 
 /** Per key: its counters' keys and limits for the current windows, scratch for amounts, and what the store said. */
 interface KeyState {
+  /** The key object it was built for: a reload makes new ones, with limits that may differ. */
+  key: VirtualKey;
   day: number;
   names: BudgetName[];
   keys: string[];
@@ -78,6 +80,7 @@ function stateOf(key: VirtualKey, w: Windows, prefix: string): KeyState {
   const b = key.budgets;
   const base = `${prefix}${key.id}:`;
   const s: KeyState = {
+    key,
     day: w.day,
     names: [],
     keys: [],
@@ -275,7 +278,7 @@ export class Budgets {
     let w = this.#windows;
     if (now >= w.dayEnd || now < w.dayEnd - DAY) w = this.#windows = windowsAt(now);
     let s = this.#states.get(key.id);
-    if (s !== undefined && s.day === w.day) return s;
+    if (s !== undefined && s.day === w.day && s.key === key) return s;
     s = stateOf(key, w, this.#prefix);
     this.#states.set(key.id, s);
     return s;

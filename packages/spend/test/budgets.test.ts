@@ -112,6 +112,16 @@ describe('Budgets (memory)', () => {
     expect(e.message).toContain('tokens per day (1000 tokens) is spent');
   });
 
+  it('a reloaded key ring with a new budget applies at once, keeping what was spent', () => {
+    const budgets = new Budgets({ now: () => T0 });
+    const before = ring().byName('team-b')!; // $5
+    expect(budgets.admit(before, 5, 0)).toBeUndefined();
+    expect(budgets.admit(before, 0, 0)).toBeInstanceOf(SpendError);
+    const after = new KeyRing([{ name: 'team-b', key: fakeKey('b'), budgetUsdDay: 8 }]).byName('team-b')!;
+    expect(budgets.admit(after, 3, 0)).toBeUndefined(); // $5 of $8 spent: admitted, then $8
+    expect((budgets.admit(after, 0, 0) as SpendError).message).toContain('($8)');
+  });
+
   it('keys without budgets touch no counter', () => {
     const store = new MemoryBudgetStore();
     const budgets = new Budgets({ store });
