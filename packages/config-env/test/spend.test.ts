@@ -1,8 +1,9 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${VAR}` references are what these tests are about.
 import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
 import { fakeKey } from '@lb/test-utils';
 import { describe, expect, it } from 'vitest';
-import { configJsonSchema, parseConfig } from '../src/index.js';
+import { configFromFile, configJsonSchema, parseConfig } from '../src/index.js';
 import { errorOf, lines } from './helpers.js';
 
 const A = fakeKey('a');
@@ -75,6 +76,14 @@ input = "0"
     expect(contract?.meta?.price).toEqual({ input: 0.05, output: 0.2, cachedInput: 0.01 });
     expect(c.router.endpoints.find((e) => e.id === 'list')?.meta).toBeUndefined();
     expect(Object.isFrozen(c.spend?.keys[0])).toBe(true);
+  });
+
+  it('the shipped example file carries a key, a price and an endpoint price', () => {
+    const c = configFromFile(resolve(__dirname, '../examples/lb.example.toml'), { OPENAI_API_KEY: A });
+    expect(c.spend?.keys.map((k) => k.name)).toEqual(['team-a']);
+    expect(c.spend?.prices['gpt-4o-mini']).toEqual({ input: 0.15, cachedInput: 0.075, output: 0.6 });
+    expect(c.router.endpoints.find((e) => e.id === 'local')?.meta?.price).toEqual({ input: 0, output: 0 });
+    expect(c.warnings).toEqual([]);
   });
 
   it('has no spend section without [[keys]] or [prices]', () => {
