@@ -18,6 +18,9 @@ export interface AdmitReply {
  * tokens today) in one step, counters hold fractions of a dollar, and they reset at calendar boundaries rather than
  * refill; one script per admission is what keeps that atomic and at one round trip.
  *
+ * The arrays a method receives are reused by the caller once it returns (or, for a promise, once the method has run
+ * up to its first `await`): read them at once, copy what you keep.
+ *
  * @example
  * const store: BudgetStore = new MemoryBudgetStore();
  * store.admit(['lb:spend:team-a:usd:d:20261207'], [5], [0.002], [Date.UTC(2026, 11, 8)]); // { refused: -1, values: [0.002] }
