@@ -43,8 +43,11 @@ export function cheapest(options: CheapestOptions = {}): StrategyFactory {
   if (table !== undefined && !(table instanceof PriceTable)) {
     throw new TypeError('cheapest: prices must be a PriceTable');
   }
+  // One table for every route (a table holds a slot on each endpoint: one per route would pile them up).
+  let shared = table;
   return ({ random, explorationRate }) => {
-    const prices = table ?? new PriceTable();
+    shared ??= new PriceTable();
+    const prices = shared;
     const explore = options.explorationRate ?? explorationRate ?? 0.05;
     // Integer draws when the router's random offers them: a double returned across a call may be boxed (16 B).
     const u30 = (random as { u30?: () => number }).u30;
