@@ -1,103 +1,14 @@
-// Spend micro-benchmark: what virtual keys + budgets + cost add to one request in memory (target ≤ 5 µs), and what
-// `costOf` and a `cheapest` pick cost alone (ns and bytes allocated). In process, no network.
-//
-//   node bench/spend.mjs [--n=200000] [--rounds=5]
-//
-// Per request, as lb-server will run it: the key lookup (SHA-256 of the presented key, one map read, a constant-time
-// compare), the expiry and model checks, the budget admission with an estimate (three counters: USD today, USD this
-// month, tokens today), the cost from the usage the provider returned, and the settlement. Bytes are
-// `process.memoryUsage().heapUsed` deltas over slices (no --expose-gc), median of the rounds; time is this process's
-// CPU time (user + system), so that a busy machine's other processes do not count.
-import { createRouter } from '@lb/core';
-import { Budgets, cheapest, KeyRing, PriceTable, tokensOf } from '@lb/spend';
+// `@lb/spend` micro-benchmark (see lib/spend.mjs): node bench/spend.mjs [--n=200000] [--rounds=5]
+import { runSpendBench } from './lib/spend.mjs';
 
 const arg = (name, d) => {
   const a = process.argv.find((x) => x.startsWith(`--${name}=`));
   return a ? Number(a.slice(name.length + 3)) : d;
 };
-const N = arg('n', 200_000);
-const ROUNDS = arg('rounds', 5);
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-/** ns and bytes per call of `fn`, median over rounds (each round: a warm-up slice, then `n` calls). */
-function measure(fn, n = N) {
-  const ns = [];
-  const bytes = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    for (let i = 0; i < Math.min(n, 20_000); i++) fn(i);
-    const h0 = process.memoryUsage().heapUsed;
-    const c0 = process.cpuUsage();
-    for (let i = 0; i < n; i++) fn(i);
-    const c1 = process.cpuUsage(c0);
-    const h1 = process.memoryUsage().heapUsed;
-    ns.push(((c1.user + c1.system) * 1000) / n);
-    bytes.push(Math.max(0, h1 - h0) / n);
-  }
-  return { ns: Math.round(median(ns)), bytes: Math.round(median(bytes) * 10) / 10 };
-}
-
-const secrets = Array.from({ length: 100 }, (_, i) => `sk-lb-team-${i}-${'x'.repeat(32)}`);
-const ring = new KeyRing(
-  secrets.map((key, i) => ({
-    name: `team-${i}`,
-    key,
-    models: ['gpt-4o-mini', 'fast'],
-    budgetUsdDay: 1e9,
-    budgetUsdMonth: 1e9,
-    budgetTokensDay: 1e12,
-  })),
-  { apiKeys: [`sk-legacy-${'y'.repeat(32)}`] },
-);
-const prices = new PriceTable();
-const budgets = new Budgets();
-const usage = {
-  prompt_tokens: 1200,
-  completion_tokens: 300,
-  total_tokens: 1500,
-  prompt_tokens_details: { cached_tokens: 1024 },
-};
-
-const rows = [];
-rows.push([
-  'costOf (chat usage with cached tokens, dated model name)',
-  measure(() => prices.costOf(usage, 'gpt-4o-mini-2024-07-18')),
-]);
-rows.push([
-  'key lookup (SHA-256, map read, constant-time compare)',
-  measure((i) => ring.lookup(secrets[i % 100])),
-]);
-rows.push([
-  'key lookup + check + budget admit + costOf + settle (the whole request)',
-  measure((i) => {
-    const k = ring.lookup(secrets[i % 100]);
-    if (ring.check(k, 'gpt-4o-mini') !== undefined) throw new Error('refused');
-    const estUsd = prices.costOf({ prompt_tokens: 1500 }, 'gpt-4o-mini');
-    if (budgets.admit(k, estUsd, 1500) !== undefined) throw new Error('over budget');
-    budgets.settle(k, estUsd, 1500, prices.costOf(usage, 'gpt-4o-mini'), tokensOf(usage));
-  }),
-]);
-const noBudget = new KeyRing([], { apiKeys: secrets });
-rows.push([
-  'the same for unnamed LB_API_KEYS keys (lookup only: no budget, no counter)',
-  measure((i) => {
-    const k = noBudget.lookup(secrets[i % 100]);
-    budgets.admit(k, 0, 0);
-    budgets.settle(k, 0, 0, prices.costOf(usage, 'gpt-4o-mini'), tokensOf(usage));
-  }),
-]);
-
-for (const size of [4, 64]) {
-  const endpoints = Array.from({ length: size }, (_, i) => ({
-    id: `ep-${i}`,
-    url: `http://127.0.0.1:${10_000 + i}/v1`,
-    ...(i % 3 === 0 ? { meta: { price: { input: 0.1 + i / 1000, output: 0.4 } } } : {}),
-  }));
-  const router = createRouter({ endpoints, strategy: cheapest({ prices }) });
-  const req = { model: 'gpt-4o-mini' };
-  rows.push([`router.pick, cheapest, ${size} endpoints`, measure(() => router.pick(req), N)]);
-}
-
-console.log(`@lb/spend micro-benchmark — node ${process.version}, ${N} calls × ${ROUNDS} rounds, medians\n`);
+const n = arg('n', 200_000);
+const rounds = arg('rounds', 5);
+const rows = runSpendBench({ n, rounds });
+console.log(`@lb/spend micro-benchmark — node ${process.version}, ${n} calls × ${rounds} rounds, medians\n`);
 console.log('| what | CPU ns per call | bytes per call |');
 console.log('| --- | ---: | ---: |');
-for (const [what, r] of rows) console.log(`| ${what} | ${r.ns} | ${r.bytes} |`);
+for (const r of rows) console.log(`| ${r.what} | ${r.ns} | ${r.bytes} |`);
