@@ -9,7 +9,7 @@
 // `process.memoryUsage().heapUsed` deltas over slices (no --expose-gc), median of the rounds; time is this process's
 // CPU time (user + system), so that a busy machine's other processes do not count.
 import { createRouter } from '@lb/core';
-import { Budgets, cheapest, KeyRing, PriceTable, tokensOf } from '@lb/spend';
+import { Budgets, cheapest, createSpend, KeyRing, PriceTable, tokensOf } from '@lb/spend';
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -75,6 +75,23 @@ export function runSpendBench({ n = 200_000, rounds = 5 } = {}) {
         if (budgets.admit(k, estUsd, 1500) !== undefined) throw new Error('over budget');
         budgets.settle(k, estUsd, 1500, prices.costOf(usage, 'gpt-4o-mini'), tokensOf(usage));
       },
+      n,
+      rounds,
+    ),
+  ]);
+  const spend = createSpend({
+    keys: secrets.map((key, i) => ({
+      name: `team-${i}`,
+      key,
+      budgetUsdDay: 1e9,
+      budgetUsdMonth: 1e9,
+      budgetTokensDay: 1e12,
+    })),
+  });
+  rows.push([
+    'the same through Spend: admit(secret, model, tokens) + settle(admission, usage, model)',
+    measure(
+      (i) => spend.settle(spend.admit(secrets[i % 100], 'gpt-4o-mini', 1500), usage, 'gpt-4o-mini'),
       n,
       rounds,
     ),

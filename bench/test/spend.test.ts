@@ -8,6 +8,7 @@ describe('spend benchmark (smoke)', () => {
       'costOf (chat usage with cached tokens, dated model name)',
       'key lookup (SHA-256, map read, constant-time compare)',
       'key lookup + check + budget admit + costOf + settle (the whole request)',
+      'the same through Spend: admit(secret, model, tokens) + settle(admission, usage, model)',
       'the same for unnamed LB_API_KEYS keys (lookup only: no budget, no counter)',
       'router.pick, cheapest, 4 endpoints',
       'router.pick, cheapest, 64 endpoints',
