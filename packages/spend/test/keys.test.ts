@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { isLbError } from '@lb/core';
 import { fakeKey } from '@lb/test-utils';
 import { describe, expect, it } from 'vitest';
-import { isSpendError, KeyRing, SpendError, sha256Hex } from '../src/index.js';
+import { isSpendError, KeyRing, sha256Hex } from '../src/index.js';
+import { spendErrorOf } from './helpers.js';
 
 const T0 = Date.UTC(2027, 5, 30, 12);
 
@@ -48,7 +49,7 @@ describe('KeyRing', () => {
 
   it('refuses an unknown key with 401 invalid_api_key', () => {
     const ring = new KeyRing([{ name: 'team-a', key: teamA }]);
-    const e = catchErr(() => ring.authorize(teamB, 'gpt-4o'));
+    const e = spendErrorOf(() => ring.authorize(teamB, 'gpt-4o'));
     expect(isSpendError(e) && isLbError(e)).toBe(true);
     expect(e.status).toBe(401);
     expect(e.code).toBe('invalid_api_key');
@@ -61,7 +62,7 @@ describe('KeyRing', () => {
     expect(ring.authorize(teamA, 'gpt-4o-mini').name).toBe('team-a');
     expect(ring.authorize(teamA, 'fast').name).toBe('team-a');
     expect(ring.authorize(teamA, undefined).name).toBe('team-a');
-    const e = catchErr(() => ring.authorize(teamA, 'gpt-4o'));
+    const e = spendErrorOf(() => ring.authorize(teamA, 'gpt-4o'));
     expect(e.status).toBe(403);
     expect(e.code).toBe('model_not_allowed');
     expect(e.param).toBe('model');
@@ -77,13 +78,13 @@ describe('KeyRing', () => {
     now = Date.UTC(2027, 6, 1) - 1;
     expect(ring.authorize(teamA).name).toBe('team-a');
     now = Date.UTC(2027, 6, 1);
-    const e = catchErr(() => ring.authorize(teamA, 'gpt-4o'));
+    const e = spendErrorOf(() => ring.authorize(teamA, 'gpt-4o'));
     expect(e.status).toBe(401);
     expect(e.code).toBe('key_expired');
     expect(e.message).toBe('API key "team-a" expired at 2027-07-01T00:00:00.000Z; ask for a new key.');
     // a timestamp is exact
     const r2 = new KeyRing([{ name: 'b', key: teamB, expires: '2027-06-30T12:00:00Z' }], { now: () => T0 });
-    expect(catchErr(() => r2.authorize(teamB)).code).toBe('key_expired');
+    expect(spendErrorOf(() => r2.authorize(teamB)).code).toBe('key_expired');
   });
 
   it('validates entries, naming the path', () => {
@@ -124,16 +125,6 @@ describe('KeyRing', () => {
     expect(ring.remove('team-b')).toBe(false);
   });
 });
-
-function catchErr(f: () => unknown): SpendError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof SpendError) return e;
-    throw e;
-  }
-  throw new Error('expected a SpendError');
-}
 
 describe('KeyRing: keys made at run time (the admin API)', () => {
   it('creates a key with a fresh secret shown once; its config holds only the SHA-256 and restores it', () => {

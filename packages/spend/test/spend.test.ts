@@ -2,27 +2,12 @@ import { Endpoint } from '@lb/core';
 import { fakeKey, startRedis } from '@lb/test-utils';
 import Redis from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import {
-  type Admission,
-  createSpend,
-  isSpendError,
-  RedisBudgetStore,
-  type SpendError,
-} from '../src/index.js';
+import { type Admission, createSpend, RedisBudgetStore } from '../src/index.js';
+import { spendErrorOf } from './helpers.js';
 
 const T0 = Date.UTC(2026, 11, 7, 12);
 const teamA = fakeKey('team-a');
 const legacy = fakeKey('legacy');
-
-function refusal(f: () => unknown): SpendError {
-  try {
-    f();
-  } catch (e) {
-    if (isSpendError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a SpendError');
-}
 
 describe('Spend: the calls a gateway makes', () => {
   const usage = { prompt_tokens: 1000, completion_tokens: 500, total_tokens: 1500 };
@@ -46,10 +31,10 @@ describe('Spend: the calls a gateway makes', () => {
     expect(usd).toBeCloseTo((1000 * 0.2 + 500 * 0.8) / 1e6, 15);
     // $0.0006 of $0.001 spent: one more is admitted, then the budget is spent.
     spend.settle(spend.admit(teamA, 'gpt-4o-mini', 1000) as Admission, usage);
-    const e = refusal(() => spend.admit(teamA, 'gpt-4o-mini', 1000));
+    const e = spendErrorOf(() => spend.admit(teamA, 'gpt-4o-mini', 1000));
     expect(e.code).toBe('budget_exceeded');
-    expect(refusal(() => spend.admit(teamA, 'gpt-4o', 10)).code).toBe('model_not_allowed');
-    expect(refusal(() => spend.admit(fakeKey('nobody'), 'gpt-4o', 10)).code).toBe('invalid_api_key');
+    expect(spendErrorOf(() => spend.admit(teamA, 'gpt-4o', 10)).code).toBe('model_not_allowed');
+    expect(spendErrorOf(() => spend.admit(fakeKey('nobody'), 'gpt-4o', 10)).code).toBe('invalid_api_key');
     // An unnamed key: no budget, no counter, every model; an unpriced model costs undefined and is reported once.
     const l = spend.admit(legacy, 'my-llama', 10) as Admission;
     expect(l.estimatedUsd).toBeUndefined();
