@@ -225,6 +225,32 @@ describe('Budgets (Redis, two replicas)', () => {
     }
   });
 
+  it('a Redis that hangs (CLIENT PAUSE) sends admissions to the local share once commandTimeout fires', async () => {
+    const admin = client();
+    const c = new Redis(redis.url, {
+      enableOfflineQueue: false,
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      commandTimeout: 100,
+    });
+    c.on('error', () => {});
+    clients.push(c);
+    await Promise.all([admin.connect(), c.connect()]);
+    const k = new KeyRing([{ name: 'hang', key: fakeKey('h'), budgetUsdDay: 4 }]).byName('hang')!;
+    const r = new Budgets({ store: new RedisBudgetStore(c, { prefix: 't5:' }), now: () => T0, replicas: 2 });
+    expect(await r.admit(k, 1, 0)).toBeUndefined(); // shared: $1 of $4; this replica's share of the rest: $1.50
+    // WRITE: scripts wait (they may write), the admin's UNPAUSE does not.
+    await admin.call('CLIENT', 'PAUSE', '30000', 'WRITE');
+    try {
+      expect(await r.admit(k, 1, 0)).toBeUndefined(); // local: $1 of $1.50
+      expect(await r.admit(k, 1, 0)).toBeUndefined(); // local: $1 < $1.50, admitted: $2
+      expect(((await r.admit(k, 1, 0)) as SpendError).code).toBe('budget_exceeded');
+      expect(r.storeErrors).toBe(3);
+    } finally {
+      await admin.call('CLIENT', 'UNPAUSE');
+    }
+  });
+
   it('while Redis is down, each replica admits on its local share, and pays what it owes when Redis is back', async () => {
     const own = await startRedis();
     const c1 = new Redis(own.url, {
