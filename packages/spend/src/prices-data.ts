@@ -1,12 +1,16 @@
 import type { PriceInput } from './prices.js';
 
 /**
- * The date the shipped prices were taken (list prices, USD, standard tier, no batch or priority discounts).
+ * The date the shipped prices were taken (list prices, USD, standard tier: no batch, flex or priority rates, no
+ * long-context tiers).
  *
- * Source: the providers' public price lists — OpenAI (openai.com/api/pricing; Azure OpenAI global deployments bill
- * the same figures per model), Anthropic (anthropic.com/pricing) — as they also appear in LiteLLM's maintained table
- * `model_prices_and_context_window.json` (github.com/BerriAI/litellm), which entries were cross-checked against.
- * Figures only; no code was taken. Override any of them in config (`[prices."model"]`) or per endpoint (`price`).
+ * Source: LiteLLM's maintained table `model_prices_and_context_window.json` (github.com/BerriAI/litellm, stored commit
+ * 00035b69f416be24e2e323c13198d9b7d2d1bdf9, read on this date), which follows the providers' price lists
+ * (openai.com/api/pricing, anthropic.com/pricing; Azure OpenAI global deployments bill the same per model). Read
+ * there: the GPT-4o, GPT-5 (5, 5.1, 5.2, 5.3, 5.4, 5.5, 5.6, mini, nano, pro, chat, codex), gpt-image-1 and Claude
+ * entries. The others (GPT-4.1, the o-series, older chat models, embeddings, DALL·E, Whisper, TTS, Claude 3.5) are the
+ * providers' list prices as published on that date, not re-read there. Figures only; no code was taken. Override any
+ * of them in config (`[prices."model"]`) or per endpoint (`price = { … }`).
  */
 export const PRICES_DATE = '2026-12-07';
 
@@ -18,11 +22,34 @@ export const PRICES_DATE = '2026-12-07';
  */
 export const DEFAULT_PRICES: Readonly<Record<string, PriceInput>> = {
   // OpenAI: GPT-5 family
+  'gpt-5.6': { input: 5, cachedInput: 0.5, output: 30 },
+  'gpt-5.6-sol': { input: 5, cachedInput: 0.5, output: 30 },
+  'gpt-5.6-terra': { input: 2.5, cachedInput: 0.25, output: 15 },
+  'gpt-5.6-luna': { input: 1, cachedInput: 0.1, output: 6 },
+  'gpt-5.5': { input: 5, cachedInput: 0.5, output: 30 },
+  'gpt-5.5-pro': { input: 30, cachedInput: 3, output: 180 },
+  'gpt-5.4': { input: 2.5, cachedInput: 0.25, output: 15 },
+  'gpt-5.4-pro': { input: 30, cachedInput: 3, output: 180 },
+  'gpt-5.4-mini': { input: 0.75, cachedInput: 0.075, output: 4.5 },
+  'gpt-5.4-nano': { input: 0.2, cachedInput: 0.02, output: 1.25 },
+  'gpt-5.3-chat-latest': { input: 1.75, cachedInput: 0.175, output: 14 },
+  'gpt-5.3-codex': { input: 1.75, cachedInput: 0.175, output: 14 },
+  'gpt-5.2': { input: 1.75, cachedInput: 0.175, output: 14 },
+  'gpt-5.2-chat-latest': { input: 1.75, cachedInput: 0.175, output: 14 },
+  'gpt-5.2-codex': { input: 1.75, cachedInput: 0.175, output: 14 },
+  'gpt-5.2-pro': { input: 21, output: 168 },
+  'gpt-5.1': { input: 1.25, cachedInput: 0.125, output: 10 },
+  'gpt-5.1-chat-latest': { input: 1.25, cachedInput: 0.125, output: 10 },
+  'gpt-5.1-codex': { input: 1.25, cachedInput: 0.125, output: 10 },
+  'gpt-5.1-codex-max': { input: 1.25, cachedInput: 0.125, output: 10 },
+  'gpt-5.1-codex-mini': { input: 0.25, cachedInput: 0.025, output: 2 },
   'gpt-5': { input: 1.25, cachedInput: 0.125, output: 10 },
+  'gpt-5-chat': { input: 1.25, cachedInput: 0.125, output: 10 },
+  'gpt-5-chat-latest': { input: 1.25, cachedInput: 0.125, output: 10 },
+  'gpt-5-codex': { input: 1.25, cachedInput: 0.125, output: 10 },
+  'gpt-5-pro': { input: 15, output: 120 },
   'gpt-5-mini': { input: 0.25, cachedInput: 0.025, output: 2 },
   'gpt-5-nano': { input: 0.05, cachedInput: 0.005, output: 0.4 },
-  'gpt-5-chat-latest': { input: 1.25, cachedInput: 0.125, output: 10 },
-  'gpt-5.1': { input: 1.25, cachedInput: 0.125, output: 10 },
   // OpenAI: GPT-4.1 family
   'gpt-4.1': { input: 2, cachedInput: 0.5, output: 8 },
   'gpt-4.1-mini': { input: 0.4, cachedInput: 0.1, output: 1.6 },
@@ -60,14 +87,22 @@ export const DEFAULT_PRICES: Readonly<Record<string, PriceInput>> = {
   'tts-1': { characters: 15 },
   'tts-1-hd': { characters: 30 },
   'omni-moderation-latest': { input: 0, output: 0 },
-  // Anthropic
+  // Anthropic (cache writes at the 5-minute rate)
+  'claude-fable-5': { input: 10, cachedInput: 1, cacheWrite: 12.5, output: 50 },
+  'claude-sonnet-5': { input: 2, cachedInput: 0.2, cacheWrite: 2.5, output: 10 },
+  'claude-opus-4-8': { input: 5, cachedInput: 0.5, cacheWrite: 6.25, output: 25 },
+  'claude-opus-4-7': { input: 5, cachedInput: 0.5, cacheWrite: 6.25, output: 25 },
+  'claude-opus-4-6': { input: 5, cachedInput: 0.5, cacheWrite: 6.25, output: 25 },
+  'claude-sonnet-4-6': { input: 3, cachedInput: 0.3, cacheWrite: 3.75, output: 15 },
   'claude-opus-4-5': { input: 5, cachedInput: 0.5, cacheWrite: 6.25, output: 25 },
   'claude-opus-4-1': { input: 15, cachedInput: 1.5, cacheWrite: 18.75, output: 75 },
   'claude-opus-4': { input: 15, cachedInput: 1.5, cacheWrite: 18.75, output: 75 },
   'claude-opus-4-0': { input: 15, cachedInput: 1.5, cacheWrite: 18.75, output: 75 },
+  'claude-4-opus': { input: 15, cachedInput: 1.5, cacheWrite: 18.75, output: 75 },
   'claude-sonnet-4-5': { input: 3, cachedInput: 0.3, cacheWrite: 3.75, output: 15 },
   'claude-sonnet-4': { input: 3, cachedInput: 0.3, cacheWrite: 3.75, output: 15 },
   'claude-sonnet-4-0': { input: 3, cachedInput: 0.3, cacheWrite: 3.75, output: 15 },
+  'claude-4-sonnet': { input: 3, cachedInput: 0.3, cacheWrite: 3.75, output: 15 },
   'claude-3-7-sonnet': { input: 3, cachedInput: 0.3, cacheWrite: 3.75, output: 15 },
   'claude-3-5-sonnet': { input: 3, cachedInput: 0.3, cacheWrite: 3.75, output: 15 },
   'claude-haiku-4-5': { input: 1, cachedInput: 0.1, cacheWrite: 1.25, output: 5 },

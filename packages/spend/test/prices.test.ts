@@ -56,6 +56,9 @@ describe('costOf', () => {
     // gpt-4o-2024-05-13 has its own (higher) price
     expect(costOf(u, 'gpt-4o-2024-05-13')).toBeCloseTo(5, 12);
     expect(costOf(u, 'gpt-4o-2024-08-06')).toBeCloseTo(2.5, 12);
+    expect(costOf(u, 'gpt-5.2-2025-12-11')).toBeCloseTo(1.75, 12);
+    expect(costOf(u, 'claude-opus-4-7-20260416')).toBeCloseTo(5, 12);
+    expect(costOf(u, 'claude-4-sonnet-20250514')).toBeCloseTo(3, 12);
   });
 
   it('an unpriced model costs undefined, never 0, and is reported once', () => {
