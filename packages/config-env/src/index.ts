@@ -39,6 +39,7 @@ export {
 } from './presets.js';
 export type { ConfigDocument, ConfigDocumentInput } from './schema.js';
 export { configJsonSchema, normalizeStrategy } from './schema.js';
+export type { PriceConfig, SpendConfig, VirtualKeyConfig } from './spend.js';
 export type {
   BreakerConfig,
   ConfigSource,

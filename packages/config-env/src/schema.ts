@@ -155,6 +155,69 @@ const priority = num('an integer from 1 to 10', { int: true, min: 1, max: 10 });
 const weight = num('a number >= 0', { min: 0 });
 const rate = num('a number >= 0 (0 = no limit)', { min: 0 });
 
+const usd = num('a number of USD >= 0', { min: 0 });
+
+/** A price: USD per 1M tokens, or per unit (`[prices."model"]`, an endpoint's `price = { … }`). */
+export const priceSchema = obj(
+  {
+    input: usd.optional(),
+    output: usd.optional(),
+    cached_input: usd.optional(),
+    cache_write: usd.optional(),
+    image: usd.optional(),
+    audio_minute: usd.optional(),
+    characters: usd.optional(),
+  },
+  '[prices."<model>"] or an endpoint\'s price',
+);
+
+/** `expires`: a date (a TOML date too: it lasts through that day, UTC), an ISO timestamp, or epoch ms. */
+const expiry = z.preprocess(
+  (v) => {
+    if (v instanceof Date) {
+      // smol-toml's TomlDate: a local date (no time) stays a day.
+      const d = v as Date & { isDate?: () => boolean };
+      return d.isDate?.() ? v.toISOString().slice(0, 10) : v.toISOString();
+    }
+    return v;
+  },
+  z
+    .union([z.string(), z.number()], {
+      error: expected('a date ("2027-06-30"), an ISO timestamp or epoch ms'),
+    })
+    .refine(
+      (v) =>
+        Number.isFinite(
+          typeof v === 'number' ? v : Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(v) ? `${v}T00:00:00Z` : v),
+        ),
+      {
+        error: (iss) =>
+          `expected a date ("2027-06-30"), an ISO timestamp or epoch ms, received ${show(iss.input)}`,
+      },
+    ),
+);
+
+/** One client key (`[[keys]]`). */
+export const keySchema = obj(
+  {
+    name: nonEmpty,
+    key: secret.min(1, { error: 'must not be empty' }).optional(),
+    key_sha256: str
+      .regex(/^[0-9a-fA-F]{64}$/, { error: 'expected 64 hex digits (the SHA-256 of the key)' })
+      .optional(),
+    models: list.optional(),
+    tags: list.optional(),
+    rps: rate.optional(),
+    rpm: rate.optional(),
+    tpm: rate.optional(),
+    budget_usd_day: usd.optional(),
+    budget_usd_month: usd.optional(),
+    budget_tokens_day: num('an integer >= 0', { int: true, min: 0 }).optional(),
+    expires: expiry.optional(),
+  },
+  'each [[keys]] entry',
+);
+
 export const endpointShape = {
   name: nonEmpty,
   id: nonEmpty.optional(),
@@ -179,6 +242,7 @@ export const endpointShape = {
     .regex(/^\//, { error: (iss) => `expected a path starting with "/", received ${show(iss.input)}` })
     .optional(),
   meta: z.record(str, z.unknown(), { error: expected('a table') }).optional(),
+  price: priceSchema.optional(),
 };
 
 export const endpointSchema = obj(endpointShape, 'each [[endpoints]] entry');
@@ -313,6 +377,8 @@ export const documentSchema = obj({
   endpoints: z.array(endpointSchema, { error: expected('a list of endpoints') }).optional(),
   providers: z.array(endpointSchema, { error: expected('a list or table of endpoints') }).optional(),
   models: z.record(str, groupSchema, { error: expected('a table of model groups') }).optional(),
+  keys: z.array(keySchema, { error: expected('a list of keys ([[keys]] entries)') }).optional(),
+  prices: z.record(str, priceSchema, { error: expected('a table of prices by model') }).optional(),
 });
 
 /** The validated document. */

@@ -1,5 +1,6 @@
 import type { RouterConfig } from '@lb/core';
 import type { ConfigIssue } from './issues.js';
+import type { SpendConfig } from './spend.js';
 
 /** Environment variables: `process.env` or a literal object. Empty strings count as unset. */
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -130,6 +131,8 @@ export interface LbConfig {
   breaker: BreakerConfig;
   healthCheck: HealthCheckConfig;
   server: ServerConfig;
+  /** Virtual keys and prices, when the file has `[[keys]]` or `[prices]` (for `@lb/spend`). */
+  spend?: SpendConfig;
   /** Model used when a request names none. Env `OPENAI_MODEL`; file `default_model`. */
   defaultModel?: string;
   source: ConfigSource;

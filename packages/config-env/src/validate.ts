@@ -5,6 +5,7 @@ import { ConfigValidationError } from './errors.js';
 import { interpolate } from './interpolate.js';
 import { type ConfigIssue, didYouMean, formatPath, show } from './issues.js';
 import { type ConfigDocument, documentSchema, normalizeStrategy, UNKNOWN_KEYS } from './schema.js';
+import { buildSpend, checkSpend, spendSecrets, toPriceConfig } from './spend.js';
 import type { BreakerConfig, ConfigSource, Env, HealthCheckConfig, LbConfig, ServerConfig } from './types.js';
 
 /** The outcome of {@link validateConfig}. */
@@ -95,6 +96,7 @@ export function runPipeline(raw: unknown, opts: PipelineOptions = {}): PipelineR
     }
   }
   crossCheck(doc, errors, warnings, opts);
+  checkSpend(doc, errors, warnings);
 
   const order = documentOrder(doc);
   const rank = (i: ConfigIssue) => {
@@ -183,6 +185,7 @@ function collectSecrets(doc: Record<string, unknown>): string[] {
       for (const k of s.api_keys) if (typeof k === 'string') out.push(k);
     } else if (typeof s.api_keys === 'string') out.push(...s.api_keys.split(',').map((k) => k.trim()));
   }
+  out.push(...spendSecrets(doc));
   return out.filter((s) => s.length >= 4);
 }
 
@@ -326,6 +329,7 @@ export function buildConfig(
     if (e.burst) limits.burst = e.burst;
     const meta = { ...(e.meta ?? {}) };
     if (e.max_retries !== undefined) meta.maxRetries = e.max_retries;
+    if (e.price !== undefined) meta.price = toPriceConfig(e.price);
     const ec: EndpointConfig = {
       id,
       name: e.name,
@@ -457,11 +461,13 @@ export function buildConfig(
     ...(s.replicas !== undefined ? { replicas: s.replicas } : {}),
   };
 
+  const spend = buildSpend(doc);
   return deepFreeze({
     router,
     breaker,
     healthCheck,
     server,
+    ...(spend ? { spend } : {}),
     ...(doc.default_model !== undefined ? { defaultModel: doc.default_model } : {}),
     source,
     warnings: [...warnings],
