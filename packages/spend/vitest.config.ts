@@ -1,8 +1,3 @@
-import { defineProject } from 'vitest/config';
+import { lbProject } from '../../vitest.shared';
 
-export default defineProject({
-  test: {
-    name: 'spend',
-    include: ['test/**/*.test.ts'],
-  },
-});
+export default lbProject('spend');
