@@ -9,6 +9,17 @@ import {
   redact,
 } from '@lb/core';
 import {
+  Attempt,
+  type AttemptSettings,
+  attemptTimeout,
+  defaultTimers,
+  fetchTransport,
+  HoldBudget,
+  prepareUpstream,
+  StreamOpenError,
+  tagResponse,
+} from '@lb/exchange';
+import {
   type DialectRequest,
   explainUnservable,
   getDialect,
@@ -18,7 +29,7 @@ import {
 } from '@lb/providers';
 import { bytesOption, msOption } from './internal/env.js';
 import { readRequest } from './internal/request.js';
-import { type HoldBudget, holdBack, readFirst, withUsage, wrapStream } from './internal/stream.js';
+import { streamBody, withUsage } from './internal/stream.js';
 
 /**
  * The base URL the SDK is given: every URL under it is routed. Any other absolute URL is routed too (its path,
@@ -72,6 +83,11 @@ export interface RouterFetchOptions {
    * them past it goes live instead. Default 67108864 (64 MiB). Env: `STREAM_PROBATION_MAX_BYTES`.
    */
   streamProbationMaxBytes?: number;
+  /**
+   * Streams: the largest server-sent event an upstream may send, bytes; one that grows past it without its end (an
+   * endless line) errors the stream and aborts the upstream. Default 8388608 (8 MiB). Env `LB_MAX_SSE_EVENT_BYTES`.
+   */
+  maxEventBytes?: number;
   /**
    * Attach `@lb/providers`' `providerGuard()` to the router (once), so that an operation never reaches an endpoint
    * whose provider cannot serve it (embeddings never go to Anthropic). Default true.
@@ -150,20 +166,41 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     'STREAM_PROBATION_HOLD',
     10_000,
   );
-  const budget: HoldBudget = {
-    used: 0,
-    max: bytesOption(
+  // While a stream is held, the end of its endpoint's probation lets it go live (after the listener's caller is
+  // done); nothing listens while nothing is held.
+  const budget = new HoldBudget(
+    bytesOption(
       options.streamProbationMaxBytes,
       'streamProbationMaxBytes',
       'STREAM_PROBATION_MAX_BYTES',
       64 * 1024 * 1024,
     ),
+    (release) =>
+      router.on('endpoint:probation', (e) => {
+        if (!e.on) queueMicrotask(() => release(e.endpointId));
+      }),
+  );
+  const maxEventBytes = bytesOption(
+    options.maxEventBytes,
+    'maxEventBytes',
+    'LB_MAX_SSE_EVENT_BYTES',
+    8 * 1024 * 1024,
+  );
+  // The engine's settings for every call of this client: the same lifecycle lb-server runs.
+  const settings: AttemptSettings = {
+    idleTimeoutMs: idleMs,
+    holdMs,
+    budget,
+    maxEventBytes,
+    timers: defaultTimers,
+    passBody: true,
   };
   const route = options.route;
   if (options.providerGuard !== false && !router.guards.some((g) => g.name === 'provider')) {
     router.addGuard(providerGuard());
   }
   const transport = (): FetchLike => options.fetch ?? globalThis.fetch;
+  const upstream = fetchTransport(transport);
 
   const routerFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     // Not an API call (the SDK probes `fetch('data:,')`): straight to the transport.
@@ -211,55 +248,45 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
         stream,
         model,
       };
-      const up = dialect.prepare(dreq);
-      const res = await transport()(up.url, {
-        method: up.method,
-        headers: up.headers,
-        body: up.body as BodyInit | undefined,
-        signal: ctx.signal,
-        redirect: 'manual',
-      });
-      if (stream && res.ok && res.body) {
-        const reader = res.body.getReader();
-        const translator = dialect.createStreamTranslator?.(dreq);
-        const first = await readFirst(reader, ep.id, firstByteMs, translator);
-        if (first.kind === 'failure') return first.response;
-        let source: Parameters<typeof wrapStream>[0] = reader;
-        let chunk = first.chunk;
-        if (ctx.streamProbation && holdMs > 0) {
-          // The endpoint's probation may end while this stream is held (another of its streams ended cleanly):
-          // the hold lets go then. Listened to only while holding.
-          let off: (() => void) | undefined;
-          const released = new Promise<void>((resolve) => {
-            off = router.on('endpoint:probation', (e) => {
-              if (!e.on && e.endpointId === ep.id) resolve();
-            });
-          });
-          let held: Awaited<ReturnType<typeof holdBack>>;
-          try {
-            held = await holdBack(reader, chunk, holdMs, translator, first.decoder, budget, released);
-          } finally {
-            off?.();
-          }
-          if (held.kind === 'failure') return held.response;
-          source = held.reader;
-          chunk = held.chunk;
+      const up = prepareUpstream(dialect, dreq);
+      const translator = stream ? dialect.createStreamTranslator?.(dreq) : undefined;
+      // The deadline bounds every wait: an attempt's timeout is the smaller of its own and what is left of it.
+      const call = new Attempt(
+        settings,
+        stream,
+        attemptTimeout(stream ? firstByteMs : undefined, ctx.deadline),
+        stream ? ctx : undefined,
+        ctx.streamProbation,
+        translator,
+      );
+      call.follow(ctx.signal);
+      upstream.send({ ...up, timeoutMs: 0 }, call);
+      try {
+        await call.promise;
+      } catch (e) {
+        // An error event before the first content (or while held on probation): the answer it stands for.
+        if (e instanceof StreamOpenError) return failureResponse(e);
+        throw e;
+      }
+      const res = call.response;
+      if (res === undefined) {
+        // An event stream, through the engine: whole events, the idle timeout, usage and the router's hold.
+        const headers = new Headers();
+        for (const k in call.headers) {
+          const v = call.headers[k];
+          if (v !== undefined && k !== 'content-length' && k !== 'content-encoding')
+            headers.set(k, Array.isArray(v) ? v.join(', ') : v);
         }
-        const finish = ctx.hold();
-        const body = wrapStream(source, chunk, {
+        if (tag) tagResponse(headers, tag);
+        if (translator) headers.set('content-type', 'text/event-stream');
+        const body = streamBody(call, {
           endpointId: ep.id,
           idleTimeoutMs: idleMs,
-          translator,
-          decoder: first.decoder,
           signal: req.signal,
-          finish,
           reportUsage: ctx.reportUsage,
-          readUsage: router.listenerCount('attempt:usage') > 0,
           secrets: [ep.apiKey],
         });
-        const headers = ownHeaders(res, tag);
-        if (translator) headers.set('content-type', 'text/event-stream');
-        return new Response(body, { status: res.status, statusText: res.statusText, headers });
+        return new Response(body, { status: call.status, headers });
       }
       if (dialect.translateResponse) {
         const raw = new Uint8Array(await res.arrayBuffer());
@@ -268,8 +295,8 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
           h[k] = v;
         });
         const t = dialect.translateResponse(res.status, h, raw, dreq);
-        const headers = tag ? { ...t.headers, ...lbHeaders(tag) } : t.headers;
-        return new Response(t.body as BodyInit, { status: t.status, headers });
+        if (tag) tagResponse(t.headers, tag);
+        return new Response(t.body as BodyInit, { status: t.status, headers: t.headers });
       }
       // Token usage for whoever listens (TPM budgets, metrics), read from the body as the caller reads it.
       if (
@@ -331,11 +358,6 @@ async function errorResponse(
   return synthetic(error, attempts);
 }
 
-/** The answering endpoint's id and the attempt number, as lb-server sends them. */
-function lbHeaders(ctx: AttemptContext): Record<string, string> {
-  return { 'x-lb-endpoint': ctx.endpoint.id, 'x-lb-attempts': String(ctx.attempt) };
-}
-
 /**
  * The upstream response's headers for a new response around its body, which fetch has already decoded (so no
  * length or encoding of the upstream's), tagged with {@link lbHeaders} when `tag` is given.
@@ -344,13 +366,16 @@ function ownHeaders(res: Response, tag: AttemptContext | undefined): Headers {
   const headers = new Headers(res.headers);
   headers.delete('content-length');
   headers.delete('content-encoding');
-  return tag ? withTags(headers, tag) : headers;
+  if (tag) tagResponse(headers, tag);
+  return headers;
 }
 
-function withTags(headers: Headers, tag: AttemptContext): Headers {
-  headers.set('x-lb-endpoint', tag.endpoint.id);
-  headers.set('x-lb-attempts', String(tag.attempt));
-  return headers;
+/** The answer an error event before the first content stands for, as an OpenAI error response. */
+function failureResponse(e: StreamOpenError): Response {
+  return new Response(
+    JSON.stringify({ error: { message: e.message, type: e.type, code: null, param: null } }),
+    { status: e.status, headers: { 'content-type': 'application/json' } },
+  );
 }
 
 /**
@@ -359,7 +384,8 @@ function withTags(headers: Headers, tag: AttemptContext): Headers {
  * fetch's own path), so the copy is set on this response. A response that refuses it gets the new `Response`.
  */
 function tagInPlace(res: Response, tag: AttemptContext): Response {
-  const headers = withTags(new Headers(res.headers), tag);
+  const headers = new Headers(res.headers);
+  tagResponse(headers, tag);
   try {
     Object.defineProperty(res, 'headers', { value: headers, configurable: true });
     return res;

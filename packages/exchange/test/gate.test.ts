@@ -1,6 +1,8 @@
 import { hasErrorEvent as providersHasErrorEvent } from '@lb/providers';
 import { describe, expect, it } from 'vitest';
-import { gate, hasErrorEvent, quickPass } from '../src/sse.js';
+import { gate, hasErrorEvent, quickPass } from '../src/index.js';
+
+const bytes = (s: string) => new TextEncoder().encode(s);
 
 const chunk = (delta: object, extra: object = {}) =>
   `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta, finish_reason: null }], ...extra })}\n\n`;
@@ -58,20 +60,24 @@ describe('the stream gate', () => {
   });
 
   it.each(cases)('where quickPass says pass, so does the parsing gate: %s', (_name, text) => {
-    const verdict = gate(text).kind;
+    const verdict = gate(bytes(text)).kind;
     if (quickPass(Buffer.from(text))) expect(verdict).toBe('pass');
   });
 
   it('the parsing gate holds role-only and typed preambles, fails error-first streams, passes content', () => {
-    expect(gate(chunk({ role: 'assistant', content: '' })).kind).toBe('wait');
-    expect(gate(chunk({ role: 'assistant', content: '' }) + chunk({ content: 'x' })).kind).toBe('pass');
+    expect(gate(bytes(chunk({ role: 'assistant', content: '' }))).kind).toBe('wait');
+    expect(gate(bytes(chunk({ role: 'assistant', content: '' }) + chunk({ content: 'x' }))).kind).toBe(
+      'pass',
+    );
     expect(
-      gate(`data: ${JSON.stringify({ error: { message: 'overloaded', type: 'overloaded_error' } })}\n\n`),
+      gate(
+        bytes(`data: ${JSON.stringify({ error: { message: 'overloaded', type: 'overloaded_error' } })}\n\n`),
+      ),
     ).toMatchObject({
       kind: 'error',
       status: 529,
     });
-    expect(gate(chunk({ content: 'x' }).replace('\n\n', '\r\n\r\n')).kind).toBe('pass');
+    expect(gate(bytes(chunk({ content: 'x' }).replace('\n\n', '\r\n\r\n'))).kind).toBe('pass');
   });
 });
 
