@@ -1,4 +1,4 @@
-import { hasErrorEvent as providersHasErrorEvent } from '@lb/providers';
+import { errorEventStatus, hasErrorEvent as providersHasErrorEvent } from '@lb/providers';
 import { describe, expect, it } from 'vitest';
 import { gate, hasErrorEvent, quickPass } from '../src/index.js';
 
@@ -95,5 +95,21 @@ describe('hasErrorEvent', () => {
     const seen = samples.map((s) => hasErrorEvent(Buffer.from(s)));
     expect(seen).toEqual([false, false, true, true, true, false, false]);
     expect(seen).toEqual(samples.map((s) => providersHasErrorEvent(Buffer.from(s))));
+  });
+});
+
+describe("error events take their status from @lb/providers' one table", () => {
+  const ev = (error: object) => bytes(`data: ${JSON.stringify({ error })}\n\n`);
+  it.each([
+    [{ message: 'bad key', type: 'authentication_error' }, 401],
+    [{ message: 'Incorrect API key', type: 'invalid_request_error', code: 'invalid_api_key' }, 401],
+    [{ message: 'slow down', type: 'server_error', code: 'rate_limit_exceeded' }, 429],
+    [{ message: 'quota', type: 'insufficient_quota' }, 429],
+    [{ message: 'busy', type: 'overloaded_error' }, 529],
+    [{ message: 'x', type: 'server_error', status: 503 }, 503],
+    [{ message: 'The server is overloaded', type: 'server_error' }, 502],
+  ])('%j → %i', (error, status) => {
+    expect(gate(ev(error))).toMatchObject({ kind: 'error', status });
+    expect(errorEventStatus(error)).toBe(status);
   });
 });

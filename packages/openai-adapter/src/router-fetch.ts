@@ -1,12 +1,13 @@
 import {
   type AttemptContext,
+  type Endpoint,
+  estimateTokens,
   isLbError,
   isNoHealthyEndpointError,
   type LbError,
   parseTags,
   type RouteRequest,
   type Router,
-  redact,
 } from '@lb/core';
 import {
   Attempt,
@@ -218,10 +219,9 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
       signal: req.signal,
       features: requestFeatures(operation, json),
     };
-    if (json !== undefined && req.body !== undefined) {
-      const maxOut = json.max_completion_tokens ?? json.max_tokens ?? json.max_output_tokens;
-      routeReq.estimatedTokens = Math.ceil(req.body.length / 4) + (typeof maxOut === 'number' ? maxOut : 0);
-    }
+    // Token estimates (for tokens-per-minute budgets) as lb-server makes them: `@lb/core`'s one estimator, and only
+    // while some endpoint has such a budget.
+    if (json !== undefined && router.endpoints.some(hasTpm)) routeReq.estimatedTokens = estimateTokens(json);
     const tagHeader = req.headers['x-lb-tags'];
     if (tagHeader !== undefined) {
       delete req.headers['x-lb-tags'];
@@ -320,6 +320,10 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
   return Object.assign(routerFetch, { Response: globalThis.Response });
 }
 
+function hasTpm(e: Endpoint): boolean {
+  return e.limits.tpm !== undefined;
+}
+
 function discard(res: Response): void {
   res.body?.cancel().catch(() => {});
 }
@@ -347,8 +351,10 @@ async function errorResponse(
   let attempts = 0;
   if (isNoHealthyEndpointError(error)) {
     attempts = tagged ? error.attempts.length : 0;
+    // The router's verdict over every attempt, as lb-server answers it (502/503/504/429 with its code), never the
+    // last upstream body (which may quote a key).
     const last = error.lastValue;
-    if (last instanceof Response) return redactResponse(router, last, attempts);
+    if (last instanceof Response) discard(last);
     if (error.attempts.length === 0) {
       // Nothing was tried: say so precisely when no endpoint could ever serve this route.
       const problem = explainUnservable(router, { operation, model, features });
@@ -402,16 +408,6 @@ function synthetic(error: LbError, attempts: number): Response {
     headers['retry-after'] = String(Math.ceil(error.retryAfterMs / 1000));
   }
   return new Response(JSON.stringify(error.toOpenAIError()), { status: error.status, headers });
-}
-
-/** The last upstream error response, with every endpoint key masked out of its body. */
-async function redactResponse(router: Router, res: Response, attempts: number): Promise<Response> {
-  const text = await res.text().catch(() => '');
-  const keys = router.endpoints.map((e) => e.apiKey);
-  // The last attempt's response: its x-lb-endpoint stays, the count is the request's.
-  const headers = ownHeaders(res, undefined);
-  if (attempts > 0) headers.set('x-lb-attempts', String(attempts));
-  return new Response(redact(text, keys), { status: res.status, statusText: res.statusText, headers });
 }
 
 function describe(v: unknown): string {

@@ -27,7 +27,7 @@ export interface ErrorFields {
 
 /**
  * The HTTP status an error event stands for: its own `status` (or a numeric `code`) when it is one of 400–599, else
- * the type's in {@link STATUS_OF_ERROR_TYPE}, else read from its type and code (`rate_limit`, `quota` → 429,
+ * 401 for a code naming the API key, else the type's in {@link STATUS_OF_ERROR_TYPE}, else read from its type and code (`rate_limit`, `quota` → 429,
  * `overload` → 529, `auth`, `api_key` → 401, `invalid_request`, `not_found`, `context_length` → 400), else
  * `fallback` (default 502: a bad gateway answer, which fails over).
  *
@@ -40,9 +40,12 @@ export function errorEventStatus(e: ErrorFields | undefined, fallback = 502): nu
   const n = typeof e.status === 'number' ? e.status : Number(e.code);
   if (Number.isInteger(n) && n >= 400 && n < 600) return n;
   const type = typeof e.type === 'string' ? e.type : '';
+  const code = typeof e.code === 'string' ? e.code : '';
+  // A rejected key is a 401 whatever type carries it (OpenAI: `invalid_request_error` / `invalid_api_key`).
+  if (/api.?key/i.test(code)) return 401;
   const known = STATUS_OF_ERROR_TYPE[type];
   if (known !== undefined) return known;
-  const tag = `${type} ${typeof e.code === 'string' ? e.code : ''}`;
+  const tag = `${type} ${code}`;
   if (/rate.?limit|quota/i.test(tag)) return 429;
   if (/overload/i.test(tag)) return 529;
   if (/auth|api.?key/i.test(tag)) return 401;
