@@ -60,6 +60,7 @@ const GLOBALS: Record<string, { path: string[]; unit?: 's' | 'ms' }> = {
   STREAM_IDLE_TIMEOUT: { path: ['server', 'stream_idle_timeout'], unit: 'ms' },
   STREAM_PROBATION_HOLD: { path: ['server', 'stream_probation_hold'], unit: 'ms' },
   STREAM_PROBATION_MAX_BYTES: { path: ['server', 'stream_probation_max_bytes'] },
+  LB_MAX_SSE_EVENT_BYTES: { path: ['server', 'max_event_bytes'] },
   BODY_LIMIT: { path: ['server', 'body_limit'] },
   RATE_LIMIT_ENABLED: { path: ['server', 'rate_limit', 'enabled'] },
   RATE_LIMIT_REQUESTS: { path: ['server', 'rate_limit', 'requests'] },

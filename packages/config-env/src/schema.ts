@@ -298,6 +298,7 @@ const serverSchema = obj(
     stream_idle_timeout: duration({ positive: true }).optional(),
     stream_probation_hold: duration().optional(),
     stream_probation_max_bytes: num('a number of bytes > 0', { int: true, gt: 0 }).optional(),
+    max_event_bytes: num('a number of bytes > 0', { int: true, gt: 0 }).optional(),
     body_limit: num('a number of bytes > 0', { int: true, gt: 0 }).optional(),
     rate_limit: obj(
       {

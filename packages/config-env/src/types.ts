@@ -55,6 +55,12 @@ export interface ServerConfig {
    * it goes live instead. Default 67108864 (64 MiB). Env `STREAM_PROBATION_MAX_BYTES`.
    */
   streamProbationMaxBytes: number;
+  /**
+   * Largest server-sent event an upstream stream may send, bytes: an event that grows past it without its blank line
+   * (an endless line) ends the stream with an SSE error (`upstream_event_too_large`) and aborts the upstream.
+   * Default 8388608 (8 MiB). Env `LB_MAX_SSE_EVENT_BYTES`.
+   */
+  maxEventBytes: number;
   /** Largest request body, bytes. Default 26214400 (25 MiB). Env `BODY_LIMIT`. */
   bodyLimitBytes: number;
   /** Per-client limit. Default off, 60 requests per 60000 ms. Env `RATE_LIMIT_ENABLED`, `RATE_LIMIT_REQUESTS`, `RATE_LIMIT_WINDOW` (ms). */

@@ -26,6 +26,7 @@ export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
   streamIdleTimeoutMs: 60_000,
   streamProbationHoldMs: 10_000,
   streamProbationMaxBytes: 64 * 1024 * 1024,
+  maxEventBytes: 8 * 1024 * 1024,
   bodyLimitBytes: 25 * 1024 * 1024,
   clientRateLimit: Object.freeze({ enabled: false, requests: 60, windowMs: 60_000 }),
   logLevel: 'info',
@@ -435,6 +436,7 @@ export function buildConfig(
     streamIdleTimeoutMs: s.stream_idle_timeout ?? d.streamIdleTimeoutMs,
     streamProbationHoldMs: s.stream_probation_hold ?? d.streamProbationHoldMs,
     streamProbationMaxBytes: s.stream_probation_max_bytes ?? d.streamProbationMaxBytes,
+    maxEventBytes: s.max_event_bytes ?? d.maxEventBytes,
     bodyLimitBytes: s.body_limit ?? d.bodyLimitBytes,
     clientRateLimit: {
       enabled: s.rate_limit?.enabled ?? d.clientRateLimit.enabled,

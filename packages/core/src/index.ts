@@ -19,6 +19,8 @@ export {
   LbError,
   NoHealthyEndpointError,
 } from './errors.js';
+export type { EstimateOptions } from './estimate.js';
+export { estimateTokens } from './estimate.js';
 export type { RouterEventName, RouterEvents, Usage } from './events.js';
 export type { Guard, Veto } from './guard.js';
 export type { HeadersLike } from './headers.js';

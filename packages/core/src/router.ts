@@ -20,6 +20,12 @@ import { type EndpointHealth, type EndpointStats, type EndpointStatus, HEALTHY, 
 import { resolveStrategy } from './strategies/builtin.js';
 import type { Candidate, PickContext, Strategy, StrategyFactory, StrategyOptions } from './strategy.js';
 
+/**
+ * A deadline this close counts as passed: an attempt timer bounded by the deadline may fire a millisecond or two
+ * before the wall clock reads it (timers run on the loop's cached monotonic time), and no attempt fits in so little.
+ */
+const DEADLINE_SLACK_MS = 5;
+
 /** One backend of a model group: an endpoint by id, with its own upstream model name, weight, priority and tags. */
 export interface ModelBackendConfig {
   endpoint: string;
@@ -861,7 +867,7 @@ export class Router {
         throw abortReason(signal);
       }
       const now = n === 1 && waits === 0 ? startedAt : this.#tick();
-      if (now >= deadline) {
+      if (now >= deadline - DEADLINE_SLACK_MS) {
         pending = release(pending, options);
         return this.#exhausted(requestId, causes, model, new DeadlineExceededError(deadlineMs, causes ?? []));
       }
@@ -938,7 +944,9 @@ export class Router {
           upstreamModel: c.upstreamModel,
         });
       }
-      const timeoutMs = ep.timeoutMs ?? cfg.timeoutMs;
+      // An attempt's timeout is the smaller of its own and what is left of the request's deadline.
+      const ownMs = ep.timeoutMs ?? cfg.timeoutMs;
+      const timeoutMs = ownMs === undefined ? undefined : Math.min(ownMs, Math.max(1, deadline - now));
       let controller: AbortController | undefined;
       let timer: ReturnType<typeof setTimeout> | undefined;
       let attemptSignal = signal;
@@ -1073,6 +1081,11 @@ export class Router {
       n++;
     }
     const now = this.#now();
+    // The last attempt ran out of time because the deadline bounded it: the request's deadline is what passed.
+    if (causes?.at(-1)?.kind === 'timeout' && now >= deadline - DEADLINE_SLACK_MS) {
+      pending = release(pending, options);
+      return this.#exhausted(requestId, causes, model, new DeadlineExceededError(deadlineMs, causes));
+    }
     const { until } = this.#whyNone(route, req, now);
     return this.#exhausted(
       requestId,

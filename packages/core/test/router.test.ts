@@ -217,6 +217,29 @@ describe('backoff, Retry-After and deadlines (fake timers)', () => {
     expect(calls).toBe(2);
   });
 
+  it("bounds an attempt's timeout by what is left of the deadline, and ends with the deadline's error", async () => {
+    // The endpoint's own timeout (4 s) is past the deadline (1 s): the deadline must end the hanging attempt.
+    const r = createRouter({ endpoints: [ep('a', { timeoutMs: 4000 })], deadlineMs: 1000, maxRetries: 0 });
+    let abortedAt: number | undefined;
+    const p = r
+      .execute({}, ({ signal }) => {
+        return new Promise<{ status: number }>((_, reject) =>
+          signal!.addEventListener('abort', () => {
+            abortedAt = Date.now();
+            reject(signal!.reason);
+          }),
+        );
+      })
+      .catch((e: any) => e);
+    const t0 = Date.now();
+    await vi.advanceTimersByTimeAsync(1000);
+    const err = await p;
+    expect(isDeadlineExceededError(err)).toBe(true);
+    expect(err.code).toBe('deadline_exceeded');
+    // Aborted at the deadline (fake time), not at the endpoint's 4 s timeout.
+    expect(abortedAt! - t0).toBe(1000);
+  });
+
   it('times out a slow attempt and fails over', async () => {
     const r = createRouter({ endpoints: [ep('slow', { timeoutMs: 500 }), ep('b', { priority: 2 })] });
     const order: string[] = [];

@@ -77,6 +77,7 @@ export interface RouterSource {
     streamFirstByteTimeoutMs?: number;
     streamProbationHoldMs?: number;
     streamProbationMaxBytes?: number;
+    maxEventBytes?: number;
     responseHeaders?: boolean;
   };
 }
@@ -136,6 +137,7 @@ function resolve(options: LoadBalancedOpenAIOptions): Resolved {
     adapter.streamFirstByteTimeoutMs ??= src.server?.streamFirstByteTimeoutMs;
     adapter.streamProbationHoldMs ??= src.server?.streamProbationHoldMs;
     adapter.streamProbationMaxBytes ??= src.server?.streamProbationMaxBytes;
+    adapter.maxEventBytes ??= src.server?.maxEventBytes;
     adapter.responseHeaders ??= src.server?.responseHeaders;
   } else if (Array.isArray((options as RouterConfig).endpoints)) {
     const cfg: Record<string, unknown> = {};
@@ -211,6 +213,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       streamIdleTimeoutMs,
       streamProbationHoldMs,
       streamProbationMaxBytes,
+      maxEventBytes,
       providerGuard,
       route,
       responseHeaders,
@@ -237,6 +240,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       streamIdleTimeoutMs,
       streamProbationHoldMs,
       streamProbationMaxBytes,
+      maxEventBytes,
       providerGuard,
       route,
       responseHeaders,

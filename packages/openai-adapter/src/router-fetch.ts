@@ -1,13 +1,25 @@
 import {
   type AttemptContext,
+  type Endpoint,
+  estimateTokens,
   isLbError,
   isNoHealthyEndpointError,
   type LbError,
   parseTags,
   type RouteRequest,
   type Router,
-  redact,
 } from '@lb/core';
+import {
+  Attempt,
+  type AttemptSettings,
+  attemptTimeout,
+  defaultTimers,
+  fetchTransport,
+  HoldBudget,
+  prepareUpstream,
+  StreamOpenError,
+  tagResponse,
+} from '@lb/exchange';
 import {
   type DialectRequest,
   explainUnservable,
@@ -18,7 +30,7 @@ import {
 } from '@lb/providers';
 import { bytesOption, msOption } from './internal/env.js';
 import { readRequest } from './internal/request.js';
-import { type HoldBudget, holdBack, readFirst, withUsage, wrapStream } from './internal/stream.js';
+import { streamBody, withUsage } from './internal/stream.js';
 
 /**
  * The base URL the SDK is given: every URL under it is routed. Any other absolute URL is routed too (its path,
@@ -72,6 +84,11 @@ export interface RouterFetchOptions {
    * them past it goes live instead. Default 67108864 (64 MiB). Env: `STREAM_PROBATION_MAX_BYTES`.
    */
   streamProbationMaxBytes?: number;
+  /**
+   * Streams: the largest server-sent event an upstream may send, bytes; one that grows past it without its end (an
+   * endless line) errors the stream and aborts the upstream. Default 8388608 (8 MiB). Env `LB_MAX_SSE_EVENT_BYTES`.
+   */
+  maxEventBytes?: number;
   /**
    * Attach `@lb/providers`' `providerGuard()` to the router (once), so that an operation never reaches an endpoint
    * whose provider cannot serve it (embeddings never go to Anthropic). Default true.
@@ -156,20 +173,41 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     'STREAM_PROBATION_HOLD',
     10_000,
   );
-  const budget: HoldBudget = {
-    used: 0,
-    max: bytesOption(
+  // While a stream is held, the end of its endpoint's probation lets it go live (after the listener's caller is
+  // done); nothing listens while nothing is held.
+  const budget = new HoldBudget(
+    bytesOption(
       options.streamProbationMaxBytes,
       'streamProbationMaxBytes',
       'STREAM_PROBATION_MAX_BYTES',
       64 * 1024 * 1024,
     ),
+    (release) =>
+      router.on('endpoint:probation', (e) => {
+        if (!e.on) queueMicrotask(() => release(e.endpointId));
+      }),
+  );
+  const maxEventBytes = bytesOption(
+    options.maxEventBytes,
+    'maxEventBytes',
+    'LB_MAX_SSE_EVENT_BYTES',
+    8 * 1024 * 1024,
+  );
+  // The engine's settings for every call of this client: the same lifecycle lb-server runs.
+  const settings: AttemptSettings = {
+    idleTimeoutMs: idleMs,
+    holdMs,
+    budget,
+    maxEventBytes,
+    timers: defaultTimers,
+    passBody: true,
   };
   const route = options.route;
   if (options.providerGuard !== false && !router.guards.some((g) => g.name === 'provider')) {
     router.addGuard(providerGuard());
   }
   const transport = (): FetchLike => options.fetch ?? globalThis.fetch;
+  const upstream = fetchTransport(transport);
 
   const routerFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     // Not an API call (the SDK probes `fetch('data:,')`): straight to the transport.
@@ -187,10 +225,9 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
       signal: req.signal,
       features: requestFeatures(operation, json),
     };
-    if (json !== undefined && req.body !== undefined) {
-      const maxOut = json.max_completion_tokens ?? json.max_tokens ?? json.max_output_tokens;
-      routeReq.estimatedTokens = Math.ceil(req.body.length / 4) + (typeof maxOut === 'number' ? maxOut : 0);
-    }
+    // Token estimates (for tokens-per-minute budgets) as lb-server makes them: `@lb/core`'s one estimator, and only
+    // while some endpoint has such a budget.
+    if (json !== undefined && router.endpoints.some(hasTpm)) routeReq.estimatedTokens = estimateTokens(json);
     const tagHeader = req.headers['x-lb-tags'];
     if (tagHeader !== undefined) {
       delete req.headers['x-lb-tags'];
@@ -217,56 +254,46 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
         stream,
         model,
       };
-      const up = dialect.prepare(dreq);
+      const up = prepareUpstream(dialect, dreq);
       tracing?.inject(ctx.requestId, up.headers, operation);
-      const res = await transport()(up.url, {
-        method: up.method,
-        headers: up.headers,
-        body: up.body as BodyInit | undefined,
-        signal: ctx.signal,
-        redirect: 'manual',
-      });
-      if (stream && res.ok && res.body) {
-        const reader = res.body.getReader();
-        const translator = dialect.createStreamTranslator?.(dreq);
-        const first = await readFirst(reader, ep.id, firstByteMs, translator);
-        if (first.kind === 'failure') return first.response;
-        let source: Parameters<typeof wrapStream>[0] = reader;
-        let chunk = first.chunk;
-        if (ctx.streamProbation && holdMs > 0) {
-          // The endpoint's probation may end while this stream is held (another of its streams ended cleanly):
-          // the hold lets go then. Listened to only while holding.
-          let off: (() => void) | undefined;
-          const released = new Promise<void>((resolve) => {
-            off = router.on('endpoint:probation', (e) => {
-              if (!e.on && e.endpointId === ep.id) resolve();
-            });
-          });
-          let held: Awaited<ReturnType<typeof holdBack>>;
-          try {
-            held = await holdBack(reader, chunk, holdMs, translator, first.decoder, budget, released);
-          } finally {
-            off?.();
-          }
-          if (held.kind === 'failure') return held.response;
-          source = held.reader;
-          chunk = held.chunk;
+      const translator = stream ? dialect.createStreamTranslator?.(dreq) : undefined;
+      // The deadline bounds every wait: an attempt's timeout is the smaller of its own and what is left of it.
+      const call = new Attempt(
+        settings,
+        stream,
+        attemptTimeout(stream ? firstByteMs : undefined, ctx.deadline),
+        stream ? ctx : undefined,
+        ctx.streamProbation,
+        translator,
+      );
+      call.follow(ctx.signal);
+      upstream.send({ ...up, timeoutMs: 0 }, call);
+      try {
+        await call.promise;
+      } catch (e) {
+        // An error event before the first content (or while held on probation): the answer it stands for.
+        if (e instanceof StreamOpenError) return failureResponse(e);
+        throw e;
+      }
+      const res = call.response;
+      if (res === undefined) {
+        // An event stream, through the engine: whole events, the idle timeout, usage and the router's hold.
+        const headers = new Headers();
+        for (const k in call.headers) {
+          const v = call.headers[k];
+          if (v !== undefined && k !== 'content-length' && k !== 'content-encoding')
+            headers.set(k, Array.isArray(v) ? v.join(', ') : v);
         }
-        const finish = ctx.hold();
-        const body = wrapStream(source, chunk, {
+        if (tag) tagResponse(headers, tag);
+        if (translator) headers.set('content-type', 'text/event-stream');
+        const body = streamBody(call, {
           endpointId: ep.id,
           idleTimeoutMs: idleMs,
-          translator,
-          decoder: first.decoder,
           signal: req.signal,
-          finish,
           reportUsage: ctx.reportUsage,
-          readUsage: router.listenerCount('attempt:usage') > 0,
           secrets: [ep.apiKey],
         });
-        const headers = ownHeaders(res, tag);
-        if (translator) headers.set('content-type', 'text/event-stream');
-        return new Response(body, { status: res.status, statusText: res.statusText, headers });
+        return new Response(body, { status: call.status, headers });
       }
       if (dialect.translateResponse) {
         const raw = new Uint8Array(await res.arrayBuffer());
@@ -275,8 +302,8 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
           h[k] = v;
         });
         const t = dialect.translateResponse(res.status, h, raw, dreq);
-        const headers = tag ? { ...t.headers, ...lbHeaders(tag) } : t.headers;
-        return new Response(t.body as BodyInit, { status: t.status, headers });
+        if (tag) tagResponse(t.headers, tag);
+        return new Response(t.body as BodyInit, { status: t.status, headers: t.headers });
       }
       // Token usage for whoever listens (TPM budgets, metrics), read from the body as the caller reads it.
       if (
@@ -298,6 +325,10 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
   };
   // The openai SDK reads `fetch.Response` to check FormData support instead of probing the network.
   return Object.assign(routerFetch, { Response: globalThis.Response });
+}
+
+function hasTpm(e: Endpoint): boolean {
+  return e.limits.tpm !== undefined;
 }
 
 function discard(res: Response): void {
@@ -327,8 +358,10 @@ async function errorResponse(
   let attempts = 0;
   if (isNoHealthyEndpointError(error)) {
     attempts = tagged ? error.attempts.length : 0;
+    // The router's verdict over every attempt, as lb-server answers it (502/503/504/429 with its code), never the
+    // last upstream body (which may quote a key).
     const last = error.lastValue;
-    if (last instanceof Response) return redactResponse(router, last, attempts);
+    if (last instanceof Response) discard(last);
     if (error.attempts.length === 0) {
       // Nothing was tried: say so precisely when no endpoint could ever serve this route.
       const problem = explainUnservable(router, { operation, model, features });
@@ -336,11 +369,6 @@ async function errorResponse(
     }
   }
   return synthetic(error, attempts);
-}
-
-/** The answering endpoint's id and the attempt number, as lb-server sends them. */
-function lbHeaders(ctx: AttemptContext): Record<string, string> {
-  return { 'x-lb-endpoint': ctx.endpoint.id, 'x-lb-attempts': String(ctx.attempt) };
 }
 
 /**
@@ -351,13 +379,16 @@ function ownHeaders(res: Response, tag: AttemptContext | undefined): Headers {
   const headers = new Headers(res.headers);
   headers.delete('content-length');
   headers.delete('content-encoding');
-  return tag ? withTags(headers, tag) : headers;
+  if (tag) tagResponse(headers, tag);
+  return headers;
 }
 
-function withTags(headers: Headers, tag: AttemptContext): Headers {
-  headers.set('x-lb-endpoint', tag.endpoint.id);
-  headers.set('x-lb-attempts', String(tag.attempt));
-  return headers;
+/** The answer an error event before the first content stands for, as an OpenAI error response. */
+function failureResponse(e: StreamOpenError): Response {
+  return new Response(
+    JSON.stringify({ error: { message: e.message, type: e.type, code: null, param: null } }),
+    { status: e.status, headers: { 'content-type': 'application/json' } },
+  );
 }
 
 /**
@@ -366,7 +397,8 @@ function withTags(headers: Headers, tag: AttemptContext): Headers {
  * fetch's own path), so the copy is set on this response. A response that refuses it gets the new `Response`.
  */
 function tagInPlace(res: Response, tag: AttemptContext): Response {
-  const headers = withTags(new Headers(res.headers), tag);
+  const headers = new Headers(res.headers);
+  tagResponse(headers, tag);
   try {
     Object.defineProperty(res, 'headers', { value: headers, configurable: true });
     return res;
@@ -383,16 +415,6 @@ function synthetic(error: LbError, attempts: number): Response {
     headers['retry-after'] = String(Math.ceil(error.retryAfterMs / 1000));
   }
   return new Response(JSON.stringify(error.toOpenAIError()), { status: error.status, headers });
-}
-
-/** The last upstream error response, with every endpoint key masked out of its body. */
-async function redactResponse(router: Router, res: Response, attempts: number): Promise<Response> {
-  const text = await res.text().catch(() => '');
-  const keys = router.endpoints.map((e) => e.apiKey);
-  // The last attempt's response: its x-lb-endpoint stays, the count is the request's.
-  const headers = ownHeaders(res, undefined);
-  if (attempts > 0) headers.set('x-lb-attempts', String(attempts));
-  return new Response(redact(text, keys), { status: res.status, statusText: res.statusText, headers });
 }
 
 function describe(v: unknown): string {

@@ -62,11 +62,12 @@ describe('failover', () => {
     expect(served()).toEqual([1, 0, 0]);
   });
 
-  it('when every endpoint fails the SDK raises its typed error with the last upstream status', async () => {
+  it("when every endpoint fails the SDK raises its typed error with the router's verdict, as lb-server", async () => {
     for (const u of pool.ups) u.setDefault({ type: 'status', status: 503 });
     const err = await client.chat.completions.create({ model: 'gpt-4o', messages }).catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.InternalServerError);
-    expect(err.status).toBe(503);
+    expect(err.status).toBe(502);
+    expect(err.error).toMatchObject({ code: 'upstream_error' });
     expect(served().reduce((a, b) => a + b)).toBe(4); // 1 + router maxRetries 3, no SDK retries
   });
 

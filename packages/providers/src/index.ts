@@ -22,6 +22,7 @@ export type { StripOptions } from './headers.js';
 export { stripHopByHop } from './headers.js';
 export { operationOf } from './operation.js';
 export { dialectNames, findDialect, getDialect, registerDialect } from './registry.js';
+export { type ErrorFields, errorEventStatus, STATUS_OF_ERROR_TYPE } from './stream-errors.js';
 export type {
   Dialect,
   DialectRequest,

@@ -45,6 +45,7 @@ export const DEFAULT_SETTINGS: ServerSettings = Object.freeze({
   streamIdleTimeoutMs: 60_000,
   streamProbationHoldMs: 10_000,
   streamProbationMaxBytes: 64 * 1024 * 1024,
+  maxEventBytes: 8 * 1024 * 1024,
   bodyLimitBytes: 25 * 1024 * 1024,
   clientRateLimit: Object.freeze({ enabled: false, requests: 60, windowMs: 60_000 }),
   logLevel: 'info',
@@ -73,6 +74,7 @@ const POSITIVE_MS = [
   'streamProbationMaxBytes',
   'maxInflightBodyBytes',
   'redisCommandTimeoutMs',
+  'maxEventBytes',
 ] as const;
 
 /** Merges partial settings over the defaults and validates them; throws a `ConfigError` naming the received value. */

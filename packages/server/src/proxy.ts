@@ -10,7 +10,18 @@ import {
   type Router,
   type Usage,
 } from '@lb/core';
-import { type Dialect, type DialectRequest, replaceMultipartModel, usageFromBytes } from '@lb/providers';
+import {
+  type AttemptSettings,
+  attemptTimeout,
+  type HoldBudget,
+  prepareUpstream,
+  type Sink,
+  StreamOpenError,
+  sseError,
+  type Transport,
+  tagResponse,
+} from '@lb/exchange';
+import { type Dialect, type DialectRequest, usageFromBytes } from '@lb/providers';
 import type { Agent } from 'undici';
 import { asLbError, clientHeaders, readBody, sendError, sendStatus, upstreamHeaders } from './http.js';
 import type { ClientRequestRecord } from './observability/index.js';
@@ -18,15 +29,7 @@ import { JSON_OPERATIONS, MODEL_OPERATIONS, multipartField, operationOf } from '
 import type { ServerSettings } from './options.js';
 import type { Redactor } from './redact.js';
 import { scanBody } from './scan.js';
-import { hasErrorEvent, lastEventEnd, NL2, sseError } from './sse.js';
-import {
-  type EarlyResponder,
-  type HoldBudget,
-  type Sink,
-  StreamOpenError,
-  type TextTranslator,
-  UpstreamCall,
-} from './upstream.js';
+import { type EarlyResponder, UpstreamCall, undiciTimers, undiciTransport } from './upstream.js';
 
 /** A provider dialect and what it gets to build the upstream request (`@lb/providers`). */
 export type DialectLike = Dialect;
@@ -68,24 +71,53 @@ export interface TraceHooks {
   inject(requestId: string, headers: Record<string, string>): void;
 }
 
-interface Target {
-  origin: string;
-  base: string;
-  auth: Record<string, string>;
+/** The engine's settings for this server's attempts: built once per settings object (a reload swaps it). */
+const engineSettings = new WeakMap<ServerSettings, AttemptSettings>();
+const transports = new WeakMap<Agent, Transport>();
+
+function attemptSettingsOf(px: ProxyContext): AttemptSettings {
+  const s = px.settings;
+  let a = engineSettings.get(s);
+  if (a === undefined) {
+    a = {
+      idleTimeoutMs: s.streamIdleTimeoutMs,
+      holdMs: s.streamProbationHoldMs,
+      budget: px.holdBudget,
+      maxEventBytes: s.maxEventBytes,
+      timers: undiciTimers,
+    };
+    engineSettings.set(s, a);
+  }
+  return a;
 }
 
-const targets = new WeakMap<Endpoint, Target>();
-
-function targetOf(ep: Endpoint): Target {
-  let t = targets.get(ep);
-  if (!t) {
-    const u = new URL(ep.url);
-    const auth: Record<string, string> = { ...ep.headers };
-    if (ep.apiKey) auth.authorization = `Bearer ${ep.apiKey}`;
-    t = { origin: u.origin, base: u.pathname === '/' ? '' : u.pathname, auth };
-    targets.set(ep, t);
-  }
+function transportOf(agent: Agent): Transport {
+  let t = transports.get(agent);
+  if (t === undefined) transports.set(agent, (t = undiciTransport(agent)));
   return t;
+}
+
+/**
+ * One attempt's request in OpenAI's format, for the endpoint's dialect. `json` is parsed only if the dialect reads
+ * it (the OpenAI dialect does not when the model needs no mapping: the body goes as it came).
+ */
+class Outbound implements DialectRequest {
+  constructor(
+    readonly exchange: { jsonOf(): Record<string, any> | undefined },
+    readonly endpoint: Endpoint,
+    readonly operation: string,
+    readonly method: string,
+    readonly path: string,
+    readonly headers: Record<string, string>,
+    readonly body: Uint8Array | undefined,
+    readonly upstreamModel: string | undefined,
+    readonly stream: boolean,
+    readonly model: string | undefined,
+  ) {}
+
+  get json(): Record<string, any> | undefined {
+    return this.exchange.jsonOf();
+  }
 }
 
 const perf = performance;
@@ -95,7 +127,6 @@ const PREFIX = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296)
   .padStart(2, '0')}`;
 
 const EXECUTE_OPTIONS = { inspect: (c: UpstreamCall) => c, discard: (c: UpstreamCall) => c.dump() };
-const PROMPT_TOKENS = Buffer.from('"prompt_tokens"');
 
 function upstreamErrorEvent(): Error {
   return new Error('upstream sent an error event mid-stream');
@@ -165,7 +196,7 @@ export class Exchange implements Sink, EarlyResponder {
   #call: UpstreamCall | undefined;
   #ctx: AttemptContext | undefined;
   /** Non-streaming bodies: the latest chunk, held back so that the last one leaves with `res.end(chunk)`. */
-  #held: Buffer | undefined;
+  #held: Uint8Array | undefined;
   #body: Buffer | undefined;
   #json: Record<string, any> | undefined;
   /** The body is a JSON object `scanBody` validated: `#json` is parsed from it when first needed. */
@@ -182,9 +213,6 @@ export class Exchange implements Sink, EarlyResponder {
   #attempts = 0;
   #status = 0;
   #ttfb: number | undefined;
-  #tail: Buffer | undefined;
-  #last: Buffer | undefined;
-  #prev: Buffer | undefined;
   #waiting = false;
   #wrote = false;
   #finished = false;
@@ -192,8 +220,7 @@ export class Exchange implements Sink, EarlyResponder {
   #routing = false;
   /** The client was answered from `settled`, ahead of the router's bookkeeping. */
   #early = false;
-  #upstreamError = false;
-  #translated: { dialect: DialectLike; chunks: Buffer[] } | undefined;
+  #translated: { dialect: DialectLike; chunks: Uint8Array[]; usage?: Usage } | undefined;
   #dreq: DialectRequestLike | undefined;
 
   /** `done` runs when the response closes (the server's in-flight count). */
@@ -325,7 +352,7 @@ export class Exchange implements Sink, EarlyResponder {
         MODEL_OPERATIONS.has(this.#operation)
       ) {
         this.#model = px.defaultModel;
-        const json = this.#jsonOf();
+        const json = this.jsonOf();
         if (json) {
           this.#json = { ...json, model: px.defaultModel };
           this.#body = Buffer.from(JSON.stringify(this.#json));
@@ -339,7 +366,7 @@ export class Exchange implements Sink, EarlyResponder {
       if (res.destroyed) signal.abort(clientGone());
       // A scanned body with none of the parameters features are read from asks for none: no parse.
       if (px.features !== undefined && (this.#json !== undefined || (this.#lazyJson && this.#featureParams)))
-        this.#features = px.features(this.#operation, this.#jsonOf()!);
+        this.#features = px.features(this.#operation, this.jsonOf()!);
       let call: UpstreamCall;
       px.trace?.continueFrom(this.requestId, req.headers, this.#operation);
       this.#routing = true;
@@ -354,7 +381,7 @@ export class Exchange implements Sink, EarlyResponder {
             features: this.#features,
             tags: this.#tags,
             estimatedTokens:
-              px.estimate !== undefined && this.#hasJson() ? px.estimate(this.#jsonOf()!) : undefined,
+              px.estimate !== undefined && this.#hasJson() ? px.estimate(this.jsonOf()!) : undefined,
           },
           this.#attempt,
           EXECUTE_OPTIONS,
@@ -387,8 +414,8 @@ export class Exchange implements Sink, EarlyResponder {
     return this.#json !== undefined || this.#lazyJson;
   }
 
-  /** The body as an object (parsed on first use when only scanned). */
-  #jsonOf(): Record<string, any> | undefined {
+  /** @internal The body as an object (parsed on first use when only scanned). */
+  jsonOf(): Record<string, any> | undefined {
     if (this.#json === undefined && this.#lazyJson) {
       this.#lazyJson = false;
       this.#json = JSON.parse(this.#body!.toString('utf8')) as Record<string, any>;
@@ -401,7 +428,7 @@ export class Exchange implements Sink, EarlyResponder {
     if (this.#res.writableFinished) return;
     // A client that left at the upstream's error event (the SDK raises it and hangs up) leaves a broken stream: the
     // endpoint failed first, so its attempt ends as one before the abort would count it as the caller's doing.
-    if (this.#upstreamError) this.#finish(upstreamErrorEvent(), 'upstream_stream_error');
+    if (this.#call?.upstreamError) this.#finish(upstreamErrorEvent(), 'upstream_stream_error');
     const reason = clientGone();
     this.#signal?.abort(reason);
     this.#call?.abort(reason);
@@ -414,83 +441,50 @@ export class Exchange implements Sink, EarlyResponder {
     this.#ctx = ctx;
     const s = px.settings;
     const stream = this.#stream;
-    let origin: string;
-    let path: string;
-    let method = this.#req.method ?? 'GET';
-    let headers: Record<string, string>;
-    let body: Buffer | Uint8Array | string | undefined = this.#body;
-    let translator: TextTranslator | undefined;
-    const dialect = ep.provider === 'openai' ? undefined : px.dialect(ep.provider);
-    if (dialect) {
-      const dreq: DialectRequestLike = {
-        endpoint: ep,
-        operation: this.#operation,
-        method,
-        path: this.#path,
-        headers: this.#fwd!,
-        body: this.#body,
-        json: this.#jsonOf(),
-        upstreamModel: ctx.upstreamModel,
-        stream,
-      };
-      const up = dialect.prepare(dreq);
-      const u = new URL(up.url);
-      origin = u.origin;
-      path = u.pathname + u.search;
-      method = up.method;
-      headers = up.headers;
-      body = up.body;
-      if (stream && dialect.createStreamTranslator) translator = dialect.createStreamTranslator(dreq);
-      this.#translated = !stream && dialect.translateResponse ? { dialect, chunks: [] } : undefined;
-      this.#dreq = dreq;
-    } else {
-      const t = targetOf(ep);
-      origin = t.origin;
-      path = t.base + this.#path;
-      headers = Object.assign({}, this.#fwd, t.auth);
-      // `#model` is the body's model (or the default one written into it).
-      if (ctx.upstreamModel !== undefined && ctx.upstreamModel !== this.#model) {
-        if (this.#hasJson()) body = JSON.stringify({ ...this.#jsonOf(), model: ctx.upstreamModel });
-        else if (this.#model !== undefined && body !== undefined)
-          // multipart (audio transcriptions, image edits): splice the model field, the file parts stay as they are
-          body = replaceMultipartModel(body, this.#req.headers['content-type'], ctx.upstreamModel);
-      }
-      this.#translated = undefined;
-    }
-    const call = new UpstreamCall(
+    const dialect = px.dialect(ep.provider);
+    if (dialect === undefined)
+      return Promise.reject(new Error(`unknown provider ${JSON.stringify(ep.provider)}`));
+    const dreq = new Outbound(
+      this,
+      ep,
+      this.#operation,
+      this.#req.method ?? 'GET',
+      this.#path,
+      this.#fwd!,
+      this.#body,
+      ctx.upstreamModel,
       stream,
-      s.streamFirstByteTimeoutMs,
-      translator,
+      this.#model,
+    );
+    const up = prepareUpstream(dialect, dreq);
+    const translator = stream ? dialect.createStreamTranslator?.(dreq) : undefined;
+    this.#translated = !stream && dialect.translateResponse ? { dialect, chunks: [] } : undefined;
+    this.#dreq = dreq;
+    // The deadline bounds every wait: an attempt's timeout is the smaller of its own and what is left of it.
+    const call = new UpstreamCall(
+      attemptSettingsOf(px),
+      stream,
+      stream ? attemptTimeout(s.streamFirstByteTimeoutMs, ctx.deadline) : 0,
       stream ? ctx : undefined,
-      stream && ctx.streamProbation ? s.streamProbationHoldMs : 0,
-      px.holdBudget,
+      ctx.streamProbation,
+      translator,
     );
     call.early = this;
     this.#call = call;
-    px.trace?.inject(ctx.requestId, headers);
+    px.trace?.inject(ctx.requestId, up.headers);
     const signal = ctx.signal;
     if (signal?.aborted) return Promise.reject(signal.reason ?? clientGone());
-    if (signal && signal !== (this.#signal as unknown as AbortSignal)) {
-      const onAbort = () => call.abort(signal.reason ?? clientGone());
-      signal.addEventListener('abort', onAbort, { once: true });
-      call.promise.then(
-        () => signal.removeEventListener('abort', onAbort),
-        () => signal.removeEventListener('abort', onAbort),
-      );
-    }
-    const timeout = ep.timeoutMs ?? s.timeoutMs;
+    // The router's own signal (an attempt timeout) is followed; the client's is this exchange's to act on.
+    if (signal !== (this.#signal as unknown as AbortSignal)) call.follow(signal);
     try {
-      px.transport.dispatch(
+      transportOf(px.transport).send(
         {
-          origin,
-          path,
-          method: method as 'POST',
-          headers,
-          body: body as Buffer | string | undefined,
-          headersTimeout: stream ? s.streamFirstByteTimeoutMs : timeout,
-          bodyTimeout: stream ? s.streamIdleTimeoutMs : timeout,
-          // One request per connection at a time anyway (no pipelining): not blocking spares undici a resume.
-          blocking: false,
+          origin: up.origin,
+          path: up.path,
+          method: up.method,
+          headers: up.headers,
+          body: up.body,
+          timeoutMs: stream ? 0 : attemptTimeout(ep.timeoutMs ?? s.timeoutMs, ctx.deadline),
         },
         call,
       );
@@ -530,54 +524,28 @@ export class Exchange implements Sink, EarlyResponder {
 
   /** Adds the gateway's own response headers (`responseHeaders`): who answered, after how many attempts. */
   #tagged(h: OutgoingHttpHeaders): OutgoingHttpHeaders {
-    if (this.#px.settings.responseHeaders) {
-      h['x-lb-endpoint'] = this.#ctx!.endpoint.id;
-      h['x-lb-attempts'] = this.#attempts;
-    }
+    if (this.#px.settings.responseHeaders) tagResponse(h, this.#ctx!);
     return h;
   }
 
   // ---------------------------------------------------------------- Sink
 
-  data(chunk: Buffer): boolean {
+  data(chunk: Uint8Array): boolean {
     if (this.#ttfb === undefined) this.#ttfb = perf.now() - this.#t0;
     if (this.#translated) {
       this.#translated.chunks.push(chunk);
       return true;
     }
-    const call = this.#call!;
-    if (!call.isStream) {
-      this.#prev = this.#last;
-      this.#last = chunk;
-      // Hold the latest chunk back: the last one leaves with `res.end` (headers and body in one write, no cork
-      // round trip through the next tick).
-      const held = this.#held;
-      this.#held = chunk;
-      return held === undefined ? true : this.#write(held);
-    }
-    // Streams: forward whole events only, so that an error event never lands inside a half-written one.
-    if (this.#tail !== undefined) {
-      chunk = Buffer.concat([this.#tail, chunk]);
-      this.#tail = undefined;
-    }
-    const n = chunk.length;
-    if (!(n >= 2 && chunk[n - 1] === 10 && chunk[n - 2] === 10)) {
-      const end = lastEventEnd(chunk);
-      if (end < 0) {
-        this.#tail = chunk;
-        return true;
-      }
-      if (end < n) {
-        this.#tail = chunk.subarray(end);
-        chunk = chunk.subarray(0, end);
-      }
-    }
-    if (chunk.indexOf(PROMPT_TOKENS) >= 0) this.#last = chunk;
-    if (hasErrorEvent(chunk)) this.#upstreamError = true;
-    return this.#write(chunk);
+    // Streams come as whole events (the engine frames them), written as they come.
+    if (this.#call!.isStream) return this.#write(chunk);
+    // Hold the latest chunk back: the last one leaves with `res.end` (headers and body in one write, no cork
+    // round trip through the next tick).
+    const held = this.#held;
+    this.#held = chunk;
+    return held === undefined ? true : this.#write(held);
   }
 
-  #write(chunk: Buffer): boolean {
+  #write(chunk: Uint8Array): boolean {
     this.#wrote = true;
     const ok = this.#res.write(chunk);
     if (!ok && !this.#waiting) {
@@ -604,6 +572,7 @@ export class Exchange implements Sink, EarlyResponder {
       const buf = typeof out.body === 'string' ? Buffer.from(out.body) : Buffer.from(out.body);
       this.#status = out.status;
       this.#last = buf;
+      if (out.status < 300) tr.usage = usageFromBytes(buf);
       const h = this.#tagged(this.#px.redactor.headers(clientHeaders(out.headers, false), 200, undefined));
       h['content-length'] = buf.length;
       res.writeHead(out.status, h);
@@ -611,35 +580,19 @@ export class Exchange implements Sink, EarlyResponder {
       this.#finish(undefined);
       return;
     }
-    if (this.#tail !== undefined && this.#tail.length) {
-      // An unterminated last event: terminate it so the client parses it.
-      res.write(this.#tail);
-      res.write(NL2);
-      this.#tail = undefined;
-    }
     const held = this.#held;
     if (held !== undefined) {
       this.#held = undefined;
       res.end(held);
     } else res.end();
-    this.#finish(this.#upstreamError ? upstreamErrorEvent() : undefined);
+    this.#finish(this.#call?.upstreamError ? upstreamErrorEvent() : undefined);
   }
 
   error(err: Error): void {
     const res = this.#res;
     const gone = this.#signal?.aborted === true;
     if (!gone && this.#call?.isStream && !res.destroyed && !this.#translated) {
-      this.#tail = undefined;
-      const timeout = /timeout/i.test(err.name) || /TIMEOUT/.test((err as { code?: string }).code ?? '');
-      res.end(
-        sseError(
-          timeout
-            ? `The upstream stream stalled (no data for ${this.#px.settings.streamIdleTimeoutMs} ms) and was ended`
-            : `The upstream stream broke off: ${err.message}`,
-          'server_error',
-          timeout ? 'upstream_timeout' : 'upstream_stream_error',
-        ),
-      );
+      res.end(streamEnding(err, this.#px.settings.streamIdleTimeoutMs));
     } else if (this.#translated && !res.headersSent && !gone) {
       sendStatus(res, 502, `Upstream response broke off: ${err.message}`);
       this.#status = 502;
@@ -719,7 +672,7 @@ export class Exchange implements Sink, EarlyResponder {
       release(err);
     }
     const call = this.#call;
-    const usage = call?.translator?.usage ?? this.#usage();
+    const usage = this.#translated?.usage ?? (this.#status < 300 ? call?.usage() : undefined);
     if (usage && this.#ctx) this.#ctx.reportUsage(usage);
     const up = call?.headers;
     const clientId = this.#req.headers['x-request-id'];
@@ -742,12 +695,24 @@ export class Exchange implements Sink, EarlyResponder {
       clientRequestId: clientId === undefined ? undefined : headerText(clientId),
     });
   }
+}
 
-  #usage(): Usage | undefined {
-    const last = this.#last;
-    if (!last || this.#status >= 300) return undefined;
-    return usageFromBytes(last, this.#prev);
-  }
+/** The SSE error event that ends a stream the upstream broke off, stalled or flooded. */
+function streamEnding(err: Error, idleMs: number): string {
+  const code = (err as { code?: string }).code ?? '';
+  if (code === 'ERR_LB_SSE_EVENT_TOO_LARGE')
+    return sseError(
+      `The upstream stream was ended: ${err.message}`,
+      'server_error',
+      'upstream_event_too_large',
+    );
+  if (/timeout/i.test(err.name) || /TIMEOUT/.test(code))
+    return sseError(
+      `The upstream stream stalled (no data for ${idleMs} ms) and was ended`,
+      'server_error',
+      'upstream_timeout',
+    );
+  return sseError(`The upstream stream broke off: ${err.message}`, 'server_error', 'upstream_stream_error');
 }
 
 /** A header's value for a record: the first one, at most 256 characters. */

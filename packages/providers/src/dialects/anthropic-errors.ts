@@ -1,18 +1,5 @@
+import { errorEventStatus, STATUS_OF_ERROR_TYPE } from '../stream-errors.js';
 import type { StreamFailure } from '../types.js';
-
-/** Anthropic error type → the HTTP status Anthropic answers it with (docs: "Errors"). */
-const STATUS_OF: Record<string, number> = {
-  invalid_request_error: 400,
-  authentication_error: 401,
-  billing_error: 402,
-  permission_error: 403,
-  not_found_error: 404,
-  request_too_large: 413,
-  rate_limit_error: 429,
-  api_error: 500,
-  timeout_error: 504,
-  overloaded_error: 529,
-};
 
 /** Anthropic error type → OpenAI's `{ type, code }`. */
 const OPENAI_OF: Record<string, [type: string, code: string]> = {
@@ -30,7 +17,7 @@ const OPENAI_OF: Record<string, [type: string, code: string]> = {
 
 /** The HTTP status of an Anthropic error type (500 for unknown types). */
 export function anthropicErrorStatus(type: string): number {
-  return STATUS_OF[type] ?? 500;
+  return STATUS_OF_ERROR_TYPE[type] ?? 500;
 }
 
 /** OpenAI's error body for an Anthropic error. */
@@ -91,13 +78,7 @@ export function streamErrorOf(text: string): StreamFailure | undefined {
       const err = parsed.error;
       if (err && typeof err === 'object') {
         const type = String(err.type ?? err.code ?? 'api_error');
-        const status =
-          typeof err.status === 'number'
-            ? err.status
-            : typeof parsed.status === 'number'
-              ? parsed.status
-              : (STATUS_OF[type] ??
-                (type.includes('rate_limit') || err.code === 'rate_limit_exceeded' ? 429 : 500));
+        const status = errorEventStatus({ status: parsed.status, ...err }, 500);
         return { status, type, message: String(err.message ?? type) };
       }
       if (isErrorName) return { status: 500, type: 'api_error', message: data.slice(0, 500) };

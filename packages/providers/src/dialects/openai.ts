@@ -8,7 +8,8 @@ function prepare(req: DialectRequest): UpstreamRequest {
   const own: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
   const up = req.upstreamModel;
   let body = req.body;
-  if (up !== undefined) {
+  // The model the client named is the one to send (the common case): the body goes as it came, unread.
+  if (up !== undefined && up !== req.model) {
     if (req.json !== undefined) {
       if (req.json.model !== up) body = replaceModel(req.body, req.json, up);
     } else if (req.model !== undefined && req.model !== up) {

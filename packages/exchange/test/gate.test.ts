@@ -1,6 +1,8 @@
-import { hasErrorEvent as providersHasErrorEvent } from '@lb/providers';
+import { errorEventStatus, hasErrorEvent as providersHasErrorEvent } from '@lb/providers';
 import { describe, expect, it } from 'vitest';
-import { gate, hasErrorEvent, quickPass } from '../src/sse.js';
+import { gate, hasErrorEvent, quickPass } from '../src/index.js';
+
+const bytes = (s: string) => new TextEncoder().encode(s);
 
 const chunk = (delta: object, extra: object = {}) =>
   `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta, finish_reason: null }], ...extra })}\n\n`;
@@ -58,20 +60,24 @@ describe('the stream gate', () => {
   });
 
   it.each(cases)('where quickPass says pass, so does the parsing gate: %s', (_name, text) => {
-    const verdict = gate(text).kind;
+    const verdict = gate(bytes(text)).kind;
     if (quickPass(Buffer.from(text))) expect(verdict).toBe('pass');
   });
 
   it('the parsing gate holds role-only and typed preambles, fails error-first streams, passes content', () => {
-    expect(gate(chunk({ role: 'assistant', content: '' })).kind).toBe('wait');
-    expect(gate(chunk({ role: 'assistant', content: '' }) + chunk({ content: 'x' })).kind).toBe('pass');
+    expect(gate(bytes(chunk({ role: 'assistant', content: '' }))).kind).toBe('wait');
+    expect(gate(bytes(chunk({ role: 'assistant', content: '' }) + chunk({ content: 'x' }))).kind).toBe(
+      'pass',
+    );
     expect(
-      gate(`data: ${JSON.stringify({ error: { message: 'overloaded', type: 'overloaded_error' } })}\n\n`),
+      gate(
+        bytes(`data: ${JSON.stringify({ error: { message: 'overloaded', type: 'overloaded_error' } })}\n\n`),
+      ),
     ).toMatchObject({
       kind: 'error',
       status: 529,
     });
-    expect(gate(chunk({ content: 'x' }).replace('\n\n', '\r\n\r\n')).kind).toBe('pass');
+    expect(gate(bytes(chunk({ content: 'x' }).replace('\n\n', '\r\n\r\n'))).kind).toBe('pass');
   });
 });
 
@@ -89,5 +95,21 @@ describe('hasErrorEvent', () => {
     const seen = samples.map((s) => hasErrorEvent(Buffer.from(s)));
     expect(seen).toEqual([false, false, true, true, true, false, false]);
     expect(seen).toEqual(samples.map((s) => providersHasErrorEvent(Buffer.from(s))));
+  });
+});
+
+describe("error events take their status from @lb/providers' one table", () => {
+  const ev = (error: object) => bytes(`data: ${JSON.stringify({ error })}\n\n`);
+  it.each([
+    [{ message: 'bad key', type: 'authentication_error' }, 401],
+    [{ message: 'Incorrect API key', type: 'invalid_request_error', code: 'invalid_api_key' }, 401],
+    [{ message: 'slow down', type: 'server_error', code: 'rate_limit_exceeded' }, 429],
+    [{ message: 'quota', type: 'insufficient_quota' }, 429],
+    [{ message: 'busy', type: 'overloaded_error' }, 529],
+    [{ message: 'x', type: 'server_error', status: 503 }, 503],
+    [{ message: 'The server is overloaded', type: 'server_error' }, 502],
+  ])('%j → %i', (error, status) => {
+    expect(gate(ev(error))).toMatchObject({ kind: 'error', status });
+    expect(errorEventStatus(error)).toBe(status);
   });
 });
