@@ -571,7 +571,6 @@ export class Exchange implements Sink, EarlyResponder {
       );
       const buf = typeof out.body === 'string' ? Buffer.from(out.body) : Buffer.from(out.body);
       this.#status = out.status;
-      this.#last = buf;
       if (out.status < 300) tr.usage = usageFromBytes(buf);
       const h = this.#tagged(this.#px.redactor.headers(clientHeaders(out.headers, false), 200, undefined));
       h['content-length'] = buf.length;
