@@ -109,14 +109,17 @@ const subscribed = (url: string, channel: string, n: number) =>
 /** Upstream arrivals in [from, to) by its own clock. */
 const arrivals = (from: number, to: number) => up.requests.filter((r) => r.at >= from && r.at < to).length;
 
+/** The detail is for key holders while gateway keys are set: the replica's own client key is one. */
+const asClient = (r: Replica) => ({ authorization: `Bearer ${r.client.apiKey}` });
+
 async function health(r: Replica): Promise<{ status: string; sharedStore: Record<string, unknown> }> {
-  const text = await (await fetch(`${r.base}/health`)).text();
+  const text = await (await fetch(`${r.base}/health`, { headers: asClient(r) })).text();
   expect(text).not.toContain('redis://');
   return JSON.parse(text);
 }
 
 async function metric(r: Replica, name: string): Promise<number> {
-  const text = await (await fetch(`${r.base}/metrics`)).text();
+  const text = await (await fetch(`${r.base}/metrics`, { headers: asClient(r) })).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
   if (line === undefined) throw new Error(`no ${name} in /metrics`);
   return Number(line.slice(name.length + 1));
