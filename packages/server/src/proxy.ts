@@ -12,7 +12,7 @@ import {
 } from '@lb/core';
 import { type Dialect, type DialectRequest, replaceMultipartModel, usageFromBytes } from '@lb/providers';
 import type { Agent } from 'undici';
-import { asLbError, clientHeaders, readBody, sendError, sendStatus, upstreamHeaders } from './http.js';
+import { asLbError, readBody, sendError, sendStatus, upstreamHeaders } from './http.js';
 import type { ClientRequestRecord } from './observability/index.js';
 import { JSON_OPERATIONS, MODEL_OPERATIONS, multipartField, operationOf } from './operations.js';
 import type { ServerSettings } from './options.js';
@@ -506,12 +506,7 @@ export class Exchange implements Sink, EarlyResponder {
       call.attach(sink);
       return;
     }
-    res.writeHead(
-      call.status,
-      this.#tagged(
-        rd.headers(clientHeaders(call.headers, !call.isStream), call.status, call.headers.connection),
-      ),
-    );
+    res.writeHead(call.status, this.#tagged(rd.headers(call.headers, !call.isStream, call.status)));
     call.attach(sink);
     // A stream's headers leave with its first event (held back by the gate, written by `attach`) in one write;
     // alone only when no event came yet.
@@ -594,7 +589,7 @@ export class Exchange implements Sink, EarlyResponder {
       const buf = typeof out.body === 'string' ? Buffer.from(out.body) : Buffer.from(out.body);
       this.#status = out.status;
       this.#last = buf;
-      const h = this.#tagged(this.#px.redactor.headers(clientHeaders(out.headers, false), 200, undefined));
+      const h = this.#tagged(this.#px.redactor.headers(out.headers, false, 200));
       h['content-length'] = buf.length;
       res.writeHead(out.status, h);
       res.end(buf);
