@@ -707,6 +707,7 @@ export class Exchange implements Sink, EarlyResponder {
     const usage = call?.translator?.usage ?? this.#usage();
     if (usage && this.#ctx) this.#ctx.reportUsage(usage);
     const up = call?.headers;
+    const upstreamId = up === undefined ? undefined : headerText(up['x-request-id'] ?? up['request-id']);
     const clientId = this.#req.headers['x-request-id'];
     this.#px.record({
       requestId: this.requestId,
@@ -723,7 +724,7 @@ export class Exchange implements Sink, EarlyResponder {
       errorType:
         errorType ?? (err ? 'upstream_stream_error' : this.#status >= 400 ? 'upstream_error' : undefined),
       usage,
-      upstreamRequestId: up === undefined ? undefined : headerText(up['x-request-id'] ?? up['request-id']),
+      upstreamRequestId: upstreamId === undefined ? undefined : this.#px.redactor.text(upstreamId),
       clientRequestId: clientId === undefined ? undefined : headerText(clientId),
     });
   }
