@@ -217,6 +217,32 @@ describe('mixing schemes and globals', () => {
     ).toBe('rediss://cache:6380');
   });
 
+  it('LB_OPS_PORT, LB_OPS_HOST and LB_MAX_INFLIGHT_BODY_BYTES: parsed, defaulted and checked', () => {
+    const c = createConfigFromEnv({
+      OPENAI_API_KEY: A,
+      LB_OPS_PORT: '9091',
+      LB_OPS_HOST: '10.0.0.7',
+      LB_MAX_INFLIGHT_BODY_BYTES: '1048576',
+    });
+    expect(c.server).toMatchObject({ opsPort: 9091, opsHost: '10.0.0.7', maxInflightBodyBytes: 1048576 });
+    const d = createConfigFromEnv({ OPENAI_API_KEY: A }).server;
+    expect(d.opsPort).toBeUndefined();
+    expect(d).toMatchObject({ opsHost: '127.0.0.1', maxInflightBodyBytes: 128 * 1024 * 1024 });
+    for (const [k, v] of [
+      ['LB_OPS_PORT', '70000'],
+      ['LB_MAX_INFLIGHT_BODY_BYTES', '0'],
+    ]) {
+      let err: any;
+      try {
+        createConfigFromEnv({ OPENAI_API_KEY: A, [k]: v });
+      } catch (e) {
+        err = e;
+      }
+      expect(err?.name).toBe('ConfigValidationError');
+      expect(err.message).toContain(k);
+    }
+  });
+
   it('has documented defaults, and returns a frozen config', () => {
     const c = createConfigFromEnv({ OPENAI_API_KEY: A });
     expect(c.breaker).toEqual({ enabled: true, threshold: 5, halfOpenAfterMs: 60000, policy: 'consecutive' });

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { errorFromStatus, isLbError, type LbError } from '@lb/core';
+import { isDebugHeader } from './redact.js';
 
 /** Headers never forwarded in either direction (hop-by-hop), plus the ones we set ourselves. */
 const HOP = new Set([
@@ -49,16 +50,40 @@ export function upstreamHeaders(h: IncomingHttpHeaders): Record<string, string> 
   return out;
 }
 
-/** Upstream response headers to send to the client. `keepLength` false drops content-length (body rewritten/streamed). */
+/** What masks secrets in header values ({@link Redactor} of `redact.ts`). */
+export interface HeaderScrubber {
+  /** Values shorter than this hold no secret. */
+  readonly minLength: number;
+  text(value: string): string;
+}
+
+/**
+ * Upstream response headers to send to the client. `keepLength` false drops content-length (body rewritten/streamed).
+ * With `secrets`, in the same pass: debug headers are dropped and secrets in values masked.
+ */
 export function clientHeaders(
   h: IncomingHttpHeaders | Record<string, string>,
   keepLength: boolean,
+  secrets?: HeaderScrubber,
 ): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
+  const min = secrets === undefined ? Number.POSITIVE_INFINITY : secrets.minLength;
   for (const k in h) {
     if (HOP.has(k) && !(keepLength && k === 'content-length')) continue;
     const v = (h as IncomingHttpHeaders)[k];
-    if (v !== undefined) out[k] = v;
+    if (v === undefined) continue;
+    if (secrets !== undefined) {
+      if (isDebugHeader(k)) continue;
+      if (typeof v === 'string') {
+        out[k] = v.length >= min ? secrets.text(v) : v;
+        continue;
+      }
+      if (Array.isArray(v)) {
+        out[k] = v.map((x) => secrets.text(x));
+        continue;
+      }
+    }
+    out[k] = v;
   }
   return out;
 }

@@ -17,6 +17,7 @@ export type {
 } from './options.js';
 export { DEFAULT_SETTINGS } from './options.js';
 export type { DialectLike, DialectRequestLike, ExchangeRecord } from './proxy.js';
+export type { ReloadReport } from './reload.js';
 export type { Attachment, ClientLimiterLike, CreateServerOptions, LbServer } from './server.js';
 
 /**

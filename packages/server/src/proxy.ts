@@ -23,7 +23,7 @@ import {
 } from '@lb/exchange';
 import { type Dialect, type DialectRequest, usageFromBytes } from '@lb/providers';
 import type { Agent } from 'undici';
-import { asLbError, clientHeaders, readBody, sendError, sendStatus, upstreamHeaders } from './http.js';
+import { asLbError, readBody, sendError, sendStatus, upstreamHeaders } from './http.js';
 import type { ClientRequestRecord } from './observability/index.js';
 import { JSON_OPERATIONS, MODEL_OPERATIONS, multipartField, operationOf } from './operations.js';
 import type { ServerSettings } from './options.js';
@@ -510,12 +510,7 @@ export class Exchange implements Sink, EarlyResponder {
       call.attach(sink);
       return;
     }
-    res.writeHead(
-      call.status,
-      this.#tagged(
-        rd.headers(clientHeaders(call.headers, !call.isStream), call.status, call.headers.connection),
-      ),
-    );
+    res.writeHead(call.status, this.#tagged(rd.headers(call.headers, !call.isStream, call.status)));
     call.attach(sink);
     // A stream's headers leave with its first event (held back by the gate, written by `attach`) in one write;
     // alone only when no event came yet.
@@ -572,7 +567,7 @@ export class Exchange implements Sink, EarlyResponder {
       const buf = typeof out.body === 'string' ? Buffer.from(out.body) : Buffer.from(out.body);
       this.#status = out.status;
       if (out.status < 300) tr.usage = usageFromBytes(buf);
-      const h = this.#tagged(this.#px.redactor.headers(clientHeaders(out.headers, false), 200, undefined));
+      const h = this.#tagged(this.#px.redactor.headers(out.headers, false, 200));
       h['content-length'] = buf.length;
       res.writeHead(out.status, h);
       res.end(buf);
@@ -674,6 +669,7 @@ export class Exchange implements Sink, EarlyResponder {
     const usage = this.#translated?.usage ?? (this.#status < 300 ? call?.usage() : undefined);
     if (usage && this.#ctx) this.#ctx.reportUsage(usage);
     const up = call?.headers;
+    const upstreamId = up === undefined ? undefined : headerText(up['x-request-id'] ?? up['request-id']);
     const clientId = this.#req.headers['x-request-id'];
     this.#px.record({
       requestId: this.requestId,
@@ -690,7 +686,7 @@ export class Exchange implements Sink, EarlyResponder {
       errorType:
         errorType ?? (err ? 'upstream_stream_error' : this.#status >= 400 ? 'upstream_error' : undefined),
       usage,
-      upstreamRequestId: up === undefined ? undefined : headerText(up['x-request-id'] ?? up['request-id']),
+      upstreamRequestId: upstreamId === undefined ? undefined : this.#px.redactor.text(upstreamId),
       clientRequestId: clientId === undefined ? undefined : headerText(clientId),
     });
   }

@@ -1,5 +1,6 @@
-import type { OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { maskKey, secretForms } from '@lb/core';
+import { clientHeaders } from './http.js';
 import type { Sink } from './upstream.js';
 
 /**
@@ -26,7 +27,27 @@ interface Needle {
   maskBytes: Buffer;
 }
 
-const DEBUG_HEADERS = new Set(['server-timing', 'x-powered-by', 'x-debug', 'x-runtime']);
+/**
+ * Debug headers an upstream may send that a client has no business with: `x-debug*`, `x-envoy-*`, `x-powered-by`,
+ * `x-runtime`, `server-timing`. Decided on character codes: most names are ruled out by their first three.
+ */
+export function isDebugHeader(k: string): boolean {
+  const c = k.charCodeAt(0);
+  if (c === 115) return k === 'server-timing';
+  if (c !== 120 || k.charCodeAt(1) !== 45) return false;
+  switch (k.charCodeAt(2)) {
+    case 100:
+      return k.startsWith('x-debug');
+    case 101:
+      return k.startsWith('x-envoy-');
+    case 112:
+      return k === 'x-powered-by';
+    case 114:
+      return k === 'x-runtime';
+    default:
+      return false;
+  }
+}
 
 /** Header names of an endpoint's own headers whose values are secrets. */
 const SECRET_HEADER = /key|token|auth|secret|signature/i;
@@ -80,39 +101,38 @@ export class Redactor {
   text(text: string): string {
     if (text.length < this.#min) return text;
     let out = text;
-    for (const n of this.#needles) if (out.includes(n.text)) out = out.split(n.text).join(n.mask);
+    const needles = this.#needles;
+    for (let i = 0; i < needles.length; i++) {
+      const n = needles[i];
+      if (out.length >= n.text.length && out.includes(n.text)) out = out.split(n.text).join(n.mask);
+    }
     return out;
   }
 
+  /** Values shorter than this hold no secret. */
+  get minLength(): number {
+    return this.#min;
+  }
+
   /**
-   * Cleans the response headers going to the client, in place: drops debug headers and those the upstream's
-   * `Connection` header names, masks secrets in values. For a non-2xx answer whose body will be scanned, drops
-   * `content-length` (masking may change the length).
+   * The response headers for the client, in one pass over the upstream's ({@link clientHeaders}): hop-by-hop and debug
+   * headers dropped, secrets in values masked; then the headers the upstream's `Connection` names dropped. A non-2xx
+   * answer whose body will be scanned loses its `content-length` (masking may change the length).
    */
   headers(
-    h: OutgoingHttpHeaders,
+    h: IncomingHttpHeaders | Record<string, string>,
+    keepLength: boolean,
     status: number,
-    connection: string | string[] | undefined,
   ): OutgoingHttpHeaders {
-    const min = this.#min;
-    for (const k in h) {
-      if (DEBUG_HEADERS.has(k) || k.startsWith('x-debug-') || k.startsWith('x-envoy-')) {
-        delete h[k];
-        continue;
-      }
-      const v = h[k];
-      if (typeof v === 'string') {
-        if (v.length >= min) h[k] = this.text(v);
-      } else if (Array.isArray(v)) h[k] = v.map((x) => this.text(x));
-    }
-    if (connection !== undefined) {
+    const out = clientHeaders(h, keepLength && ((status >= 200 && status < 300) || !this.active), this);
+    const connection = h.connection;
+    if (connection !== undefined && connection !== 'keep-alive' && connection !== 'close') {
       for (const name of String(connection).split(',')) {
         const n = name.trim().toLowerCase();
-        if (n !== '' && n !== 'close' && n !== 'keep-alive' && n !== 'content-length') delete h[n];
+        if (n !== '' && n !== 'content-length') delete out[n];
       }
     }
-    if ((status < 200 || status >= 300) && this.active) delete h['content-length'];
-    return h;
+    return out;
   }
 
   /** A sink that masks secrets in the bytes it passes on to `inner`; `inner` itself when there is nothing to mask. */

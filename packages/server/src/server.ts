@@ -666,7 +666,8 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
       let restartRequired: string[] = [];
       let nextSettings = settings;
       let nextLimiter = limiter;
-      if (input !== undefined) {
+      // A section the new config leaves out keeps its running values (a `{ router }` alone never opens the gateway).
+      if (input?.server !== undefined) {
         const diff = diffSettings(settings, resolveSettings(input.server));
         nextSettings = diff.settings;
         applied = diff.applied;
@@ -674,27 +675,27 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
         if (!same(settings.clientRateLimit, nextSettings.clientRateLimit))
           nextLimiter = makeLimiter(nextSettings);
       }
-      const reattach =
-        input !== undefined &&
-        (!same(breakerSettings, input.breaker) || !same(healthCheckSettings, input.healthCheck));
+      const nextBreaker = input?.breaker ?? breakerSettings;
+      const nextHealthCheck = input?.healthCheck ?? healthCheckSettings;
+      const reattach = !same(breakerSettings, nextBreaker) || !same(healthCheckSettings, nextHealthCheck);
       const changes = router.reload(routerConfigOf(next));
       if (input !== undefined) {
         settings = nextSettings;
         px.settings = nextSettings;
-        px.defaultModel = input.defaultModel;
+        if (input.server !== undefined || 'defaultModel' in input) px.defaultModel = input.defaultModel;
         policy = accessPolicy(nextSettings.apiKeys, nextSettings.adminKey);
         limiter = nextLimiter;
         bodies.max = nextSettings.maxInflightBodyBytes;
         syncRedactor();
-        if (reattach) {
-          if (!same(breakerSettings, input.breaker)) applied.push('breaker');
-          if (!same(healthCheckSettings, input.healthCheck)) applied.push('healthCheck');
-          breakerSettings = input.breaker;
-          healthCheckSettings = input.healthCheck;
-          // Circuits start closed under new breaker settings (their counts were kept under the old ones).
-          attached.dispose();
-          attached = attach();
-        }
+      }
+      if (reattach) {
+        if (!same(breakerSettings, nextBreaker)) applied.push('breaker');
+        if (!same(healthCheckSettings, nextHealthCheck)) applied.push('healthCheck');
+        breakerSettings = nextBreaker;
+        healthCheckSettings = nextHealthCheck;
+        // Circuits start closed under new breaker settings (their counts were kept under the old ones).
+        attached.dispose();
+        attached = attach();
       }
       const report: ReloadReport = { ...changes, applied, restartRequired };
       logger.info(report, 'config reloaded');

@@ -183,3 +183,36 @@ describe('Redactor.sink: any chunking gives the same masked bytes', () => {
     }
   });
 });
+
+describe('the request log never holds an echoed key', () => {
+  it('an upstream request id that quotes the key is masked in the log line', async () => {
+    const { mkdtempSync, readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const path = join(mkdtempSync(join(tmpdir(), 'lb-redact-')), 'requests.jsonl');
+    const up = await startFakeUpstream({ name: 'up' });
+    const server = createServer({
+      router: { endpoints: [{ id: 'e', url: up.url, apiKey: upstreamKey }] },
+      server: { port: 0, requestLog: { enabled: true, path } },
+      logDestination: { write: () => true } as any,
+    });
+    await server.listen();
+    try {
+      up.next({ type: 'ok', headers: { 'x-request-id': `req-${upstreamKey}` } });
+      const res = await fetch(`${server.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: chat,
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-request-id')).toBe(`req-${maskKey(upstreamKey)}`);
+      await res.text();
+    } finally {
+      await server.close(100);
+      await up.close();
+    }
+    const log = readFileSync(path, 'utf8');
+    expect(log).toContain(`req-${maskKey(upstreamKey)}`);
+    expect(leaks(log)).toEqual([]);
+  });
+});

@@ -94,6 +94,16 @@ describe('reload applies every run-time setting, all or nothing', () => {
     expect(await admin('admin-key-new-0002')).toBe(200);
   });
 
+  it('a config with no server section keeps the running keys (it never opens the gateway)', async () => {
+    const keysBefore = server.settings.apiKeys;
+    const report = await server.reload({
+      router: { endpoints: [{ id: 'e', url: up.url, apiKey: upstreamKey }] },
+    });
+    expect(report.applied).toEqual([]);
+    expect(server.settings.apiKeys).toBe(keysBefore);
+    expect(await status(server.url!, 'anything-at-all-0001')).toBe(401);
+  });
+
   it('an invalid config changes nothing', async () => {
     const before = server.settings;
     config = configWith({ apiKeys: [oldKey], adminKey: 'admin-key-new-0002', timeoutMs: -1 });

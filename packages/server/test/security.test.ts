@@ -372,3 +372,27 @@ describe('the HTTP front answers in OpenAI shape', () => {
     expect(res.status).toBe(200);
   });
 });
+
+describe('the CLI: LB_OPS_PORT starts the operations listener', () => {
+  it('prints where it listens; admin answers there and not on the main port', async () => {
+    const { spawnServer } = await import('./cli-helpers.js');
+    const up = await startFakeUpstream({ name: 'up' });
+    const p = await spawnServer({
+      OPENAI_API_KEY_1: upstreamKey,
+      OPENAI_BASE_URL_1: up.url,
+      LB_API_KEYS: 'cli-client-key-0001',
+      LB_OPS_PORT: '0',
+    });
+    try {
+      const ops = /operations listener .* on (http:\/\/127\.0\.0\.1:\d+)/.exec(p.out())?.[1];
+      expect(ops, p.out()).toBeDefined();
+      expect((await fetch(`${ops}/admin/endpoints`)).status).toBe(200);
+      expect((await fetch(`${ops}/metrics`)).status).toBe(200);
+      expect((await fetch(`${p.url}/admin/endpoints`)).status).toBe(404);
+      expect((await fetch(`${p.url}/metrics`)).status).toBe(401);
+    } finally {
+      p.child.kill('SIGKILL');
+      await up.close();
+    }
+  });
+});
