@@ -132,7 +132,7 @@ describe('the fleet on this machine: three replicas of lb-server on its lb.toml,
       expect(res.status).toBe(200);
       expect(res.headers.get('x-lb-endpoint')).toBe('openai-a');
       const health = await (await fetch(`${r.match[1]}/health`)).json();
-      expect(health.sharedStore).toMatchObject({ kind: 'redis', status: 'ready' });
+      expect(health.sharedStore).toMatchObject({ kind: 'redis', status: 'up', connection: 'ready' });
     }
     expect(upstream.count('/chat/completions')).toBe(3);
   });

@@ -145,7 +145,7 @@ describe('createTracing with the adapter', () => {
         a.setDefault({ type: 'ok' });
         b.setDefault({ type: 'ok' });
       });
-    expect(err.status).toBe(503);
+    expect(err.status).toBe(502); // every endpoint failed: the router's verdict, as lb-server answers it
     const failed = exporter.getFinishedSpans().find((s) => s.attributes['lb.request_id'] !== undefined)!;
     expect(failed.status.code).toBe(api.SpanStatusCode.ERROR);
     expect(failed.name).toBe('embeddings text-embedding-3-small');
