@@ -12,7 +12,7 @@
 //   node bench/dashboard-otel.mjs [--rounds=5] [--seconds=8] [--warm=2] [--rate=1000] [--dashboards=5]
 //                                 [--before=<cli.js of another build>] [--micro] [--inproc]
 // --before adds that build (nobody watching, OTel absent) as a row: the A/B of "nothing when nobody watches".
-// --micro adds an in-process figure: router.execute() per call with and without createTracing (no-op tracer).
+// --micro adds an in-process figure (alone with --rounds=0): router.execute() per call with and without createTracing (no-op tracer).
 // --inproc measures only the dashboards, in one process (server, upstream, client): see inproc().
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -258,6 +258,11 @@ async function main() {
   if (process.argv.includes('--inproc')) {
     console.log(`in-process: ${RATE} req/s, ${ROUNDS * 2} interleaved pairs of ${SECONDS / 2} s slices`);
     console.log(table(await inproc()));
+    return;
+  }
+  if (ROUNDS === 0) {
+    // --rounds=0 --micro: the in-process tracer figure alone.
+    console.log(table(await micro()));
     return;
   }
   if (!existsSync(SERVER_CLI)) throw new Error(`build lb-server first: ${SERVER_CLI} is missing`);

@@ -106,6 +106,25 @@ describe('createTracing with the adapter', () => {
     tracing.dispose();
   });
 
+  it('with a no-op tracer, makes no attempt spans and passes the caller’s context upstream', async () => {
+    const router = createRouter({ endpoints: [{ id: 'a', url: a.url, apiKey: fakeKey('a') }] });
+    const noop = new api.ProxyTracerProvider();
+    const trace = Object.assign(Object.create(api.trace), { getTracer: () => noop.getTracer('noop') });
+    const tracing = createTracing(router, { api: { ...api, trace } })!;
+    const client = createOpenAI(router, { tracing });
+    const parent = await api.trace.getTracer('test').startActiveSpan('caller', async (span) => {
+      await client.chat.completions.create({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'x' }],
+      });
+      span.end();
+      return span.spanContext();
+    });
+    expect(exporter.getFinishedSpans().map((s) => s.name)).toEqual(['caller']);
+    expect(a.requests.at(-1)!.headers.traceparent).toBe(`00-${parent.traceId}-${parent.spanId}-01`);
+    tracing.dispose();
+  });
+
   it('ends a streamed request with its stream, and marks an exhausted one as an error', async () => {
     const { tracing, client } = setup();
     const stream = await client.chat.completions.create({
