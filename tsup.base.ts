@@ -1,7 +1,8 @@
 import { defineConfig, type Options } from 'tsup';
 
 /**
- * The one build every package shares: ESM + CJS + d.ts for Node 20+, tree-shaken, with source maps.
+ * The one build every package shares: ESM + CJS + d.ts for Node 20+, tree-shaken. No source maps: the output is
+ * unminified, readable JS, and the maps (with their embedded sources) were most of every tarball.
  * A package names its entries and what differs (`platform: 'neutral'` for @lb/core).
  */
 export function packageConfig(entry: Record<string, string>, extra: Options = {}) {
@@ -10,7 +11,7 @@ export function packageConfig(entry: Record<string, string>, extra: Options = {}
     format: ['esm', 'cjs'],
     dts: true,
     clean: true,
-    sourcemap: true,
+    sourcemap: false,
     target: 'node20',
     platform: 'node',
     treeshake: true,

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { layout } from './lib/harness.mjs';
 import { CONTROL, ROOT, runLongBench, runProxyBench, SERVER_CLI } from './lib/proxy.mjs';
-import { runRedisCost } from './lib/redis-cost.mjs';
+import { runDegradedSwitch, runRedisCost, runRedisOneInFlight } from './lib/redis-cost.mjs';
 import { MODE_TITLES, MODES, runSelectorBench } from './lib/selector.mjs';
 import { runSoak } from './lib/soak.mjs';
 import { runStages } from './lib/stages.mjs';
@@ -159,6 +159,18 @@ if (only === 'redis' || (!only && !short && !flag('no-server') && layout.redis))
     `${JSON.stringify({ at: new Date().toISOString(), rows }, null, 2)}\n`,
   );
   log(table(rows));
+  log('\n# Rate-limit state in Redis: admission at one request in flight (2,000 interleaved, µs)');
+  const one = await runRedisOneInFlight({ n: short ? 200 : 2000 });
+  log(table(one));
+  log(
+    '\n# Rate-limit state in Redis: switching to the degraded share and back (ms from the signal to /health)',
+  );
+  const sw = await runDegradedSwitch({ rounds: short ? 1 : 5, log: (s) => log(`  … ${s}`) });
+  log(table(sw));
+  writeFileSync(
+    join(out, 'redis.json'),
+    `${JSON.stringify({ at: new Date().toISOString(), rows, oneInFlight: one, degradedSwitch: sw }, null, 2)}\n`,
+  );
 }
 
 // Opt-in (minutes at the default 1,000 streams per target): the stages of a stream's time to first byte.

@@ -262,12 +262,57 @@ function detectMs(log, from, to, quietMs) {
   return null;
 }
 
-/** Runs one scenario; returns its figures. */
-export async function runScenario(name, opts) {
+const startTarget = (urls, o) =>
+  o.target === 'lb-server'
+    ? serverTarget(urls, o)
+    : o.target === 'adapter'
+      ? adapterTarget(urls, o)
+      : coreTarget(urls, o);
+
+/** Sequential requests through a target before any fault: their 90th percentile, ms (the machine's pace now). */
+async function measurePace(target, n = 20) {
+  const ms = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await target.send(false);
+    ms.push(performance.now() - t);
+  }
+  return percentile(ms, 90);
+}
+
+/** The attempt timeout is at least this many plain requests long, so only a fault makes it fire. */
+const TIMEOUT_IN_REQUESTS = 50;
+/** The largest stretch of a short run on a slow machine. */
+const MAX_PACE_SCALE = 10;
+
+/**
+ * A short run's settings stretched to the machine's pace (a loaded CI machine serves a plain request in tens of ms,
+ * where 150 ms attempt timeouts fire on no fault): when `TIMEOUT_IN_REQUESTS` requests at `paceMs` exceed the attempt
+ * timeout, every time setting grows by the same factor and the rate shrinks by it. The request count and the fault
+ * window (fractions of the run) stay, and so does what a scenario asserts.
+ */
+export function scaleToPace(o, paceMs) {
+  const scale = Math.min(MAX_PACE_SCALE, Math.max(1, (TIMEOUT_IN_REQUESTS * paceMs) / o.timeoutMs));
+  const x = (v) => Math.round(v * scale);
+  return {
+    ...o,
+    paceMs: round(paceMs, 2),
+    scale: round(scale, 2),
+    timeoutMs: x(o.timeoutMs),
+    deadlineMs: x(o.deadlineMs),
+    halfOpenAfterMs: x(o.halfOpenAfterMs),
+    quietMs: x(o.quietMs),
+    durationMs: x(o.durationMs),
+    rate: o.rate / scale,
+  };
+}
+
+/** Runs one scenario; returns its figures. A short run first stretches its settings to the machine's pace. */
+export async function runScenario(name, settings) {
   const sc = SCENARIOS[name];
   if (!sc)
     throw new Error(`unknown scenario ${JSON.stringify(name)}; known: ${Object.keys(SCENARIOS).join(', ')}`);
-  const { durationMs, rate } = opts;
+  let opts = settings;
   const clock = { t0: 0 };
   const ups = [];
   for (let i = 0; i < 3; i++) {
@@ -283,21 +328,25 @@ export async function runScenario(name, opts) {
           ? () => {
               if (clock.t0 === 0) return undefined;
               const t = Date.now() - clock.t0;
-              return fault(t / durationMs, t, opts);
+              return fault(t / opts.durationMs, t, opts);
             }
           : undefined,
       }),
     );
   }
   const urls = ups.map((u) => u.url);
-  const target =
-    opts.target === 'lb-server'
-      ? await serverTarget(urls, opts)
-      : opts.target === 'adapter'
-        ? await adapterTarget(urls, opts)
-        : await coreTarget(urls, opts);
+  let target = await startTarget(urls, opts);
   // Warm the connections before the clock starts.
   for (let i = 0; i < 6; i++) await target.send(false);
+  if (opts.short) {
+    opts = scaleToPace(opts, await measurePace(target));
+    if (opts.scale > 1) {
+      await target.close();
+      target = await startTarget(urls, opts);
+      for (let i = 0; i < 6; i++) await target.send(false);
+    }
+  }
+  const { durationMs, rate } = opts;
   for (const u of ups) {
     u.stats.log.length = 0;
   }
@@ -333,6 +382,10 @@ export async function runScenario(name, opts) {
     about: sc.about,
     target: target.kind,
     breaker: target.breaker,
+    // A short run's stretch to the machine's pace (1: as configured) and the pace it measured, ms.
+    scale: opts.scale ?? 1,
+    paceMs: opts.paceMs ?? null,
+    timeoutMs: opts.timeoutMs,
     requests: results.length,
     ok: okCount,
     successPct: round((okCount / results.length) * 100, 2),

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { freePort, layout, maxRpsRounds, spawnNode } from './harness.mjs';
+import { freePort, layout, maxRpsRounds, oneInFlight, spawnNode } from './harness.mjs';
 import { ROOT, startLbServer } from './proxy.mjs';
 import { median, round, sleep } from './stats.mjs';
 
@@ -60,7 +60,11 @@ export async function runRedisCost(opts = {}) {
  * @returns {Promise<{ port: number, url: string, stop: () => void }>}
  */
 export async function startRedisServer() {
-  const port = await freePort();
+  return startRedisServerOn(await freePort());
+}
+
+/** {@link startRedisServer} on a given port (to bring one back where it was). */
+async function startRedisServerOn(port) {
   const redis = spawn(
     layout.taskset ? 'taskset' : 'redis-server',
     [
@@ -75,7 +79,142 @@ export async function startRedisServer() {
     redis.kill();
     throw e;
   }
-  return { port, url: `redis://127.0.0.1:${port}`, stop: () => redis.kill() };
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    // taskset execs redis-server: the pid is the server's.
+    pause: () => redis.kill('SIGSTOP'),
+    resume: () => redis.kill('SIGCONT'),
+    stop: () => {
+      redis.kill('SIGCONT');
+      redis.kill();
+    },
+  };
+}
+
+/**
+ * Admission at one request in flight: lb-server with the same (never reached) budgets in memory and in Redis,
+ * interleaved request by request (`oneInFlight`), 3 endpoints each.
+ * @param {{ n?: number, warmup?: number }} [opts]
+ * @returns {Promise<{ name: string, p50Us: number, p99Us: number, addedP50Us: number, addedP99Us: number }[]>}
+ */
+export async function runRedisOneInFlight(opts = {}) {
+  const redis = await startRedisServer();
+  const up = await spawnNode(join(ROOT, 'bench', 'lib', 'upstream.mjs'), [], { core: layout.clientCore });
+  const procs = [];
+  try {
+    const u = `http://127.0.0.1:${up.port}/v1`;
+    const budgets = { OPENAI_MAX_RPM_1: '1e9', OPENAI_MAX_RPM_2: '1e9', OPENAI_MAX_RPM_3: '1e9' };
+    const start = async (name, extraEnv) => {
+      const p = await startLbServer([u, u, u], { extraEnv });
+      procs.push(p);
+      return { name, url: `http://127.0.0.1:${p.port}/v1` };
+    };
+    const targets = [
+      await start('budgets in memory', budgets),
+      await start('budgets in Redis', { ...budgets, LB_REDIS_URL: redis.url }),
+    ];
+    const rows = await oneInFlight(targets, { n: opts.n ?? 2000, warmup: opts.warmup ?? 300 });
+    return rows.map((r) => ({
+      name: r.name,
+      p50Us: r.p50Us,
+      p99Us: r.p99Us,
+      addedP50Us: round(r.p50Us - rows[0].p50Us),
+      addedP99Us: round(r.p99Us - rows[0].p99Us),
+    }));
+  } finally {
+    for (const p of procs) await p.stop();
+    await up.stop();
+    redis.stop();
+  }
+}
+
+/**
+ * How fast a replica switches to its degraded share and back: lb-server with `LB_REDIS_URL` (default command
+ * timeout, 100 ms) serving a request every 5 ms, its `/health` read every 5 ms; Redis stalled (SIGSTOP), let go,
+ * killed and started again on its port. Times from the signal to the first `/health` that shows the new state.
+ * @param {{ rounds?: number, log?: (s: string) => void }} [opts]
+ * @returns {Promise<{ event: string, medianMs: number, maxMs: number, rounds: number }[]>}
+ */
+export async function runDegradedSwitch(opts = {}) {
+  const rounds = opts.rounds ?? 3;
+  let redis = await startRedisServer();
+  const up = await spawnNode(join(ROOT, 'bench', 'lib', 'upstream.mjs'), [], { core: layout.clientCore });
+  const times = { stall: [], resume: [], kill: [], restart: [] };
+  let lb;
+  let traffic;
+  try {
+    const u = `http://127.0.0.1:${up.port}/v1`;
+    lb = await startLbServer([u], { extraEnv: { OPENAI_MAX_RPS_1: '1000', LB_REDIS_URL: redis.url } });
+    const base = `http://127.0.0.1:${lb.port}`;
+    let running = true;
+    traffic = (async () => {
+      while (running) {
+        await fetch(`${base}/v1/embeddings`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: 'Bearer x' },
+          body: '{"model":"text-embedding-3-small","input":"x"}',
+        })
+          .then((r) => r.arrayBuffer())
+          .catch(() => {});
+        await sleep(5);
+      }
+    })();
+    traffic.stop = () => {
+      running = false;
+    };
+    const state = async () => {
+      const h = await (await fetch(`${base}/health`)).json();
+      return h.sharedStore?.status;
+    };
+    const until = async (want) => {
+      const t0 = performance.now();
+      while ((await state()) !== want) {
+        if (performance.now() - t0 > 15_000) throw new Error(`lb-server not ${want} within 15 s`);
+        await sleep(5);
+      }
+      return round(performance.now() - t0);
+    };
+    await until('up');
+    for (let i = 0; i < rounds; i++) {
+      await sleep(300);
+      redis.pause();
+      times.stall.push(await until('degraded'));
+      await sleep(300);
+      redis.resume();
+      times.resume.push(await until('up'));
+      await sleep(300);
+      redis.stop();
+      times.kill.push(await until('degraded'));
+      await sleep(300);
+      const port = redis.port;
+      const t0 = performance.now();
+      redis = await startRedisServerOn(port);
+      const started = performance.now() - t0;
+      times.restart.push(round((await until('up')) + started));
+      opts.log?.(
+        `round ${i + 1}: ${times.stall.at(-1)} / ${times.resume.at(-1)} / ${times.kill.at(-1)} / ${times.restart.at(-1)} ms`,
+      );
+    }
+  } finally {
+    traffic?.stop();
+    await traffic;
+    await lb?.stop();
+    await up.stop();
+    redis.stop();
+  }
+  const row = (event, xs) => ({
+    event,
+    medianMs: round(median(xs)),
+    maxMs: round(Math.max(...xs)),
+    rounds: xs.length,
+  });
+  return [
+    row('stalled (SIGSTOP) → degraded', times.stall),
+    row('let go (SIGCONT) → up', times.resume),
+    row('killed → degraded', times.kill),
+    row('started again → up', times.restart),
+  ];
 }
 
 /** Resolves once something accepts connections on 127.0.0.1:`port`; throws after 5 s (redis-server missing?). */

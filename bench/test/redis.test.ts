@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runRedisCost } from '../lib/redis-cost.mjs';
+import { runDegradedSwitch, runRedisCost, runRedisOneInFlight } from '../lib/redis-cost.mjs';
 
 const cli = join(import.meta.dirname, '..', '..', 'packages', 'server', 'dist', 'cli.js');
 
@@ -22,5 +22,35 @@ describe('rate-limit state in Redis (smoke)', () => {
       expect(r.cpuUsPerReq, r.name).toBeGreaterThan(0);
     }
     expect(rows[0].addedCpuUs).toBe(0);
+  });
+});
+
+describe('Redis stalls and outages (smoke)', () => {
+  it('admission at one request in flight, budgets in memory and in Redis: every request answered', {
+    timeout: 60_000,
+  }, async () => {
+    const rows = await runRedisOneInFlight({ n: 50, warmup: 10 });
+    expect(rows.map((r) => r.name)).toEqual(['budgets in memory', 'budgets in Redis']);
+    for (const r of rows) {
+      expect(r.p50Us, r.name).toBeGreaterThan(0);
+      expect(r.p99Us, r.name).toBeGreaterThanOrEqual(r.p50Us);
+    }
+    expect(rows[0].addedP50Us).toBe(0);
+  });
+
+  it('the degraded-mode switch: stalled, let go, killed, started again, each seen on /health', {
+    timeout: 90_000,
+  }, async () => {
+    const rows = await runDegradedSwitch({ rounds: 1 });
+    expect(rows.map((r) => r.event)).toEqual([
+      'stalled (SIGSTOP) → degraded',
+      'let go (SIGCONT) → up',
+      'killed → degraded',
+      'started again → up',
+    ]);
+    for (const r of rows) {
+      expect(r.rounds, r.event).toBe(1);
+      expect(r.medianMs, r.event).toBeGreaterThanOrEqual(0);
+    }
   });
 });

@@ -1,8 +1,3 @@
-import { defineProject } from 'vitest/config';
+import { lbProject } from '../../vitest.shared';
 
-export default defineProject({
-  test: {
-    name: 'core',
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
-  },
-});
+export default lbProject('core');

@@ -81,6 +81,17 @@ export interface BreakerOptions {
    * given up and the next request probes again, so a circuit can never stay half-open for good. Default 600000.
    */
   probeTimeoutMs?: number;
+  /**
+   * When every candidate of a request is open (none closed, none probing), let that request probe the circuit open
+   * longest instead of failing until some open period ends: Envoy's panic threshold, cockatiel's half-open with one
+   * probe. One such probe at a time, at most one per `allOpenProbeIntervalMs` (fleet-wide with `peers`: a replica
+   * announces its probe and the others wait for its word, at most `peerGraceMs`), so recovery follows the upstream
+   * within about that interval rather than a whole `halfOpenAfterMs`. A circuit held open by an upstream's
+   * Retry-After is not probed early. Default true.
+   */
+  probeWhenAllOpen?: boolean;
+  /** Least time between two such probes, ms (see `probeWhenAllOpen`). Default 1000. */
+  allOpenProbeIntervalMs?: number;
   /** Guard name (in router snapshots and vetoes). Default `breaker`. */
   name?: string;
   /**
@@ -219,6 +230,10 @@ interface Circuit {
   override: string | undefined;
   /** The open period cockatiel chose last (it keeps it private). */
   nextOpenMs: number;
+  /** An upstream's Retry-After set that open period: it is not probed early (see `probeWhenAllOpen`). */
+  openByRetryAfter: boolean;
+  /** Epoch ms until which another replica's all-open probe of this endpoint is awaited (0: none). */
+  peerProbeUntil: number;
   opens: number;
   lastFailure: string | undefined;
   /** The half-open probe in flight. */
@@ -273,6 +288,8 @@ interface Resolved {
   shouldTrip: ((counts: Readonly<BreakerCounts>) => boolean) | undefined;
   countStreamFailures: boolean;
   probeTimeoutMs: number;
+  probeWhenAllOpen: boolean;
+  allOpenProbeIntervalMs: number;
   now: () => number;
   peers: BreakerPeers | undefined;
   replicaId: string;
@@ -285,8 +302,11 @@ interface PeerMessage {
   /** Replica that sent it. */
   from: string;
   endpointId: string;
-  /** `hello`: a replica (re)joined; the others answer with the circuits they opened themselves (`endpointId` ''). */
-  state: 'open' | 'closed' | 'hello';
+  /**
+   * `hello`: a replica (re)joined; the others answer with the circuits they opened themselves (`endpointId` '').
+   * `probing`: every circuit was open and the sender probes this one early; wait `forMs` for its word.
+   */
+  state: 'open' | 'closed' | 'hello' | 'probing';
   /** Open: how long the sender's circuit stays open from now, ms (a duration: clocks of replicas differ). */
   forMs?: number;
   reason: string;
@@ -343,6 +363,8 @@ function resolveOptions(o: BreakerOptions): Resolved {
     shouldTrip: o.shouldTrip,
     countStreamFailures: bool('breaker.countStreamFailures', o.countStreamFailures) ?? true,
     probeTimeoutMs: num('breaker.probeTimeoutMs', o.probeTimeoutMs, 1) ?? 600_000,
+    probeWhenAllOpen: bool('breaker.probeWhenAllOpen', o.probeWhenAllOpen) ?? true,
+    allOpenProbeIntervalMs: num('breaker.allOpenProbeIntervalMs', o.allOpenProbeIntervalMs, 0) ?? 1000,
     now: o.now ?? Date.now,
     peers: peersOption(o.peers),
     peerGraceMs: num('breaker.peerGraceMs', o.peerGraceMs, 0) ?? 30_000,
@@ -389,7 +411,7 @@ function readPeerMessage(raw: unknown): PeerMessage | undefined {
     typeof m.reason !== 'string' ||
     (m.state !== 'closed' &&
       m.state !== 'hello' &&
-      (m.state !== 'open' || typeof m.forMs !== 'number' || !(m.forMs > 0)))
+      ((m.state !== 'open' && m.state !== 'probing') || typeof m.forMs !== 'number' || !(m.forMs > 0)))
   )
     return undefined;
   return m as PeerMessage;
@@ -399,6 +421,8 @@ class Breaker implements BreakerHandle, Guard {
   readonly name: string;
   /** `admit` reads the breaker's own clock, and only while a circuit is open or probing: a pick needs no clock. */
   readonly usesNow = false;
+  /** Opens circuits itself: the router's default outlier ejection steps aside while a breaker is attached. */
+  readonly ejects = true;
   readonly #router: Router;
   readonly #o: Resolved;
   readonly #now: () => number;
@@ -407,6 +431,8 @@ class Breaker implements BreakerHandle, Guard {
   readonly #listeners = new Set<(c: BreakerStateChange) => void>();
   #offs: (() => void)[] = [];
   #disposed = false;
+  /** Epoch ms before which no all-open probe starts (see `probeWhenAllOpen`). */
+  #nextRescueAt = 0;
 
   constructor(router: Router, options: BreakerOptions) {
     if (!router || typeof router.addGuard !== 'function' || typeof router.on !== 'function')
@@ -461,6 +487,31 @@ class Breaker implements BreakerHandle, Guard {
     }
   }
 
+  /**
+   * Every candidate was refused: when every one is open on this breaker's word (none closed, none probing, none
+   * awaited from another replica), the one open longest may probe now. Pure: `acquire` starts the probe.
+   */
+  rescue(candidates: readonly Endpoint[]): Endpoint | undefined {
+    if (!this.#o.probeWhenAllOpen) return undefined;
+    const now = this.#now();
+    if (now < this.#nextRescueAt) return undefined;
+    let best: Endpoint | undefined;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const ep of candidates) {
+      const c = this.#circuits.get(ep.id);
+      if (c === undefined || c.peerProbeUntil > now) return undefined;
+      const v = c.view;
+      if (v.state === 'isolated') continue;
+      // Closed, probing, or due for its own probe (another guard refuses it): not a total outage on our word.
+      if (v.state !== 'open' || now >= v.halfOpenAt) return undefined;
+      if (!c.openByRetryAfter && v.since < oldest) {
+        oldest = v.since;
+        best = ep;
+      }
+    }
+    return best;
+  }
+
   acquire(endpoint: Endpoint, _request?: unknown, _now?: number, requestId?: string): void {
     const c = this.#circuitFor(endpoint.id);
     let v = c.view;
@@ -472,7 +523,19 @@ class Breaker implements BreakerHandle, Guard {
       v = c.view;
     }
     if (v.state === 'half-open' || v.state === 'isolated') return;
-    if (v.state === 'open' && this.#now() < v.halfOpenAt) return;
+    let early = false;
+    if (v.state === 'open' && this.#now() < v.halfOpenAt) {
+      // Only `rescue` lets the router pick an open circuit before its time: every candidate is open.
+      const now = this.#now();
+      if (!this.#o.probeWhenAllOpen || now < this.#nextRescueAt) return;
+      this.#nextRescueAt = now + this.#o.allOpenProbeIntervalMs;
+      // Hydrate cockatiel with the open period over, so the probe runs through its own half-open transitions.
+      const snap = c.policy.toJSON() as { ownState: { value: CircuitState; openedAt: number } };
+      snap.ownState.openedAt = 0;
+      this.#replace(c, snap);
+      c.override = `every candidate open: probing the one open longest (${now - v.since} ms)`;
+      early = true;
+    }
     if (v.state === 'closed' && c.policy.state === CircuitState.Closed) {
       // No request to bind the outcome to: do not count it.
       if (requestId !== undefined) c.direct.push(requestId);
@@ -500,6 +563,11 @@ class Breaker implements BreakerHandle, Guard {
           }),
       )
       .catch(noop);
+    if (early) {
+      // The override names the early half-open only; the probe's outcome gives the next reason.
+      c.override = undefined;
+      if (p.started) this.#share(c.id, 'probing', c.reason ?? 'probing', this.#o.peerGraceMs || 1);
+    }
     // cockatiel refused (its clock says not yet): nothing to count.
     if (!p.started) return;
     if (p.probe) c.probe = p;
@@ -645,6 +713,8 @@ class Breaker implements BreakerHandle, Guard {
         reason: undefined,
         override: undefined,
         nextOpenMs: this.#o.halfOpenAfterMs,
+        openByRetryAfter: false,
+        peerProbeUntil: 0,
         opens: 0,
         lastFailure: undefined,
         probe: undefined,
@@ -688,8 +758,9 @@ class Breaker implements BreakerHandle, Guard {
             maxMs: o.maxMs,
             maxRetryAfterMs: o.maxRetryAfterMs,
           },
-          (ms) => {
+          (ms, byRetryAfter) => {
             c.nextOpenMs = ms;
+            c.openByRetryAfter = byRetryAfter;
           },
         ),
         initialState,
@@ -795,6 +866,17 @@ class Breaker implements BreakerHandle, Guard {
       return;
     }
     if (this.#router.getEndpoint(m.endpointId) === undefined) return;
+    if (m.state === 'probing') {
+      // Another replica probes this endpoint because every circuit was open there: wait for its word (its `open` or
+      // `closed`), at most `forMs`, and start no all-open probe of this replica's own meanwhile.
+      const now = this.#now();
+      const until = now + Math.min(m.forMs!, MAX_PEER_OPEN_MS);
+      this.#circuitFor(m.endpointId).peerProbeUntil = until;
+      this.#nextRescueAt = Math.max(this.#nextRescueAt, now + this.#o.allOpenProbeIntervalMs);
+      return;
+    }
+    const known = this.#circuits.get(m.endpointId);
+    if (known !== undefined) known.peerProbeUntil = 0;
     if (m.state === 'open') {
       // A closed circuit takes a peer's word, and one held on a peer's word takes its next one (its probe failed):
       // one that is open, probing or isolated on what this replica saw itself knows better.
@@ -919,6 +1001,7 @@ class Breaker implements BreakerHandle, Guard {
     c.lastFailure = undefined;
     c.override = undefined;
     c.nextOpenMs = this.#o.halfOpenAfterMs;
+    c.openByRetryAfter = false;
     c.heldFor = undefined;
     this.#replace(c, undefined);
     const from = c.view.state;

@@ -1,5 +1,5 @@
 import { ConfigError, createRouter, isNoHealthyEndpointError, type Router } from '@lb/core';
-import { fakeKey } from '@lb/test-utils';
+import { fakeKey } from '@lb/testing';
 import { describe, expect, it, vi } from 'vitest';
 import { attachBreaker } from '../src/index.js';
 import { fakeTimers, flush, ok, type Reply, type Script, setup, status } from './setup.js';
@@ -487,8 +487,8 @@ describe('attachBreaker: options', () => {
     expect(u.breaker.state('a')).toBe('closed');
   });
 
-  it('all endpoints open: the router reports when the first comes back', async () => {
-    const t = setup({}, ['a']);
+  it('all endpoints open, probeWhenAllOpen false: the router reports when the first comes back', async () => {
+    const t = setup({ probeWhenAllOpen: false }, ['a']);
     t.script.a = status(500);
     const settle = async () => {
       const p = t.run().catch((e) => e);

@@ -1,5 +1,5 @@
 import { ConfigError, createRouter, maskKey, type RouterConfig } from '@lb/core';
-import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/test-utils';
+import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   attachBreaker,

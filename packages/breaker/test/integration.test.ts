@@ -1,5 +1,5 @@
 import { createRouter } from '@lb/core';
-import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/test-utils';
+import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attachBreaker, attachHealthChecks, type BreakerStateChange } from '../src/index.js';
 

@@ -1,25 +1,7 @@
 import { ConfigError, createRouter } from '@lb/core';
 import { describe, expect, it, vi } from 'vitest';
 import { attachBreaker, type BreakerPeers } from '../src/index.js';
-import { fakeTimers, flush, setup } from './setup.js';
-
-/** An in-memory publish/subscribe channel: every message reaches every subscriber (its sender too, as Redis does). */
-function bus() {
-  const subs = new Set<(m: string) => void>();
-  const sent: string[] = [];
-  const peers: BreakerPeers = {
-    publish: (m) => {
-      sent.push(m);
-      for (const s of [...subs]) s(m);
-    },
-    subscribe: (fn, onSubscribed) => {
-      subs.add(fn);
-      onSubscribed?.();
-      return () => subs.delete(fn);
-    },
-  };
-  return { peers, sent, subs };
-}
+import { bus, fakeTimers, flush, setup } from './setup.js';
 
 /** A replica: the shared test router (endpoints a, b) with a breaker on `peers`. */
 const GRACE = 2_000;

@@ -1,7 +1,12 @@
 import { type AttemptContext, createRouter } from '@lb/core';
-import { fakeKey } from '@lb/test-utils';
+import { fakeKey } from '@lb/testing';
 import { afterEach, beforeEach, vi } from 'vitest';
-import { attachBreaker, type BreakerOptions, type BreakerStateChange } from '../src/index.js';
+import {
+  attachBreaker,
+  type BreakerOptions,
+  type BreakerPeers,
+  type BreakerStateChange,
+} from '../src/index.js';
 
 export type Reply = { status: number; headers?: Record<string, string> };
 export type Script = (ctx: AttemptContext) => Promise<Reply>;
@@ -48,4 +53,22 @@ export function fakeTimers(): void {
   afterEach(() => {
     vi.useRealTimers();
   });
+}
+
+/** An in-memory publish/subscribe channel: every message reaches every subscriber (its sender too, as Redis does). */
+export function bus() {
+  const subs = new Set<(m: string) => void>();
+  const sent: string[] = [];
+  const peers: BreakerPeers = {
+    publish: (m) => {
+      sent.push(m);
+      for (const s of [...subs]) s(m);
+    },
+    subscribe: (fn, onSubscribed) => {
+      subs.add(fn);
+      onSubscribed?.();
+      return () => subs.delete(fn);
+    },
+  };
+  return { peers, sent, subs };
 }

@@ -73,6 +73,11 @@ const GLOBALS: Record<string, { path: string[]; unit?: 's' | 'ms' }> = {
   LB_API_KEYS: { path: ['server', 'api_keys'] },
   LB_ADMIN_KEY: { path: ['server', 'admin_key'] },
   LB_REDIS_URL: { path: ['server', 'redis_url'] },
+  LB_OPS_PORT: { path: ['server', 'ops_port'] },
+  LB_OPS_HOST: { path: ['server', 'ops_host'] },
+  LB_MAX_INFLIGHT_BODY_BYTES: { path: ['server', 'max_inflight_body_bytes'] },
+  LB_REDIS_COMMAND_TIMEOUT: { path: ['server', 'redis_command_timeout'], unit: 'ms' },
+  LB_REPLICAS: { path: ['server', 'replicas'] },
   HTTP2: { path: ['server', 'http2'] },
 };
 

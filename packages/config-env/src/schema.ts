@@ -274,6 +274,11 @@ const serverSchema = obj(
     http2: bool.optional(),
     connections_per_origin: num('an integer >= 1', { int: true, min: 1 }).optional(),
     redis_url: redisUrl.optional(),
+    ops_port: num('an integer from 0 to 65535', { int: true, min: 0, max: 65535 }).optional(),
+    ops_host: nonEmpty.optional(),
+    max_inflight_body_bytes: num('a number of bytes > 0', { int: true, gt: 0 }).optional(),
+    redis_command_timeout: duration({ positive: true }).optional(),
+    replicas: num('an integer >= 1', { int: true, min: 1 }).optional(),
   },
   '[server]',
 );

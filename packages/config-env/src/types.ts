@@ -84,6 +84,30 @@ export interface ServerConfig {
    * A secret (it may carry a password). Env `LB_REDIS_URL`.
    */
   redisUrl?: string;
+  /**
+   * Port of the operations listener: admin routes (`/admin/*`), `/metrics`, `/stats` and the detailed `/health`,
+   * without a key, on their own port. Default none (those routes are then served on the main port only behind a key:
+   * `adminKey` for admin, a gateway key for the others while `apiKeys` is set). 0 picks a free port. Env `LB_OPS_PORT`.
+   */
+  opsPort?: number;
+  /** Interface of the operations listener. Default `127.0.0.1` (this machine only). Env `LB_OPS_HOST`. */
+  opsHost: string;
+  /**
+   * What the request bodies being read at one time may hold together, bytes: a request whose body would take them
+   * past it is answered 503 with Retry-After. Default 134217728 (128 MiB). Env `LB_MAX_INFLIGHT_BODY_BYTES`.
+   */
+  maxInflightBodyBytes: number;
+  /**
+   * With `redisUrl`: a Redis command not answered within this many ms fails, and the replica decides on its share
+   * of every budget (limit ÷ replicas) until Redis answers again. Size it a few ms over the round trip
+   * `lb_store_latency_seconds` shows. Default 100. Env `LB_REDIS_COMMAND_TIMEOUT` (ms, or `100ms`, `0.1s`).
+   */
+  redisCommandTimeoutMs: number;
+  /**
+   * With `redisUrl`: how many replicas share the budgets, when fixed. Default: counted from the replicas'
+   * heartbeats in Redis (the last count while Redis is away). Env `LB_REPLICAS`.
+   */
+  replicas?: number;
 }
 
 /** Where a config came from. */

@@ -33,6 +33,9 @@ export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
   responseHeaders: true,
   shutdownTimeoutMs: 30_000,
   apiKeys: Object.freeze([]) as unknown as string[],
+  opsHost: '127.0.0.1',
+  maxInflightBodyBytes: 128 * 1024 * 1024,
+  redisCommandTimeoutMs: 100,
 });
 
 export interface PipelineOptions {
@@ -447,6 +450,11 @@ export function buildConfig(
     ...(s.http2 !== undefined ? { http2: s.http2 } : {}),
     ...(s.connections_per_origin !== undefined ? { connectionsPerOrigin: s.connections_per_origin } : {}),
     ...(s.redis_url !== undefined ? { redisUrl: s.redis_url } : {}),
+    ...(s.ops_port !== undefined ? { opsPort: s.ops_port } : {}),
+    opsHost: s.ops_host ?? d.opsHost,
+    maxInflightBodyBytes: s.max_inflight_body_bytes ?? d.maxInflightBodyBytes,
+    redisCommandTimeoutMs: s.redis_command_timeout ?? d.redisCommandTimeoutMs,
+    ...(s.replicas !== undefined ? { replicas: s.replicas } : {}),
   };
 
   return deepFreeze({

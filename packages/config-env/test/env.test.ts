@@ -1,5 +1,5 @@
 import { createRouter } from '@lb/core';
-import { fakeKey } from '@lb/test-utils';
+import { fakeKey } from '@lb/testing';
 import { describe, expect, it } from 'vitest';
 import {
   type ConfigIssue,

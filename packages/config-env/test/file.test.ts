@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createRouter } from '@lb/core';
-import { fakeKey } from '@lb/test-utils';
+import { fakeKey } from '@lb/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   type ConfigIssue,

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AttemptContext, createRouter, type Router } from '@lb/core';
-import { collectEvents, type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/test-utils';
+import { collectEvents, type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   configFromFile,

@@ -28,8 +28,21 @@ export interface Guard {
    * receives `now` = 0 from `pick`. Default: true.
    */
   readonly usesNow?: boolean;
+  /**
+   * The guard takes failing endpoints out of rotation by itself (a circuit breaker does). While one such guard is
+   * attached, the router's default outlier ejection steps aside. Default: false.
+   */
+  readonly ejects?: boolean;
   admit(endpoint: Endpoint, request: RouteRequest, now: number): true | Veto;
   acquire?(endpoint: Endpoint, request: RouteRequest, now: number, requestId: string): void;
   /** A few fields for health pages (breaker state, remaining budget). Never a key. */
   describe?(endpoint: Endpoint, now: number): Record<string, unknown>;
+  /**
+   * Called when a pick found no endpoint every guard admits, with the route's candidates the router itself would
+   * serve (enabled, healthy, weighted, carrying the request's tags). The guard may name one of them to let through
+   * anyway — the breaker's probe of the circuit open longest when every circuit is open (Envoy's panic threshold).
+   * The router uses it only if every other guard admits it, then calls `acquire` as for any pick. Pure, like
+   * `admit`: a snapshot or `pick` may call it without taking anything.
+   */
+  rescue?(candidates: readonly Endpoint[], request: RouteRequest, now: number): Endpoint | undefined;
 }

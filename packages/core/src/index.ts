@@ -23,7 +23,9 @@ export type { RouterEventName, RouterEvents, Usage } from './events.js';
 export type { Guard, Veto } from './guard.js';
 export type { HeadersLike } from './headers.js';
 export { getHeader, parseTags } from './headers.js';
-export { maskKey, redact } from './mask.js';
+export { maskKey, redact, secretForms } from './mask.js';
+export type { OutlierEjectionOptions } from './outlier.js';
+export { OUTLIER_DEFAULTS } from './outlier.js';
 export { type FastRandom, fastRandom } from './random.js';
 export type { RouteRequest } from './request.js';
 export type {

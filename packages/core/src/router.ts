@@ -13,6 +13,7 @@ import type { RouterEventName, RouterEvents, Usage } from './events.js';
 import type { Guard, Veto } from './guard.js';
 import type { HeadersLike } from './headers.js';
 import { redact } from './mask.js';
+import { attachOutlierEjection, type OutlierEjectionOptions, validateOutlierEjection } from './outlier.js';
 import { fastRandom } from './random.js';
 import type { RouteRequest } from './request.js';
 import { type EndpointHealth, type EndpointStats, type EndpointStatus, HEALTHY, newStats } from './state.js';
@@ -91,6 +92,11 @@ export interface RouterConfig {
   now?: () => number;
   /** Randomness in [0, 1). Default {@link fastRandom} (allocation-free, seeded from `Math.random`). */
   random?: () => number;
+  /**
+   * Takes an endpoint out of rotation after consecutive failures, while no breaker is attached (see
+   * {@link OutlierEjectionOptions}). Default: on (5 failures, 30 s, doubling up to 5 min). `false`: off.
+   */
+  outlierEjection?: boolean | OutlierEjectionOptions;
 }
 
 /** What an attempt function gets: the endpoint to call and how. */
@@ -254,6 +260,8 @@ export class Router {
   #guards: Guard[] = [];
   /** How many attached guards read the `now` a pick hands them (see `Guard.usesNow`). */
   #clockGuards = 0;
+  /** Attached guards with a `rescue` (see `Guard.rescue`). */
+  #rescuers = 0;
   readonly #scratch: CandidateImpl[] = [];
   readonly #ctx: {
     model: string | undefined;
@@ -283,6 +291,7 @@ export class Router {
 
   constructor(config: RouterConfig) {
     this.#apply(config, true);
+    attachOutlierEjection(this);
   }
 
   /** The current config (immutable: derive a new one and `reload` it). */
@@ -377,11 +386,13 @@ export class Router {
       throw new TypeError('addGuard: expected { name, admit() }');
     this.#guards = [...this.#guards, guard];
     if (guard.usesNow !== false) this.#clockGuards++;
+    if (typeof guard.rescue === 'function') this.#rescuers++;
     this.#emit('guard:changed', { name: guard.name, attached: true });
     return () => {
       if (!this.#guards.includes(guard)) return;
       this.#guards = this.#guards.filter((g) => g !== guard);
       if (guard.usesNow !== false) this.#clockGuards--;
+      if (typeof guard.rescue === 'function') this.#rescuers--;
       this.#emit('guard:changed', { name: guard.name, attached: false });
     };
   }
@@ -428,6 +439,7 @@ export class Router {
         throw new ConfigError(`config.${k}: expected a number >= 0, received ${JSON.stringify(v)}`);
       }
     }
+    validateOutlierEjection(config.outlierEjection);
     const old = initial ? undefined : this.#pool;
     const runtimes: Runtime[] = [];
     const byId = new Map<string, Runtime>();
@@ -729,12 +741,28 @@ export class Router {
     }
     let n = this.#fill(route, req, tried, now);
     if (n === 0 && tried !== undefined && tried.length) n = this.#fill(route, req, undefined, now);
-    if (n === 0) return undefined;
+    if (n === 0) return this.#rescuers === 0 ? undefined : this.#rescue(route, req, now);
     const picked =
       (route.strategy.pick(this.#scratch, ctx as PickContext) as CandidateImpl | undefined) ??
       this.#scratch[0];
     this.#scratch.length = 0;
     return picked;
+  }
+
+  /** Every candidate was refused: a guard with `rescue` may let one through that every other guard admits. */
+  #rescue(route: Route, req: RouteRequest, now: number): CandidateImpl | undefined {
+    const tags = req.tags;
+    const list = this.#eligible(route, now).filter(
+      (c) => tags === undefined || tags.length === 0 || hasAll(c.tags, tags),
+    );
+    if (list.length === 0) return undefined;
+    const endpoints = list.map((c) => c.endpoint);
+    for (const g of this.#guards) {
+      const ep = g.rescue?.(endpoints, req, now);
+      const c = ep === undefined ? undefined : list.find((x) => x.endpoint === ep);
+      if (c !== undefined && this.#guards.every((o) => o === g || o.admit(ep!, req, now) === true)) return c;
+    }
+    return undefined;
   }
 
   /**

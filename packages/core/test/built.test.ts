@@ -25,6 +25,28 @@ describe('the built package', () => {
     expect(r.pick().endpoint.id).toBe('endpoint-1');
   });
 
+  it('a strategy registered with the CommonJS copy is known to the ESM copy, and the other way round', async () => {
+    const require = createRequire(import.meta.url);
+    const cjs = require(path.join(root, 'packages/core/dist/index.cjs'));
+    const esm = await import(pathToFileURL(path.join(root, 'packages/core/dist/index.js')).href);
+    const last = () => ({ name: 'last', pick: (c: readonly unknown[]) => c[c.length - 1] });
+    cjs.registerStrategy('plugin-from-cjs', last);
+    esm.registerStrategy('plugin-from-esm', last);
+    for (const copy of [cjs, esm]) {
+      expect(copy.strategyNames()).toEqual(
+        expect.arrayContaining(['plugin-from-cjs', 'plugin-from-esm', 'priority']),
+      );
+      const r = copy.createRouter({
+        strategy: copy === esm ? 'plugin-from-cjs' : 'plugin-from-esm',
+        endpoints: [
+          { id: 'a', url: 'http://127.0.0.1:1/v1' },
+          { id: 'b', url: 'http://127.0.0.1:2/v1' },
+        ],
+      });
+      expect(r.pick().endpoint.id).toBe('b');
+    }
+  });
+
   it('EndpointSlot works across its CommonJS and ESM copies (an app that requires one package, imports another)', async () => {
     const require = createRequire(import.meta.url);
     const cjs = require(path.join(root, 'packages/core/dist/index.cjs'));

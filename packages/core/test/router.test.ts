@@ -1,4 +1,4 @@
-import { collectEvents } from '@lb/test-utils';
+import { collectEvents } from '@lb/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   createRouter,
@@ -241,11 +241,12 @@ describe('abort', () => {
     const order: string[] = [];
     const p = r.execute({ signal: ac.signal }, ({ endpoint, signal }) => {
       order.push(endpoint.id);
-      return new Promise<never>((_, reject) =>
-        signal!.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError'))),
-      );
+      return new Promise<never>((_, reject) => {
+        signal!.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError')));
+        // The caller aborts while this attempt is in flight.
+        queueMicrotask(() => ac.abort());
+      });
     });
-    setTimeout(() => ac.abort(), 5);
     const err = await p.catch((e: any) => e);
     expect(err.name).toBe('AbortError');
     expect(order).toEqual(['a']);

@@ -12,7 +12,12 @@ export type {
   PassThroughClientOptions,
   RouterSource,
 } from './client.js';
-export { createOpenAI, LoadBalancedOpenAI } from './client.js';
+export {
+  createOpenAI,
+  /** Alias of {@link createOpenAI}, for files that also import `createOpenAI` from `@ai-sdk/openai`. */
+  createOpenAI as createLoadBalancedOpenAI,
+  LoadBalancedOpenAI,
+} from './client.js';
 export {
   isStreamInterruptedError,
   isStreamTimeoutError,

@@ -1,5 +1,5 @@
 import { createRouter, type Router } from '@lb/core';
-import { fakeKey, OVERLOADED_MID_STREAM, startFakeAnthropic, timedText } from '@lb/test-utils';
+import { fakeKey, OVERLOADED_MID_STREAM, startFakeAnthropic, timedText } from '@lb/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createOpenAI, type LoadBalancedOpenAI } from '../src/index.js';
 import { type Pool, startPool } from './setup.js';

@@ -1,5 +1,5 @@
 import { createRouter } from '@lb/core';
-import { type FakeUpstream, startFakeUpstream } from '@lb/test-utils';
+import { type FakeUpstream, startFakeUpstream } from '@lb/testing';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOpenAI, createRouterFetch, LoadBalancedOpenAI, PLACEHOLDER_BASE_URL } from '../src/index.js';

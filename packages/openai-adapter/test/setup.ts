@@ -1,5 +1,5 @@
 import type { EndpointConfig } from '@lb/core';
-import { type FakeUpstream, type FakeUpstreamOptions, fakeKey, startFakeUpstream } from '@lb/test-utils';
+import { type FakeUpstream, type FakeUpstreamOptions, fakeKey, startFakeUpstream } from '@lb/testing';
 
 export interface Pool {
   ups: FakeUpstream[];

@@ -1,5 +1,5 @@
 import { createRouter, type Router } from '@lb/core';
-import { collectEvents } from '@lb/test-utils';
+import { collectEvents } from '@lb/testing';
 import OpenAI from 'openai';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {

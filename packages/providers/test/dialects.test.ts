@@ -1,5 +1,5 @@
 import { Endpoint } from '@lb/core';
-import { runDialectContract } from '@lb/test-utils';
+import { runDialectContract } from '@lb/testing';
 import { describe, expect, it } from 'vitest';
 import {
   AZURE_DEFAULT_API_VERSION,

@@ -1,5 +1,5 @@
 import { classify, createRouter, type Router } from '@lb/core';
-import { collectEvents, fakeKey, startFakeAnthropic, startFakeUpstream } from '@lb/test-utils';
+import { collectEvents, fakeKey, startFakeAnthropic, startFakeUpstream } from '@lb/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type DialectRequest,

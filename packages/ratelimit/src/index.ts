@@ -16,6 +16,7 @@ export type {
   RateLimitEndpointSnapshot,
   RateLimitHandle,
   RateLimitOptions,
+  RateLimitPeers,
 } from './limiter.js';
 export { attachRateLimit } from './limiter.js';
 export type { RedisClientLike, RedisStoreOptions } from './redis.js';
@@ -26,6 +27,11 @@ export type {
   Cooldown,
   MaybePromise,
   Store,
+  StoreHealth,
+  StoreLatency,
+  StoreState,
+  StoreStateChange,
+  StoreStatus,
   SyncStore,
   TakeResult,
   WindowResult,

@@ -14,15 +14,29 @@ import {
   type Veto,
 } from '@lb/core';
 import { RateLimitedError } from './errors.js';
-import { syncView } from './internal/local-view.js';
-import {
-  type BucketCell,
-  type BucketSpec,
-  MemoryStore,
-  refill,
-  type Store,
-  type SyncStore,
-} from './store.js';
+import { syncView, type ViewStore } from './internal/local-view.js';
+import { type BucketCell, type BucketSpec, type Cooldown, MemoryStore, refill, type Store } from './store.js';
+
+/**
+ * A publish/subscribe channel between replicas (the same shape as `@lb/breaker`'s `BreakerPeers`): the limiter tells
+ * the others of the cooldowns an upstream 429 (or its rate-limit headers) started, so they stop at once instead of
+ * after one more request.
+ */
+export interface RateLimitPeers {
+  /** Sends a message to every replica (this one included: its own are ignored). */
+  publish(message: string): void;
+  /** Calls `onMessage` with every message; returns the unsubscribe. */
+  subscribe(onMessage: (message: string) => void, onSubscribed?: () => void): () => void;
+}
+
+/** A cooldown as it travels between replicas. */
+interface CooldownMessage {
+  v: 1;
+  from: string;
+  key: string;
+  until: number;
+  reason: string;
+}
 
 /** An endpoint's budgets (the shape of `EndpointConfig.limits`). */
 export interface EndpointLimits {
@@ -79,6 +93,14 @@ export interface RateLimitOptions {
   maxQueue?: number;
   /** Name of the guard (in snapshots and veto reasons). Default `ratelimit`. */
   name?: string;
+  /**
+   * With a shared store: a channel to the other replicas (Redis pub/sub in lb-server). Cooldowns started here are
+   * published on it and those of the others adopted at once. Default none (others read a cooldown from the store at
+   * most every `syncIntervalMs`, after their next request).
+   */
+  peers?: RateLimitPeers;
+  /** This replica's name on `peers` (its own messages are ignored). Default: random. */
+  replicaId?: string;
   /** Clock for events, epoch ms. Default: the router's `now`, else `Date.now`. */
   now?: () => number;
 }
@@ -172,7 +194,14 @@ interface EpState {
 
 /** One of an endpoint's token buckets. */
 interface Budget {
+  /** The shared budget's shape (what the store is told). */
   readonly spec: BucketSpec;
+  /**
+   * The shape this replica decides on: `spec` alone; with a store shared by N replicas, the burst (rps) split N
+   * ways, and while the store is degraded every budget's burst and rate split N ways.
+   */
+  local: BucketSpec;
+  readonly kind: 'rps' | 'rpm' | 'tpm';
   readonly key: string;
   /** The veto's reason when it is spent. */
   readonly reason: string;
@@ -223,7 +252,9 @@ class RateLimiter implements Guard {
   readonly usesNow = false;
   readonly handle: RateLimitHandle;
   readonly #router: Router;
-  readonly #store: SyncStore & { pull?(key: string, now: number): void; errors?: number };
+  readonly #store: ViewStore;
+  readonly #peers: RateLimitPeers | undefined;
+  readonly #replicaId: string;
   readonly #states = new Map<string, EpState>();
   /** The same states on the endpoint objects: two array reads on the hot path instead of the id map's lookup. */
   readonly #slot = new EndpointSlot<EpState>();
@@ -267,7 +298,16 @@ class RateLimiter implements Guard {
     }
     this.#router = router;
     this.name = o.name ?? 'ratelimit';
+    if (
+      o.peers !== undefined &&
+      (typeof o.peers?.publish !== 'function' || typeof o.peers.subscribe !== 'function')
+    )
+      throw new TypeError(
+        `attachRateLimit: peers must be { publish(message), subscribe(onMessage) }, received ${describe(o.peers)}`,
+      );
     this.#store = syncView(store, o.syncIntervalMs ?? 1000, o.flushIntervalMs ?? 10);
+    this.#peers = o.peers;
+    this.#replicaId = o.replicaId ?? `replica-${Math.random().toString(36).slice(2, 10)}`;
     this.#limits = o.limits ?? ((e) => e.limits);
     this.#estimate = o.estimateTokens ?? ((r) => r.estimatedTokens ?? 0);
     this.#headers = o.headerThrottling ?? true;
@@ -306,7 +346,7 @@ class RateLimiter implements Guard {
         if (e.kind === 'rate-limit') {
           const ms = Math.min(e.retryAfterMs ?? this.#cooldownMs, this.#maxCooldownMs);
           const s = this.#state(e.endpoint);
-          this.#store.setCooldown(s.cooldownKey, {
+          this.#setCooldown(s.cooldownKey, {
             until: now + ms,
             reason: `upstream answered 429, cooling down ${Math.round(ms)} ms`,
           });
@@ -324,6 +364,13 @@ class RateLimiter implements Guard {
       }),
     );
     this.#offs.push(router.addGuard(this));
+    const onShare = this.#store.onShare;
+    if (onShare !== undefined) this.#offs.push(onShare.call(this.#store, () => this.#reshare()));
+    const peers = this.#peers;
+    if (peers !== undefined) {
+      const off = peers.subscribe((m) => this.#onPeer(m));
+      if (typeof off === 'function') this.#offs.push(off);
+    }
 
     const self = this;
     this.handle = {
@@ -381,22 +428,22 @@ class RateLimiter implements Guard {
   /** Tokens in a bucket at `now`: from the store's cell when it gives one (no lookup), else `peek`. */
   #level(b: Budget, now: number): number {
     let c = b.cell;
-    if (c === undefined) return this.#store.peek(b.key, b.spec, now);
-    if (c.dead) c = b.cell = this.#store.cell?.(b.key, b.spec) as BucketCell;
-    return refill(c.tokens, c.at, b.spec, now);
+    if (c === undefined) return this.#store.peek(b.key, b.local, now);
+    if (c.dead) c = b.cell = this.#store.cell?.(b.key, b.local) as BucketCell;
+    return refill(c.tokens, c.at, b.local, now);
   }
 
   /** The veto of a bucket holding fewer than `need` tokens at `now`: until it holds them. */
   #spent(b: Budget, need: number, now: number): Veto {
     const t = this.#level(b, now);
-    return { reason: b.reason, until: now + Math.ceil((need - t) / b.spec.refillPerMs), rateLimited: true };
+    return { reason: b.reason, until: now + Math.ceil((need - t) / b.local.refillPerMs), rateLimited: true };
   }
 
   #tokens(s: EpState, request: RouteRequest, now: number): true | Veto {
     const cost = this.#estimate(request);
     const tpm = s.tpm;
     if (tpm !== undefined) {
-      const need = Math.max(1, Math.min(cost, tpm.spec.capacity));
+      const need = Math.max(1, Math.min(cost, tpm.local.capacity));
       if (this.#level(tpm, now) < need) return this.#spent(tpm, need, now);
     }
     const v = s.view;
@@ -415,16 +462,16 @@ class RateLimiter implements Guard {
     const s = this.#state(endpoint);
     const store = this.#store;
     const { rps, rpm, tpm } = s;
-    if (rps !== undefined) store.take(rps.key, 1, rps.spec, now);
-    if (rpm !== undefined) store.take(rpm.key, 1, rpm.spec, now);
+    if (rps !== undefined) store.take(rps.key, 1, rps.local, now, rps.spec);
+    if (rpm !== undefined) store.take(rpm.key, 1, rpm.local, now, rpm.spec);
     const v = s.view;
     let cost = 0;
     if (tpm !== undefined || v.tokensResetAt > now) {
       cost = this.#estimate(request);
       if (tpm !== undefined) {
-        const first = Math.min(cost, tpm.spec.capacity);
-        if (first > 0) store.take(tpm.key, first, tpm.spec, now);
-        if (cost > first) store.adjust(tpm.key, first - cost, tpm.spec, now);
+        const first = Math.min(cost, tpm.local.capacity);
+        if (first > 0) store.take(tpm.key, first, tpm.local, now, tpm.spec);
+        if (cost > first) store.adjust(tpm.key, first - cost, tpm.local, now, tpm.spec);
       }
       // Remember the charge so the response's usage (or a failure) can correct it.
       const ch = this.#charges;
@@ -547,10 +594,11 @@ class RateLimiter implements Guard {
     const limits: EndpointLimits = { ...raw };
     for (const k of bad) delete limits[k];
     const base = `${this.#prefix}${endpoint.id}:`;
-    const budget = (kind: string, capacity: number, perMs: number, reason: string): Budget => {
+    const budget = (kind: Budget['kind'], capacity: number, perMs: number, reason: string): Budget => {
       const spec = { capacity, refillPerMs: perMs };
       const key = base + kind;
-      return { spec, key, reason, cell: this.#store.cell?.(key, spec) };
+      const local = this.#localSpec(kind, spec);
+      return { spec, local, kind, key, reason, cell: this.#store.cell?.(key, local) };
     };
     const { rps, rpm, tpm, burst } = limits;
     return {
@@ -593,14 +641,84 @@ class RateLimiter implements Guard {
 
   #cool(s: EpState, until: number, reason: string): void {
     const now = this.#now();
-    this.#store.setCooldown(s.cooldownKey, { until: Math.min(until, now + this.#maxCooldownMs), reason });
+    this.#setCooldown(s.cooldownKey, { until: Math.min(until, now + this.#maxCooldownMs), reason });
+  }
+
+  /** Stores a cooldown and tells the other replicas at once (`peers`). */
+  #setCooldown(key: string, cooldown: Cooldown): void {
+    this.#store.setCooldown(key, cooldown);
+    const peers = this.#peers;
+    if (peers === undefined) return;
+    const m: CooldownMessage = {
+      v: 1,
+      from: this.#replicaId,
+      key,
+      until: cooldown.until,
+      reason: cooldown.reason,
+    };
+    try {
+      peers.publish(JSON.stringify(m));
+    } catch {
+      // A lost message only delays the others: they still read the cooldown from the store after a request.
+    }
+  }
+
+  /** A cooldown another replica started: adopted here at once, for an endpoint this limiter knows. */
+  #onPeer(raw: unknown): void {
+    if (this.#disposed || typeof raw !== 'string') return;
+    let m: Partial<CooldownMessage>;
+    try {
+      m = JSON.parse(raw) as Partial<CooldownMessage>;
+    } catch {
+      return;
+    }
+    if (m?.v !== 1 || m.from === this.#replicaId || typeof m.key !== 'string') return;
+    if (typeof m.until !== 'number' || !Number.isFinite(m.until) || typeof m.reason !== 'string') return;
+    for (const s of this.#states.values()) {
+      if (s.cooldownKey !== m.key) continue;
+      const until = Math.min(m.until, this.#now() + this.#maxCooldownMs);
+      const cd = { until, reason: m.reason.slice(0, 200) };
+      if (this.#store.adopt) this.#store.adopt(m.key, cd);
+      else this.#store.setCooldown(m.key, cd);
+      return;
+    }
+  }
+
+  /**
+   * The shape a replica decides a budget on. Alone (or on an in-memory store): the budget itself. With a store shared
+   * by N replicas: the burst of the per-second budget is split N ways (N replicas that start together send the burst
+   * once, not N times), the rates are whole (the shared level corrects each replica); while the store is degraded,
+   * each replica keeps to its share of every budget, burst and rate: limit ÷ N.
+   */
+  #localSpec(kind: Budget['kind'], spec: BucketSpec): BucketSpec {
+    const store = this.#store;
+    const n = store.replicas ?? 1;
+    if (n <= 1) return spec;
+    const degraded = store.degraded === true;
+    if (!degraded && kind !== 'rps') return spec;
+    return {
+      capacity: Math.max(1, spec.capacity / n),
+      refillPerMs: degraded ? spec.refillPerMs / n : spec.refillPerMs,
+    };
+  }
+
+  /** The store's state or replica count changed: every budget takes its new local shape. */
+  #reshare(): void {
+    const now = this.#now();
+    for (const s of this.#states.values()) {
+      for (const b of [s.rps, s.rpm, s.tpm]) {
+        if (b === undefined) continue;
+        b.local = this.#localSpec(b.kind, b.spec);
+        this.#store.clamp?.(b.key, b.local, now);
+      }
+    }
   }
 
   /** Charges `delta` more tokens (negative: a refund) to the endpoint's token budgets. */
   #correct(endpoint: Endpoint, delta: number, now: number): void {
     if (delta === 0) return;
     const s = this.#state(endpoint);
-    if (s.tpm !== undefined) this.#store.adjust(s.tpm.key, -delta, s.tpm.spec, now);
+    if (s.tpm !== undefined) this.#store.adjust(s.tpm.key, -delta, s.tpm.local, now, s.tpm.spec);
     const v = s.view;
     if (v.tokensResetAt > now && v.remainingTokens !== undefined) v.remainingTokens -= delta;
   }
@@ -657,7 +775,7 @@ class RateLimiter implements Guard {
       const budget = (b: Budget | undefined, limit: number | undefined) =>
         b === undefined || limit === undefined
           ? undefined
-          : { limit, capacity: b.spec.capacity, remaining: Math.floor(this.#level(b, now)) };
+          : { limit, capacity: b.local.capacity, remaining: Math.floor(this.#level(b, now)) };
       const cd = store.getCooldown(s.cooldownKey, now);
       const v = s.view;
       const live = v.requestsResetAt > now || v.tokensResetAt > now;

@@ -81,7 +81,11 @@ export interface Store {
   peek(key: string, spec: BucketSpec, now: number): MaybePromise<number>;
   /** Takes `cost` tokens if the bucket holds that many at `now`; changes nothing otherwise. */
   take(key: string, cost: number, spec: BucketSpec, now: number): MaybePromise<TakeResult>;
-  /** Adds `delta` tokens (negative: a debt, the bucket may go below zero), capped at capacity. Returns the level. */
+  /**
+   * Adds `delta` tokens (negative: a debt, the bucket may go below zero), capped at capacity and floored at
+   * `-capacity` (a debt never exceeds one bucketful, so a burst of late spends cannot black an endpoint out for
+   * long). Returns the level.
+   */
   adjust(key: string, delta: number, spec: BucketSpec, now: number): MaybePromise<number>;
   /** The cooldown of `key` still running at `now`, if any. */
   getCooldown(key: string, now: number): MaybePromise<Cooldown | undefined>;
@@ -107,16 +111,79 @@ export interface Store {
    * included. 0 means `getCooldown` finds none, so a caller can skip the lookup.
    */
   readonly cooldowns?: number;
+  /**
+   * Optional, for remote stores: whether the store answers now, and how many replicas share it. A local view in front
+   * of the store uses it to fall back to this replica's share of every budget while the store is degraded.
+   */
+  readonly health?: StoreHealth;
+}
+
+/** A remote store's state: `up` (answers within its command timeout) or `degraded` (errors, timeouts, away). */
+export type StoreState = 'up' | 'degraded';
+
+/** A change of a remote store's state, as {@link StoreHealth.onState} reports it (once per transition). */
+export interface StoreStateChange {
+  readonly from: StoreState;
+  readonly to: StoreState;
+  /** Why (the error or timeout that degraded it, or `answered again`). Never a URL or a key. */
+  readonly reason: string;
+  /** Replicas sharing the store (live heartbeats; the last count while degraded; or the configured count). */
+  readonly replicas: number;
+  /** Fraction of every shared budget this replica uses while degraded: 1 ÷ replicas. */
+  readonly share: number;
+  /** Epoch ms. */
+  readonly at: number;
+}
+
+/** Round trips of a remote store's commands: a histogram in seconds (non-cumulative counts per upper bound). */
+export interface StoreLatency {
+  /** Upper bounds, seconds, ascending. */
+  readonly bounds: readonly number[];
+  /** Commands per bound (not cumulative); commands slower than the last bound are only in `count`. */
+  readonly counts: readonly number[];
+  /** Seconds, over every answered command. */
+  readonly sum: number;
+  /** Answered commands. */
+  readonly count: number;
+}
+
+/** A snapshot of {@link StoreHealth}. */
+export interface StoreStatus {
+  readonly state: StoreState;
+  /** Epoch ms of the last transition (or of the start). */
+  readonly since: number;
+  /** Why the store is in this state. */
+  readonly reason: string;
+  readonly replicas: number;
+  /** 1 ÷ replicas: the fraction of each shared budget this replica uses while degraded. */
+  readonly share: number;
+  /** Commands that failed or timed out so far. */
+  readonly errors: number;
+  /** The command timeout, ms. */
+  readonly commandTimeoutMs: number;
+  readonly latency: StoreLatency;
+}
+
+/**
+ * The health of a remote store: typed state changes for observers (logs, `/health`, metrics) and the replica count
+ * a local view divides budgets by. Subscribing returns the unsubscribe.
+ */
+export interface StoreHealth {
+  readonly state: StoreState;
+  readonly replicas: number;
+  status(): StoreStatus;
+  onState(listener: (change: StoreStateChange) => void): () => void;
 }
 
 /** A {@link Store} whose methods answer synchronously. */
 export type SyncStore = {
   readonly synchronous: true;
+  readonly health?: StoreHealth;
   record?(key: string, spec: WindowSpec, now: number, n: number): WindowResult;
   cell?(key: string, spec: BucketSpec): BucketCell;
   readonly cooldowns?: number;
 } & {
-  [K in Exclude<keyof Store, 'synchronous' | 'record' | 'cell' | 'cooldowns'>]: Store[K] extends (
+  [K in Exclude<keyof Store, 'synchronous' | 'record' | 'cell' | 'cooldowns' | 'health'>]: Store[K] extends (
     ...a: infer A
   ) => MaybePromise<infer R>
     ? (...a: A) => R
@@ -266,7 +333,7 @@ export class MemoryStore implements SyncStore {
 
   adjust(key: string, delta: number, spec: BucketSpec, now: number): number {
     const b = this.#bucket(key, spec, now);
-    b.tokens = Math.min(spec.capacity, b.tokens + delta);
+    b.tokens = Math.max(-spec.capacity, Math.min(spec.capacity, b.tokens + delta));
     return b.tokens;
   }
 

@@ -1,6 +1,6 @@
 import { attachBreaker } from '@lb/breaker';
 import { createRouter, type Router } from '@lb/core';
-import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/test-utils';
+import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attachRateLimit, estimateTokens } from '../src/index.js';
 

@@ -1,5 +1,5 @@
 import { createRouter, type EndpointConfig, isNoHealthyEndpointError, type RouterConfig } from '@lb/core';
-import { fakeKey } from '@lb/test-utils';
+import { fakeKey } from '@lb/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { attachRateLimit, isRateLimitedError, MemoryStore } from '../src/index.js';
 

@@ -1,5 +1,5 @@
 import { createRouter } from '@lb/core';
-import { fakeKey, startRedis, type TestRedis } from '@lb/test-utils';
+import { fakeKey, runStoreContract, spendsSent, startRedis, type TestRedis, watchCalls } from '@lb/testing';
 import Redis from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
@@ -15,72 +15,6 @@ import {
 
 const spec: BucketSpec = { capacity: 5, refillPerMs: 5 / 1000 };
 const fixed: WindowSpec = { limit: 3, windowMs: 1000, sliding: false };
-
-/** The contract every Store runs (the memory store, and a remote-like one answering with promises). */
-function runStoreContract(name: string, create: () => Store) {
-  describe(`Store contract: ${name}`, () => {
-    it('buckets start full, take atomically and refill lazily up to capacity', async () => {
-      const s = create();
-      expect(await s.peek('k', spec, 0)).toBe(5);
-      expect(await s.take('k', 3, spec, 0)).toEqual({ ok: true, tokens: 2 });
-      expect(await s.take('k', 3, spec, 0)).toEqual({ ok: false, tokens: 2 });
-      expect(await s.peek('k', spec, 200)).toBeCloseTo(3);
-      expect(await s.peek('k', spec, 60_000)).toBe(5);
-      expect(await s.peek('other', spec, 0)).toBe(5);
-    });
-
-    it('adjust adds tokens or a debt, capped at capacity', async () => {
-      const s = create();
-      expect(await s.adjust('k', -8, spec, 0)).toBe(-3);
-      expect(await s.take('k', 1, spec, 0)).toMatchObject({ ok: false });
-      expect(await s.peek('k', spec, 1000)).toBeCloseTo(2);
-      expect(await s.adjust('k', 100, spec, 1000)).toBe(5);
-    });
-
-    it('cooldowns only extend and expire on their own', async () => {
-      const s = create();
-      expect(await s.getCooldown('c', 0)).toBeUndefined();
-      await s.setCooldown('c', { until: 100, reason: 'first' });
-      await s.setCooldown('c', { until: 50, reason: 'shorter' });
-      expect(await s.getCooldown('c', 10)).toEqual({ until: 100, reason: 'first' });
-      await s.setCooldown('c', { until: 200, reason: 'longer' });
-      expect(await s.getCooldown('c', 150)).toEqual({ until: 200, reason: 'longer' });
-      expect(await s.getCooldown('c', 200)).toBeUndefined();
-    });
-
-    it('windows count allowed hits only and reset at the window edge', async () => {
-      const s = create();
-      const r = [];
-      for (let i = 0; i < 5; i++) r.push(await s.hit('w', fixed, 2100 + i));
-      expect(r.map((x) => x.allowed)).toEqual([true, true, true, false, false]);
-      expect(r[4]).toMatchObject({ count: 3, resetAt: 3000, retryAfterMs: 896 });
-      expect(await s.hit('w', fixed, 3000)).toMatchObject({ allowed: true, count: 1, retryAfterMs: 0 });
-    });
-
-    it('record counts a batch admitted elsewhere and says what a next request gets', async () => {
-      const s = create();
-      if (!s.record)
-        throw new Error(`${name} has no record(): run the contract with the memory store's shape`);
-      expect(await s.record('r', fixed, 2100, 2)).toMatchObject({ allowed: true, count: 3, resetAt: 3000 });
-      expect(await s.record('r', fixed, 2101, 2)).toMatchObject({
-        allowed: false,
-        count: 4,
-        retryAfterMs: 899,
-      });
-      expect(await s.hit('r', fixed, 2102)).toMatchObject({ allowed: false, count: 4 });
-      expect(await s.hit('r', fixed, 3000)).toMatchObject({ allowed: true, count: 1 });
-    });
-
-    it('delete forgets a key', async () => {
-      const s = create();
-      await s.take('k', 5, spec, 0);
-      await s.setCooldown('k', { until: 100, reason: 'x' });
-      await s.delete('k');
-      expect(await s.peek('k', spec, 0)).toBe(5);
-      expect(await s.getCooldown('k', 0)).toBeUndefined();
-    });
-  });
-}
 
 /** A store that answers later, like a remote one would, backed by a memory store standing for the shared server. */
 function remoteStore(shared = new MemoryStore(), opts: { fail?: boolean; record?: boolean } = {}) {
@@ -104,8 +38,8 @@ function remoteStore(shared = new MemoryStore(), opts: { fail?: boolean; record?
   return { store, shared, calls };
 }
 
-runStoreContract('MemoryStore', () => new MemoryStore());
-runStoreContract('an asynchronous store', () => remoteStore().store);
+runStoreContract({ name: 'MemoryStore', create: () => new MemoryStore() });
+runStoreContract({ name: 'an asynchronous store', create: () => remoteStore().store });
 
 describe('MemoryStore', () => {
   it('sweeps expired windows lazily, without timers', () => {
@@ -255,7 +189,10 @@ describe('RedisStore on a real redis-server', () => {
     await redis?.stop();
   });
 
-  runStoreContract('RedisStore', () => new RedisStore(client, { prefix: `contract${++n}:` }));
+  runStoreContract({
+    name: 'RedisStore',
+    create: () => new RedisStore(client, { prefix: `contract${++n}:` }),
+  });
 
   it('keeps fractions exactly and lets idle keys expire', async () => {
     const s = new RedisStore(client, { prefix: 'exp:' });
@@ -304,7 +241,7 @@ describe('RedisStore on a real redis-server', () => {
       await expect(s.take('k', 1, spec, 0)).rejects.toThrow();
       const back = await startRedis({ port: own.port });
       try {
-        for (let i = 0; i < 100 && c.status !== 'ready'; i++) await new Promise((r) => setTimeout(r, 50));
+        if (c.status !== 'ready') await new Promise((r) => c.once('ready', r));
         expect(c.status).toBe('ready');
         // A fresh server: nothing persisted (a full bucket), and no script until the store loads it again.
         expect(await s.take('k', 1, spec, 0)).toEqual({ ok: true, tokens: 4 });
@@ -321,29 +258,28 @@ describe('RedisStore on a real redis-server', () => {
 
   it('two replicas share one budget: the second is held back once the first spent it', async () => {
     const prefix = `shared${Date.now()}:`;
+    // 4 a minute: no token comes back while the test runs, however slow the machine.
     const replicas = await Promise.all(
       [1, 2].map(async () => {
-        const r = createRouter({ endpoints: [ep('a', { limits: { rps: 4 } })], maxWaitMs: 0 });
-        const h = attachRateLimit(r, { store: new RedisStore(await connect(), { prefix }) });
-        return { r, h };
+        const r = createRouter({ endpoints: [ep('a', { limits: { rpm: 4 } })], maxWaitMs: 0 });
+        const w = watchCalls(new RedisStore(await connect(), { prefix }));
+        const h = attachRateLimit(r, { store: w.proxy });
+        return { r, h, w };
       }),
     );
     const [one, two] = replicas;
     const served: string[] = [];
     for (let i = 0; i < 4; i++) await one.r.execute({}, async () => served.push('one'));
-    await new Promise((r) => setTimeout(r, 50)); // the shared store has answered
-    // Replica two knows nothing yet: its local view lets one request through, whose shared take corrects it.
-    const extra = await two.r
-      .execute({}, async () => served.push('two'))
-      .then(
-        () => 1,
-        () => 0,
-      );
-    await new Promise((r) => setTimeout(r, 50));
+    await one.w.answered((l) => spendsSent(l) === 4); // the shared store has all four
+    expect(one.r.pick()).toBeUndefined();
+    // Replica two knows nothing yet: its local view (a full bucket) lets exactly one request through, whose shared
+    // spend, answered, brings the shared level into its local copy.
+    expect(two.r.pick()?.endpoint.id).toBe('a');
+    await two.r.execute({}, async () => served.push('two'));
+    await two.w.answered((l) => spendsSent(l) === 1);
     expect(two.r.pick()).toBeUndefined();
-    expect(two.h.snapshot().a.rps?.remaining).toBeLessThanOrEqual(0); // the one extra request is a shared debt
-    expect(served.length).toBe(4 + extra);
-    expect(extra).toBeLessThanOrEqual(1);
+    expect(two.h.snapshot().a.rpm?.remaining).toBeLessThan(0); // the one extra request is a shared debt
+    expect(served).toEqual(['one', 'one', 'one', 'one', 'two']);
     expect(one.h.storeErrors + two.h.storeErrors).toBe(0);
   });
 
@@ -351,11 +287,12 @@ describe('RedisStore on a real redis-server', () => {
     const prefix = `cooldown${Date.now()}:`;
     const make = async () => {
       const r = createRouter({ endpoints: [ep('a'), ep('b', { priority: 2 })], maxWaitMs: 0 });
-      attachRateLimit(r, { store: new RedisStore(await connect(), { prefix }), syncIntervalMs: 0 });
-      return r;
+      const w = watchCalls(new RedisStore(await connect(), { prefix }));
+      attachRateLimit(r, { store: w.proxy, syncIntervalMs: 0 });
+      return { r, w };
     };
-    const one = await make();
-    const two = await make();
+    const { r: one, w: w1 } = await make();
+    const { r: two, w: w2 } = await make();
     const used: string[] = [];
     await one.execute({}, async (ctx) => {
       used.push(ctx.endpoint.id);
@@ -364,10 +301,10 @@ describe('RedisStore on a real redis-server', () => {
         : { status: 200, headers: {} };
     });
     expect(used).toEqual(['a', 'b']);
-    await new Promise((r) => setTimeout(r, 50));
+    await w1.answered((l) => l.some((c) => c.method === 'setCooldown')); // the cooldown is in Redis
     expect(two.pick()?.endpoint.id).toBe('a'); // not known to replica two yet
     await two.execute({}, async () => ({ status: 200, headers: {} }));
-    await new Promise((r) => setTimeout(r, 50));
+    await w2.answered((l) => l.some((c) => c.method === 'getCooldown')); // it asked Redis, and took the answer
     expect(two.pick()?.endpoint.id).toBe('b');
     expect(two.snapshot().endpoints[0].unavailableReason).toMatch(/429/);
   });

@@ -16,7 +16,7 @@ Usage:
   lb-server check [--config FILE]                    validate the config and probe every endpoint
 
 Options:
-  --config FILE   TOML or JSON config file (default: the environment, see below)
+  --config FILE   TOML, JSON or YAML config file (default: the environment, see below)
   --port N        port (env PORT, default 8080; 0 picks a free one)
   --host H        interface (env HOST, default 127.0.0.1)
   --demo[=auto]   demo mode; =auto only when nothing is configured
@@ -27,7 +27,7 @@ Configure endpoints in the environment (or a .env file), e.g.
   OPENAI_API_KEY=sk-a OPENAI_API_KEY_FALLBACK_1=sk-b      several keys on one base URL (OPENAI_BASE_URL)
   OPENAI_API_KEY_1=… OPENAI_BASE_URL_1=… OPENAI_PRIORITY_1=1   numbered endpoints (_2, _3, …)
   UPSTREAM_URL=… UPSTREAM_API_KEY=…                        one OpenAI-compatible upstream
-or in a TOML/JSON file given with --config (or LB_CONFIG). Gateway keys: LB_API_KEYS; admin key: LB_ADMIN_KEY.
+or in a TOML/JSON/YAML file given with --config (or LB_CONFIG). Gateway keys: LB_API_KEYS; admin key: LB_ADMIN_KEY.
 Signals: SIGTERM/SIGINT drain in-flight requests (SHUTDOWN_TIMEOUT) and exit 0; SIGHUP reloads the config.`;
 
 interface Args {
@@ -138,15 +138,19 @@ async function main(): Promise<number> {
   }
   for (const w of (config as { warnings?: readonly { path: string; message: string }[] }).warnings ?? [])
     console.warn(`lb-server: warning: ${w.path}: ${w.message}`);
-  const server = createServer({
-    ...config,
+  // --port/--host win over the config, at start and on every reload (so a reload never reports them as changed).
+  const withArgs = <C extends ServerConfigInput>(c: C): C => ({
+    ...c,
     server: {
-      ...config.server,
+      ...c.server,
       ...(args.port !== undefined ? { port: args.port } : {}),
       ...(args.host !== undefined ? { host: args.host } : {}),
     },
+  });
+  const server = createServer({
+    ...withArgs(config),
     version: version(),
-    reloadConfig: demo ? undefined : () => loadServerConfig({ file: args.config }),
+    reloadConfig: demo ? undefined : async () => withArgs(await loadServerConfig({ file: args.config })),
   });
   let url: string;
   try {
@@ -161,6 +165,8 @@ async function main(): Promise<number> {
   }
   const lines = [
     `lb-server ${version()} listening on ${url}  (OpenAI base URL: ${url}/v1)`,
+    ...(server.opsUrl ? [`operations listener (admin, /metrics, /stats, /health) on ${server.opsUrl}`] : []),
+    modeLine(args, demo, config),
     `${config.router.endpoints.length} endpoint(s), strategy ${server.router.strategy}:`,
     ...config.router.endpoints.map(describeEndpoint),
   ];
@@ -199,7 +205,9 @@ async function main(): Promise<number> {
     server.reload().then(
       (c) =>
         console.log(
-          `lb-server: reloaded (added ${c.added.length}, removed ${c.removed.length}, changed ${c.changed.length})`,
+          `lb-server: reloaded (added ${c.added.length}, removed ${c.removed.length}, changed ${c.changed.length}` +
+            `${c.applied.length ? `; settings applied: ${c.applied.join(', ')}` : ''})` +
+            `${c.restartRequired.length ? `; needs a restart to change: ${c.restartRequired.join(', ')}` : ''}`,
         ),
       (e) => console.error(`lb-server: reload failed, config unchanged:\n${describeConfigError(e)}`),
     );
@@ -210,6 +218,22 @@ async function main(): Promise<number> {
   return -1;
 }
 
+/** Which mode the server runs in, and why: `--demo=auto` (`pnpm start`) proxies for real once anything is configured. */
+function modeLine(args: Pick<Args, 'demo' | 'config'>, demo: boolean, config: ServerConfigInput): string {
+  if (demo)
+    return args.demo === 'force'
+      ? 'mode: demo (--demo): simulated upstreams, no key is used'
+      : 'mode: demo (--demo=auto, and nothing is configured: no endpoint in the environment or .env, no --config, no LB_CONFIG)';
+  const src = (config as { source?: { kind?: string; path?: string; schemes?: readonly string[] } }).source;
+  const from =
+    src?.kind === 'file'
+      ? `the config file ${src.path ?? args.config ?? ''}`.trimEnd()
+      : `the environment${src?.schemes?.length ? ` (${src.schemes.join(', ')})` : ''}, .env included`;
+  return args.demo === 'auto'
+    ? `mode: proxy, not demo: --demo=auto found endpoints configured in ${from}, so requests go to them with their keys (force the demo with lb-server --demo, or pnpm dev)`
+    : `mode: proxy, configured from ${from}`;
+}
+
 async function check(args: Args): Promise<number> {
   let config: ServerConfigInput;
   try {
@@ -218,12 +242,25 @@ async function check(args: Args): Promise<number> {
     console.error(describeConfigError(e));
     return 1;
   }
-  const eps = config.router.endpoints;
-  if (!eps.length) {
+  const all = config.router.endpoints;
+  if (!all.length) {
     console.error('lb-server check: no endpoint configured');
     return 1;
   }
-  console.log(`config ok: ${eps.length} endpoint(s). Probing each with one request…\n`);
+  // Disabled endpoints take no traffic: probing them would only count them as failures.
+  const eps = all.filter((e) => e.enabled !== false);
+  const skipped = all.length - eps.length;
+  const skippedIds = all.flatMap((e, i) =>
+    e.enabled === false ? [e.id ?? e.name ?? `endpoint-${i + 1}`] : [],
+  );
+  console.log(
+    `config ok: ${all.length} endpoint(s)${skipped ? `; skipping ${skipped} disabled (${skippedIds.join(', ')})` : ''}.` +
+      (eps.length ? ' Probing each enabled one with one request…\n' : ''),
+  );
+  if (!eps.length) {
+    console.error('lb-server check: every endpoint is disabled: nothing to probe');
+    return 1;
+  }
   const results = await checkEndpoints(eps, { dialect: integrations.dialect });
   console.log(formatCheckTable(results));
   const bad = results.filter((r) => !r.ok).length;

@@ -174,7 +174,17 @@ async function serve(
   if (path === '/embeddings')
     return json(res, 200, {
       object: 'list',
-      data: [{ object: 'embedding', index: 0, embedding: [0.1, 0.2, 0.3] }],
+      // The openai SDK asks for base64 by default and decodes it as little-endian float32s.
+      data: [
+        {
+          object: 'embedding',
+          index: 0,
+          embedding:
+            body.encoding_format === 'base64'
+              ? Buffer.from(new Float32Array([0.1, 0.2, 0.3]).buffer).toString('base64')
+              : [0.1, 0.2, 0.3],
+        },
+      ],
       model,
       usage: { prompt_tokens: 4, total_tokens: 4 },
     });

@@ -12,20 +12,30 @@ import type { Integrations } from './server.js';
  * The pub/sub channel replicas share breaker changes on: one per database number of the URL (`redis://h/2` →
  * `lb:breaker:2`), since Redis channels, unlike keys, are not kept apart by database.
  */
-function breakerChannel(url: string): string {
+function channel(kind: 'breaker' | 'ratelimit', url: string): string {
   const db = /^rediss?:\/\/[^/]*\/(\d+)/.exec(url)?.[1] ?? '0';
-  return `lb:breaker:${db}`;
+  return `lb:${kind}:${db}`;
 }
 
-/** Breakers attached with peers in this process, for unique replica names. */
+/** Replica names given in this process, for unique ones. */
 let replicas = 0;
+
+/**
+ * A replica's name on the pub/sub channels and in the heartbeat set, after its host and process (for `opened on
+ * replica …` on the other replicas' health pages; a second server in one process gets a suffix: a replica ignores
+ * its own name).
+ */
+function replicaName(): string {
+  return `${hostname()}:${process.pid}${++replicas > 1 ? `#${replicas}` : ''}`;
+}
 
 export const integrations: Integrations = {
   observability: (router, options) => createObservability(router, options),
   attach: (router, opts) => {
     const offGuard = router.addGuard(providerGuard());
+    const replicaId = opts.breakerPeers || opts.limitPeers ? replicaName() : undefined;
     const rateLimit = opts.rateLimit
-      ? attachRateLimit(router, { store: opts.store as Store | undefined })
+      ? attachRateLimit(router, { store: opts.store as Store | undefined, peers: opts.limitPeers, replicaId })
       : undefined;
     let breaker: BreakerHandle | undefined;
     if (opts.breaker?.enabled !== false) {
@@ -37,9 +47,7 @@ export const integrations: Integrations = {
         peers: opts.breakerPeers,
         // Named after the host and process, for `opened on replica …` on the other replicas' health pages (a second
         // server in one process gets a suffix: a replica ignores its own name).
-        replicaId: opts.breakerPeers
-          ? `${hostname()}:${process.pid}${++replicas > 1 ? `#${replicas}` : ''}`
-          : undefined,
+        replicaId,
       });
     }
     const hc = opts.healthCheck?.enabled
@@ -63,51 +71,60 @@ export const integrations: Integrations = {
     };
   },
   clientLimiter: (opts, store) => createClientLimiter({ ...opts, store: store as Store | undefined }),
-  sharedStore: (url, onError) => {
+  sharedStore: (url, onError, options) => {
     // ioredis is loaded only when a Redis is configured.
     const Redis = createRequire(import.meta.url)('ioredis') as typeof import('ioredis').default;
     const client = new Redis(url, {
       // Commands fail at once while Redis is away (the local view decides meanwhile) instead of queueing.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      retryStrategy: (n) => Math.min(100 * 2 ** Math.min(n, 6), 5_000),
+      // Reconnect soon: while away, each replica holds to its share of the budgets, not the whole.
+      retryStrategy: (n) => Math.min(50 * 2 ** Math.min(n, 3), 250),
     });
     client.on('error', onError);
-    // Breaker changes go over pub/sub: a connection in subscriber mode serves nothing else, so a duplicate, opened
-    // on the first subscription (each subscribes again once ready: Redis forgets subscriptions with the connection).
+    // Breaker changes and cooldowns go over pub/sub: a connection in subscriber mode serves nothing else, so a
+    // duplicate per subscription (each subscribes again once ready: Redis forgets subscriptions with the connection).
     const subscribers = new Set<InstanceType<typeof Redis>>();
-    const channel = breakerChannel(url);
-    return {
-      store: new RedisStore(client),
-      breakerPeers: {
-        publish: (message) => {
-          if (client.status === 'ready') client.publish(channel, message).catch(onError);
-        },
-        subscribe: (fn, onSubscribed) => {
-          const sub = client.duplicate();
-          subscribers.add(sub);
-          sub.on('error', onError);
-          // Live once subscribed and the publishing connection is up too (what it says is heard then).
-          let waiting = false;
-          const live = () => {
-            waiting = false;
-            if (!subscribers.has(sub) || !onSubscribed) return;
-            if (client.status === 'ready') onSubscribed();
-            else if (!waiting) {
-              waiting = true;
-              client.once('ready', live);
-            }
-          };
-          sub.on('ready', () => void sub.subscribe(channel).then(live, onError));
-          sub.on('message', (from: string, message: string) => {
-            if (from === channel) fn(message);
-          });
-          return () => {
-            subscribers.delete(sub);
-            sub.disconnect();
-          };
-        },
+    const peers = (name: string) => ({
+      publish: (message: string) => {
+        if (client.status === 'ready') client.publish(name, message).catch(onError);
       },
+      subscribe: (fn: (message: string) => void, onSubscribed?: () => void) => {
+        const sub = client.duplicate();
+        subscribers.add(sub);
+        sub.on('error', onError);
+        // Live once subscribed and the publishing connection is up too (what it says is heard then).
+        let waiting = false;
+        const live = () => {
+          waiting = false;
+          if (!subscribers.has(sub) || !onSubscribed) return;
+          if (client.status === 'ready') onSubscribed();
+          else if (!waiting) {
+            waiting = true;
+            client.once('ready', live);
+          }
+        };
+        sub.on('ready', () => void sub.subscribe(name).then(live, onError));
+        sub.on('message', (from: string, message: string) => {
+          if (from === name) fn(message);
+        });
+        return () => {
+          subscribers.delete(sub);
+          sub.disconnect();
+        };
+      },
+    });
+    const store = new RedisStore(client, {
+      commandTimeoutMs: options.commandTimeoutMs,
+      replicas: options.replicas,
+      heartbeatMs: 1000,
+      replicaId: replicaName(),
+    });
+    return {
+      store,
+      health: store.health,
+      breakerPeers: peers(channel('breaker', url)),
+      limitPeers: peers(channel('ratelimit', url)),
       status: () => client.status,
       ready: (ms) =>
         client.status === 'ready'
@@ -123,6 +140,7 @@ export const integrations: Integrations = {
               client.once('ready', onReady);
             }),
       close: async () => {
+        await store.close();
         for (const sub of subscribers) sub.disconnect();
         subscribers.clear();
         if (client.status === 'ready') await client.quit();

@@ -1,4 +1,5 @@
 import type { Router } from '@lb/core';
+import type { StoreHealth } from '@lb/ratelimit';
 import type { Logger } from 'pino';
 import type { SharedStoreView } from './observability/types.js';
 import type { ExchangeRecord } from './proxy.js';
@@ -28,6 +29,8 @@ export interface ObservabilityInput {
   heldBytes?: () => number;
   /** The shared rate-limit store's state for `/health`, when one is configured. */
   sharedStore?: () => SharedStoreView;
+  /** The shared store's health: its typed state changes are logged, its status feeds `lb_store_*` and `/health`. */
+  store?: StoreHealth;
   version?: string;
 }
 

@@ -57,6 +57,11 @@ export const DEFAULT_SETTINGS: ServerSettings = Object.freeze({
   http2: true,
   connectionsPerOrigin: null,
   redisUrl: undefined,
+  opsPort: undefined,
+  opsHost: '127.0.0.1',
+  maxInflightBodyBytes: 128 * 1024 * 1024,
+  redisCommandTimeoutMs: 100,
+  replicas: undefined,
 }) as ServerSettings;
 
 const POSITIVE_MS = [
@@ -66,6 +71,8 @@ const POSITIVE_MS = [
   'streamIdleTimeoutMs',
   'bodyLimitBytes',
   'streamProbationMaxBytes',
+  'maxInflightBodyBytes',
+  'redisCommandTimeoutMs',
 ] as const;
 
 /** Merges partial settings over the defaults and validates them; throws a `ConfigError` naming the received value. */
@@ -107,9 +114,14 @@ export function resolveSettings(partial: Partial<ServerSettings> | undefined): S
     !(Number.isInteger(s.connectionsPerOrigin) && s.connectionsPerOrigin > 0)
   )
     bad('connectionsPerOrigin', s.connectionsPerOrigin, 'an integer >= 1 or null');
+  if (s.opsPort !== undefined && (!Number.isInteger(s.opsPort) || s.opsPort < 0 || s.opsPort > 65535))
+    bad('opsPort', s.opsPort, 'an integer 0..65535 or undefined');
+  if (typeof s.opsHost !== 'string' || s.opsHost === '') bad('opsHost', s.opsHost, 'a host name or address');
   if (s.redisUrl !== undefined && (typeof s.redisUrl !== 'string' || !/^rediss?:\/\/./.test(s.redisUrl)))
     // Not echoed: it may carry a password.
     throw new ConfigError('server.redisUrl: expected a redis:// or rediss:// URL');
+  if (s.replicas !== undefined && !(Number.isInteger(s.replicas) && s.replicas >= 1))
+    bad('replicas', s.replicas, 'an integer >= 1 (or unset: counted by heartbeats in Redis)');
   return s;
 }
 

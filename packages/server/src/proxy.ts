@@ -16,6 +16,7 @@ import { asLbError, clientHeaders, readBody, sendError, sendStatus, upstreamHead
 import type { ClientRequestRecord } from './observability/index.js';
 import { JSON_OPERATIONS, MODEL_OPERATIONS, multipartField, operationOf } from './operations.js';
 import type { ServerSettings } from './options.js';
+import type { Redactor } from './redact.js';
 import { scanBody } from './scan.js';
 import { hasErrorEvent, lastEventEnd, NL2, sseError } from './sse.js';
 import {
@@ -55,6 +56,8 @@ export interface ProxyContext {
   features: ((operation: string, json: Record<string, any>) => readonly string[] | undefined) | undefined;
   record(rec: ExchangeRecord): void;
   onError(err: unknown, requestId: string): void;
+  /** Masks configured secrets in response headers and non-2xx bodies (`redact.ts`); swapped on reload. */
+  redactor: Redactor;
   /** OpenTelemetry (`@lb/otel`), when `@opentelemetry/api` is installed: the client's trace context in, each attempt's out. */
   trace?: TraceHooks;
 }
@@ -505,13 +508,21 @@ export class Exchange implements Sink, EarlyResponder {
       call.abort(clientGone());
       return;
     }
+    // Secrets: headers always, bodies of non-2xx answers (redact.ts).
+    const rd = this.#px.redactor;
+    const sink = call.status >= 200 && call.status < 300 ? this : rd.sink(this);
     if (this.#translated) {
       // The dialect rewrites whole bodies: collect, then translate in `end`.
-      call.attach(this);
+      call.attach(sink);
       return;
     }
-    res.writeHead(call.status, this.#tagged(clientHeaders(call.headers, !call.isStream)));
-    call.attach(this);
+    res.writeHead(
+      call.status,
+      this.#tagged(
+        rd.headers(clientHeaders(call.headers, !call.isStream), call.status, call.headers.connection),
+      ),
+    );
+    call.attach(sink);
     // A stream's headers leave with its first event (held back by the gate, written by `attach`) in one write;
     // alone only when no event came yet.
     if (call.isStream && !this.#wrote && !res.writableEnded) res.flushHeaders();
@@ -593,7 +604,7 @@ export class Exchange implements Sink, EarlyResponder {
       const buf = typeof out.body === 'string' ? Buffer.from(out.body) : Buffer.from(out.body);
       this.#status = out.status;
       this.#last = buf;
-      const h = this.#tagged(clientHeaders(out.headers, false));
+      const h = this.#tagged(this.#px.redactor.headers(clientHeaders(out.headers, false), 200, undefined));
       h['content-length'] = buf.length;
       res.writeHead(out.status, h);
       res.end(buf);
@@ -654,7 +665,7 @@ export class Exchange implements Sink, EarlyResponder {
     }
     if (e instanceof StreamOpenError) {
       // A client error reported inside the stream's first event: answer it as a plain error.
-      const err = errorFromStatus(e.status, e.message);
+      const err = errorFromStatus(e.status, this.#px.redactor.text(e.message));
       this.#status = err.status;
       sendError(res, err);
       this.#finish(undefined, err.type);

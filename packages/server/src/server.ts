@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -7,10 +6,20 @@ import {
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, createRouter, type LbError, maskKey, Router, type RouterConfig } from '@lb/core';
+import type { StoreHealth } from '@lb/ratelimit';
 import type { Agent } from 'undici';
+import {
+  type AccessPolicy,
+  accessPolicy,
+  adminRefusal,
+  crossSiteRefusal,
+  type Listener,
+  mayReadOperations,
+} from './access.js';
 import { createDashboard } from './dashboard/index.js';
+import { answerClientError, BodyBudget } from './front.js';
 import { clientKeyOf, sendJson, sendStatus } from './http.js';
-import type { HealthBody, StatsBody } from './observability/types.js';
+import type { HealthBody, SharedStoreView, StatsBody } from './observability/types.js';
 import type { ObservabilityFactory, ObservabilityLike } from './observe.js';
 import {
   type BreakerSettings,
@@ -20,7 +29,10 @@ import {
   type ServerConfigInput,
   type ServerSettings,
 } from './options.js';
+import { BadPath, normalizeTarget } from './paths.js';
 import { type DialectLike, Exchange, type ProxyContext, type TraceHooks } from './proxy.js';
+import { Redactor, secretsOf } from './redact.js';
+import { diffSettings, type ReloadReport, same } from './reload.js';
 import { createTransport, HoldBudget } from './upstream.js';
 
 /** A handle with a snapshot, as `@lb/breaker` / `@lb/ratelimit` attachments return. */
@@ -82,14 +94,18 @@ export interface LbServer {
   readonly observability: ObservabilityLike;
   /** `http://host:port` once listening. */
   readonly url: string | undefined;
+  /** The operations listener's `http://host:port` once listening (only with `settings.opsPort`). */
+  readonly opsUrl: string | undefined;
   /** Client requests being served now (streams included). */
   readonly inFlight: number;
   /** Starts listening (settings' port/host unless given). Resolves with the URL. */
   listen(port?: number, host?: string): Promise<string>;
-  /** Reloads the config through `reloadConfig` (or the one given). Returns what changed. */
-  reload(
-    config?: RouterConfig | ServerConfigInput,
-  ): Promise<{ added: string[]; removed: string[]; changed: string[] }>;
+  /**
+   * Reloads the config through `reloadConfig` (or the one given), all or nothing: endpoints, gateway and admin keys,
+   * client limits, body limits, timeouts, breaker and health-check settings. Settings that need a restart (listeners,
+   * transport, Redis, logging) are kept and named in `restartRequired`. Returns what changed.
+   */
+  reload(config?: RouterConfig | ServerConfigInput): Promise<ReloadReport>;
   /**
    * Graceful close: stops accepting, lets in-flight requests (streams included) finish for up to `timeoutMs`
    * (default `settings.shutdownTimeoutMs`), then cuts what is left and releases everything. Idempotent.
@@ -97,7 +113,7 @@ export interface LbServer {
   close(timeoutMs?: number): Promise<{ drained: boolean; cut: number }>;
 }
 
-/** A publish/subscribe channel between replicas (`@lb/breaker`'s `BreakerPeers`). */
+/** A publish/subscribe channel between replicas (`@lb/breaker`'s `BreakerPeers`, `@lb/ratelimit`'s `RateLimitPeers`). */
 export interface BreakerPeersLike {
   publish(message: string): void;
   subscribe(onMessage: (message: string) => void, onSubscribed?: () => void): () => void;
@@ -114,6 +130,8 @@ export interface Integrations {
       rateLimit: boolean;
       store?: SharedStore;
       breakerPeers?: BreakerPeersLike;
+      /** 429 cooldowns between replicas. */
+      limitPeers?: BreakerPeersLike;
     },
   ): { breaker?: Attachment; rateLimit?: Attachment; healthChecks?: Attachment; dispose(): void };
   clientLimiter(opts: { requests: number; windowMs: number }, store?: SharedStore): ClientLimiterLike;
@@ -121,10 +139,15 @@ export interface Integrations {
   sharedStore?(
     url: string,
     onError: (err: Error) => void,
+    options: { commandTimeoutMs: number; replicas: number | undefined },
   ): {
     store: SharedStore;
+    /** Whether the store answers, and how many replicas share it (typed state changes). */
+    health: StoreHealth;
     /** Breaker changes between replicas (pub/sub on the same Redis). */
     breakerPeers?: BreakerPeersLike;
+    /** 429 cooldowns between replicas (pub/sub on the same Redis). */
+    limitPeers?: BreakerPeersLike;
     status(): string;
     ready(timeoutMs: number): Promise<boolean>;
     close(): Promise<void>;
@@ -169,54 +192,71 @@ function routerConfigOf(c: RouterConfig | ServerConfigInput): RouterConfig {
 export function buildServer(options: CreateServerOptions, integ: Integrations): LbServer {
   if (!options || typeof options !== 'object' || !options.router)
     throw new ConfigError(`createServer: expected { router, server? }, received ${typeof options}`);
-  const settings = resolveSettings(options.server);
+  let settings = resolveSettings(options.server);
   const router = options.router instanceof Router ? options.router : createRouter(options.router);
-  // Redis errors repeat while it is away (every reconnect attempt): one warning per 30 s says so.
-  let lastRedisWarn = 0;
+  // Redis errors repeat while it is away (every reconnect attempt): the store's state changes are logged once each
+  // (observability); the errors themselves at debug.
   const shared =
     settings.redisUrl !== undefined && integ.sharedStore
-      ? integ.sharedStore(settings.redisUrl, (err) => {
-          const now = Date.now();
-          if (now - lastRedisWarn < 30_000) return;
-          lastRedisWarn = now;
-          logger.warn(
-            { err: err.message },
-            'shared rate-limit store (Redis) unavailable: deciding on local state until it is back',
-          );
-        })
+      ? integ.sharedStore(
+          settings.redisUrl,
+          (err) => logger.debug({ err: err.message }, 'shared rate-limit store (Redis) error'),
+          { commandTimeoutMs: settings.redisCommandTimeoutMs, replicas: settings.replicas },
+        )
       : undefined;
-  const attached = integ.attach(router, {
-    breaker: options.breaker,
-    healthCheck: options.healthCheck,
-    rateLimit: options.rateLimit !== false,
-    store: shared?.store,
-    breakerPeers: shared?.breakerPeers,
-  });
+  let breakerSettings = options.breaker;
+  let healthCheckSettings = options.healthCheck;
+  const attach = () =>
+    integ.attach(router, {
+      breaker: breakerSettings,
+      healthCheck: healthCheckSettings,
+      rateLimit: options.rateLimit !== false,
+      store: shared?.store,
+      breakerPeers: shared?.breakerPeers,
+      limitPeers: shared?.limitPeers,
+    });
+  // Replaced whole when a reload changes breaker or health-check settings: observers read it through `current`.
+  let attached = attach();
+  const current = (k: 'breaker' | 'rateLimit' | 'healthChecks') =>
+    attached[k] === undefined ? undefined : { snapshot: () => attached[k]?.snapshot(), dispose() {} };
   const holdBudget = new HoldBudget(settings.streamProbationMaxBytes);
+  /** The shared store's state for /health and the dashboard (its typed health from @lb/ratelimit). */
+  const sharedStoreView = (): SharedStoreView => {
+    const h = shared!.health.status();
+    return {
+      kind: 'redis',
+      status: h.state,
+      connection: shared!.status(),
+      since: new Date(h.since).toISOString(),
+      reason: h.reason,
+      replicas: h.replicas,
+      share: h.share,
+      errors: h.errors,
+      commandTimeoutMs: h.commandTimeoutMs,
+    };
+  };
   const obs = integ.observability(router, {
     metricsEnabled: settings.metricsEnabled,
     logLevel: settings.logLevel,
     requestLog: settings.requestLog,
     debug: options.debug ?? process.env.DEBUG,
     logDestination: options.logDestination,
-    breaker: attached.breaker,
-    rateLimit: attached.rateLimit,
-    healthChecks: attached.healthChecks,
+    breaker: current('breaker'),
+    rateLimit: current('rateLimit'),
+    healthChecks: current('healthChecks'),
     heldBytes: () => holdBudget.used,
-    sharedStore: shared
-      ? () => ({ kind: 'redis', status: shared.status(), errors: storeErrors() })
-      : undefined,
+    store: shared?.health,
+    sharedStore: shared ? () => sharedStoreView() : undefined,
     version: options.version,
   });
   const logger = obs.logger;
-  const storeErrors = () =>
-    ((attached.rateLimit as { storeErrors?: number } | undefined)?.storeErrors ?? 0) +
-    (limiter?.storeErrors ?? 0);
   const transport: Agent = createTransport(settings);
-  const apiKeys = settings.apiKeys.length ? new Set(settings.apiKeys) : undefined;
-  const limiter = settings.clientRateLimit.enabled
-    ? integ.clientLimiter(settings.clientRateLimit, shared?.store)
-    : undefined;
+  // Swapped whole by a reload, so a request sees one config or the next, never a mix.
+  let policy: AccessPolicy = accessPolicy(settings.apiKeys, settings.adminKey);
+  const makeLimiter = (s: ServerSettings) =>
+    s.clientRateLimit.enabled ? integ.clientLimiter(s.clientRateLimit, shared?.store) : undefined;
+  let limiter = makeLimiter(settings);
+  const bodies = new BodyBudget(settings.maxInflightBodyBytes);
   const explain = integ.explain;
   const tracing = integ.tracing?.(router);
   const px: ProxyContext = {
@@ -232,6 +272,11 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     trace: tracing,
     record: (rec) => obs.recordRequest(rec),
     onError: (err, requestId) => logger.error({ err, requestId }, 'unexpected error while proxying'),
+    redactor: new Redactor([]),
+  };
+  /** What must never reach a client: every endpoint's key and secret headers, gateway keys, the admin key. */
+  const syncRedactor = () => {
+    px.redactor = new Redactor(secretsOf(router.endpoints, [...settings.apiKeys, settings.adminKey]));
   };
 
   // Token estimates cost a walk over the body: only while some endpoint has a tokens-per-minute limit. Features
@@ -243,6 +288,11 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
       : undefined;
   };
   syncBodyNeeds();
+  syncRedactor();
+  const offReload = router.on('config:reloaded', () => {
+    syncBodyNeeds();
+    syncRedactor();
+  });
   // The dashboard taps finished requests only while one is open (the hub installs and removes its tap).
   const recordOnly = px.record;
   const dashboard = createDashboard(
@@ -250,9 +300,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
       router,
       health: () => obs.health().body as HealthBody,
       stats: () => obs.stats() as StatsBody,
-      sharedStore: shared
-        ? () => ({ kind: 'redis', status: shared.status(), errors: storeErrors() })
-        : undefined,
+      sharedStore: shared ? () => sharedStoreView() : undefined,
       tap: (fn) => {
         px.record = fn
           ? (rec) => {
@@ -262,9 +310,8 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
           : recordOnly;
       },
     },
-    (req) => adminDenied(req),
+    (req, listener) => adminRefusal(req, listener, policy),
   );
-  const offReload = router.on('config:reloaded', syncBodyNeeds);
   // A probation that ends lets the endpoint's other held streams go live (after the listener's caller is done).
   const offProbation = router.on('endpoint:probation', (e) => {
     if (!e.on) queueMicrotask(() => holdBudget.release(e.endpointId));
@@ -281,7 +328,13 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     inFlight++;
     if (closing) res.setHeader('connection', 'close');
-    const url = req.url ?? '/';
+    const url = normalizeTarget(req.url ?? '/');
+    if (url instanceof BadPath) {
+      res.on('close', onDone);
+      req.resume();
+      sendStatus(res, 400, url.message);
+      return;
+    }
     let path: string | undefined;
     if (url.startsWith('/v1/')) path = url.slice(3);
     else {
@@ -298,9 +351,12 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
       !(isModelsList(path, req.method) && router.models().length > 0)
     ) {
       let client: string | undefined;
-      if (apiKeys !== undefined) {
+      let clientId: string | undefined;
+      const clients = policy.clients;
+      if (clients !== undefined) {
         const key = clientKeyOf(req);
-        if (key === undefined || !apiKeys.has(key)) {
+        const who = key === undefined ? undefined : clients.get(key);
+        if (who === undefined) {
           res.on('close', onDone);
           req.resume();
           sendStatus(
@@ -312,10 +368,12 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
           );
           return;
         }
-        client = maskKey(key);
-      } else client = req.socket.remoteAddress;
-      if (limiter !== undefined) {
-        const r = limiter.take(client ?? 'anonymous');
+        client = who.mask;
+        clientId = who.id;
+      } else clientId = client = req.socket.remoteAddress;
+      const lim = limiter;
+      if (lim !== undefined) {
+        const r = lim.take(clientId ?? 'anonymous');
         res.setHeader('x-ratelimit-limit-requests', r.limit);
         res.setHeader('x-ratelimit-remaining-requests', r.remaining);
         if (!r.allowed) {
@@ -343,17 +401,81 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
         }
       }
       // The exchange's own 'close' listener counts the request done (one listener per response).
-      new Exchange(px, req, res, path, client, onDone).run();
+      const done = withBody(req, res);
+      if (done !== undefined) new Exchange(px, req, res, path, client, done).run();
       return;
     }
     res.on('close', onDone);
-    internal(req, res, path ?? url).catch((err) => {
-      logger.error({ err }, 'internal route failed');
-      if (!res.headersSent) sendStatus(res, 500, 'Internal gateway error');
-    });
+    internal(req, res, path ?? url, 'main').catch((err) => internalFailed(err, res));
   };
 
-  const internal = async (req: IncomingMessage, res: ServerResponse, url: string): Promise<void> => {
+  /**
+   * The request's share of the in-flight body budget (`maxInflightBodyBytes`), given back when its response closes;
+   * the `done` to hand the exchange, or undefined when the request was answered here (503/413, nothing read).
+   */
+  const withBody = (req: IncomingMessage, res: ServerResponse): (() => void) | undefined => {
+    const cl = req.headers['content-length'];
+    if (cl !== undefined) {
+      const n = Number(cl);
+      // Over the body limit: the exchange answers 413 and reads the rest without keeping it.
+      if (!(n > 0) || n > settings.bodyLimitBytes) return onDone;
+      if (bodies.take(n))
+        return () => {
+          bodies.give(n);
+          onDone();
+        };
+      res.on('close', onDone);
+      res.setHeader('connection', 'close');
+      const tooBig = n > bodies.max;
+      sendStatus(
+        res,
+        tooBig ? 413 : 503,
+        tooBig
+          ? `Request body of ${n} bytes exceeds what the gateway reads at once (${bodies.max} bytes, LB_MAX_INFLIGHT_BODY_BYTES)`
+          : 'The gateway is reading too many request bodies at once (LB_MAX_INFLIGHT_BODY_BYTES): retry shortly',
+        1000,
+      );
+      req.resume();
+      return undefined;
+    }
+    if (req.headers['transfer-encoding'] === undefined) return onDone;
+    // Chunked: counted as it arrives; past the budget the request is cut (its size was never announced).
+    let got = 0;
+    req.on('data', (c: Buffer) => {
+      got += c.length;
+      bodies.used += c.length;
+      if (bodies.used > bodies.max) req.destroy();
+    });
+    return () => {
+      bodies.give(got);
+      onDone();
+    };
+  };
+
+  const internalFailed = (err: unknown, res: ServerResponse) => {
+    logger.error({ err }, 'internal route failed');
+    if (!res.headersSent) sendStatus(res, 500, 'Internal gateway error');
+  };
+
+  /** The operations listener: admin and operations routes only (no proxying), with no key unless `adminKey` is set. */
+  const handleOps = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = normalizeTarget(req.url ?? '/');
+    if (url instanceof BadPath) {
+      req.resume();
+      sendStatus(res, 400, url.message);
+      return;
+    }
+    internal(req, res, url.startsWith('/v1/') ? url.slice(3) : url, 'ops').catch((err) =>
+      internalFailed(err, res),
+    );
+  };
+
+  const internal = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: string,
+    listener: Listener,
+  ): Promise<void> => {
     const q = url.indexOf('?');
     const p = q >= 0 ? url.slice(0, q) : url;
     const method = req.method ?? 'GET';
@@ -365,10 +487,24 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
       }
       if (p === '/health' || p === '/healthz') {
         const h = obs.health();
-        sendJson(res, h.httpStatus, h.body);
+        // Probes keep their status code; the detail (endpoints, URLs, key masks) is for operators only.
+        sendJson(
+          res,
+          h.httpStatus,
+          mayReadOperations(req, listener, policy)
+            ? h.body
+            : { status: (h.body as { status?: string }).status },
+        );
         return;
       }
-      if (p === '/metrics') {
+      if (p === '/metrics' || p === '/stats') {
+        if (!mayReadOperations(req, listener, policy))
+          return sendStatus(
+            res,
+            401,
+            `${p} needs a gateway key (LB_API_KEYS) or the admin key (LB_ADMIN_KEY) on this port, or serve it without a key on the operations listener (LB_OPS_PORT)`,
+          );
+        if (p === '/stats') return sendJson(res, 200, obs.stats());
         if (!settings.metricsEnabled) {
           sendStatus(res, 404, 'Metrics are disabled (METRICS_ENABLED=false)');
           return;
@@ -381,22 +517,22 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
         res.end(text);
         return;
       }
-      if (p === '/stats') return sendJson(res, 200, obs.stats());
-      if (p === '/models') {
+      if (p === '/models' && listener === 'main') {
         if (!checkClient(req, res)) return;
         sendJson(res, 200, modelList(router));
         return;
       }
     }
-    if (p.startsWith('/admin/')) return admin(req, res, p, method);
-    if (p.startsWith('/dashboard') && dashboard.handle(req, res, p, method)) return;
+    if (p.startsWith('/admin/')) return admin(req, res, p, method, listener);
+    if (p.startsWith('/dashboard') && dashboard.handle(req, res, p, method, listener)) return;
     sendStatus(res, 404, `Unknown route ${method} ${p}`);
   };
 
   const checkClient = (req: IncomingMessage, res: ServerResponse): boolean => {
-    if (apiKeys === undefined) return true;
+    const clients = policy.clients;
+    if (clients === undefined) return true;
     const key = clientKeyOf(req);
-    if (key !== undefined && apiKeys.has(key)) return true;
+    if (key !== undefined && clients.has(key)) return true;
     sendStatus(
       res,
       401,
@@ -405,38 +541,27 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     return false;
   };
 
-  /** The one admin access check: admin routes and the dashboard use it. Undefined: allowed. */
-  const adminDenied = (req: IncomingMessage): { status: number; message: string } | undefined => {
-    const adminKey = settings.adminKey;
-    if (adminKey !== undefined) {
-      const key = (req.headers['x-admin-key'] as string | undefined) ?? clientKeyOf(req);
-      if (key === undefined || !sameSecret(key, adminKey))
-        return { status: 401, message: 'Admin routes need the admin key (LB_ADMIN_KEY)' };
-    } else if (
-      !isLoopback(req.socket.remoteAddress ?? '') &&
-      req.socket.remoteAddress !== '::ffff:127.0.0.1'
-    ) {
-      return {
-        status: 403,
-        message: 'Admin routes are open to loopback clients only unless LB_ADMIN_KEY is set',
-      };
-    }
-    return undefined;
-  };
-
   const admin = async (
     req: IncomingMessage,
     res: ServerResponse,
     p: string,
     method: string,
+    listener: Listener,
   ): Promise<void> => {
-    const denied = adminDenied(req);
-    if (denied) return sendStatus(res, denied.status, denied.message);
+    const refused = adminRefusal(req, listener, policy);
+    if (refused) return sendStatus(res, refused.status, refused.message);
     if (method === 'GET' && p === '/admin/endpoints') return sendJson(res, 200, router.snapshot());
     if (method !== 'POST') return sendStatus(res, 405, `Use POST for ${p}`);
+    const crossSite = crossSiteRefusal(req);
+    if (crossSite) return sendStatus(res, crossSite.status, crossSite.message);
     const m = /^\/admin\/endpoints\/([^/]+)\/(disable|enable)$/.exec(p);
     if (m) {
-      const id = decodeURIComponent(m[1]);
+      let id: string;
+      try {
+        id = decodeURIComponent(m[1]);
+      } catch {
+        return sendStatus(res, 400, 'The endpoint id in the path is not valid percent-encoded UTF-8');
+      }
       const enable = m[2] === 'enable';
       if (!router.setEndpointHealth(id, enable, enable ? 'enabled by admin' : 'disabled by admin')) {
         sendStatus(res, 404, `Unknown endpoint ${JSON.stringify(id)}`);
@@ -463,27 +588,48 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     sendStatus(res, 404, `Unknown admin route ${method} ${p}`);
   };
 
-  const http = createHttpServer({ noDelay: true, keepAlive: true, keepAliveTimeout: 65_000 }, handle);
+  // Header and request timeouts are checked every second (node's default: every 30 s), so a stalled client gets its
+  // 408 on time.
+  const http = createHttpServer(
+    { noDelay: true, keepAlive: true, keepAliveTimeout: 65_000, connectionsCheckingInterval: 1_000 },
+    handle,
+  );
   http.keepAliveTimeout = 65_000;
-  http.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (socket.writable && !socket.destroyed) {
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-      socket.end(
-        `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`,
-      );
-    } else socket.destroy();
-  });
+  http.on('clientError', answerClientError);
+  const ops =
+    settings.opsPort === undefined
+      ? undefined
+      : createHttpServer({ noDelay: true, keepAlive: true }, handleOps);
+  ops?.on('clientError', answerClientError);
+
+  /** Listens on `port`/`host`; resolves with the URL. */
+  const listenOn = (s: Server, port: number, host: string) =>
+    new Promise<string>((resolve, reject) => {
+      s.once('error', reject);
+      s.listen(port, host, () => {
+        s.off('error', reject);
+        const a = s.address() as AddressInfo;
+        const h = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+        resolve(`http://${h}:${a.port}`);
+      });
+    });
 
   let url: string | undefined;
+  let opsUrl: string | undefined;
   let closed: Promise<{ drained: boolean; cut: number }> | undefined;
 
   const server: LbServer = {
     router,
-    settings,
+    get settings() {
+      return settings;
+    },
     http,
     observability: obs,
     get url() {
       return url;
+    },
+    get opsUrl() {
+      return opsUrl;
     },
     get inFlight() {
       return inFlight;
@@ -493,28 +639,71 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
       // local state (warned), and syncs once Redis answers.
       if (shared && !(await shared.ready(1_000)))
         logger.warn('shared rate-limit store (Redis) not ready after 1 s: starting on local state');
-      return new Promise<string>((resolve, reject) => {
-        http.once('error', reject);
-        http.listen(port, host, () => {
-          http.off('error', reject);
-          const a = http.address() as AddressInfo;
-          const h = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-          url = `http://${h}:${a.port}`;
-          if (!apiKeys && !isLoopback(host))
-            logger.warn(
-              { host },
-              'no client keys configured (LB_API_KEYS) and bound beyond loopback: anyone who can reach this port can use your upstream keys',
-            );
-          resolve(url);
-        });
-      });
+      if (ops !== undefined && !ops.listening)
+        opsUrl = await listenOn(ops, settings.opsPort ?? 0, settings.opsHost);
+      url = await listenOn(http, port, host);
+      if (!policy.clients && !isLoopback(host))
+        logger.warn(
+          { host },
+          'no client keys configured (LB_API_KEYS) and bound beyond loopback: anyone who can reach this port can use your upstream keys',
+        );
+      if (ops !== undefined && !isLoopback(settings.opsHost) && policy.adminKey === undefined)
+        logger.warn(
+          { host: settings.opsHost },
+          'the operations listener (LB_OPS_PORT) is bound beyond loopback without an admin key (LB_ADMIN_KEY): anyone who can reach it can disable endpoints and reload the config',
+        );
+      return url;
     },
     async reload(config) {
       const next = config ?? (options.reloadConfig ? await options.reloadConfig() : undefined);
       if (!next) throw new ConfigError('reload: no config given and no reloadConfig option');
+      // Everything is validated and built before anything is swapped: a bad config changes nothing.
+      const input =
+        'router' in next && next.router && typeof next.router === 'object'
+          ? (next as ServerConfigInput)
+          : undefined;
+      let applied: string[] = [];
+      let restartRequired: string[] = [];
+      let nextSettings = settings;
+      let nextLimiter = limiter;
+      if (input !== undefined) {
+        const diff = diffSettings(settings, resolveSettings(input.server));
+        nextSettings = diff.settings;
+        applied = diff.applied;
+        restartRequired = diff.restartRequired;
+        if (!same(settings.clientRateLimit, nextSettings.clientRateLimit))
+          nextLimiter = makeLimiter(nextSettings);
+      }
+      const reattach =
+        input !== undefined &&
+        (!same(breakerSettings, input.breaker) || !same(healthCheckSettings, input.healthCheck));
       const changes = router.reload(routerConfigOf(next));
-      logger.info(changes, 'config reloaded');
-      return changes;
+      if (input !== undefined) {
+        settings = nextSettings;
+        px.settings = nextSettings;
+        px.defaultModel = input.defaultModel;
+        policy = accessPolicy(nextSettings.apiKeys, nextSettings.adminKey);
+        limiter = nextLimiter;
+        bodies.max = nextSettings.maxInflightBodyBytes;
+        syncRedactor();
+        if (reattach) {
+          if (!same(breakerSettings, input.breaker)) applied.push('breaker');
+          if (!same(healthCheckSettings, input.healthCheck)) applied.push('healthCheck');
+          breakerSettings = input.breaker;
+          healthCheckSettings = input.healthCheck;
+          // Circuits start closed under new breaker settings (their counts were kept under the old ones).
+          attached.dispose();
+          attached = attach();
+        }
+      }
+      const report: ReloadReport = { ...changes, applied, restartRequired };
+      logger.info(report, 'config reloaded');
+      if (restartRequired.length)
+        logger.warn(
+          { restartRequired },
+          `config reloaded, but ${restartRequired.join(', ')} changed and need(s) a restart: the running value(s) are kept`,
+        );
+      return report;
     },
     close(timeoutMs = settings.shutdownTimeoutMs) {
       closed ??= (async () => {
@@ -522,6 +711,10 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
         dashboard.close();
         const stopped = new Promise<void>((r) => (http.listening ? http.close(() => r()) : r()));
         http.closeIdleConnections();
+        if (ops?.listening) {
+          ops.close();
+          ops.closeAllConnections();
+        }
         let ok = true;
         if (inFlight > 0) {
           let timer: ReturnType<typeof setTimeout> | undefined;
@@ -547,12 +740,6 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     },
   };
   return server;
-}
-
-function sameSecret(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 function isModelsList(path: string, method: string | undefined): boolean {

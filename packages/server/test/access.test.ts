@@ -1,4 +1,4 @@
-import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/test-utils';
+import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type LbServer } from '../src/index.js';
@@ -63,24 +63,24 @@ describe('gateway access', () => {
     expect(res.status).toBe(401);
     res = await fetch(`${base}/admin/endpoints/up/disable`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${adminKey}` },
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
     });
     expect(res.status).toBe(200);
     expect(server.router.getHealth('up')?.status).toBe('disabled');
     res = await fetch(`${base}/admin/endpoints/nope/enable`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${adminKey}` },
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
     });
     expect(res.status).toBe(404);
     res = await fetch(`${base}/admin/endpoints/up/enable`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${adminKey}` },
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
     });
     expect(res.status).toBe(200);
     expect(server.router.getHealth('up')?.status).toBe('healthy');
     res = await fetch(`${base}/admin/reload`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${adminKey}` },
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
     });
     expect(res.status).toBe(501);
   });

@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import { PassThrough } from 'node:stream';
-import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/test-utils';
+import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBody } from '../src/http.js';

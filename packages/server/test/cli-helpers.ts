@@ -6,6 +6,48 @@ import { fileURLToPath } from 'node:url';
 /** The BUILT lb-server: black-box tests configure it through the environment and drive it with the official SDK. */
 export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 
+/** The last measured start of the CLI, ms (see {@link measureCliStart}); undefined before. */
+let startMs: number | undefined;
+
+/**
+ * The machine's pace for spawned servers: how long the built CLI takes now to start and exit on an empty config
+ * (node's start, the CLI's modules, its config reading), ms; the slowest of three. A loaded CI machine takes
+ * seconds where an idle one takes ~150 ms: tests derive their timeouts from this instead of vitest's fixed 5 s.
+ */
+export async function measureCliStart(): Promise<number> {
+  if (!existsSync(CLI)) throw new Error(`build @lb/server first: ${CLI} is missing`);
+  let slowest = 0;
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    const child = spawn(process.execPath, [CLI], { env: { PATH: process.env.PATH ?? '' }, stdio: 'ignore' });
+    await new Promise((r) => child.on('exit', r));
+    slowest = Math.max(slowest, performance.now() - t);
+  }
+  startMs = slowest;
+  return slowest;
+}
+
+/** A timeout for work worth `starts` CLI starts at the measured pace (4x slack), never under `floorMs`. */
+export function pacedTimeout(starts: number, floorMs = 5_000): number {
+  return Math.max(floorMs, Math.round(4 * starts * (startMs ?? 2_500)));
+}
+
+/** Resolves when the process's output (stdout and stderr) matches `re`: an event, not a poll. */
+export function outputMatches(p: Proc, re: RegExp): Promise<void> {
+  if (re.test(p.out())) return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = () => {
+      if (!re.test(p.out())) return;
+      p.child.stdout!.off('data', check);
+      p.child.stderr!.off('data', check);
+      resolve();
+    };
+    // `out` is appended by listeners added first, so it is up to date when these run.
+    p.child.stdout!.on('data', check);
+    p.child.stderr!.on('data', check);
+  });
+}
+
 export interface Proc {
   child: ChildProcess;
   url: string;
@@ -26,7 +68,8 @@ export async function spawnServer(env: Record<string, string>, args: string[] = 
   child.stderr!.on('data', (d) => (out += d));
   const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`lb-server did not start:\n${out}`)), 10_000);
+    const limit = pacedTimeout(4, 10_000);
+    const t = setTimeout(() => reject(new Error(`lb-server did not start in ${limit} ms:\n${out}`)), limit);
     const check = () => {
       const m = /listening on (http:\/\/\S+)/.exec(out);
       if (m) {

@@ -3,12 +3,22 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/test-utils';
+import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, type Proc, spawnServer } from './cli-helpers.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { CLI, measureCliStart, outputMatches, type Proc, pacedTimeout, spawnServer } from './cli-helpers.js';
+
+// Tests here start up to ten lb-server processes one after another: their time limit follows the machine's pace.
+await measureCliStart();
+vi.setConfig({ testTimeout: pacedTimeout(12), hookTimeout: pacedTimeout(4) });
 
 const keys = { a: fakeKey('one'), b: fakeKey('two'), c: fakeKey('three') };
+const ADMIN_KEY = 'lb-admin-key-for-cli-tests';
+/** A POST to an admin route as an operator sends it: the admin key and a JSON content type. */
+const ADMIN_POST = {
+  method: 'POST',
+  headers: { 'x-admin-key': ADMIN_KEY, 'content-type': 'application/json' },
+} as const;
 
 function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
   const child = spawn(process.execPath, [CLI, ...args], {
@@ -54,6 +64,7 @@ beforeAll(async () => {
     OPENAI_BACKOFF_MS: '1',
     OPENAI_MAX_RETRIES: '2',
     OPENAI_CIRCUIT_BREAKER: 'false',
+    LB_ADMIN_KEY: ADMIN_KEY,
   });
   client = new OpenAI({ baseURL: `${proc.url}/v1`, apiKey: 'anything', maxRetries: 0 });
 });
@@ -145,14 +156,13 @@ describe('lb-server (built, spawned)', () => {
     expect(e1).toBeInstanceOf(OpenAI.APIError);
     expect(e1.status).toBe(502);
     for (const id of ['a', 'b', 'c'])
-      expect((await fetch(`${proc.url}/admin/endpoints/${id}/disable`, { method: 'POST' })).status).toBe(200);
+      expect((await fetch(`${proc.url}/admin/endpoints/${id}/disable`, ADMIN_POST)).status).toBe(200);
     const e2 = await ask().catch((e) => e);
     expect(e2.status).toBe(503);
     expect(e2.error).toMatchObject({ type: 'server_error', code: 'no_healthy_endpoint' });
     const health = await fetch(`${proc.url}/health`);
     expect(health.status).toBe(503);
-    for (const id of ['a', 'b', 'c'])
-      await fetch(`${proc.url}/admin/endpoints/${id}/enable`, { method: 'POST' });
+    for (const id of ['a', 'b', 'c']) await fetch(`${proc.url}/admin/endpoints/${id}/enable`, ADMIN_POST);
     expect((await ask()).system_fingerprint).toBe('a');
   });
 
@@ -378,7 +388,7 @@ describe('reload', () => {
         }),
       );
     write('p1');
-    const p = await spawnServer({}, ['--config', file]);
+    const p = await spawnServer({ LB_ADMIN_KEY: ADMIN_KEY }, ['--config', file]);
     try {
       const cl = new OpenAI({ baseURL: `${p.url}/v1`, apiKey: 'x', maxRetries: 0 });
       const who = async () =>
@@ -386,16 +396,112 @@ describe('reload', () => {
       expect(await who()).toBe('p1');
       write('p2');
       p.child.kill('SIGHUP');
-      await expect.poll(() => p.out(), { timeout: 5000 }).toMatch(/reloaded/);
+      await outputMatches(p, /reloaded/);
       expect(await who()).toBe('p2');
       write('p1');
-      const res = await fetch(`${p.url}/admin/reload`, { method: 'POST' });
+      const res = await fetch(`${p.url}/admin/reload`, ADMIN_POST);
       expect(res.status).toBe(200);
       expect((await res.json()).changed.sort()).toEqual(['p1', 'p2']);
       expect(await who()).toBe('p1');
     } finally {
       p.child.kill('SIGKILL');
       await Promise.all([p1.close(), p2.close()]);
+    }
+  });
+});
+
+describe('what a new user meets first', () => {
+  it('--help names every config format', async () => {
+    const r = await runCli(['--help'], {});
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('TOML, JSON or YAML config file');
+  });
+
+  it('--demo=auto (pnpm start) says it proxies for real, and why, when a key is in the environment', async () => {
+    const up = await startFakeUpstream({ name: 'real' });
+    try {
+      const p = await spawnServer({ OPENAI_API_KEY: keys.a, OPENAI_BASE_URL: up.url }, ['--demo=auto']);
+      p.child.kill('SIGTERM');
+      expect(await p.exit).toBe(0);
+      expect(p.out()).toMatch(
+        /mode: proxy, not demo: --demo=auto found endpoints configured in the environment \(fallback-keys\), \.env included, so requests go to them with their keys/,
+      );
+      expect(p.out()).not.toContain(keys.a);
+    } finally {
+      await up.close();
+    }
+  });
+
+  it('--demo=auto with nothing configured says it runs the demo, and why', async () => {
+    const p = await spawnServer({}, ['--demo=auto']);
+    p.child.kill('SIGTERM');
+    expect(await p.exit).toBe(0);
+    expect(p.out()).toContain('mode: demo (--demo=auto, and nothing is configured');
+  });
+
+  it('check skips disabled endpoints, says so, and does not count them as failures', async () => {
+    const ok = await startFakeUpstream({ name: 'ok' });
+    const off = await startFakeUpstream({ name: 'off', defaultBehaviour: { type: 'status', status: 500 } });
+    try {
+      const r = await runCli(['check'], {
+        OPENAI_API_KEY_1: keys.a,
+        OPENAI_BASE_URL_1: ok.url,
+        OPENAI_NAME_1: 'on-one',
+        OPENAI_API_KEY_2: keys.b,
+        OPENAI_BASE_URL_2: off.url,
+        OPENAI_NAME_2: 'off-one',
+        OPENAI_ENABLED_2: 'false',
+      });
+      expect(r.out).toContain('config ok: 2 endpoint(s); skipping 1 disabled (off-one).');
+      expect(r.out).toContain('all 1 endpoint(s) answered');
+      expect(r.code).toBe(0);
+      expect(off.requests.length).toBe(0);
+    } finally {
+      await Promise.all([ok.close(), off.close()]);
+    }
+  });
+
+  it('with the breaker off, outlier ejection still takes a dead endpoint out after 5 failures', async () => {
+    const dead = await startFakeUpstream({ name: 'dead', defaultBehaviour: { type: 'status', status: 500 } });
+    const live = await startFakeUpstream({ name: 'live' });
+    const p = await spawnServer({ ...envFor([dead, live]), OPENAI_CIRCUIT_BREAKER: 'false' });
+    try {
+      for (let i = 0; i < 20; i++) {
+        const res = await fetch(`${p.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+        });
+        expect(res.headers.get('x-lb-endpoint')).toBe('live');
+        await res.arrayBuffer();
+      }
+      expect(dead.count('/chat/completions')).toBe(5);
+      const health = await (await fetch(`${p.url}/health`)).json();
+      expect(health.endpoints[0]).toMatchObject({ id: 'dead', state: 'unhealthy' });
+      expect(health.endpoints[0].breaker).toBeUndefined();
+      expect(health.endpoints[0].reason).toMatch(/^outlier: 5 consecutive failures/);
+    } finally {
+      p.child.kill('SIGTERM');
+      expect(await p.exit).toBe(0);
+      await Promise.all([dead.close(), live.close()]);
+    }
+  });
+
+  it('demo embeddings decode with the SDK default (encoding_format=base64)', async () => {
+    const p = await spawnServer({}, ['--demo']);
+    try {
+      const client = new OpenAI({ baseURL: `${p.url}/v1`, apiKey: 'unused', maxRetries: 3 });
+      const r = await client.embeddings.create({ model: 'text-embedding-3-small', input: 'hi' });
+      expect(r.data[0].embedding.map((x) => Math.round(x * 10) / 10)).toEqual([0.1, 0.2, 0.3]);
+      const plain = await client.embeddings.create({
+        model: 'text-embedding-3-small',
+        input: 'hi',
+        encoding_format: 'float',
+      });
+      expect(plain.data[0].embedding).toEqual([0.1, 0.2, 0.3]);
+    } finally {
+      p.child.kill('SIGTERM');
+      expect(await p.exit).toBe(0);
     }
   });
 });

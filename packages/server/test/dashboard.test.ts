@@ -1,5 +1,5 @@
 import { gzipSync } from 'node:zlib';
-import { type FakeUpstream, fakeKey, startFakeUpstream, startRedis } from '@lb/test-utils';
+import { type FakeUpstream, fakeKey, startFakeUpstream, startRedis } from '@lb/testing';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type LbServer } from '../src/index.js';

@@ -1,4 +1,4 @@
-import { streamedText } from '@lb/test-utils';
+import { streamedText } from '@lb/testing';
 import { describe, expect, it } from 'vitest';
 import { usePair } from './pair.js';
 

@@ -10,7 +10,7 @@ import {
   isNoHealthyEndpointError,
   type Router,
 } from '@lb/core';
-import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/test-utils';
+import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   type ClientRequestRecord,
@@ -104,8 +104,9 @@ describe('observability against real upstreams', () => {
   });
   beforeEach(() => {
     const endpoints: EndpointConfig[] = [
-      { id: 'a', url: upA.url, apiKey: KEY_A, priority: 1 },
-      { id: 'b', url: upB.url, apiKey: KEY_B, priority: 2 },
+      // Models are labels only when the config names them.
+      { id: 'a', url: upA.url, apiKey: KEY_A, priority: 1, models: ['gpt-4o-mini'] },
+      { id: 'b', url: upB.url, apiKey: KEY_B, priority: 2, models: ['gpt-4o-mini'] },
     ];
     router = createRouter({ endpoints, backoff: { initialMs: 1, maxMs: 1 } });
     logs = capture();
@@ -177,8 +178,15 @@ describe('observability against real upstreams', () => {
     try {
       upA.next({ type: 'status', status: 500 });
       const ac = new AbortController();
+      // The attempt failed (the observability's listener, attached first, has run): now in its 5 s backoff.
+      const failed = new Promise<void>((r) => {
+        const off = slow.on('attempt:failure', () => {
+          off();
+          r();
+        });
+      });
       const p = slow.execute({ model: 'gpt-4o-mini', signal: ac.signal }, chat()).catch((e) => e);
-      await new Promise((r) => setTimeout(r, 100));
+      await failed;
       expect(slow.listenerCount('request:done')).toBe(1); // waiting for its retry of a
       ac.abort();
       await p;
@@ -356,6 +364,22 @@ describe('observability against real upstreams', () => {
     expect(sample(text, 'lb_requests_total', { model: 'other', status: '404' })).toBe(300);
     expect(sample(text, 'lb_requests_total', { model: 'gpt-4o', status: '503' })).toBe(1);
     expect(text).not.toContain('junk-');
+    await o2.close();
+  });
+
+  it('an endpoint serving every model: names it answered 2xx for are "other" all the same', async () => {
+    const r2 = createRouter({ endpoints: [{ id: 'open', url: upA.url, apiKey: KEY_A }] });
+    const o2 = createObservability(r2, { logDestination: capture().stream, processMetrics: false });
+    const before = (await o2.metricsText()).length;
+    for (let i = 0; i < 200; i++) {
+      await r2.execute({ model: `made-up-${i}` }, chat());
+      o2.recordRequest(record({ model: `made-up-${i}`, endpointId: 'open', status: 200 }));
+    }
+    const text = await o2.metricsText();
+    expect(text).not.toContain('made-up-');
+    expect(sample(text, 'lb_requests_total', { model: 'other', status: '200' })).toBe(200);
+    // a few dozen cells, not 200 names' worth
+    expect(text.length - before).toBeLessThan(20_000);
     await o2.close();
   });
 

@@ -1,5 +1,5 @@
-import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/test-utils';
-import { api, inMemoryTracing, type ReadableSpan } from '@lb/test-utils/otel';
+import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
+import { api, inMemoryTracing, type ReadableSpan } from '@lb/testing/otel';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/test-utils';
+import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
 import OpenAI from 'openai';
 import { afterAll, beforeAll } from 'vitest';
 import { type CreateServerOptions, createServer, type LbServer } from '../src/index.js';

@@ -1,4 +1,4 @@
-import { fakeKey, OVERLOADED_MID_STREAM, startFakeAnthropic, streamedText, timedText } from '@lb/test-utils';
+import { fakeKey, OVERLOADED_MID_STREAM, startFakeAnthropic, streamedText, timedText } from '@lb/testing';
 import OpenAI from 'openai';
 import { describe, expect, it, vi } from 'vitest';
 import { createServer, type LbServer } from '../src/index.js';
@@ -52,6 +52,27 @@ function contentThen(event: string, end: boolean) {
         `data: ${JSON.stringify({ ...chunk, choices: [{ index: 0, delta: { content: 'Hel' } }] })}\n\n`,
       );
       setTimeout(() => (end ? res.end(event) : res.write(event)), 30);
+    },
+  };
+}
+
+/** A stream of `pieces` that sends the first two at once and the rest (then its end) once `release` resolves. */
+function gated(pieces: string[], release: Promise<void>) {
+  return {
+    type: 'custom' as const,
+    handle: (_req: unknown, res: import('node:http').ServerResponse) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const base = { id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini' };
+      const send = (delta: object, finish: string | null = null) =>
+        res.write(
+          `data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`,
+        );
+      for (const p of pieces.slice(0, 2)) send({ content: p });
+      void release.then(() => {
+        for (const p of pieces.slice(2)) send({ content: p });
+        send({}, 'stop');
+        res.end('data: [DONE]\n\n');
+      });
     },
   };
 }
@@ -192,14 +213,26 @@ describe('stream probation', () => {
   it('concurrent streams on probation each arrive whole or fail over; every hold is released', async () => {
     const { client, server } = await start();
     await breakOne(client);
-    // Every other stream of a breaks after its second piece; the rest are well (and slow, so that all 24 start
-    // before the first clean end would lift the probation).
+    // Every other stream of a breaks after its second piece; the rest are well, and end only once all 24 reached a
+    // and the 12 broken ones failed over to b (a clean end lifts the probation: every break must come under it,
+    // however slow the machine).
     let n = 0;
-    pair.a.setDefault(() =>
-      n++ % 2 === 0
+    let failedOver = 0;
+    let release!: () => void;
+    const breaksDone = new Promise<void>((r) => (release = r));
+    const check = () => n >= 24 && failedOver >= 12 && release();
+    pair.a.setDefault(() => {
+      n++;
+      check();
+      return n % 2 === 1
         ? { type: 'stream', chunks: ['one', ' two', ' three'], intervalMs: 20, dropAfter: 2 }
-        : { type: 'stream', chunks: ['x', 'y', 'z'], intervalMs: 150 },
-    );
+        : gated(['x', 'y', 'z'], breaksDone);
+    });
+    pair.b.setDefault(() => {
+      failedOver++;
+      check();
+      return { type: 'ok' };
+    });
     try {
       const texts = await Promise.all(
         Array.from({ length: 24 }, async () => streamedText(await client.chat.completions.create(ask))),
@@ -210,6 +243,7 @@ describe('stream probation', () => {
       expect(texts).toContain('Hello from b');
     } finally {
       pair.a.setDefault({ type: 'ok' });
+      pair.b.setDefault({ type: 'ok' });
     }
     await vi.waitFor(() => {
       expect(server.router.getStats('a')!.inFlight).toBe(0);
@@ -222,14 +256,23 @@ describe('stream probation', () => {
     const { client, server } = await start();
     await breakOne(client);
     expect(await heldBytes(server)).toBe(0);
-    pair.a.next({ type: 'stream', chunks: ['p', 'q', 'r', 's'], intervalMs: 120 });
-    // The answer's head comes with the whole held stream: mid-way, the gauge shows the pieces sent so far.
-    const held = client.chat.completions.create(ask);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(await heldBytes(server)).toBeGreaterThan(100);
+    // The upstream sends two pieces, then waits for the test: mid-way, the gauge shows the pieces held so far, and
+    // nothing (not even the answer's head) has reached the client; the head comes with the whole held stream.
+    let release!: () => void;
+    pair.a.next(gated(['p', 'q', 'r', 's'], new Promise<void>((r) => (release = r))));
+    let headed = false;
+    const held = client.chat.completions.create(ask).then((s) => {
+      headed = true;
+      return s;
+    });
+    await vi.waitFor(async () => expect(await heldBytes(server)).toBeGreaterThan(100), {
+      timeout: 60_000,
+      interval: 20,
+    });
+    expect(headed).toBe(false);
+    release();
     const h = await timedText(await held);
     expect(h.text).toBe('pqrs');
-    expect(h.at.at(-1)).toBeLessThan(120);
     expect(await heldBytes(server)).toBe(0);
 
     // A budget smaller than one piece: the stream on probation goes live at its first piece.

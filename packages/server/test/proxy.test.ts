@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type FakeUpstream, fakeKey, startFakeUpstream, streamedText } from '@lb/test-utils';
+import { type FakeUpstream, fakeKey, startFakeUpstream, streamedText } from '@lb/testing';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type LbServer } from '../src/index.js';

@@ -1,8 +1,20 @@
-import { type FakeUpstream, fakeKey, startFakeUpstream, startRedis, type TestRedis } from '@lb/test-utils';
+import {
+  type AnsweredCall,
+  type FakeUpstream,
+  fakeKey,
+  spendsSent,
+  startFakeUpstream,
+  startRedis,
+  type TestRedis,
+  type Watched,
+  watchCalls,
+} from '@lb/testing';
 import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type LbServer } from '../src/index.js';
+import type { LbServer } from '../src/index.js';
+import { integrations } from '../src/integrations.js';
+import { buildServer, type CreateServerOptions } from '../src/server.js';
 
 // Two lb-server replicas sharing one real redis-server (`server.redisUrl`, env LB_REDIS_URL): per-client windows and
 // endpoint budgets are shared; a Redis that is away never fails a request.
@@ -14,7 +26,27 @@ let redis: TestRedis;
 let up: FakeUpstream;
 const servers: LbServer[] = [];
 
-async function replica(redisUrl: string, extra: { rpm?: number; perClient?: number } = {}): Promise<OpenAI> {
+/**
+ * An lb-server with its real Redis store watched (`watchCalls`), so a test can wait for the store's answers. Its
+ * `store` is undefined until the server connected it (a Redis URL given).
+ */
+function createServer(options: CreateServerOptions): LbServer & { store?: Watched<object> } {
+  let store: Watched<object> | undefined;
+  const server = buildServer(options, {
+    ...integrations,
+    sharedStore: (url, onError, opts) => {
+      const shared = integrations.sharedStore!(url, onError, opts);
+      store = watchCalls(shared.store as object);
+      return { ...shared, store: store.proxy };
+    },
+  });
+  return Object.assign(server, { store });
+}
+
+async function replica(
+  redisUrl: string,
+  extra: { rpm?: number; perClient?: number } = {},
+): Promise<OpenAI & { store: Watched<object> }> {
   const server = createServer({
     router: {
       endpoints: [
@@ -33,12 +65,17 @@ async function replica(redisUrl: string, extra: { rpm?: number; perClient?: numb
   });
   servers.push(server);
   const base = await server.listen();
-  return new OpenAI({ baseURL: `${base}/v1`, apiKey: clientKey, maxRetries: 0 });
+  return Object.assign(new OpenAI({ baseURL: `${base}/v1`, apiKey: clientKey, maxRetries: 0 }), {
+    store: server.store!,
+  });
 }
 
 /** `/health`'s view of the shared store. */
 async function sharedStoreOf(c: OpenAI): Promise<unknown> {
-  const res = await fetch(c.baseURL.replace(/\/v1$/, '/health'));
+  // the detail is for key holders (a gateway key is set)
+  const res = await fetch(c.baseURL.replace(/\/v1$/, '/health'), {
+    headers: { authorization: `Bearer ${clientKey}` },
+  });
   const text = await res.text();
   expect(text).not.toContain('redis://');
   return JSON.parse(text).sharedStore;
@@ -49,15 +86,23 @@ const ask = (c: OpenAI) =>
     () => 200,
     (e: { status?: number }) => e.status ?? 0,
   );
-const settle = () => new Promise((r) => setTimeout(r, 60));
 
-/** Polls `cond` every 20 ms for up to 5 s (loaded CI machines are slow to connect). */
+/** Polls `cond` every 20 ms (Redis tells no one of a subscription); the test's own timeout bounds it. */
 async function until(cond: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 250; i++) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`condition not met within 5 s: ${cond}`);
+  while (!(await cond())) await new Promise((r) => setTimeout(r, 20));
+}
+
+/** Resolves once the breaker of `server` holds `endpointId` in `state`: at once, or on its `guard:state` event. */
+function breakerState(server: LbServer, endpointId: string, state: string): Promise<void> {
+  const now = server.router.snapshot().endpoints.find((e) => e.id === endpointId)?.guards.breaker?.state;
+  if (now === state) return Promise.resolve();
+  return new Promise((resolve) => {
+    const off = server.router.on('guard:state', (e) => {
+      if (e.guard !== 'breaker' || e.endpointId !== endpointId || e.to !== state) return;
+      off();
+      resolve();
+    });
+  });
 }
 
 beforeAll(async () => {
@@ -74,20 +119,28 @@ afterAll(async () => {
 describe('replicas sharing rate-limit state in Redis', () => {
   /**
    * Replica one spends the budget (2) and is refused the third; replica two, which has not heard from Redis about it
-   * yet, may let one through, and refuses once Redis's answer came back.
+   * yet (its local view decides at once), lets exactly one through, and refuses once Redis's answer to that one came
+   * back (the shared count: 3 of 2).
    */
   async function spentOnOneHoldsBackTwo(redisUrl: string, opts: { rpm?: number; perClient?: number } = {}) {
     const before = up.requests.length;
     const one = await replica(redisUrl, opts);
     const two = await replica(redisUrl, opts);
+    // What the budget under test (the endpoint's bucket, or the client's window) has sent to Redis.
+    const sent = (log: readonly AnsweredCall[]) =>
+      spendsSent(log.filter((c) => (c.method === 'adjust') === (opts.rpm !== undefined)));
     expect([await ask(one), await ask(one), await ask(one)]).toEqual([200, 200, 429]);
-    await settle();
-    const first = await ask(two);
-    await settle();
-    expect([200, 429]).toContain(first);
+    await one.store.answered((log) => sent(log) >= 2);
+    expect(await ask(two)).toBe(200);
+    await two.store.answered((log) => sent(log) >= 1);
     expect(await ask(two)).toBe(429);
-    expect(up.requests.length - before).toBe(first === 200 ? 3 : 2);
-    expect(await sharedStoreOf(two)).toEqual({ kind: 'redis', status: 'ready', errors: 0 });
+    expect(up.requests.length - before).toBe(3);
+    expect(await sharedStoreOf(two)).toMatchObject({
+      kind: 'redis',
+      status: 'up',
+      connection: 'ready',
+      errors: 0,
+    });
   }
 
   it("a client's window is shared: the second replica refuses once the first used it", () =>
@@ -103,7 +156,8 @@ describe('replicas sharing rate-limit state in Redis', () => {
     await gone.stop();
     const c = await replica(url);
     expect([await ask(c), await ask(c), await ask(c)]).toEqual([200, 200, 429]);
-    await settle();
+    // The store's first refused call turns it degraded: wait for /health to say so (no request waits on Redis).
+    await until(async () => ((await sharedStoreOf(c)) as { status: string }).status === 'degraded');
     const view = (await sharedStoreOf(c)) as { kind: string; status: string; errors: number };
     expect(view.kind).toBe('redis');
     expect(view.status).not.toBe('ready');
@@ -160,7 +214,7 @@ describe('replicas sharing breaker state over Redis pub/sub', () => {
       expect(bad.requests.length).toBe(2);
       expect(breakerOf(one.server).state).toBe('open');
       // Replica two never met a failure, and does not try `bad` either.
-      await until(() => breakerOf(two.server).state === 'open');
+      await breakerState(two.server, 'bad', 'open');
       expect(breakerOf(two.server).reason).toMatch(
         /^opened on replica \S+: 2 consecutive failures; last: HTTP 500/,
       );
@@ -168,19 +222,19 @@ describe('replicas sharing breaker state over Redis pub/sub', () => {
       expect(bad.requests.length).toBe(2);
       // A replica started during the outage hears of it from replica one, and keeps away from `bad` too.
       const three = await make();
-      await until(() => breakerOf(three.server).state === 'open');
+      await breakerState(three.server, 'bad', 'open');
       expect(breakerOf(three.server).reason).toMatch(/^opened on replica \S+: 2 consecutive failures/);
       expect((await chat(three.client)).system_fingerprint).toBe('up');
       expect(bad.requests.length).toBe(2);
       // An operator enables the endpoint again on replica one (POST /admin/endpoints/bad/enable): the others follow.
       one.server.router.setEndpointHealth('bad', true);
       expect(breakerOf(one.server).state).toBe('closed');
-      await until(() => breakerOf(two.server).state === 'closed');
+      await breakerState(two.server, 'bad', 'closed');
       expect(breakerOf(two.server)).toMatchObject({
         state: 'closed',
         reason: expect.stringMatching(/^probe passed on replica/),
       });
-      await until(() => breakerOf(three.server).state === 'closed');
+      await breakerState(three.server, 'bad', 'closed');
       expect((await chat(two.client)).system_fingerprint).toBe('up');
       expect(bad.requests.length).toBe(3);
     } finally {

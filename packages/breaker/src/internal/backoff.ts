@@ -30,20 +30,23 @@ export interface HalfOpenSchedule {
 /**
  * cockatiel's `halfOpenAfter` backoff: `baseMs * multiplier^(opens-1)` capped at `maxMs`, and at least the
  * Retry-After of the failure that opened the circuit (a 503 that says when to come back). `onDuration` tells the
- * owner the duration chosen, since cockatiel keeps it private.
+ * owner the duration chosen, since cockatiel keeps it private, and whether a Retry-After set it.
  */
 export function halfOpenBackoff(
   s: HalfOpenSchedule,
-  onDuration: (ms: number) => void,
+  onDuration: (ms: number, byRetryAfter: boolean) => void,
 ): IBackoffFactory<IHalfOpenAfterBackoffContext> {
   const factory: IBackoffFactory<IHalfOpenAfterBackoffContext> = {
     next(ctx): IBackoff<IHalfOpenAfterBackoffContext> {
       let duration = Math.min(s.maxMs, s.baseMs * s.multiplier ** Math.max(0, ctx.attempt - 1));
       const err = 'error' in ctx.result ? ctx.result.error : undefined;
+      let byRetryAfter = false;
       if (s.maxRetryAfterMs > 0 && err instanceof CountedFailure && err.retryAfterMs !== undefined) {
-        duration = Math.max(duration, Math.min(err.retryAfterMs, s.maxRetryAfterMs));
+        const asked = Math.min(err.retryAfterMs, s.maxRetryAfterMs);
+        byRetryAfter = asked > duration;
+        if (byRetryAfter) duration = asked;
       }
-      onDuration(duration);
+      onDuration(duration, byRetryAfter);
       return { duration, next: factory.next };
     },
   };

@@ -222,7 +222,7 @@ export type BuiltinStrategyName =
   | 'least-latency'
   | 'least-busy';
 
-const registry = new Map<string, StrategyFactory>([
+const BUILTINS: ReadonlyArray<readonly [string, StrategyFactory]> = [
   ['priority', priority],
   ['failover', priority],
   ['round-robin', roundRobin],
@@ -233,7 +233,17 @@ const registry = new Map<string, StrategyFactory>([
   ['latency', leastLatency],
   ['least-busy', leastBusy],
   ['least-connections', leastBusy],
-]);
+];
+
+/**
+ * Strategies by name, one map per process: a CommonJS and an ESM copy of this package (an app that requires one
+ * package and imports another) share it through a registered symbol, so a plugin registered with either copy is
+ * known to both.
+ */
+const REGISTRY = Symbol.for('@lb/core/strategies');
+const holder = globalThis as { [REGISTRY]?: Map<string, StrategyFactory> };
+const registry: Map<string, StrategyFactory> = (holder[REGISTRY] ??= new Map());
+for (const [name, factory] of BUILTINS) if (!registry.has(name)) registry.set(name, factory);
 
 /**
  * Registers a strategy under a name, so configs (and env `LB_STRATEGY`) can select it.

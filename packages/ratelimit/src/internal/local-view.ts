@@ -4,6 +4,7 @@ import {
   type Cooldown,
   MemoryStore,
   type Store,
+  type StoreHealth,
   type SyncStore,
   type TakeResult,
   type WindowResult,
@@ -11,12 +12,37 @@ import {
 } from '../store.js';
 
 /**
+ * What the rate limiters see of their store: synchronous methods, and with a remote store the local view's extras
+ * (a spend names the local spec it is decided on and the shared spec it is sent with).
+ */
+export type ViewStore = SyncStore & {
+  take(key: string, cost: number, spec: BucketSpec, now: number, shared?: BucketSpec): TakeResult;
+  adjust(key: string, delta: number, spec: BucketSpec, now: number, shared?: BucketSpec): number;
+  pull?(key: string, now: number): void;
+  errors?: number;
+  /** Sets a cooldown here only (a peer's, already in the shared store). */
+  adopt?(key: string, cooldown: Cooldown): void;
+  /** Brings a bucket within a new local spec (a share that shrank). */
+  clamp?(key: string, spec: BucketSpec, now: number): void;
+  /** Replicas sharing the store (1 without a remote store). */
+  readonly replicas?: number;
+  /** The remote store does not answer: decide on this replica's share alone. */
+  readonly degraded?: boolean;
+  /** Calls `fn` when `replicas` or `degraded` changed; returns the unsubscribe. */
+  onShare?(fn: () => void): () => void;
+};
+
+/**
  * A synchronous view in front of a store that may answer later (a remote, shared one). Decisions are taken on the
  * local copy at once; every change is forwarded (bucket spends batched per bucket every `flushMs`); answers tighten
  * the local copy (budgets other replicas used, their cooldowns). A failing store never fails a request: errors are
  * counted and otherwise ignored.
+ *
+ * While the store's health says `degraded` (errors, timeouts, away), nothing is forwarded: spends count against this
+ * replica's local share only (the limiter decides on limit ÷ replicas), and none lands on the shared budget later as
+ * a debt. Windows allow limit ÷ replicas meanwhile.
  */
-export class LocalView implements SyncStore {
+export class LocalView implements ViewStore {
   readonly synchronous = true as const;
   readonly local = new MemoryStore();
   readonly #remote: Store;
@@ -24,10 +50,16 @@ export class LocalView implements SyncStore {
   readonly #pulled = new Map<string, number>();
   readonly #flushMs: number;
   /** Tokens spent per bucket and not sent yet: sent together every `flushMs` (one store call per bucket). */
-  #owed = new Map<string, { cost: number; spec: BucketSpec; now: number }>();
+  #owed = new Map<string, { cost: number; spec: BucketSpec; shared: BucketSpec; now: number }>();
   /** Requests admitted per window and not sent yet: sent with the bucket spends (`record`, or one `hit` each). */
   #hits = new Map<string, { n: number; spec: WindowSpec; now: number }>();
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #health: StoreHealth | undefined;
+  #replicas = 1;
+  #degraded = false;
+  /** Window specs of this replica's share while degraded, by the shared spec. */
+  readonly #shares = new Map<WindowSpec, WindowSpec>();
+  readonly #listeners = new Set<() => void>();
   errors = 0;
   readonly #onError = () => {
     this.errors++;
@@ -37,6 +69,57 @@ export class LocalView implements SyncStore {
     this.#remote = remote;
     this.#syncMs = syncMs;
     this.#flushMs = flushMs;
+    const h = remote.health;
+    this.#health = h;
+    if (h !== undefined) {
+      this.#replicas = h.replicas;
+      this.#degraded = h.state === 'degraded';
+      // For the view's lifetime (the store's): the client limiter's windows follow the state too.
+      h.onState(() => this.#sync());
+    }
+  }
+
+  get health(): StoreHealth | undefined {
+    return this.#health;
+  }
+
+  get replicas(): number {
+    return this.#replicas;
+  }
+
+  get degraded(): boolean {
+    return this.#degraded;
+  }
+
+  onShare(fn: () => void): () => void {
+    this.#listeners.add(fn);
+    return () => {
+      this.#listeners.delete(fn);
+    };
+  }
+
+  /** Takes the store's health and replica count; tells the limiters when either changed. */
+  #sync(): void {
+    const h = this.#health;
+    if (h === undefined) return;
+    const degraded = h.state === 'degraded';
+    const replicas = h.replicas;
+    if (degraded === this.#degraded && replicas === this.#replicas) return;
+    if (degraded && !this.#degraded) {
+      // Spends not sent yet stay local: they counted against this replica's share, not the shared budget.
+      this.#owed.clear();
+      this.#hits.clear();
+    }
+    this.#degraded = degraded;
+    this.#replicas = replicas;
+    this.#shares.clear();
+    for (const fn of this.#listeners) {
+      try {
+        fn();
+      } catch {
+        this.errors++;
+      }
+    }
   }
 
   peek(key: string, spec: BucketSpec, now: number): number {
@@ -52,15 +135,19 @@ export class LocalView implements SyncStore {
     return this.local.cooldowns;
   }
 
-  take(key: string, cost: number, spec: BucketSpec, now: number): TakeResult {
+  take(key: string, cost: number, spec: BucketSpec, now: number, shared = spec): TakeResult {
     const r = this.local.take(key, cost, spec, now);
-    if (r.ok) this.#owe(key, cost, spec, now);
+    if (r.ok && !this.#degraded) this.#owe(key, cost, spec, shared, now);
     return r;
   }
 
-  adjust(key: string, delta: number, spec: BucketSpec, now: number): number {
-    this.#owe(key, -delta, spec, now);
+  adjust(key: string, delta: number, spec: BucketSpec, now: number, shared = spec): number {
+    if (!this.#degraded) this.#owe(key, -delta, spec, shared, now);
     return this.local.adjust(key, delta, spec, now);
+  }
+
+  clamp(key: string, spec: BucketSpec, now: number): void {
+    this.local.adjust(key, 0, spec, now);
   }
 
   getCooldown(key: string, now: number): Cooldown | undefined {
@@ -69,15 +156,20 @@ export class LocalView implements SyncStore {
 
   setCooldown(key: string, cooldown: Cooldown): void {
     this.local.setCooldown(key, cooldown);
-    this.#later(this.#remote.setCooldown(key, cooldown));
+    if (!this.#degraded) this.#later(this.#remote.setCooldown(key, cooldown));
+  }
+
+  adopt(key: string, cooldown: Cooldown): void {
+    this.local.setCooldown(key, cooldown);
   }
 
   hit(key: string, spec: WindowSpec, now: number): WindowResult {
     const blocked = this.local.getCooldown(key, now);
+    const degraded = this.#degraded;
     const r = blocked
       ? { allowed: false, count: spec.limit, resetAt: blocked.until, retryAfterMs: blocked.until - now }
-      : this.local.hit(key, spec, now);
-    if (r.allowed) {
+      : this.local.hit(key, degraded ? this.#share(spec) : spec, now);
+    if (r.allowed && !degraded) {
       const o = this.#hits.get(key);
       if (o === undefined) this.#hits.set(key, { n: 1, spec, now });
       else {
@@ -87,6 +179,17 @@ export class LocalView implements SyncStore {
       this.#schedule();
     }
     return r;
+  }
+
+  /** A window of this replica's share of `spec` (limit ÷ replicas, at least 1). */
+  #share(spec: WindowSpec): WindowSpec {
+    if (this.#replicas <= 1) return spec;
+    let s = this.#shares.get(spec);
+    if (s === undefined) {
+      s = { ...spec, limit: Math.max(1, Math.floor(spec.limit / this.#replicas)) };
+      this.#shares.set(spec, s);
+    }
+    return s;
   }
 
   /** The shared window is full (other replicas): refuse locally until it frees up. */
@@ -100,11 +203,12 @@ export class LocalView implements SyncStore {
     this.#pulled.delete(key);
     this.#owed.delete(key);
     this.#hits.delete(key);
-    this.#later(this.#remote.delete(key));
+    if (!this.#degraded) this.#later(this.#remote.delete(key));
   }
 
   /** Adopts the shared cooldown of `key` (other replicas' 429s), at most once per sync interval. */
   pull(key: string, now: number): void {
+    if (this.#degraded) return;
     const last = this.#pulled.get(key);
     if (last !== undefined && now - last < this.#syncMs) return;
     this.#pulled.set(key, now);
@@ -113,12 +217,13 @@ export class LocalView implements SyncStore {
     });
   }
 
-  #owe(key: string, cost: number, spec: BucketSpec, now: number): void {
+  #owe(key: string, cost: number, spec: BucketSpec, shared: BucketSpec, now: number): void {
     const o = this.#owed.get(key);
-    if (o === undefined) this.#owed.set(key, { cost, spec, now });
+    if (o === undefined) this.#owed.set(key, { cost, spec, shared, now });
     else {
       o.cost += cost;
       o.spec = spec;
+      o.shared = shared;
       o.now = now;
     }
     this.#schedule();
@@ -138,11 +243,14 @@ export class LocalView implements SyncStore {
    */
   readonly #flush = (): void => {
     this.#flushTimer = undefined;
+    // A new replica count (heartbeats) changes the shares: noticed here, at most once per flush.
+    if (this.#health !== undefined && this.#health.replicas !== this.#replicas) this.#sync();
+    if (this.#degraded) return;
     const owed = this.#owed;
     this.#owed = new Map();
     for (const [key, o] of owed) {
       if (o.cost === 0) continue;
-      this.#later(this.#remote.adjust(key, -o.cost, o.spec, o.now), (shared) => {
+      this.#later(this.#remote.adjust(key, -o.cost, o.shared, o.now), (shared) => {
         const mine = this.local.peek(key, o.spec, o.now);
         if (shared < mine) this.local.adjust(key, shared - mine, o.spec, o.now);
       });
@@ -173,10 +281,6 @@ export class LocalView implements SyncStore {
 }
 
 /** The synchronous face of a store: itself when it is synchronous, a local view otherwise. */
-export function syncView(
-  store: Store,
-  syncMs: number,
-  flushMs?: number,
-): SyncStore & { pull?(key: string, now: number): void } {
-  return store.synchronous === true ? (store as SyncStore) : new LocalView(store, syncMs, flushMs);
+export function syncView(store: Store, syncMs: number, flushMs?: number): ViewStore {
+  return store.synchronous === true ? (store as ViewStore) : new LocalView(store, syncMs, flushMs);
 }

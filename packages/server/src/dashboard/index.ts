@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Listener } from '../access.js';
 import { sendStatus } from '../http.js';
 import { DashboardHub, type DashboardHubOptions, type DashboardSources } from './hub.js';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './page.js';
@@ -7,13 +8,22 @@ export type { DashboardFrame, EndpointRow, RecentRequest, StripEvent } from './h
 export { DASHBOARD_HTML, DashboardHub };
 
 /** Why a request may not use the admin surface (the server's one admin check), or undefined when it may. */
-export type AdminDenial = (req: IncomingMessage) => { status: number; message: string } | undefined;
+export type AdminDenial = (
+  req: IncomingMessage,
+  listener: Listener,
+) => { status: number; message: string } | undefined;
 
 /** The server's dashboard: the page, its event stream, and the hub that feeds it. */
 export interface Dashboard {
   readonly hub: DashboardHub;
   /** Serves `GET /dashboard` and `GET /dashboard/events`; false when `path` is not one of them. */
-  handle(req: IncomingMessage, res: ServerResponse, path: string, method: string): boolean;
+  handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    method: string,
+    listener: Listener,
+  ): boolean;
   /** Ends every event stream (graceful shutdown must not wait on them). */
   close(): void;
 }
@@ -35,13 +45,13 @@ export function createDashboard(
   const streams = new Set<ServerResponse>();
   return {
     hub,
-    handle(req, res, path, method) {
+    handle(req, res, path, method, listener) {
       if (path !== '/dashboard' && path !== '/dashboard/' && path !== '/dashboard/events') return false;
       if (method !== 'GET' && method !== 'HEAD') {
         sendStatus(res, 405, `Use GET for ${path}`);
         return true;
       }
-      const d = denied(req);
+      const d = denied(req, listener);
       if (path === '/dashboard/events') {
         if (d) {
           sendStatus(res, d.status, d.message);

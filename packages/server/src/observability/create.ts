@@ -4,6 +4,7 @@ import { type Cell, CounterFamily, type HistCell, HistogramFamily, SnapshotGauge
 import { createLogger, LEVELS } from './logger.js';
 import { RequestLog } from './request-log.js';
 import { breakerOf, breakerValue, probeOf, rateLimited, rateLimitOf, safeSnapshot } from './sources.js';
+import { logGuardState, logStoreChanges, storeMetrics } from './store.js';
 import type {
   EndpointHealthView,
   HealthBody,
@@ -239,6 +240,9 @@ export function createObservability(router: Router, options: ObservabilityOption
     rateGauge,
     probeGauge,
   ];
+  const store = options.store;
+  const storeObs = store ? storeMetrics(store) : undefined;
+  if (storeObs) families.push(...(storeObs.families as never[]));
   let registries: Promise<{ own: Registry; process: Registry | undefined }> | undefined;
   const loadRegistries = () =>
     (registries ??= import('prom-client').then(({ collectDefaultMetrics, Gauge, Registry }) => {
@@ -267,16 +271,16 @@ export function createObservability(router: Router, options: ObservabilityOption
     return c;
   };
   let known = new Set(router.models());
-  const serveAll = () => router.endpoints.some((e) => e.models.length === 0);
-  let openModels = serveAll();
   const modelLabels = new Map<string, string>();
-  /** `trusted`: the model was routed (an endpoint serves it), so it may become a label. */
-  const modelLabel = (model: string | undefined, trusted: boolean): string => {
+  /**
+   * Only models the config names become labels (up to `MAX_MODEL_LABELS`); any other name — even one an endpoint
+   * serving every model answered 2xx for — is `other`, so clients cannot grow the scrape with made-up names.
+   */
+  const modelLabel = (model: string | undefined, _trusted: boolean): string => {
     if (model === undefined) return 'none';
     const l = modelLabels.get(model);
     if (l !== undefined) return l;
-    if (modelLabels.size >= MAX_MODEL_LABELS || model.length > 128) return 'other';
-    if (!trusted && !known.has(model) && !openModels) return 'other';
+    if (modelLabels.size >= MAX_MODEL_LABELS || !known.has(model)) return 'other';
     modelLabels.set(model, model);
     return model;
   };
@@ -523,7 +527,6 @@ export function createObservability(router: Router, options: ObservabilityOption
   on('config:reloaded', (e) => {
     reloadCell.value++;
     known = new Set(router.models());
-    openModels = serveAll();
     for (const id of e.removed) {
       eps.delete(id);
       attemptsTotal.drop('endpoint', id);
@@ -538,6 +541,8 @@ export function createObservability(router: Router, options: ObservabilityOption
     logger.info({ added: e.added, removed: e.removed, changed: e.changed }, 'configuration reloaded');
   });
   on('guard:changed', (e) => logger.debug({ guard: e.name, attached: e.attached }, 'guard changed'));
+  on('guard:state', logGuardState(logger));
+  if (store) offs.push(logStoreChanges(store, logger));
 
   // ------------------------------------------------------------------ latency ring for /stats percentiles
   const ring = new Float64Array(2048);
@@ -565,6 +570,7 @@ export function createObservability(router: Router, options: ObservabilityOption
       reason: ep.unavailableReason ?? ep.reason,
       breaker: breakerOf(ep, breakers),
       successRate: round3(s.successRate),
+      attempts: s.requests,
       requests: s.requests,
       successes: s.successes,
       errors: s.failures,
@@ -637,6 +643,7 @@ export function createObservability(router: Router, options: ObservabilityOption
       breakerGauge.values = br;
       rateGauge.values = rate;
       probeGauge.values = probe;
+      storeObs?.refresh();
       const reg = await loadRegistries();
       const own = await reg.own.metrics();
       return reg.process ? own + (await reg.process.metrics()) : own;
@@ -660,7 +667,9 @@ export function createObservability(router: Router, options: ObservabilityOption
           limited++;
         if (v.breaker === 'open' || v.breaker === 'isolated') breakersOpen++;
       }
-      const status = overall(snap);
+      let status = overall(snap);
+      // A degraded shared store: every replica serves on its share of the budgets alone.
+      if (status === 'healthy' && store?.state === 'degraded') status = 'degraded';
       const s = snap.summary;
       const body: HealthBody = {
         status,
@@ -678,6 +687,7 @@ export function createObservability(router: Router, options: ObservabilityOption
           disabled: s.disabled,
           breakersOpen,
           successRate: round3(s.successRate),
+          attempts: s.requests,
           requests: s.requests,
         },
         endpoints,

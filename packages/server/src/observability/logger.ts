@@ -118,6 +118,8 @@ export function createLogger(
   const logger = lazyLogger(level, () => {
     const pino = loadPino();
     if (!destination) own = pino.destination({ dest: 1, sync: false, maxLength: 16 * 1024 * 1024 });
+    // A person at a terminal reads lines, not JSON; a pipe or a file (a log collector) keeps getting JSON.
+    const out = !destination && process.stdout.isTTY ? prettyDestination(own!) : (destination ?? own);
     return pino(
       {
         level,
@@ -135,7 +137,7 @@ export function createLogger(
           },
         },
       },
-      (destination ?? own) as DestinationStream,
+      out as DestinationStream,
     );
   });
   const routing = routingOn ? logger.child({ ns: 'lb:routing' }, { level: minLevel(level) }) : undefined;
@@ -159,4 +161,40 @@ export function createLogger(
 /** `debug`, unless the base level is already more verbose (trace). */
 function minLevel(level: string): string {
   return level === 'trace' ? 'trace' : 'debug';
+}
+
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+};
+
+/** One pino JSON record as a terminal line: `12:00:01.234 WARN  message  key=value …`. Not JSON: passed through. */
+export function prettyLine(line: string): string {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(line);
+  } catch {
+    return line;
+  }
+  if (!o || typeof o !== 'object') return line;
+  const { level, time, msg, name: _name, pid: _pid, hostname: _host, ...rest } = o;
+  const at = typeof time === 'number' ? new Date(time).toISOString().slice(11, 23) : '';
+  const lv = (LEVEL_NAMES[level as number] ?? String(level)).padEnd(5);
+  let extra = '';
+  for (const [k, v] of Object.entries(rest))
+    extra += ` ${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`;
+  return `${at} ${lv} ${msg ?? ''}${extra ? ` ${extra}` : ''}\n`;
+}
+
+/** Wraps a destination so each record reaches it as {@link prettyLine}. */
+function prettyDestination(to: { write(s: string): unknown }): { write(s: string): void } {
+  return {
+    write(s: string) {
+      to.write(prettyLine(s));
+    },
+  };
 }

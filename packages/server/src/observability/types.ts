@@ -1,3 +1,4 @@
+import type { StoreHealth, StoreState } from '@lb/ratelimit';
 import type { Logger } from 'pino';
 
 /**
@@ -45,6 +46,12 @@ export interface ObservabilityOptions {
   heldBytes?: () => number;
   /** The shared rate-limit store, when one is configured: its state is shown in `/health` (never its URL). */
   sharedStore?: () => SharedStoreView;
+  /**
+   * The shared store's health (`@lb/ratelimit`'s `RedisStore.health`): each state change is logged once (degraded
+   * at warn, back up at info), its status feeds `lb_store_up`, `lb_store_errors_total`, `lb_store_latency_seconds`,
+   * `lb_store_degraded_share` and `lb_store_replicas`, and a degraded store makes `/health` say `degraded`.
+   */
+  store?: StoreHealth;
   /** Version shown in `/health` and `lb_build_info`. Default `undefined`. */
   version?: string;
   /** Collect prom-client's default process metrics (CPU, memory, event loop lag). Default `true`. */
@@ -115,6 +122,9 @@ export interface EndpointHealthView {
   breaker: BreakerStateName | undefined;
   /** Successes / (successes + failures), 0..1; 1 when unused. */
   successRate: number;
+  /** Attempts sent to this endpoint (a request that failed over counts at each endpoint it tried). */
+  attempts: number;
+  /** @deprecated The same number as `attempts` (`/stats` counts client requests under `requests`). */
   requests: number;
   successes: number;
   errors: number;
@@ -165,6 +175,9 @@ export interface HealthBody {
     breakersOpen: number;
     /** Over every attempt so far, 0..1; 1 when none. */
     successRate: number;
+    /** Attempts over every endpoint (`/stats` → `totals.requests` counts client requests). */
+    attempts: number;
+    /** @deprecated The same number as `attempts`. */
     requests: number;
   };
   endpoints: EndpointHealthView[];
@@ -175,10 +188,25 @@ export interface HealthBody {
 /** A shared rate-limit store as `/health` shows it. */
 export interface SharedStoreView {
   kind: 'redis';
-  /** The client's connection state (`ready` when commands flow; else requests are decided on local state). */
-  status: string;
-  /** Store calls that failed so far (ignored otherwise: a store outage never fails a request). */
+  /**
+   * `up`: commands answer within the command timeout, budgets are shared. `degraded`: Redis errs, is away or stalls;
+   * each replica keeps to its share of every budget (limit ÷ replicas) until it answers again.
+   */
+  status: StoreState;
+  /** The client's connection state (`ready`, `connecting`, `reconnecting`…). */
+  connection: string;
+  /** ISO time of the last change of `status`. */
+  since: string;
+  /** Why it is in this state (the error or timeout that degraded it). Never the URL. */
+  reason: string;
+  /** Replicas sharing the budgets (heartbeats in Redis, the last count while it is away; or `LB_REPLICAS`). */
+  replicas: number;
+  /** 1 ÷ replicas: the part of each budget this replica uses while degraded. */
+  share: number;
+  /** Store commands that failed or timed out so far (a store outage never fails a request). */
   errors: number;
+  /** `LB_REDIS_COMMAND_TIMEOUT`, ms. */
+  commandTimeoutMs: number;
 }
 
 /** Body of `/stats`. */

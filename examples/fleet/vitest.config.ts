@@ -1,0 +1,3 @@
+import { lbProject } from '../../vitest.shared';
+
+export default lbProject('example-fleet', { include: ['test/**/*.test.ts'] });

@@ -1,0 +1,3 @@
+import { lbProject } from '../../vitest.shared';
+
+export default lbProject('example-getting-started', { include: ['test/**/*.test.ts'] });

@@ -1,0 +1,3 @@
+import { lbProject } from '../../vitest.shared';
+
+export default lbProject('example-hono-route', { include: ['test/**/*.test.ts'] });
