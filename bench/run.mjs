@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // pnpm bench: the selector benchmark (in this process) and the proxy benchmark (servers in their own processes).
-//   node bench/run.mjs [--short] [--only=selector|proxy|soak|redis|stages] [--out=DIR] [--profile] [--no-server] [--no-portkey]
+//   node bench/run.mjs [--short] [--only=selector|proxy|soak|redis|redis-outage|stages] [--out=DIR] [--profile] [--no-server] [--no-portkey]
 //   node bench/run.mjs --only=stages [--n=3000]   (not part of a full run: where a stream's first byte spends its time)
 //   node bench/run.mjs --only=streams|one-in-flight [--n=N] [--rounds=5]  (not part of a full run: one measurement, long enough for a p99)
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { layout } from './lib/harness.mjs';
 import { CONTROL, ROOT, runLongBench, runProxyBench, SERVER_CLI } from './lib/proxy.mjs';
 import { runDegradedSwitch, runRedisCost, runRedisOneInFlight } from './lib/redis-cost.mjs';
+import { runRedisOutage } from './lib/redis-outage.mjs';
 import { MODE_TITLES, MODES, runSelectorBench } from './lib/selector.mjs';
 import { runSoak } from './lib/soak.mjs';
 import { runStages } from './lib/stages.mjs';
@@ -171,6 +172,18 @@ if (only === 'redis' || (!only && !short && !flag('no-server') && layout.redis))
     join(out, 'redis.json'),
     `${JSON.stringify({ at: new Date().toISOString(), rows, oneInFlight: one, degradedSwitch: sw }, null, 2)}\n`,
   );
+}
+
+// Opt-in (≈ 45 s): issue 24's scenario at full length, three lb-server processes on one Redis; LB_SERVER_CLI runs
+// it against another build (a before/after).
+if (only === 'redis-outage') {
+  log('\n# Redis killed 8 s and stopped 6 s under three replicas at 45 req/s, one endpoint at 10 req/s');
+  const rows = await runRedisOutage({ log: (s) => log(`  … ${s}`) });
+  writeFileSync(
+    join(out, 'redis-outage.json'),
+    `${JSON.stringify({ at: new Date().toISOString(), rows }, null, 2)}\n`,
+  );
+  log(table(rows));
 }
 
 // Opt-in (minutes at the default 1,000 streams per target): the stages of a stream's time to first byte.

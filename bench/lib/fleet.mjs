@@ -1,5 +1,5 @@
 import { Pool } from 'undici';
-import { atRate, BODY } from './harness.mjs';
+import { atRate, chatStatus } from './harness.mjs';
 import { startLbServerWithConfig } from './proxy.mjs';
 import { startRedisServer } from './redis-cost.mjs';
 import { round } from './stats.mjs';
@@ -71,20 +71,10 @@ async function once({ replicas, threshold, rate, durationMs, halfOpenAfterMs, re
     }
     // Half the requests to replica 0, the others in turn over the rest.
     const send = (i) =>
-      pools[replicas === 1 || i % 2 === 0 ? 0 : 1 + ((i >> 1) % (replicas - 1))]
-        .request({
-          method: 'POST',
-          path: '/v1/chat/completions',
-          headers: { 'content-type': 'application/json', authorization: 'Bearer sk-fleet-client' },
-          body: BODY,
-        })
-        .then(
-          async (r) => {
-            await r.body.dump();
-            return r.statusCode;
-          },
-          () => 0,
-        );
+      chatStatus(
+        pools[replicas === 1 || i % 2 === 0 ? 0 : 1 + ((i >> 1) % (replicas - 1))],
+        'sk-fleet-client',
+      );
     // Warm every replica (connections, and code V8 has optimised) while A is still up: these succeed.
     for (let i = 0; i < replicas * 100; i++) await send(i);
     a.stats.log.length = 0;

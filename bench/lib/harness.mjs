@@ -443,3 +443,27 @@ export async function streaming(targets, { n = 200, warmup = 20, warmS = 0, warm
     return row;
   });
 }
+
+/**
+ * POSTs a chat completion (`BODY`) through `pool` as client `clientKey`; resolves with the status (0: no answer),
+ * the body read and dropped.
+ * @param {import('undici').Pool} pool
+ * @param {string} clientKey
+ * @returns {Promise<number>}
+ */
+export function chatStatus(pool, clientKey) {
+  return pool
+    .request({
+      method: 'POST',
+      path: '/v1/chat/completions',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${clientKey}` },
+      body: BODY,
+    })
+    .then(
+      async (r) => {
+        await r.body.dump();
+        return r.statusCode;
+      },
+      () => 0,
+    );
+}

@@ -64,7 +64,7 @@ export async function startRedisServer() {
 }
 
 /** {@link startRedisServer} on a given port (to bring one back where it was). */
-async function startRedisServerOn(port) {
+export async function startRedisServerOn(port) {
   const redis = spawn(
     layout.taskset ? 'taskset' : 'redis-server',
     [

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runDegradedSwitch, runRedisCost, runRedisOneInFlight } from '../lib/redis-cost.mjs';
+import { runRedisOutage } from '../lib/redis-outage.mjs';
 
 const cli = join(import.meta.dirname, '..', '..', 'packages', 'server', 'dist', 'cli.js');
 
@@ -51,6 +52,25 @@ describe('Redis stalls and outages (smoke)', () => {
     for (const r of rows) {
       expect(r.rounds, r.event).toBe(1);
       expect(r.medianMs, r.event).toBeGreaterThanOrEqual(0);
+    }
+  });
+});
+
+describe("issue 24's outage scenario (smoke, short phases)", () => {
+  it('three lb-server processes through a Redis kill and a SIGSTOP: every phase measured, no client 5xx', {
+    timeout: 120_000,
+  }, async () => {
+    const rows = await runRedisOutage({ steadyS: 1, killS: 2, stallS: 2 });
+    expect(rows.map((r) => r.phase)).toEqual([
+      'steady',
+      'Redis killed (2 s)',
+      'Redis stopped (2 s)',
+      'after',
+      '15 at once × 3 replicas',
+    ]);
+    for (const r of rows) {
+      expect(r.client5xx, r.phase).toBe(0);
+      expect(r.served, r.phase).toBeGreaterThan(0);
     }
   });
 });

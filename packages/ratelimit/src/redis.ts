@@ -360,7 +360,7 @@ export class RedisStore implements Store {
           clearTimeout(timer);
           if (settled) return;
           settled = true;
-          m.failed(`Redis error: ${(e as Error)?.message ?? String(e)}`);
+          m.failed(errorReason(e));
           reject(e);
         },
       );
@@ -387,4 +387,18 @@ export class RedisStore implements Store {
       }
     }
   }
+}
+
+/**
+ * Why a command failed, for health pages and logs: the error's code when it has one (`ECONNREFUSED`), else its
+ * message without addresses or URLs (a Redis URL may carry a password), at most 120 characters.
+ */
+function errorReason(e: unknown): string {
+  const code = (e as { code?: unknown })?.code;
+  if (typeof code === 'string' && code !== '') return `Redis error: ${code}`;
+  const msg = String((e as Error)?.message ?? e)
+    .replace(/\b[a-z][a-z0-9+.-]*:\/\/\S+/gi, '<url>')
+    .replace(/\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b/g, '<address>')
+    .slice(0, 120);
+  return `Redis error: ${msg}`;
 }

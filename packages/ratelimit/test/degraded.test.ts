@@ -122,6 +122,22 @@ describe('a stalled or dead Redis degrades the store', () => {
     expect(s.health.status()).toMatchObject({ state: 'up', errors: 0 });
   });
 
+  it("the reason it gives never carries the client's addresses or URLs", async () => {
+    const client = {
+      status: 'ready',
+      script: async () => 'sha',
+      evalsha: async () => {
+        throw new Error('ERR from redis://:pw-secret@10.1.2.3:6379/0 via 10.1.2.3:6379');
+      },
+    };
+    const s = new RedisStore(client);
+    await expect(s.take('k', 1, spec, 0)).rejects.toThrow();
+    const { state, reason } = s.health.status();
+    expect(state).toBe('degraded');
+    expect(reason).toBe('Redis error: ERR from <url> via <address>');
+    await s.close();
+  });
+
   it('heartbeats count the live replicas; the last count holds while Redis is away', async () => {
     const own = await startRedis();
     try {

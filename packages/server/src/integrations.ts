@@ -9,8 +9,9 @@ import { createObservability } from './observability/index.js';
 import type { Integrations } from './server.js';
 
 /**
- * The pub/sub channel replicas share breaker changes on: one per database number of the URL (`redis://h/2` →
- * `lb:breaker:2`), since Redis channels, unlike keys, are not kept apart by database.
+ * The pub/sub channel replicas share breaker changes (`breaker`) or 429 cooldowns (`ratelimit`) on: one per database
+ * number of the URL (`redis://h/2` → `lb:breaker:2`), since Redis channels, unlike keys, are not kept apart by
+ * database.
  */
 function channel(kind: 'breaker' | 'ratelimit', url: string): string {
   const db = /^rediss?:\/\/[^/]*\/(\d+)/.exec(url)?.[1] ?? '0';
@@ -45,8 +46,6 @@ export const integrations: Integrations = {
         halfOpenAfterMs: b?.halfOpenAfterMs,
         policy: b?.policy as 'consecutive' | 'sampling' | undefined,
         peers: opts.breakerPeers,
-        // Named after the host and process, for `opened on replica …` on the other replicas' health pages (a second
-        // server in one process gets a suffix: a replica ignores its own name).
         replicaId,
       });
     }

@@ -179,7 +179,7 @@ describe('GET /dashboard/events', () => {
   it('shows a disable and a reload from the admin routes in the strip', async () => {
     const w = await watch();
     await w.until((f) => f.full);
-    const auth = { 'x-admin-key': adminKey };
+    const auth = { 'x-admin-key': adminKey, 'content-type': 'application/json' };
     expect((await fetch(`${base}/admin/endpoints/b/disable`, { method: 'POST', headers: auth })).status).toBe(
       200,
     );
@@ -208,7 +208,7 @@ describe('GET /dashboard/events', () => {
       const res = await fetch(`${url}/dashboard/events`, { headers: { 'x-admin-key': adminKey } });
       const reader = res.body!.getReader();
       const first = JSON.parse(new TextDecoder().decode((await reader.read()).value).slice(6));
-      expect(first.store).toMatchObject({ kind: 'redis', status: 'ready', errors: 0 });
+      expect(first.store).toMatchObject({ kind: 'redis', status: 'up', errors: 0 });
       expect(JSON.stringify(first)).not.toContain(redis.url);
       await reader.cancel();
     } finally {

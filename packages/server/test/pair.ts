@@ -63,6 +63,9 @@ export function usePair(): Pair {
               { id: 'b', url: b!.url, apiKey: keys.b, priority: 2 },
             ],
             strategy: 'priority',
+            // The tests here make `a` misbehave on purpose, with the breaker off: passive ejection would take it out
+            // of rotation mid-test.
+            outlierEjection: false,
           },
         }),
       );

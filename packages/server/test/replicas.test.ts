@@ -11,6 +11,7 @@ import { createServer, type LbServer } from '../src/index.js';
 
 const L = 10; // OPENAI_MAX_RPS_1=10 (burst 10)
 const upstreamKey = fakeKey('replicas-upstream');
+const clientKey = 'lb-client-key-replicas-0123456789';
 
 let redis: TestRedis;
 let up: FakeUpstream;
@@ -27,18 +28,31 @@ async function replica(
   redisUrl: string,
   endpoints: { id: string; url: string; apiKey: string; priority?: number; limits?: object }[],
   breaker: { enabled: boolean; threshold?: number; halfOpenAfterMs?: number } = { enabled: false },
+  perClient?: number,
 ): Promise<Replica> {
   const logs: string[] = [];
   const server = createServer({
     router: { endpoints, maxWaitMs: 250 },
     // A command timeout with room for a busy CI's event loop (a stall is still noticed within it).
-    server: { port: 0, redisUrl, logLevel: 'info', redisCommandTimeoutMs: 250 },
+    server: {
+      port: 0,
+      redisUrl,
+      logLevel: 'info',
+      redisCommandTimeoutMs: 250,
+      ...(perClient
+        ? {
+            apiKeys: [clientKey],
+            clientRateLimit: { enabled: true, requests: perClient, windowMs: 60_000 },
+          }
+        : {}),
+    },
     breaker,
     logDestination: { write: (s: string) => logs.push(s) > 0 } as never,
   });
   servers.push(server);
   const base = await server.listen();
-  return { server, client: new OpenAI({ baseURL: `${base}/v1`, apiKey: 'x', maxRetries: 0 }), base, logs };
+  const apiKey = perClient ? clientKey : 'x';
+  return { server, client: new OpenAI({ baseURL: `${base}/v1`, apiKey, maxRetries: 0 }), base, logs };
 }
 
 interface Shot {
@@ -127,7 +141,7 @@ afterAll(async () => {
   await Promise.all(servers.map((s) => s.close(100)));
   await up?.close();
   await redis?.stop();
-});
+}, 60_000);
 
 describe('three replicas hold one budget', { timeout: 90_000 }, () => {
   let rs: Replica[];
@@ -140,7 +154,7 @@ describe('three replicas hold one budget', { timeout: 90_000 }, () => {
       async () => (await Promise.all(rs.map(health))).every((h) => h.sharedStore.replicas === 3),
       'three replicas counted',
     );
-  });
+  }, 60_000);
 
   it('a synchronized burst after an idle spell sends the burst once, not three times', async () => {
     const t0 = Date.now();
@@ -314,6 +328,33 @@ describe('breaker transitions are logged once each, at info', { timeout: 60_000 
       expect(lines(two).map((l) => l.msg)).toEqual(['breaker open', 'breaker half-open', 'breaker closed']);
     } finally {
       await bad.close();
+    }
+  });
+});
+
+describe("a client's limit while Redis is away", { timeout: 60_000 }, () => {
+  it('each replica allows the client its share of the window: limit ÷ replicas', async () => {
+    const own = await startRedis();
+    try {
+      const ep = [{ id: 'up', url: up.url, apiKey: upstreamKey }];
+      const rs: Replica[] = [];
+      for (let i = 0; i < 3; i++) rs.push(await replica(own.url, ep, undefined, 9));
+      await until(
+        async () => (await Promise.all(rs.map(health))).every((h) => h.sharedStore.replicas === 3),
+        'three replicas counted',
+      );
+      await own.stop();
+      await until(() => allStores(rs, 'degraded'), 'every replica degraded');
+      const served = [];
+      for (const r of rs) {
+        let ok = 0;
+        for (let i = 0; i < 5; i++) if ((await ask(r.client)).status === 200) ok++;
+        served.push(ok);
+      }
+      // 9 a minute for the client across the fleet: 3 on each replica, not 9 on each.
+      expect(served).toEqual([3, 3, 3]);
+    } finally {
+      await own.stop();
     }
   });
 });

@@ -231,11 +231,13 @@ const SCRIPT = `
     var card = $('store-card');
     if (!s) { card.hidden = true; return; }
     card.hidden = false;
-    var ok = s.status === 'ready';
+    var ok = s.status === 'up';
     var b = $('store-state');
     b.textContent = (ok ? '● ' : '✕ ') + s.status;
     b.className = 'badge ' + (ok ? 's-healthy' : 's-unhealthy');
-    $('store-detail').textContent = s.kind + ', ' + s.errors + ' store error(s) so far';
+    var share = s.status === 'degraded' && s.share ? '; this replica keeps to ' + Math.round(s.share * 100) + '% of every budget' : '';
+    $('store-detail').textContent =
+      s.kind + ' (' + (s.connection || '?') + '), ' + (s.replicas || 1) + ' replica(s), ' + s.errors + ' store error(s) so far' + share;
   }
 
   var pending;
@@ -253,7 +255,9 @@ const SCRIPT = `
     r.className = bad ? 's-unhealthy' : 's-healthy';
   }
   function post(path, label) {
-    return fetch(root + path, { method: 'POST', headers: headers() }).then(function (res) {
+    var h = headers();
+    h['content-type'] = 'application/json';
+    return fetch(root + path, { method: 'POST', headers: h, body: '{}' }).then(function (res) {
       return res.json().then(function (b) {
         if (!res.ok) return result(label + ' failed: ' + ((b && b.error && b.error.message) || 'HTTP ' + res.status), true);
         return b;
