@@ -10,9 +10,10 @@
 // resolves nothing, nothing subscribes); in this monorepo the API is always installed (a devDependency).
 //
 //   node bench/dashboard-otel.mjs [--rounds=5] [--seconds=8] [--warm=2] [--rate=1000] [--dashboards=5]
-//                                 [--before=<cli.js of another build>] [--micro]
+//                                 [--before=<cli.js of another build>] [--micro] [--inproc]
 // --before adds that build (nobody watching, OTel absent) as a row: the A/B of "nothing when nobody watches".
-// --micro adds an in-process figure: router.execute() per call with and without createTracing (no-op tracer).
+// --micro adds an in-process figure (alone with --rounds=0): router.execute() per call with and without createTracing (no-op tracer).
+// --inproc measures only the dashboards, in one process (server, upstream, client): see inproc().
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, layout, openLoop, pinSelf, spawnNode } from './lib/harness.mjs';
@@ -148,8 +149,21 @@ async function micro() {
       'attempt:end',
     ].map((e) => router.on(e, () => {}));
     const t = tracing ? createTracing(router) : undefined;
+    // lb-server's two hooks as well: the client's headers before routing, the attempt's into upstream headers.
+    const incoming = { 'content-type': 'application/json' };
+    const traced = async (ctx) => {
+      t.inject(ctx.requestId, { 'content-type': 'application/json' });
+      return { status: 200 };
+    };
+    let seq = 0;
     const once = async (n) => {
-      for (let i = 0; i < n; i++) await router.execute({ model: 'gpt-4o-mini' }, attempt);
+      for (let i = 0; i < n; i++) {
+        const requestId = `r${++seq}`;
+        if (t) {
+          t.continueFrom(requestId, incoming, 'chat.completions');
+          await router.execute({ model: 'gpt-4o-mini', requestId }, traced);
+        } else await router.execute({ model: 'gpt-4o-mini', requestId }, attempt);
+      }
     };
     await once(20_000);
     const c0 = process.cpuUsage();
@@ -166,12 +180,91 @@ async function micro() {
     traced.push(await run(true));
   }
   rows.push({ case: 'router.execute, no tracing', nsPerCall: round(median(base), 0) });
-  rows.push({ case: 'router.execute, createTracing (no-op tracer)', nsPerCall: round(median(traced), 0) });
+  rows.push({
+    case: 'router.execute, createTracing (no-op tracer) + both hooks',
+    nsPerCall: round(median(traced), 0),
+  });
   rows.push({ case: 'added by tracing', nsPerCall: round(median(traced) - median(base), 0) });
   return rows;
 }
 
+/**
+ * The dashboard in one process: lb-server, the fake upstream and the client here, paced at --rate req/s; CPU of this
+ * process per request with 0 and with --dashboards dashboards open, slices interleaved. All three parts share the
+ * figure, so the difference (not the ratio) is the dashboard's.
+ */
+async function inproc() {
+  process.env.OTEL_SDK_DISABLED = 'true';
+  const { createServer } = await import(join(ROOT, 'packages/server/dist/index.js'));
+  const { startUpstream } = await import('./lib/upstream.mjs');
+  const { atRate } = await import('./lib/harness.mjs');
+  const { Pool } = await import('undici');
+  const up = await startUpstream();
+  const server = createServer({
+    router: { endpoints: [{ id: 'a', url: up.url, apiKey: 'sk-bench-0123456789abcdef' }] },
+    server: { port: 0, adminKey: ADMIN, requestLog: { enabled: false }, logLevel: 'warn' },
+    logDestination: { write: () => true },
+  });
+  const url = await server.listen();
+  const port = Number(new URL(url).port);
+  const pool = new Pool(url, { connections: 32 });
+  const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] });
+  const headers = { 'content-type': 'application/json' };
+  const slice = async (ms) => {
+    const c0 = process.cpuUsage();
+    const sent = await atRate({ rate: RATE, durationMs: ms }, () =>
+      pool
+        .request({ method: 'POST', path: '/v1/chat/completions', headers, body })
+        .then((r) => r.body.dump()),
+    );
+    const c = process.cpuUsage(c0);
+    return (c.user + c.system) / sent;
+  };
+  const off = [];
+  const on = [];
+  try {
+    await slice(2000);
+    for (let r = 0; r < ROUNDS * 2; r++) {
+      off.push(await slice(SECONDS * 500));
+      const d = await openDashboards(port, DASHBOARDS);
+      on.push(await slice(SECONDS * 500));
+      await d.close();
+    }
+  } finally {
+    await pool.close();
+    await server.close(100);
+    await up.close?.();
+  }
+  return [
+    {
+      case: 'in-process, nobody watching',
+      'CPU µs/req (all parts)': round(median(off)),
+      slices: off.map((x) => round(x)).join(' '),
+    },
+    {
+      case: `in-process, ${DASHBOARDS} dashboards open`,
+      'CPU µs/req (all parts)': round(median(on)),
+      slices: on.map((x) => round(x)).join(' '),
+    },
+    {
+      case: 'added by the dashboards',
+      'CPU µs/req (all parts)': round(median(on) - median(off)),
+      slices: '',
+    },
+  ];
+}
+
 async function main() {
+  if (process.argv.includes('--inproc')) {
+    console.log(`in-process: ${RATE} req/s, ${ROUNDS * 2} interleaved pairs of ${SECONDS / 2} s slices`);
+    console.log(table(await inproc()));
+    return;
+  }
+  if (ROUNDS === 0) {
+    // --rounds=0 --micro: the in-process tracer figure alone.
+    console.log(table(await micro()));
+    return;
+  }
   if (!existsSync(SERVER_CLI)) throw new Error(`build lb-server first: ${SERVER_CLI} is missing`);
   const pinned = pinSelf();
   console.log(

@@ -172,15 +172,18 @@ export function createTracing(router: Router, options: TracingOptions = {}): LbT
           st.parent,
         );
         st.span = span;
-        st.ctx = api.trace.setSpan(st.parent, span);
         st.recording = span.isRecording();
         if (st.recording) {
+          st.ctx = api.trace.setSpan(st.parent, span);
           if (op !== undefined) span.setAttribute('gen_ai.operation.name', op);
           if (e.model !== undefined) span.setAttribute('gen_ai.request.model', e.model);
           span.setAttribute('lb.request_id', e.requestId);
         }
         states.set(e.requestId, st);
       }
+      // A request span that records nothing (a no-op tracer, or not sampled) gets no attempt spans: its own context
+      // (the client's, through a no-op tracer) is what goes upstream.
+      if (!st.recording) return;
       st.attempt?.end();
       const model = e.upstreamModel ?? e.model;
       const op = st.operation !== undefined ? (OPERATIONS[st.operation] ?? st.operation) : undefined;
@@ -297,7 +300,7 @@ export function createTracing(router: Router, options: TracingOptions = {}): LbT
     },
     inject(requestId, headers, operation) {
       const st = states.get(requestId);
-      if (st === undefined || st.attemptCtx === undefined) return;
+      if (st === undefined || st.span === undefined) return;
       if (st.operation === undefined && operation !== undefined) {
         // In-process callers name the operation here, once its spans have started.
         st.operation = operation;
@@ -309,16 +312,17 @@ export function createTracing(router: Router, options: TracingOptions = {}): LbT
           st.attempt?.updateName(`${op} ${st.attemptModel ?? ''}`.trim());
         }
       }
+      const span = st.attempt ?? st.span;
       if (api.propagation.fields().length > 0) {
-        api.propagation.inject(st.attemptCtx, headers, {
+        api.propagation.inject(st.attemptCtx ?? api.trace.setSpan(st.parent, span), headers, {
           set: (c, k, v) => {
             c[k] = v;
           },
         });
         return;
       }
-      const sc = api.trace.getSpanContext(st.attemptCtx);
-      if (sc === undefined || !api.trace.isSpanContextValid(sc)) return;
+      const sc = span.spanContext();
+      if (!api.trace.isSpanContextValid(sc)) return;
       headers.traceparent = `00-${sc.traceId}-${sc.spanId}-0${sc.traceFlags & 1}`;
       if (sc.traceState !== undefined) headers.tracestate = sc.traceState.serialize();
     },

@@ -1,3 +1,9 @@
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRouter } from '@lb/core';
 import { createOpenAI } from '@lb/openai-adapter';
 import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
@@ -47,6 +53,29 @@ describe('createTracing with the adapter', () => {
   it('resolves @opentelemetry/api once, when installed', () => {
     expect(loadOtelApi()).toBe(loadOtelApi());
     expect((loadOtelApi() as typeof api).trace).toBeDefined();
+  });
+
+  it('without @opentelemetry/api installed, sets nothing up', () => {
+    // The built module, copied where no node_modules can resolve the API (what a user without it gets), run by a
+    // plain node process.
+    const dir = mkdtempSync(join(tmpdir(), 'lb-otel-absent-'));
+    copyFileSync(fileURLToPath(new URL('../dist/index.js', import.meta.url)), join(dir, 'index.js'));
+    writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
+    const core = pathToFileURL(createRequire(import.meta.url).resolve('@lb/core')).href;
+    const script = `
+      const { loadOtelApi, createTracing } = await import('./index.js');
+      const { createRouter } = await import(${JSON.stringify(core)});
+      const router = createRouter({ endpoints: [{ id: 'a', url: 'http://127.0.0.1:9/v1' }] });
+      const before = router.listenerCount('attempt:start');
+      const t = createTracing(router);
+      console.log(JSON.stringify({ api: loadOtelApi() === undefined, tracing: t === undefined, added: router.listenerCount('attempt:start') - before }));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: dir,
+      encoding: 'utf8',
+      // Nothing inherited from the test runner's environment (its NODE_OPTIONS and the like).
+      env: { PATH: process.env.PATH },
+    });
+    expect(JSON.parse(out)).toEqual({ api: true, tracing: true, added: 0 });
   });
 
   it('makes a request span under the active span and a child per attempt, with GenAI and lb attributes', async () => {
@@ -103,6 +132,25 @@ describe('createTracing with the adapter', () => {
     const tpB = b.requests.at(-1)!.headers.traceparent as string;
     expect(tpA).toBe(`00-${parent.traceId}-${first.spanContext().spanId}-01`);
     expect(tpB).toBe(`00-${parent.traceId}-${second.spanContext().spanId}-01`);
+    tracing.dispose();
+  });
+
+  it('with a no-op tracer, makes no attempt spans and passes the caller’s context upstream', async () => {
+    const router = createRouter({ endpoints: [{ id: 'a', url: a.url, apiKey: fakeKey('a') }] });
+    const noop = new api.ProxyTracerProvider();
+    const trace = Object.assign(Object.create(api.trace), { getTracer: () => noop.getTracer('noop') });
+    const tracing = createTracing(router, { api: { ...api, trace } })!;
+    const client = createOpenAI(router, { tracing });
+    const parent = await api.trace.getTracer('test').startActiveSpan('caller', async (span) => {
+      await client.chat.completions.create({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'x' }],
+      });
+      span.end();
+      return span.spanContext();
+    });
+    expect(exporter.getFinishedSpans().map((s) => s.name)).toEqual(['caller']);
+    expect(a.requests.at(-1)!.headers.traceparent).toBe(`00-${parent.traceId}-${parent.spanId}-01`);
     tracing.dispose();
   });
 

@@ -62,6 +62,10 @@ export function createDashboard(
           'cache-control': 'no-store',
           'x-accel-buffering': 'no',
         });
+        if (method === 'HEAD') {
+          res.end();
+          return true;
+        }
         res.flushHeaders();
         streams.add(res);
         const off = hub.add(res);
