@@ -8,6 +8,7 @@ export type {
   Usage,
 } from './fake-upstream.js';
 export { startFakeUpstream } from './fake-upstream.js';
+export { fuzzRuns, fuzzTimeout } from './fuzz.js';
 export { collectEvents, fakeKey, streamedText, timedText } from './misc.js';
 export * from './providers.js';
 export { startRedis, type TestRedis } from './redis.js';
