@@ -14,6 +14,12 @@ const ask = {
   messages: [{ role: 'user' as const, content: 'x' }],
 };
 
+/**
+ * For `vi.waitFor` on a state the server reaches by itself (a stream's end counted, a gauge updated): its default
+ * second is a loaded machine's blink. Only a hang guard: the wait ends when the state is reached.
+ */
+const SETTLE = { timeout: 30_000, interval: 10 };
+
 function start(holdMs?: number, maxBytes?: number, logs?: string[]) {
   return pair.serve(
     {
@@ -122,7 +128,7 @@ describe('stream probation', () => {
       contentThen(`data: ${JSON.stringify({ error: { message: 'boom', type: 'server_error' } })}\n\n`, false),
     );
     await expect(streamedText(await client.chat.completions.create(ask))).rejects.toThrow(/boom/);
-    await vi.waitFor(() => expect(ends).toEqual([false]));
+    await vi.waitFor(() => expect(ends).toEqual([false]), SETTLE);
     expect(onProbation(server, 'a')).toBe(true);
   });
 
@@ -134,7 +140,7 @@ describe('stream probation', () => {
     pair.a.next(contentThen(typed, true));
     // The SDK has no error to raise here (no `error` key): the stream ends, and only the gateway can tell.
     await streamedText(await client.chat.completions.create(ask)).catch(() => undefined);
-    await vi.waitFor(() => expect(ends).toEqual([false]));
+    await vi.waitFor(() => expect(ends).toEqual([false]), SETTLE);
     expect(onProbation(server, 'a')).toBe(true);
 
     // On probation, the same event in a held stream fails over.
@@ -171,9 +177,9 @@ describe('stream probation', () => {
     );
     try {
       const short = client.chat.completions.create(ask);
-      await vi.waitFor(() => expect(n).toBe(1));
+      await vi.waitFor(() => expect(n).toBe(1), SETTLE);
       const long = client.chat.completions.create(ask);
-      await vi.waitFor(() => expect(n).toBe(2));
+      await vi.waitFor(() => expect(n).toBe(2), SETTLE);
       expect((await timedText(await short)).text).toBe('sho');
       // The short one ended cleanly: the probation is over, and the long one went live with what it held, the
       // rest arriving as the upstream sends it (not all at once at its end).
@@ -248,7 +254,7 @@ describe('stream probation', () => {
     await vi.waitFor(() => {
       expect(server.router.getStats('a')!.inFlight).toBe(0);
       expect(server.router.getStats('b')!.inFlight).toBe(0);
-    });
+    }, SETTLE);
     expect(await heldBytes(server)).toBe(0);
   });
 
@@ -265,10 +271,7 @@ describe('stream probation', () => {
       headed = true;
       return s;
     });
-    await vi.waitFor(async () => expect(await heldBytes(server)).toBeGreaterThan(100), {
-      timeout: 60_000,
-      interval: 20,
-    });
+    await vi.waitFor(async () => expect(await heldBytes(server)).toBeGreaterThan(100), SETTLE);
     expect(headed).toBe(false);
     release();
     const h = await timedText(await held);
