@@ -107,7 +107,7 @@ describe('configFromEnv (fuzz)', () => {
             judge(() => configFromEnv(e), keys);
           },
         ),
-        { numRuns: fuzzRuns(400) },
+        { numRuns: fuzzRuns(250) },
       );
     },
     fuzzTimeout(),
@@ -216,7 +216,7 @@ describe('parseConfig (fuzz)', () => {
               }
             },
           ),
-          { numRuns: fuzzRuns(300) },
+          { numRuns: fuzzRuns(format === 'yaml' ? 100 : 300) },
         );
       },
       fuzzTimeout(),

@@ -7,7 +7,7 @@ export function fuzzRuns(ci: number): number {
   return Number.isInteger(n) && n > 0 ? n : ci;
 }
 
-/** A long run gets a test timeout to match (ms); the suite's default otherwise. */
-export function fuzzTimeout(ci = 30_000): number {
+/** A test's time limit (ms): an hour for a long run; else a hang guard well past the few seconds a property takes. */
+export function fuzzTimeout(ci = 60_000): number {
   return process.env.FUZZ_RUNS ? 3_600_000 : ci;
 }
