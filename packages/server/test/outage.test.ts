@@ -23,7 +23,11 @@ beforeAll(async () => {
 const ask = (c: OpenAI = client) =>
   c.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }).then(
     (r) => ({ status: 200, by: r.system_fingerprint }),
-    (e: { status?: number }) => ({ status: e.status ?? 0, by: undefined }),
+    (e: { status?: number; headers?: Headers }) => ({
+      status: e.status ?? 0,
+      by: undefined,
+      retryAfter: e.headers?.get('retry-after') ?? undefined,
+    }),
   );
 
 /** Resolves once the breaker has reported every listed endpoint open (events on the router's bus). */
@@ -123,6 +127,8 @@ describe('total outage by refused connections, then recovery', () => {
             priority: i + 1,
           })),
           backoff: { initialMs: 1, maxMs: 2 },
+          // Refuse at once rather than wait for the next probe slot, to see what a refusal says.
+          maxWaitMs: 0,
         },
         server: { port: 0 },
         breaker: { enabled: true, threshold: 2, halfOpenAfterMs: HALF_OPEN_MS },
@@ -135,6 +141,11 @@ describe('total outage by refused connections, then recovery', () => {
     const halfOpenAt = Math.min(
       ...s.router.snapshot().endpoints.map((e) => e.guards.breaker?.halfOpenAt as number),
     );
+    // One early probe a second: right after one, a refusal (503) asks the client back for the next (Retry-After 1),
+    // not for the end of the open periods a minute away.
+    let refused: { status: number; retryAfter?: string } | undefined;
+    for (let i = 0; i < 5 && refused?.status !== 503; i++) refused = await ask(c);
+    expect(refused).toMatchObject({ status: 503, retryAfter: '1' });
     // Both come back on their ports.
     const ups = await Promise.all(ports.map((port, i) => startFakeUpstream({ name: `r${i}`, port })));
     try {
