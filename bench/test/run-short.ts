@@ -12,10 +12,10 @@ export const SERVER_CLI = join(here, '..', 'packages', 'server', 'dist', 'cli.js
 
 /**
  * Runs `node bench/<script> --short <args>` with a fresh `--out` directory; returns what it printed and the JSON it
- * wrote to `<file>` there (`proxy-short.json`, `chaos-short.json`…).
+ * wrote to `<file>` there (`proxy-short.json`, `chaos-short.json`, `fuzz-short.json`…).
  */
 export async function runShort(
-  script: 'run.mjs' | 'chaos.mjs',
+  script: 'run.mjs' | 'chaos.mjs' | 'fuzz.mjs',
   args: string[],
   file: string,
   timeoutMs: number,

@@ -234,6 +234,8 @@ interface Circuit {
   openByRetryAfter: boolean;
   /** Epoch ms until which another replica's all-open probe of this endpoint is awaited (0: none). */
   peerProbeUntil: number;
+  /** The open veto naming the next early probe's time as `until` (rebuilt when that time moves). */
+  rescueVeto: Veto | undefined;
   opens: number;
   lastFailure: string | undefined;
   /** The half-open probe in flight. */
@@ -478,8 +480,18 @@ class Breaker implements BreakerHandle, Guard {
     switch (v.state) {
       case 'closed':
         return true;
-      case 'open':
-        return this.#now() >= v.halfOpenAt ? true : v.veto;
+      case 'open': {
+        const now = this.#now();
+        if (now >= v.halfOpenAt) return true;
+        // The next early probe comes before the open period ends (see `probeWhenAllOpen`): say so, so a refusal
+        // when every circuit is open asks the caller back then (Retry-After), not at the end of the open period.
+        const at = this.#nextRescueAt;
+        if (at <= now || at >= v.halfOpenAt || c.openByRetryAfter || !this.#o.probeWhenAllOpen) return v.veto;
+        const rv = c.rescueVeto;
+        if (rv?.until !== at || rv.reason !== v.veto.reason)
+          c.rescueVeto = Object.freeze({ reason: v.veto.reason, until: at });
+        return c.rescueVeto!;
+      }
       case 'half-open':
         return this.#now() - v.since >= this.#o.probeTimeoutMs ? true : PROBE_VETO;
       default:
@@ -715,6 +727,7 @@ class Breaker implements BreakerHandle, Guard {
         nextOpenMs: this.#o.halfOpenAfterMs,
         openByRetryAfter: false,
         peerProbeUntil: 0,
+        rescueVeto: undefined,
         opens: 0,
         lastFailure: undefined,
         probe: undefined,

@@ -72,9 +72,14 @@ describe('every candidate open: one early probe of the circuit open longest', ()
     t.script.a = () => probe.promise;
     const first = settle(t);
     expect(t.breaker.state('a')).toBe('half-open');
-    // Concurrent requests while the probe is in flight: no call upstream, a 503-style error at once.
+    // Concurrent requests while the probe is in flight: no call upstream, a 503-style error at once, which asks
+    // them back for the next early probe (within the interval), not for the end of the open periods (10 s).
     const during = await Promise.all([settle(t), settle(t), settle(t)]);
     expect(during.every((e) => isNoHealthyEndpointError(e))).toBe(true);
+    for (const e of during as { retryAfterMs: number }[]) {
+      expect(e.retryAfterMs).toBeGreaterThan(0);
+      expect(e.retryAfterMs).toBeLessThanOrEqual(1_000);
+    }
     expect(t.calls).toEqual(['a']);
     probe.resolve({ status: 503 });
     await first;

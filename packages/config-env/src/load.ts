@@ -289,10 +289,14 @@ function dropUndefined(o: Record<string, unknown>): Record<string, unknown> {
 
 export { isConfigured };
 
-let yamlParse: ((text: string) => unknown) | undefined;
+let yamlParse: typeof import('yaml').parse | undefined;
 
-/** YAML support is loaded on first use: a server configured by env or TOML never pays its ~7 MB of RSS. */
+/**
+ * YAML support is loaded on first use: a server configured by env or TOML never pays its ~7 MB of RSS. The library's
+ * warnings (an unknown tag or directive) are not printed: it would write them to stderr with the source text they
+ * are about, which may hold a key; what does not parse still throws.
+ */
 function parseYaml(text: string): unknown {
   yamlParse ??= (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse;
-  return yamlParse(text);
+  return yamlParse(text, { logLevel: 'error' });
 }

@@ -773,7 +773,8 @@ export class Router {
 
   /**
    * The endpoint to use now for a request, or undefined when none can serve. Pure choice: it does not count the
-   * request as started (use `execute` for that). Allocates nothing.
+   * request as started (use `execute` for that). Allocates nothing while some endpoint is admitted (when every one is
+   * refused, a guard's `rescue` is asked with a list).
    *
    * @example
    * const c = router.pick({ model: 'gpt-4o' });

@@ -2,12 +2,18 @@ import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { nodeStartMs, pacedTimeout } from '@lb/testing';
 import { describe, expect, it } from 'vitest';
 
 const root = path.resolve(__dirname, '../../..');
 
+// The first test starts a node process of its own: its time limit follows how long node takes to start now.
+const SPAWN_TIMEOUT = pacedTimeout(nodeStartMs(), 10);
+
 describe('the built package', () => {
-  it('works from a tiny script that imports only @lb/core (examples/core-only)', () => {
+  it('works from a tiny script that imports only @lb/core (examples/core-only)', {
+    timeout: SPAWN_TIMEOUT,
+  }, () => {
     const out = execFileSync(process.execPath, ['index.mjs'], {
       cwd: path.join(root, 'examples/core-only'),
       encoding: 'utf8',

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { pacedTimeout } from '@lb/testing';
 
 /** The BUILT lb-server: black-box tests configure it through the environment and drive it with the official SDK. */
 export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
@@ -27,9 +28,9 @@ export async function measureCliStart(): Promise<number> {
   return slowest;
 }
 
-/** A timeout for work worth `starts` CLI starts at the measured pace (4x slack), never under `floorMs`. */
-export function pacedTimeout(starts: number, floorMs = 5_000): number {
-  return Math.max(floorMs, Math.round(4 * starts * (startMs ?? 2_500)));
+/** A time limit for work worth `starts` CLI starts at the measured pace (see `pacedTimeout` in @lb/testing). */
+export function cliTimeout(starts: number, floorMs = 5_000): number {
+  return pacedTimeout(startMs ?? 2_500, starts, floorMs);
 }
 
 /** Resolves when the process's output (stdout and stderr) matches `re`: an event, not a poll. */
@@ -68,7 +69,7 @@ export async function spawnServer(env: Record<string, string>, args: string[] = 
   child.stderr!.on('data', (d) => (out += d));
   const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const limit = pacedTimeout(4, 10_000);
+    const limit = cliTimeout(4, 10_000);
     const t = setTimeout(() => reject(new Error(`lb-server did not start in ${limit} ms:\n${out}`)), limit);
     const check = () => {
       const m = /listening on (http:\/\/\S+)/.exec(out);

@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { CLI, measureCliStart, outputMatches, type Proc, pacedTimeout, spawnServer } from './cli-helpers.js';
+import { CLI, cliTimeout, measureCliStart, outputMatches, type Proc, spawnServer } from './cli-helpers.js';
 
 // Tests here start up to ten lb-server processes one after another: their time limit follows the machine's pace.
 await measureCliStart();
-vi.setConfig({ testTimeout: pacedTimeout(12), hookTimeout: pacedTimeout(4) });
+vi.setConfig({ testTimeout: cliTimeout(12), hookTimeout: cliTimeout(4) });
 
 const keys = { a: fakeKey('one'), b: fakeKey('two'), c: fakeKey('three') };
 const ADMIN_KEY = 'lb-admin-key-for-cli-tests';

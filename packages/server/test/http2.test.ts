@@ -5,11 +5,11 @@ import { fileURLToPath } from 'node:url';
 import { fakeKey } from '@lb/testing';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { measureCliStart, type Proc, pacedTimeout, spawnServer } from './cli-helpers.js';
+import { cliTimeout, measureCliStart, type Proc, spawnServer } from './cli-helpers.js';
 
 // The server starts in a hook: its time limit follows the machine's pace.
 await measureCliStart();
-vi.setConfig({ hookTimeout: pacedTimeout(4, 10_000) });
+vi.setConfig({ hookTimeout: cliTimeout(4, 10_000) });
 
 // HTTPS upstreams that speak HTTP/2 only (as api.openai.com offers it through ALPN): lb-server negotiates h2 by
 // default. The upstream's certificate is a self-signed test fixture for 127.0.0.1, trusted by the spawned lb-server

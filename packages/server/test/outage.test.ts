@@ -1,6 +1,8 @@
-import type OpenAI from 'openai';
+import { createServer as listener } from 'node:net';
+import { fakeKey, startFakeUpstream } from '@lb/testing';
+import OpenAI from 'openai';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { LbServer } from '../src/index.js';
+import { createServer, type LbServer } from '../src/index.js';
 import { usePair } from './pair.js';
 
 // Issue 23 item 8: every endpoint down for a while, then back. Each circuit waits 60 s before its own half-open
@@ -18,17 +20,21 @@ beforeAll(async () => {
   }));
 });
 
-const ask = () =>
-  client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }).then(
+const ask = (c: OpenAI = client) =>
+  c.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }).then(
     (r) => ({ status: 200, by: r.system_fingerprint }),
-    (e: { status?: number }) => ({ status: e.status ?? 0, by: undefined }),
+    (e: { status?: number; headers?: Headers }) => ({
+      status: e.status ?? 0,
+      by: undefined,
+      retryAfter: e.headers?.get('retry-after') ?? undefined,
+    }),
   );
 
 /** Resolves once the breaker has reported every listed endpoint open (events on the router's bus). */
-function opened(ids: string[]): Promise<void> {
+function opened(ids: string[], on: LbServer = server): Promise<void> {
   const open = new Set<string>();
   return new Promise((resolve) => {
-    const off = server.router.on('guard:state', (e) => {
+    const off = on.router.on('guard:state', (e) => {
       if (e.guard !== 'breaker') return;
       if (e.to === 'open') open.add(e.endpointId);
       else open.delete(e.endpointId);
@@ -96,5 +102,65 @@ describe('total outage, then recovery', () => {
     expect(states).toEqual(prober === 'a' ? { a: 'closed', b: 'open' } : { a: 'open', b: 'closed' });
     // For the report: how long after the upstreams were back the first 200 came (not asserted: machine speed).
     console.info(`first 200 ${firstOk} ms after recovery; ${seen.length - 1} 503s before it`);
+  }, 90_000);
+});
+
+/** A port on 127.0.0.1 that refuses connections now (it was free a moment ago). */
+async function refusingPort(): Promise<number> {
+  const l = listener();
+  await new Promise<void>((r) => l.listen(0, '127.0.0.1', r));
+  const { port } = l.address() as { port: number };
+  await new Promise((r) => l.close(r));
+  return port;
+}
+
+describe('total outage by refused connections, then recovery', () => {
+  it('the upstreams start listening again: the first request after probes and succeeds, long before the half-open', async () => {
+    const ports = [await refusingPort(), await refusingPort()];
+    const s = pair.track(
+      createServer({
+        router: {
+          endpoints: ports.map((port, i) => ({
+            id: `r${i}`,
+            url: `http://127.0.0.1:${port}/v1`,
+            apiKey: fakeKey(`r${i}`),
+            priority: i + 1,
+          })),
+          backoff: { initialMs: 1, maxMs: 2 },
+          // Refuse at once rather than wait for the next probe slot, to see what a refusal says.
+          maxWaitMs: 0,
+        },
+        server: { port: 0 },
+        breaker: { enabled: true, threshold: 2, halfOpenAfterMs: HALF_OPEN_MS },
+        logDestination: { write: () => true } as never,
+      }),
+    );
+    const c = new OpenAI({ baseURL: `${await s.listen()}/v1`, apiKey: 'x', maxRetries: 0 });
+    const bothOpen = opened(['r0', 'r1'], s);
+    while (!(await Promise.race([bothOpen.then(() => true), ask(c).then(() => false)]))) {}
+    const halfOpenAt = Math.min(
+      ...s.router.snapshot().endpoints.map((e) => e.guards.breaker?.halfOpenAt as number),
+    );
+    // One early probe a second: right after one, a refusal (503) asks the client back for the next (Retry-After 1),
+    // not for the end of the open periods a minute away.
+    let refused: { status: number; retryAfter?: string } | undefined;
+    for (let i = 0; i < 5 && refused?.status !== 503; i++) refused = await ask(c);
+    expect(refused).toMatchObject({ status: 503, retryAfter: '1' });
+    // Both come back on their ports.
+    const ups = await Promise.all(ports.map((port, i) => startFakeUpstream({ name: `r${i}`, port })));
+    try {
+      let first: { status: number; by: string | null | undefined } | undefined;
+      while (Date.now() < halfOpenAt) {
+        first = await ask(c);
+        if (first.status === 200) break;
+        await new Promise((r) => setTimeout(r, 100)); // the issue's 10 requests a second
+      }
+      expect(first?.status).toBe(200);
+      expect(Date.now()).toBeLessThan(halfOpenAt);
+      const after = await Promise.all(Array.from({ length: 5 }, () => ask(c)));
+      expect(after.map((r) => r.status)).toEqual(Array(5).fill(200));
+    } finally {
+      await Promise.all(ups.map((u) => u.close()));
+    }
   }, 90_000);
 });

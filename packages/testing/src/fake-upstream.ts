@@ -51,6 +51,8 @@ export interface FakeUpstreamOptions {
   acceptKeys?: string[];
   /** Models listed by GET /models. */
   models?: string[];
+  /** Port to listen on (127.0.0.1). Default 0: a free one. A known one brings an upstream back where one was refused. */
+  port?: number;
 }
 
 export interface FakeUpstream {
@@ -149,7 +151,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     s.on('close', () => sockets.delete(s));
   });
   server.keepAliveTimeout = 5000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(opts.port ?? 0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {
     name,

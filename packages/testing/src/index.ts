@@ -14,9 +14,11 @@ export type {
   Usage as FakeUpstreamUsage,
 } from './fake-upstream.js';
 export { startFakeUpstream } from './fake-upstream.js';
+export { fuzzRuns, fuzzTimeout } from './fuzz.js';
 export type { GuardContractContext, GuardContractOptions } from './guard-contract.js';
 export { runGuardContract } from './guard-contract.js';
 export { collectEvents, fakeKey, streamedText, timedText } from './misc.js';
+export { nodeStartMs, pacedTimeout } from './pace.js';
 export type { AnthropicBehaviour, FakeAnthropic, FakeAnthropicRequest } from './providers-anthropic.js';
 export { OVERLOADED_MID_STREAM, startFakeAnthropic } from './providers-anthropic.js';
 export { startRedis, type TestRedis } from './redis.js';
