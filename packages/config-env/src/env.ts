@@ -61,6 +61,7 @@ const GLOBALS: Record<string, { path: string[]; unit?: 's' | 'ms' }> = {
   STREAM_PROBATION_HOLD: { path: ['server', 'stream_probation_hold'], unit: 'ms' },
   STREAM_PROBATION_MAX_BYTES: { path: ['server', 'stream_probation_max_bytes'] },
   LB_MAX_SSE_EVENT_BYTES: { path: ['server', 'max_event_bytes'] },
+  LB_MAX_STREAM_DURATION: { path: ['server', 'max_stream_duration'], unit: 'ms' },
   BODY_LIMIT: { path: ['server', 'body_limit'] },
   RATE_LIMIT_ENABLED: { path: ['server', 'rate_limit', 'enabled'] },
   RATE_LIMIT_REQUESTS: { path: ['server', 'rate_limit', 'requests'] },

@@ -299,6 +299,7 @@ const serverSchema = obj(
     stream_probation_hold: duration().optional(),
     stream_probation_max_bytes: num('a number of bytes > 0', { int: true, gt: 0 }).optional(),
     max_event_bytes: num('a number of bytes > 0', { int: true, gt: 0 }).optional(),
+    max_stream_duration: duration().optional(),
     body_limit: num('a number of bytes > 0', { int: true, gt: 0 }).optional(),
     rate_limit: obj(
       {

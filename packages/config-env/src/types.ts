@@ -61,6 +61,12 @@ export interface ServerConfig {
    * Default 8388608 (8 MiB). Env `LB_MAX_SSE_EVENT_BYTES`.
    */
   maxEventBytes: number;
+  /**
+   * The longest one stream may run, ms, from its response head: past it the upstream is aborted and the client's stream
+   * ends with an SSE error (`upstream_stream_too_long`), so a stream that trickles forever cannot hold a connection.
+   * 0 turns the bound off. Default 1800000 (30 min). Env `LB_MAX_STREAM_DURATION` (ms, or `30m`).
+   */
+  maxStreamDurationMs: number;
   /** Largest request body, bytes. Default 26214400 (25 MiB). Env `BODY_LIMIT`. */
   bodyLimitBytes: number;
   /** Per-client limit. Default off, 60 requests per 60000 ms. Env `RATE_LIMIT_ENABLED`, `RATE_LIMIT_REQUESTS`, `RATE_LIMIT_WINDOW` (ms). */

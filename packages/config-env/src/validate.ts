@@ -27,6 +27,7 @@ export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
   streamProbationHoldMs: 10_000,
   streamProbationMaxBytes: 64 * 1024 * 1024,
   maxEventBytes: 8 * 1024 * 1024,
+  maxStreamDurationMs: 30 * 60_000,
   bodyLimitBytes: 25 * 1024 * 1024,
   clientRateLimit: Object.freeze({ enabled: false, requests: 60, windowMs: 60_000 }),
   logLevel: 'info',
@@ -437,6 +438,7 @@ export function buildConfig(
     streamProbationHoldMs: s.stream_probation_hold ?? d.streamProbationHoldMs,
     streamProbationMaxBytes: s.stream_probation_max_bytes ?? d.streamProbationMaxBytes,
     maxEventBytes: s.max_event_bytes ?? d.maxEventBytes,
+    maxStreamDurationMs: s.max_stream_duration ?? d.maxStreamDurationMs,
     bodyLimitBytes: s.body_limit ?? d.bodyLimitBytes,
     clientRateLimit: {
       enabled: s.rate_limit?.enabled ?? d.clientRateLimit.enabled,

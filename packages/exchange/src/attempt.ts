@@ -1,6 +1,12 @@
 import type { Usage } from '@lb/core';
 import { type StreamTranslator, usageFromBytes } from '@lb/providers';
-import { EventTooLargeError, ExchangeTimeoutError, type ResponseHeaders, StreamOpenError } from './errors.js';
+import {
+  EventTooLargeError,
+  ExchangeTimeoutError,
+  type ResponseHeaders,
+  StreamDurationError,
+  StreamOpenError,
+} from './errors.js';
 import {
   DEFAULT_MAX_EVENT_BYTES,
   EventFramer,
@@ -101,6 +107,11 @@ export interface AttemptSettings {
   readonly budget: HoldBudget | undefined;
   /** One server-sent event's largest size, bytes. Default {@link DEFAULT_MAX_EVENT_BYTES}. */
   readonly maxEventBytes?: number;
+  /**
+   * Streams: the longest one stream may run, ms, from its response head; past it the upstream is aborted and the
+   * stream ends with an SSE error (checked as chunks come: no timer). 0 or absent: no bound.
+   */
+  readonly maxStreamDurationMs?: number;
   readonly timers: Timers;
   /**
    * Fetch transports: a response that is not an event stream is kept whole as it came (`Attempt.response`) rather
@@ -160,6 +171,8 @@ export class Attempt {
   #error: Error | undefined;
   #timer: unknown;
   #lastAt = 0;
+  /** Epoch ms of a stream's response head, while `maxStreamDurationMs` bounds it. */
+  #streamAt = 0;
   #framer: EventFramer | undefined;
   /** Usage: the last chunk that carried it (streams) or the last two chunks (JSON answers). */
   #last: Uint8Array | undefined;
@@ -285,6 +298,7 @@ export class Attempt {
       status >= 200 && status < 300 && typeof ct === 'string' && ct.startsWith('text/event-stream');
     if (this.isStream) {
       this.#framer = new EventFramer(this.#s.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES);
+      if ((this.#s.maxStreamDurationMs ?? 0) > 0) this.#streamAt = Date.now();
       if (this.#gateStream) {
         this.#gating = true;
         return true;
@@ -306,7 +320,15 @@ export class Attempt {
       this.#last = chunk;
       return this.#pass(chunk);
     }
-    if (this.#s.idleTimeoutMs > 0) this.#lastAt = Date.now();
+    if (this.#s.idleTimeoutMs > 0 || this.#streamAt > 0) {
+      const now = Date.now();
+      this.#lastAt = now;
+      const max = this.#s.maxStreamDurationMs!;
+      if (this.#streamAt > 0 && now - this.#streamAt > max) {
+        this.abort(new StreamDurationError(max));
+        return true;
+      }
+    }
     const tr = this.translator;
     if (tr !== undefined) {
       const out = tr.push((this.#decoder ??= new TextDecoder()).decode(chunk, { stream: true }));

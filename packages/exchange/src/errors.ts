@@ -38,6 +38,20 @@ export class ExchangeTimeoutError extends Error {
 }
 
 /**
+ * A stream ran past `maxStreamDurationMs` (a bound on how long one stream may hold a connection, whatever its pace).
+ * The upstream request is aborted; the client's stream ends with an SSE error.
+ */
+export class StreamDurationError extends Error {
+  readonly code = 'ERR_LB_STREAM_TOO_LONG';
+  readonly limitMs: number;
+  constructor(limitMs: number) {
+    super(`the upstream stream ran past ${limitMs} ms`);
+    this.name = 'StreamDurationError';
+    this.limitMs = limitMs;
+  }
+}
+
+/**
  * One server-sent event grew past `maxEventBytes` without its end (an upstream sending an endless line). The
  * upstream request is aborted; a stream already under way ends with an SSE error.
  */

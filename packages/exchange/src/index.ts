@@ -8,7 +8,7 @@
 export type { AttemptSettings, EarlyResponder, Sink, StreamHolder, Timers } from './attempt.js';
 export { Attempt, defaultTimers, HOLD_MAX_BYTES, HoldBudget } from './attempt.js';
 export type { ResponseHeaders } from './errors.js';
-export { EventTooLargeError, ExchangeTimeoutError, StreamOpenError } from './errors.js';
+export { EventTooLargeError, ExchangeTimeoutError, StreamDurationError, StreamOpenError } from './errors.js';
 export type { PreparedRequest } from './prepare.js';
 export { ATTEMPTS_HEADER, attemptTimeout, ENDPOINT_HEADER, prepareUpstream, tagResponse } from './prepare.js';
 export type { GateVerdict } from './sse.js';

@@ -78,6 +78,7 @@ export interface RouterSource {
     streamProbationHoldMs?: number;
     streamProbationMaxBytes?: number;
     maxEventBytes?: number;
+    maxStreamDurationMs?: number;
     responseHeaders?: boolean;
   };
 }
@@ -138,6 +139,7 @@ function resolve(options: LoadBalancedOpenAIOptions): Resolved {
     adapter.streamProbationHoldMs ??= src.server?.streamProbationHoldMs;
     adapter.streamProbationMaxBytes ??= src.server?.streamProbationMaxBytes;
     adapter.maxEventBytes ??= src.server?.maxEventBytes;
+    adapter.maxStreamDurationMs ??= src.server?.maxStreamDurationMs;
     adapter.responseHeaders ??= src.server?.responseHeaders;
   } else if (Array.isArray((options as RouterConfig).endpoints)) {
     const cfg: Record<string, unknown> = {};
@@ -214,6 +216,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       streamProbationHoldMs,
       streamProbationMaxBytes,
       maxEventBytes,
+      maxStreamDurationMs,
       providerGuard,
       route,
       responseHeaders,
@@ -241,6 +244,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       streamProbationHoldMs,
       streamProbationMaxBytes,
       maxEventBytes,
+      maxStreamDurationMs,
       providerGuard,
       route,
       responseHeaders,

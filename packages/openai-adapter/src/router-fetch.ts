@@ -90,6 +90,11 @@ export interface RouterFetchOptions {
    */
   maxEventBytes?: number;
   /**
+   * Streams: the longest one stream may run, ms, from its response head; past it the upstream is aborted and the
+   * stream errors. 0: no bound. Default 1800000 (30 min). Env `LB_MAX_STREAM_DURATION`.
+   */
+  maxStreamDurationMs?: number;
+  /**
    * Attach `@lb/providers`' `providerGuard()` to the router (once), so that an operation never reaches an endpoint
    * whose provider cannot serve it (embeddings never go to Anthropic). Default true.
    */
@@ -199,6 +204,12 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     holdMs,
     budget,
     maxEventBytes,
+    maxStreamDurationMs: msOption(
+      options.maxStreamDurationMs,
+      'maxStreamDurationMs',
+      'LB_MAX_STREAM_DURATION',
+      30 * 60_000,
+    ),
     timers: defaultTimers,
     passBody: true,
   };

@@ -46,6 +46,7 @@ export const DEFAULT_SETTINGS: ServerSettings = Object.freeze({
   streamProbationHoldMs: 10_000,
   streamProbationMaxBytes: 64 * 1024 * 1024,
   maxEventBytes: 8 * 1024 * 1024,
+  maxStreamDurationMs: 30 * 60_000,
   bodyLimitBytes: 25 * 1024 * 1024,
   clientRateLimit: Object.freeze({ enabled: false, requests: 60, windowMs: 60_000 }),
   logLevel: 'info',
@@ -97,6 +98,9 @@ export function resolveSettings(partial: Partial<ServerSettings> | undefined): S
   const hold = s.streamProbationHoldMs;
   if (typeof hold !== 'number' || !Number.isFinite(hold) || hold < 0)
     bad('streamProbationHoldMs', hold, 'a number >= 0 (0: off)');
+  const longest = s.maxStreamDurationMs;
+  if (typeof longest !== 'number' || !Number.isFinite(longest) || longest < 0)
+    bad('maxStreamDurationMs', longest, 'a number >= 0 (0: no bound)');
   if (typeof s.responseHeaders !== 'boolean') bad('responseHeaders', s.responseHeaders, 'true or false');
   if (typeof s.shutdownTimeoutMs !== 'number' || !(s.shutdownTimeoutMs >= 0))
     bad('shutdownTimeoutMs', s.shutdownTimeoutMs, 'a number >= 0');

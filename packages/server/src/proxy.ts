@@ -61,6 +61,8 @@ export interface ProxyContext {
   onError(err: unknown, requestId: string): void;
   /** Masks configured secrets in response headers and non-2xx bodies (`redact.ts`); swapped on reload. */
   redactor: Redactor;
+  /** The streams being written to clients now: a shutdown that cannot wait for them ends each with an SSE error. */
+  streams: Set<Exchange>;
   /** OpenTelemetry (`@lb/otel`), when `@opentelemetry/api` is installed: the client's trace context in, each attempt's out. */
   trace?: TraceHooks;
 }
@@ -84,6 +86,7 @@ function attemptSettingsOf(px: ProxyContext): AttemptSettings {
       holdMs: s.streamProbationHoldMs,
       budget: px.holdBudget,
       maxEventBytes: s.maxEventBytes,
+      maxStreamDurationMs: s.maxStreamDurationMs,
       timers: undiciTimers,
     };
     engineSettings.set(s, a);
@@ -512,6 +515,7 @@ export class Exchange implements Sink, EarlyResponder {
     }
     res.writeHead(call.status, this.#tagged(rd.headers(call.headers, !call.isStream, call.status)));
     call.attach(sink);
+    if (call.isStream) this.#px.streams.add(this);
     // A stream's headers leave with its first event (held back by the gate, written by `attach`) in one write;
     // alone only when no event came yet.
     if (call.isStream && !this.#wrote && !res.writableEnded) res.flushHeaders();
@@ -585,7 +589,9 @@ export class Exchange implements Sink, EarlyResponder {
   error(err: Error): void {
     const res = this.#res;
     const gone = this.#signal?.aborted === true;
-    if (!gone && this.#call?.isStream && !res.destroyed && !this.#translated) {
+    if (res.writableEnded) {
+      // Already ended by this server (a shutdown's SSE error event): nothing more to say.
+    } else if (!gone && this.#call?.isStream && !res.destroyed && !this.#translated) {
       res.end(streamEnding(err, this.#px.settings.streamIdleTimeoutMs));
     } else if (this.#translated && !res.headersSent && !gone) {
       sendStatus(res, 502, `Upstream response broke off: ${err.message}`);
@@ -594,6 +600,23 @@ export class Exchange implements Sink, EarlyResponder {
       res.destroy();
     }
     this.#finish(err, gone ? 'client_closed' : 'upstream_stream_error');
+  }
+
+  /**
+   * The server is shutting down and cannot wait for this stream any longer: it ends with an SSE error event (the
+   * client's SDK raises it, rather than seeing a cut connection), and the upstream request is aborted.
+   */
+  cutForShutdown(): void {
+    const res = this.#res;
+    if (!res.destroyed && !res.writableEnded)
+      res.end(
+        sseError(
+          'The gateway is shutting down and ended this stream; retry the request',
+          'server_error',
+          'server_shutting_down',
+        ),
+      );
+    this.#call?.abort(new Error('server shutting down'));
   }
 
   // ---------------------------------------------------------------- outcomes
@@ -653,6 +676,7 @@ export class Exchange implements Sink, EarlyResponder {
   #finish(err: unknown, errorType?: string): void {
     if (this.#finished) return;
     this.#finished = true;
+    if (this.#call?.isStream) this.#px.streams.delete(this);
     // Answered early and done before the router accounted for the attempt (its continuation is already queued):
     // the hold's release and the record follow it, so that the router's events keep their order.
     if (this.#routing) queueMicrotask(() => this.#settleUp(err, errorType));
@@ -695,6 +719,12 @@ export class Exchange implements Sink, EarlyResponder {
 /** The SSE error event that ends a stream the upstream broke off, stalled or flooded. */
 function streamEnding(err: Error, idleMs: number): string {
   const code = (err as { code?: string }).code ?? '';
+  if (code === 'ERR_LB_STREAM_TOO_LONG')
+    return sseError(
+      `The upstream stream was ended: ${err.message}`,
+      'server_error',
+      'upstream_stream_too_long',
+    );
   if (code === 'ERR_LB_SSE_EVENT_TOO_LARGE')
     return sseError(
       `The upstream stream was ended: ${err.message}`,

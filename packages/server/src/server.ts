@@ -260,6 +260,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
   const explain = integ.explain;
   const tracing = integ.tracing?.(router);
   const px: ProxyContext = {
+    streams: new Set(),
     router,
     transport,
     settings,
@@ -726,6 +727,11 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
           clearTimeout(timer);
         }
         const cut = inFlight;
+        if (!ok && px.streams.size > 0) {
+          // Streams still running end with an SSE error event, not a cut connection; written before the sockets close.
+          for (const x of [...px.streams]) x.cutForShutdown();
+          await new Promise((r) => setImmediate(r));
+        }
         http.closeAllConnections();
         await stopped;
         offReload();
