@@ -19,3 +19,9 @@ declare module 'undici/lib/util/timers.js' {
   export function setTimeout<T>(callback: (arg: T) => void, delay: number, arg: T): Timer;
   export function clearTimeout(timer: Timer): void;
 }
+
+declare module 'undici/lib/core/connect.js' {
+  /** undici's connector factory (`connect` options as `Client` takes them). */
+  function buildConnector(options: Record<string, unknown>): unknown;
+  export = buildConnector;
+}

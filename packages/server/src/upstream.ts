@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { createRequire } from 'node:module';
 import { Attempt, type Timers, type Transport } from '@lb/exchange';
 import type { Agent as AgentType, Dispatcher } from 'undici';
+import { skipsInterimContinue } from './interim.js';
 
 // The modules themselves, not the package index (see undici-parts.d.ts), and required rather than imported: an ESM
 // import of a CommonJS module has Node's loader lex its source for export names, and lexing undici's util.js got
@@ -78,7 +79,7 @@ export function createTransport(o: TransportOptions): AgentType {
     keepAliveMaxTimeout: 600_000,
     connections: o.connectionsPerOrigin,
     allowH2: o.http2,
-    connect: { timeout: o.connectTimeoutMs, noDelay: true },
+    connect: skipsInterimContinue({ allowH2: o.http2, timeout: o.connectTimeoutMs, noDelay: true }),
   });
 }
 
