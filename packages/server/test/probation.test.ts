@@ -192,14 +192,38 @@ describe('stream probation', () => {
   it('concurrent streams on probation each arrive whole or fail over; every hold is released', async () => {
     const { client, server } = await start();
     await breakOne(client);
-    // Every other stream of a breaks after its second piece; the rest are well (and slow, so that all 24 start
-    // before the first clean end would lift the probation).
+    // Every other stream of a breaks after its second piece; the rest are well, and end only once all 24 requests
+    // reached a and its 12 breaks failed over (so that no clean end lifts the probation before every stream started
+    // and every break was held, however busy the machine).
     let n = 0;
-    pair.a.setDefault(() =>
-      n++ % 2 === 0
-        ? { type: 'stream', chunks: ['one', ' two', ' three'], intervalMs: 20, dropAfter: 2 }
-        : { type: 'stream', chunks: ['x', 'y', 'z'], intervalMs: 150 },
-    );
+    let allArrived!: () => void;
+    let allBroken!: () => void;
+    const arrived = Promise.all([
+      new Promise<void>((r) => (allArrived = r)),
+      new Promise<void>((r) => (allBroken = r)),
+    ]);
+    let broken = 0;
+    const off = server.router.on('attempt:failure', (e) => {
+      if (e.endpointId === 'a' && ++broken === 12) allBroken();
+    });
+    const piece = (delta: object, finish: string | null = null) =>
+      `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+    pair.a.setDefault(() => {
+      if (++n === 24) allArrived();
+      if (n % 2 === 1)
+        return { type: 'stream', chunks: ['one', ' two', ' three'], intervalMs: 20, dropAfter: 2 };
+      return {
+        type: 'custom',
+        handle: (_req, res) => {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.write(piece({ role: 'assistant', content: '' }) + piece({ content: 'x' }));
+          void arrived.then(() => {
+            res.write(piece({ content: 'y' }));
+            res.end(`${piece({ content: 'z' })}${piece({}, 'stop')}data: [DONE]\n\n`);
+          });
+        },
+      };
+    });
     try {
       const texts = await Promise.all(
         Array.from({ length: 24 }, async () => streamedText(await client.chat.completions.create(ask))),
@@ -209,6 +233,7 @@ describe('stream probation', () => {
       expect(texts).toContain('xyz');
       expect(texts).toContain('Hello from b');
     } finally {
+      off();
       pair.a.setDefault({ type: 'ok' });
     }
     await vi.waitFor(() => {
