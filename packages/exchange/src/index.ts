@@ -10,7 +10,14 @@ export { Attempt, defaultTimers, HOLD_MAX_BYTES, HoldBudget } from './attempt.js
 export type { ResponseHeaders } from './errors.js';
 export { EventTooLargeError, ExchangeTimeoutError, StreamDurationError, StreamOpenError } from './errors.js';
 export type { PreparedRequest } from './prepare.js';
-export { ATTEMPTS_HEADER, attemptTimeout, ENDPOINT_HEADER, prepareUpstream, tagResponse } from './prepare.js';
+export {
+  ATTEMPTS_HEADER,
+  attemptTimeout,
+  ENDPOINT_HEADER,
+  errorHeaders,
+  prepareUpstream,
+  tagResponse,
+} from './prepare.js';
 export type { GateVerdict } from './sse.js';
 export {
   DEFAULT_MAX_EVENT_BYTES,

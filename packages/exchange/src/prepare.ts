@@ -48,6 +48,26 @@ export function attemptTimeout(own: number | undefined, deadline: number): numbe
   return own === undefined || own <= 0 || own > left ? left : own;
 }
 
+/**
+ * The headers of an error the gateway answers itself (every attempt failed, nothing could be tried): `retry-after`
+ * (seconds, at least 1) and `retry-after-ms` when the wait is known — always on a 429 (1 s when unknown) — and
+ * `x-lb-attempts` after attempts. Both surfaces answer with these, so a client reads the same from either.
+ */
+export function errorHeaders(
+  err: { readonly status: number; readonly retryAfterMs?: number | undefined },
+  attempts: number,
+  into: Record<string, string | number> = {},
+): Record<string, string | number> {
+  let ms = err.retryAfterMs;
+  if (ms === undefined && err.status === 429) ms = 1000;
+  if (ms !== undefined) {
+    into['retry-after'] = String(Math.max(1, Math.ceil(ms / 1000)));
+    into['retry-after-ms'] = String(Math.max(0, Math.round(ms)));
+  }
+  if (attempts > 0) into[ATTEMPTS_HEADER] = attempts;
+  return into;
+}
+
 /** The response header naming the endpoint that answered (its id, never its key or URL). */
 export const ENDPOINT_HEADER = 'x-lb-endpoint';
 /** The response header counting the attempts a request took. */

@@ -14,6 +14,7 @@ import {
   type AttemptSettings,
   attemptTimeout,
   defaultTimers,
+  errorHeaders,
   fetchTransport,
   HoldBudget,
   prepareUpstream,
@@ -419,13 +420,13 @@ function tagInPlace(res: Response, tag: AttemptContext): Response {
 }
 
 function synthetic(error: LbError, attempts: number): Response {
-  const headers: Record<string, string> = { ...ERROR_HEADERS, 'x-lb-error': error.code };
-  if (attempts > 0) headers['x-lb-attempts'] = String(attempts);
-  if (error.retryAfterMs !== undefined) {
-    headers['retry-after-ms'] = String(Math.ceil(error.retryAfterMs));
-    headers['retry-after'] = String(Math.ceil(error.retryAfterMs / 1000));
-  }
-  return new Response(JSON.stringify(error.toOpenAIError()), { status: error.status, headers });
+  // Retry-After and x-lb-attempts as lb-server sends them (`@lb/exchange`'s `errorHeaders`).
+  const headers = errorHeaders(error, attempts, { ...ERROR_HEADERS, 'x-lb-error': error.code });
+  for (const k in headers) headers[k] = String(headers[k]);
+  return new Response(JSON.stringify(error.toOpenAIError()), {
+    status: error.status,
+    headers: headers as Record<string, string>,
+  });
 }
 
 function describe(v: unknown): string {

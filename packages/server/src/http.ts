@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { errorFromStatus, isLbError, type LbError } from '@lb/core';
+import { errorHeaders } from '@lb/exchange';
 import { isDebugHeader } from './redact.js';
 
 /** Headers never forwarded in either direction (hop-by-hop), plus the ones we set ourselves. */
@@ -116,13 +117,8 @@ export function sendJson(
  * `Retry-After` (seconds, at least 1) and `retry-after-ms`; other statuses carry them when the wait is known.
  */
 export function sendError(res: ServerResponse, err: LbError, extra?: OutgoingHttpHeaders): void {
-  const headers: OutgoingHttpHeaders = { ...extra };
-  let ms = err.retryAfterMs;
-  if (ms === undefined && err.status === 429) ms = 1000;
-  if (ms !== undefined) {
-    headers['retry-after'] = String(Math.max(1, Math.ceil(ms / 1000)));
-    headers['retry-after-ms'] = String(Math.max(0, Math.round(ms)));
-  }
+  // Retry-After as the adapter sends it too (`@lb/exchange`'s `errorHeaders`).
+  const headers = errorHeaders(err, 0, { ...extra } as Record<string, string | number>);
   sendJson(res, err.status, err.toOpenAIError(), headers);
 }
 

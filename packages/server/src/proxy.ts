@@ -21,7 +21,7 @@ import {
   type Transport,
   tagResponse,
 } from '@lb/exchange';
-import { type Dialect, type DialectRequest, usageFromBytes } from '@lb/providers';
+import { type Dialect, type DialectRequest, openaiDialect, usageFromBytes } from '@lb/providers';
 import type { Agent } from 'undici';
 import { asLbError, readBody, sendError, sendStatus, upstreamHeaders } from './http.js';
 import type { ClientRequestRecord } from './observability/index.js';
@@ -444,9 +444,8 @@ export class Exchange implements Sink, EarlyResponder {
     this.#ctx = ctx;
     const s = px.settings;
     const stream = this.#stream;
-    const dialect = px.dialect(ep.provider);
-    if (dialect === undefined)
-      return Promise.reject(new Error(`unknown provider ${JSON.stringify(ep.provider)}`));
+    // A provider no dialect is registered for is spoken to as OpenAI-compatible (as it always was).
+    const dialect = px.dialect(ep.provider) ?? openaiDialect;
     const dreq = new Outbound(
       this,
       ep,

@@ -255,6 +255,25 @@ describe.each([server, adapter])('the exchange engine through $name', (surface) 
     expect(err.headers.get('x-lb-attempts')).toBe('2');
   });
 
+  it('all endpoints rate limited: a 429 with the Retry-After the router computed, then nothing is tried', async () => {
+    const { client } = await surface.start(config({}, { maxRetries: 1 }));
+    a.setDefault({ type: 'status', status: 429, headers: { 'retry-after': '20' } });
+    b.setDefault({ type: 'status', status: 429, headers: { 'retry-after': '20' } });
+    const err = await client.chat.completions.create(ask).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(err.error).toMatchObject({ code: 'rate_limit_exceeded' });
+    expect(err.headers.get('x-lb-attempts')).toBe('2');
+    const seconds = Number(err.headers.get('retry-after'));
+    expect(seconds).toBeGreaterThan(10);
+    expect(seconds).toBeLessThanOrEqual(20);
+    expect(Number(err.headers.get('retry-after-ms'))).toBeGreaterThan(10_000);
+    const n = a.requests.length + b.requests.length;
+    const again = await client.chat.completions.create(ask).catch((e) => e);
+    expect(again).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(Number(again.headers.get('retry-after'))).toBeGreaterThan(10);
+    expect(a.requests.length + b.requests.length).toBe(n);
+  });
+
   it("the deadline bounds an attempt: a hanging upstream ends at the request's deadline, not the endpoint's timeout", async () => {
     // The endpoint's own timeout (60 s) is past the test's timeout: only the deadline can end this request in time.
     const { client } = await surface.start(config({ timeoutMs: 60_000 }, { deadlineMs: 400, maxRetries: 0 }));
