@@ -268,7 +268,6 @@ describe('stream probation', () => {
       expect(texts).toContain('xyz');
       expect(texts).toContain('Hello from b');
     } finally {
-      off();
       pair.a.setDefault({ type: 'ok' });
       pair.b.setDefault({ type: 'ok' });
     }
