@@ -162,6 +162,30 @@ describe('a stalled or dead Redis degrades the store', () => {
   });
 });
 
+describe('an idle replica follows the heartbeat count', () => {
+  it('splits its budgets as soon as a heartbeat counts the others, before it spends anything', async () => {
+    const own = await startRedis();
+    try {
+      const opts = { heartbeatMs: 50, prefix: 'idle:' };
+      const a = new RedisStore(await connect(own.url), { ...opts, replicaId: 'a' });
+      const h = attachRateLimit(createRouter({ endpoints: [ep('a', { limits: { rps: 9 } })] }), { store: a });
+      await until(() => a.health.status().latency.count >= 1);
+      expect(h.snapshot().a.rps).toMatchObject({ capacity: 9, remaining: 9 });
+      const others = [
+        new RedisStore(await connect(own.url), { ...opts, replicaId: 'b' }),
+        new RedisStore(await connect(own.url), { ...opts, replicaId: 'c' }),
+      ];
+      await until(() => a.health.replicas === 3);
+      // No request, so no flush: the count itself re-split the budget (a burst now sends a third of it here).
+      expect(h.snapshot().a.rps).toMatchObject({ capacity: 3, remaining: 3 });
+      h.dispose();
+      await Promise.all([a.close(), ...others.map((o) => o.close())]);
+    } finally {
+      await own.stop();
+    }
+  });
+});
+
 describe('a replica keeps to its share while the store is degraded', () => {
   it('limit ÷ replicas, burst and rate; none of it lands on the shared budget once Redis answers again', async () => {
     const own = await startRedis();

@@ -78,6 +78,9 @@ export class LocalView implements ViewStore {
       this.#degraded = h.state === 'degraded';
       // For the view's lifetime (the store's): the client limiter's windows follow the state too.
       h.onState(() => this.#sync());
+      // A new count re-splits the budgets at once: an idle replica that learnt it only at its next flush would decide
+      // the first spends of a burst on the whole budget.
+      h.onReplicas?.(() => this.#sync());
     }
   }
 
@@ -245,7 +248,7 @@ export class LocalView implements ViewStore {
    */
   readonly #flush = (): void => {
     this.#flushTimer = undefined;
-    // A new replica count (heartbeats) changes the shares: noticed here, at most once per flush.
+    // A new replica count (heartbeats) changes the shares: noticed here too when the health cannot tell it.
     if (this.#health !== undefined && this.#health.replicas !== this.#replicas) this.#sync();
     if (this.#degraded) return;
     const owed = this.#owed;
