@@ -197,8 +197,8 @@ interface Budget {
   /** The shared budget's shape (what the store is told). */
   readonly spec: BucketSpec;
   /**
-   * The shape this replica decides on: `spec` alone; with a store shared by N replicas, the burst (rps) split N
-   * ways, and while the store is degraded every budget's burst and rate split N ways.
+   * The shape this replica decides on: `spec` alone; with a store shared by N replicas, the per-second budget (burst
+   * and rate) split N ways, and while the store is degraded every budget split N ways.
    */
   local: BucketSpec;
   readonly kind: 'rps' | 'rpm' | 'tpm';
@@ -686,20 +686,18 @@ class RateLimiter implements Guard {
 
   /**
    * The shape a replica decides a budget on. Alone (or on an in-memory store): the budget itself. With a store shared
-   * by N replicas: the burst of the per-second budget is split N ways (N replicas that start together send the burst
-   * once, not N times), the rates are whole (the shared level corrects each replica); while the store is degraded,
-   * each replica keeps to its share of every budget, burst and rate: limit ÷ N.
+   * by N replicas, the per-second budget is split N ways, burst and rate: the N shares add up to the shared bucket, so
+   * N replicas that start together send the burst once, not N times, and none spends what another refilled. The
+   * shared level moves each share (down when others spent, up to what the others' shares leave free when they did
+   * not), so a replica with all the traffic still gets the whole rate. The minute budgets stay whole (the shared
+   * level corrects each replica). While the store is degraded, each replica keeps to its share of every budget.
    */
   #localSpec(kind: Budget['kind'], spec: BucketSpec): BucketSpec {
     const store = this.#store;
     const n = store.replicas ?? 1;
     if (n <= 1) return spec;
-    const degraded = store.degraded === true;
-    if (!degraded && kind !== 'rps') return spec;
-    return {
-      capacity: Math.max(1, spec.capacity / n),
-      refillPerMs: degraded ? spec.refillPerMs / n : spec.refillPerMs,
-    };
+    if (store.degraded !== true && kind !== 'rps') return spec;
+    return { capacity: Math.max(1, spec.capacity / n), refillPerMs: spec.refillPerMs / n };
   }
 
   /** The store's state or replica count changed: every budget takes its new local shape. */

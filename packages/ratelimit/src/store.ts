@@ -173,6 +173,11 @@ export interface StoreHealth {
   readonly replicas: number;
   status(): StoreStatus;
   onState(listener: (change: StoreStateChange) => void): () => void;
+  /**
+   * Optional: calls `listener` when the replica count changes (a heartbeat counted more or fewer), so a local view
+   * re-splits its budgets before the next request rather than after its next spend. Returns the unsubscribe.
+   */
+  onReplicas?(listener: (replicas: number) => void): () => void;
 }
 
 /** A {@link Store} whose methods answer synchronously. */

@@ -162,6 +162,30 @@ describe('a stalled or dead Redis degrades the store', () => {
   });
 });
 
+describe('an idle replica follows the heartbeat count', () => {
+  it('splits its budgets as soon as a heartbeat counts the others, before it spends anything', async () => {
+    const own = await startRedis();
+    try {
+      const opts = { heartbeatMs: 50, prefix: 'idle:' };
+      const a = new RedisStore(await connect(own.url), { ...opts, replicaId: 'a' });
+      const h = attachRateLimit(createRouter({ endpoints: [ep('a', { limits: { rps: 9 } })] }), { store: a });
+      await until(() => a.health.status().latency.count >= 1);
+      expect(h.snapshot().a.rps).toMatchObject({ capacity: 9, remaining: 9 });
+      const others = [
+        new RedisStore(await connect(own.url), { ...opts, replicaId: 'b' }),
+        new RedisStore(await connect(own.url), { ...opts, replicaId: 'c' }),
+      ];
+      await until(() => a.health.replicas === 3);
+      // No request, so no flush: the count itself re-split the budget (a burst now sends a third of it here).
+      expect(h.snapshot().a.rps).toMatchObject({ capacity: 3, remaining: 3 });
+      h.dispose();
+      await Promise.all([a.close(), ...others.map((o) => o.close())]);
+    } finally {
+      await own.stop();
+    }
+  });
+});
+
 describe('a replica keeps to its share while the store is degraded', () => {
   it('limit ÷ replicas, burst and rate; none of it lands on the shared budget once Redis answers again', async () => {
     const own = await startRedis();
@@ -270,6 +294,85 @@ describe('replicas share the burst', () => {
       ),
     );
     expect(sent).toBe(9); // 3 each
+  });
+});
+
+/** A Redis client that counts the commands still unanswered. */
+function counting(c: Redis) {
+  let pending = 0;
+  const client = {
+    get status() {
+      return c.status;
+    },
+    script: (sub: 'LOAD', script: string) => c.script(sub, script),
+    evalsha: (sha: string, keys: number, ...args: (string | number)[]) => {
+      pending++;
+      return c.evalsha(sha, keys, ...args).finally(() => pending--);
+    },
+  };
+  return { client, pending: () => pending };
+}
+
+describe('replicas share the refill too', () => {
+  /**
+   * Three replicas on one shared per-second budget (rps 10), on a fake clock in 50 ms steps. In each step the chosen
+   * replicas send until refused, one after the other, before any spend reached Redis (as a synchronized burst does);
+   * then every spend is sent and answered.
+   */
+  async function fleet(
+    steps: number,
+    stepMs: number,
+    senders: number[],
+  ): Promise<{ sent: number; ms: number }> {
+    let t = 5_000_000;
+    const start = t;
+    const now = () => t;
+    const prefix = `refill${Date.now()}${Math.random()}:`;
+    const replicas = await Promise.all(
+      [0, 1, 2].map(async () => {
+        const c = counting(await connect());
+        const store = new RedisStore(c.client, { prefix, replicas: 3 });
+        const r = createRouter({ endpoints: [ep('a', { limits: { rps: 10 } })], maxWaitMs: 0, now });
+        attachRateLimit(r, { store, now, flushIntervalMs: 0 });
+        return { r, c };
+      }),
+    );
+    let sent = 0;
+    const send = async (i: number) => {
+      for (;;) {
+        const ok = await replicas[i].r
+          .execute({}, async () => ({ status: 200, headers: {} }))
+          .then(
+            () => true,
+            () => false,
+          );
+        if (!ok) return;
+        sent++;
+      }
+    };
+    for (let step = 0; step <= steps; step++) {
+      for (const i of senders) await send(i);
+      // The flush timers (0 ms) run before this one; then their answers come.
+      await new Promise((r) => setTimeout(r, 0));
+      await until(() => replicas.every((x) => x.c.pending() === 0));
+      await new Promise((r) => setImmediate(r));
+      t += stepMs;
+    }
+    return { sent, ms: t - stepMs - start };
+  }
+
+  it('a synchronized burst, then the refill: never more than the burst and what refilled', async () => {
+    const { sent, ms } = await fleet(20, 50, [0, 1, 2]);
+    // The burst (10) and 10/s over the second: 20 (each share refills at a third of the rate).
+    expect(sent).toBeLessThanOrEqual(10 + (10 * ms) / 1000);
+    expect(sent).toBeGreaterThanOrEqual(10 + (10 * ms) / 1000 - 3);
+  });
+
+  it('one replica with all the traffic still gets the whole rate (the shares the others leave free)', async () => {
+    const { sent, ms } = await fleet(30, 100, [0]);
+    // Its own share is 3.3/s; the others' unused shares come to it through the shared level.
+    expect(sent).toBeLessThanOrEqual(10 + (10 * ms) / 1000);
+    expect(sent).toBeGreaterThanOrEqual((0.8 * 10 * ms) / 1000);
   });
 });
 

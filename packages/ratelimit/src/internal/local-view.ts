@@ -50,7 +50,9 @@ export class LocalView implements ViewStore {
   readonly #pulled = new Map<string, number>();
   readonly #flushMs: number;
   /** Tokens spent per bucket and not sent yet: sent together every `flushMs` (one store call per bucket). */
-  #owed = new Map<string, { cost: number; spec: BucketSpec; shared: BucketSpec; now: number }>();
+  #owed = new Map<string, Owed>();
+  /** Tokens sent per bucket whose answer has not come yet (the shared level an answer tells does not count them). */
+  readonly #inflight = new Map<string, number>();
   /** Requests admitted per window and not sent yet: sent with the bucket spends (`record`, or one `hit` each). */
   #hits = new Map<string, { n: number; spec: WindowSpec; now: number }>();
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
@@ -76,6 +78,9 @@ export class LocalView implements ViewStore {
       this.#degraded = h.state === 'degraded';
       // For the view's lifetime (the store's): the client limiter's windows follow the state too.
       h.onState(() => this.#sync());
+      // A new count re-splits the budgets at once: an idle replica that learnt it only at its next flush would decide
+      // the first spends of a burst on the whole budget.
+      h.onReplicas?.(() => this.#sync());
     }
   }
 
@@ -243,17 +248,23 @@ export class LocalView implements ViewStore {
    */
   readonly #flush = (): void => {
     this.#flushTimer = undefined;
-    // A new replica count (heartbeats) changes the shares: noticed here, at most once per flush.
+    // A new replica count (heartbeats) changes the shares: noticed here too when the health cannot tell it.
     if (this.#health !== undefined && this.#health.replicas !== this.#replicas) this.#sync();
     if (this.#degraded) return;
     const owed = this.#owed;
     this.#owed = new Map();
     for (const [key, o] of owed) {
       if (o.cost === 0) continue;
-      this.#later(this.#remote.adjust(key, -o.cost, o.shared, o.now), (shared) => {
-        const mine = this.local.peek(key, o.spec, o.now);
-        if (shared < mine) this.local.adjust(key, shared - mine, o.spec, o.now);
-      });
+      this.#sending(key, o.cost);
+      const done = () => this.#sending(key, -o.cost);
+      this.#later(
+        this.#remote.adjust(key, -o.cost, o.shared, o.now),
+        (shared) => {
+          done();
+          this.#correct(key, o, shared);
+        },
+        done,
+      );
     }
     const hits = this.#hits;
     this.#hits = new Map();
@@ -267,9 +278,41 @@ export class LocalView implements ViewStore {
     }
   };
 
-  #later<T>(value: T | Promise<T>, then?: (v: T) => void): void {
+  #sending(key: string, cost: number): void {
+    const n = (this.#inflight.get(key) ?? 0) + cost;
+    if (n === 0) this.#inflight.delete(key);
+    else this.#inflight.set(key, n);
+  }
+
+  /**
+   * Brings the local bucket to what the shared level `shared` (the answer to the spends `o`) leaves this replica. The
+   * level counts this replica's spends up to `o` only: those still to be sent or still on the way come off it. Lower
+   * than the local level: the local one drops to it (others spent). Higher, on a share (a bucket split N ways): each
+   * of the other N - 1 replicas holds at most a share, so what the shared bucket has beyond their N - 1 shares is
+   * free here (the local level rises to it, at most a share). A local level that rose to the shared one whole would
+   * let each replica spend the same tokens again.
+   */
+  #correct(key: string, o: Owed, shared: number): void {
+    const level = shared - (this.#inflight.get(key) ?? 0) - (this.#owed.get(key)?.cost ?? 0);
+    const mine = this.local.peek(key, o.spec, o.now);
+    let to = mine;
+    if (level < mine) to = level;
+    else if (this.#replicas > 1 && o.spec.capacity < o.shared.capacity) {
+      const free = Math.min(o.spec.capacity, level - (this.#replicas - 1) * o.spec.capacity);
+      if (free > mine) to = free;
+    }
+    if (to !== mine) this.local.adjust(key, to - mine, o.spec, o.now);
+  }
+
+  #later<T>(value: T | Promise<T>, then?: (v: T) => void, failed?: () => void): void {
     if (value !== null && typeof value === 'object' && typeof (value as Promise<T>).then === 'function') {
-      (value as Promise<T>).then(then, this.#onError).catch(this.#onError);
+      const onError = failed
+        ? () => {
+            failed();
+            this.#onError();
+          }
+        : this.#onError;
+      (value as Promise<T>).then(then, onError).catch(this.#onError);
     } else if (then) {
       try {
         then(value as T);
@@ -278,6 +321,14 @@ export class LocalView implements ViewStore {
       }
     }
   }
+}
+
+/** A bucket's spends not sent yet: the local spec they were decided on, the shared one they are sent with. */
+interface Owed {
+  cost: number;
+  spec: BucketSpec;
+  shared: BucketSpec;
+  now: number;
 }
 
 /** The synchronous face of a store: itself when it is synchronous, a local view otherwise. */

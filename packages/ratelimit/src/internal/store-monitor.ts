@@ -22,6 +22,7 @@ export class StoreMonitor implements StoreHealth {
   #sum = 0;
   #count = 0;
   readonly #listeners = new Set<(change: StoreStateChange) => void>();
+  readonly #counters = new Set<(replicas: number) => void>();
 
   constructor(timeoutMs: number, replicas: number | undefined) {
     this.#timeoutMs = timeoutMs;
@@ -46,6 +47,13 @@ export class StoreMonitor implements StoreHealth {
     this.#listeners.add(listener);
     return () => {
       this.#listeners.delete(listener);
+    };
+  }
+
+  onReplicas(listener: (replicas: number) => void): () => void {
+    this.#counters.add(listener);
+    return () => {
+      this.#counters.delete(listener);
     };
   }
 
@@ -87,7 +95,15 @@ export class StoreMonitor implements StoreHealth {
 
   /** The heartbeat counted `n` live replicas (ignored when the count is fixed by config). */
   counted(n: number): void {
-    if (!this.#fixed && Number.isInteger(n) && n >= 1) this.#replicas = n;
+    if (this.#fixed || !Number.isInteger(n) || n < 1 || n === this.#replicas) return;
+    this.#replicas = n;
+    for (const l of this.#counters) {
+      try {
+        l(n);
+      } catch {
+        // A throwing listener must not break the store.
+      }
+    }
   }
 
   #set(to: StoreState, reason: string): void {
