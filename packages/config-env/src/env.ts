@@ -80,6 +80,7 @@ const GLOBALS: Record<string, { path: string[]; unit?: 's' | 'ms' }> = {
   LB_REDIS_COMMAND_TIMEOUT: { path: ['server', 'redis_command_timeout'], unit: 'ms' },
   LB_REPLICAS: { path: ['server', 'replicas'] },
   HTTP2: { path: ['server', 'http2'] },
+  LB_PLUGINS: { path: ['plugins'] },
 };
 
 /** Every variable this package reads (numbered ones with an `_N` suffix). */
