@@ -37,7 +37,9 @@ const endpointFor = async (model: string) => {
 
 describe('lb-server with the plugin strategy, loaded from lb.toml', () => {
   it('says it loaded the plugin and runs its strategy', () => {
-    expect(lb.out()).toContain('plugins: ./strategy.mjs (strategies model-affinity)');
+    expect(lb.out()).toContain(
+      'plugins: ./strategy.mjs (strategies model-affinity); ./extras.mjs (guards drain-tag; dialects openai-org)',
+    );
     expect(lb.out()).toContain('strategy model-affinity');
   });
 
