@@ -4,9 +4,12 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { createRouter, strategyNames } from '@lb/core';
 import { type FakeUpstream, fakeKey, type NodeProcess, startFakeUpstream, startNode } from '@lb/testing';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadPlugins } from '../src/plugins.js';
 import { CLI } from './cli-helpers.js';
 
 const KEY_A = fakeKey('plugins-a');
@@ -271,5 +274,66 @@ describe('plugins that cannot load: a ConfigError naming the module, exit 1', ()
     const r = await run(['check', '--config', 'bad.toml'], {});
     expect(r.code).toBe(1);
     expect(r.out).toContain('"./bad.mjs": strategy "nopick"');
+  });
+});
+
+describe('loadPlugins, in process (as a library uses it)', () => {
+  const errorsOf = async (specs: string[]) => {
+    try {
+      await loadPlugins(specs, { cwd: dir });
+    } catch (e) {
+      expect((e as Error).name).toBe('ConfigError');
+      return (e as { errors: { path: string; message: string }[] }).errors.map(
+        (i) => `${i.path}: ${i.message}`,
+      );
+    }
+    throw new Error('expected a ConfigError');
+  };
+
+  it('loads CommonJS and file: URLs; attach adds the guards to a router and the disposer removes them', async () => {
+    writeFileSync(
+      join(dir, 'cjs-plugin.cjs'),
+      "module.exports = { strategies: { 'cjs-first': () => ({ name: 'cjs-first', pick: (c) => c[0] }) }, guards: [{ name: 'cjs-guard', admit: () => true }] };\n",
+    );
+    const plugins = await loadPlugins(
+      ['./cjs-plugin.cjs', pathToFileURL(join(dir, 'strategies/last.mjs')).href],
+      {
+        cwd: dir,
+      },
+    );
+    expect(plugins.modules.map((m) => [m.strategies, m.guards])).toEqual([
+      [['cjs-first'], ['cjs-guard']],
+      [['last'], ['no-b-for-gpt-4o']],
+    ]);
+    const router = createRouter({
+      endpoints: [{ id: 'x', url: 'http://127.0.0.1:9/v1' }],
+      strategy: 'cjs-first',
+    });
+    const before = router.guards.length;
+    const off = plugins.attach(router);
+    expect(router.guards.map((g) => g.name)).toEqual(
+      expect.arrayContaining(['cjs-guard', 'no-b-for-gpt-4o']),
+    );
+    off();
+    expect(router.guards.length).toBe(before);
+  });
+
+  it('refuses built-in names, a name two plugins register, and a pick that throws; registers nothing then', async () => {
+    writeFileSync(
+      join(dir, 'builtin.mjs'),
+      "export const strategies = { priority: () => ({ name: 'p', pick: (c) => c[0] }) };\nexport const dialects = [{ name: 'openai', supports: () => true, prepare: () => ({}) }];\n",
+    );
+    writeFileSync(
+      join(dir, 'throws.mjs'),
+      "export default { strategies: { boom: () => ({ name: 'boom', pick: () => { throw new Error('no luck'); } }), last: () => ({ name: 'last', pick: (c) => c[0] }) } };\n",
+    );
+    const errors = await errorsOf(['./builtin.mjs', './strategies/last.mjs', './throws.mjs']);
+    expect(errors).toEqual([
+      'plugins[0]: "./builtin.mjs": strategy "priority": is a built-in strategy name: pick another',
+      'plugins[0]: "./builtin.mjs": dialects[0] (openai): "openai" is a built-in dialect name: pick another',
+      'plugins[2]: "./throws.mjs": strategy "boom": pick threw on sample candidates: no luck',
+      'plugins[2]: "./throws.mjs": strategy "last" is also registered by "./strategies/last.mjs"',
+    ]);
+    expect(strategyNames()).not.toContain('boom');
   });
 });
