@@ -5,7 +5,8 @@
 //  2. installs the tarballs with npm into a fresh project OUTSIDE the workspace (`npm i ./lb-core-x.y.z.tgz …`,
 //     plus `openai`, `typescript` and `@types/node` from the registry), then runs there an ESM script, a CJS
 //     script (both send a chat completion through the router to a fake upstream on 127.0.0.1), the `lb-server`
-//     bin, and `tsc --noEmit` under `node16` and under `bundler` resolution;
+//     bin, and `tsc --noEmit` under `node16` and under `bundler` resolution; and, as a plugin author would, the
+//     contract test of examples/plugin-strategy with `@lb/testing` (its tarball) and `vitest` (the registry);
 //  3. `changeset version` on a throwaway copy of the workspace's manifests, and `pnpm publish -r --dry-run`;
 //  4. builds the container image where a Docker daemon answers, and says it skipped it where none does.
 // Prints one line per step; exits 1 if any failed. Keep the temp project with `--keep`.
@@ -93,8 +94,13 @@ fs.writeFileSync(
   `${JSON.stringify({ name: 'lb-smoke', private: true }, null, 2)}\n`,
 );
 fs.cpSync(path.join(root, 'scripts', 'pack-smoke'), app, { recursive: true });
+// A plugin author's package: the strategy and its contract test, as examples/plugin-strategy has them.
+const plugin = path.join(app, 'plugin-strategy');
+fs.mkdirSync(path.join(plugin, 'test'), { recursive: true });
+for (const f of ['strategy.mjs', 'test/contract.test.mjs'])
+  fs.cpSync(path.join(root, 'examples', 'plugin-strategy', f), path.join(plugin, f));
 step(
-  `npm i ${tgz.length} tarballs + openai 6, typescript 5.9, @types/node 22 in ${app}`,
+  `npm i ${tgz.length} tarballs + openai 6, typescript 5.9, @types/node 22, vitest 4 in ${app}`,
   'npm',
   [
     'install',
@@ -105,6 +111,7 @@ step(
     'openai@6',
     'typescript@~5.9.3',
     '@types/node@22',
+    'vitest@4',
   ],
   { cwd: app },
 );
@@ -119,6 +126,12 @@ if (help.status === 0 && !/lb-server/.test(help.stdout)) {
   failed++;
   console.log('[pack-smoke] FAIL lb-server --help did not name itself');
 }
+step(
+  'plugin author: the contract test of examples/plugin-strategy, @lb/testing from its tarball (npx vitest run)',
+  'npx',
+  ['--no-install', 'vitest', 'run'],
+  { cwd: plugin, env: { ...process.env, CI: '1' } },
+);
 // The two type checks run side by side (each is ~40 s, mostly on one core).
 const tsc = path.join(app, 'node_modules', 'typescript', 'bin', 'tsc');
 await Promise.all([

@@ -20,7 +20,8 @@ export interface EnvDocument {
   hasEndpoints: boolean;
 }
 
-const NUMBERED_FIELDS = {
+/** Numbered-endpoint variables (`OPENAI_<FIELD>_N`) → endpoint keys. */
+export const NUMBERED_FIELDS = {
   API_KEY: 'api_key',
   BASE_URL: 'base_url',
   NAME: 'name',
@@ -39,8 +40,8 @@ const NUMBERED_FIELDS = {
 const NUMBERED = new RegExp(`^OPENAI_(${Object.keys(NUMBERED_FIELDS).join('|')})_(\\d+)$`);
 const FALLBACK = /^OPENAI_API_KEY_FALLBACK_(\d+)$/;
 
-/** Global variables → document path; `s` = bare numbers are seconds. */
-const GLOBALS: Record<string, { path: string[]; unit?: 's' | 'ms' }> = {
+/** Global variables → document path; `s` = bare numbers are seconds, `ms` = milliseconds. */
+export const GLOBALS: Record<string, { path: string[]; unit?: 's' | 'ms' }> = {
   OPENAI_MODEL: { path: ['default_model'] },
   OPENAI_FALLBACK_ENABLED: { path: ['failover'] },
   OPENAI_MAX_RETRIES: { path: ['max_retries'] },
@@ -81,6 +82,7 @@ const GLOBALS: Record<string, { path: string[]; unit?: 's' | 'ms' }> = {
   LB_REDIS_COMMAND_TIMEOUT: { path: ['server', 'redis_command_timeout'], unit: 'ms' },
   LB_REPLICAS: { path: ['server', 'replicas'] },
   HTTP2: { path: ['server', 'http2'] },
+  LB_PLUGINS: { path: ['plugins'] },
 };
 
 /** Every variable this package reads (numbered ones with an `_N` suffix). */

@@ -5,7 +5,14 @@
  */
 
 export type { EnvDocument, Origin } from './env.js';
-export { ENV_VARS, envToDocument, isConfigured, OPENAI_DEFAULT_BASE_URL } from './env.js';
+export {
+  ENV_VARS,
+  envToDocument,
+  GLOBALS as ENV_GLOBALS,
+  isConfigured,
+  NUMBERED_FIELDS as ENV_NUMBERED_FIELDS,
+  OPENAI_DEFAULT_BASE_URL,
+} from './env.js';
 export { ConfigValidationError, isConfigValidationError } from './errors.js';
 export type { ConfigIssue } from './issues.js';
 export type { ConfigFormat } from './load.js';

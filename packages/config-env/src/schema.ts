@@ -350,6 +350,11 @@ const serverSchema = obj(
 );
 
 export const documentSchema = obj({
+  /**
+   * Plugin modules lb-server loads before it builds the router (strategies, guards, dialects): package names (resolved
+   * from the working directory as Node resolves them) or paths relative to the working directory.
+   */
+  plugins: list.optional(),
   default_model: nonEmpty.optional(),
   strategy: strategy.optional(),
   strategy_options: obj({

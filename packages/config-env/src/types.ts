@@ -147,6 +147,12 @@ export interface LbConfig {
   spend?: SpendConfig;
   /** Model used when a request names none. Env `OPENAI_MODEL`; file `default_model`. */
   defaultModel?: string;
+  /**
+   * Plugin modules for lb-server to load before it builds the router, as written: package names (resolved from the
+   * working directory) or paths relative to it. Env `LB_PLUGINS` (comma-separated); file `plugins`. A strategy
+   * name no built-in knows passes validation when plugins are listed: lb-server checks it once they are loaded.
+   */
+  plugins?: readonly string[];
   source: ConfigSource;
   /** Problems that did not stop loading (log them). */
   warnings: readonly ConfigIssue[];

@@ -88,7 +88,11 @@ export function runPipeline(raw: unknown, opts: PipelineOptions = {}): PipelineR
     doc.providers = list;
   }
 
+  // With plugins listed, a strategy name no built-in knows may be one a plugin registers: it passes here as it is, and
+  // lb-server checks it once it has loaded the plugins (they are code: this package never runs them).
+  const deferred = deferPluginStrategies(doc);
   const parsed = documentSchema.safeParse(doc);
+  if (parsed.success) for (const [set, name] of deferred) set(parsed.data as Record<string, unknown>, name);
   if (!parsed.success) {
     for (const iss of parsed.error.issues) {
       if (iss.message.startsWith(UNKNOWN_KEYS)) {
@@ -373,14 +377,14 @@ export function buildConfig(
     if (!backends.length) continue;
     models ??= {};
     models[g.name ?? key] = {
-      ...(g.strategy !== undefined ? { strategy: normalizeStrategy(g.strategy) } : {}),
+      ...(g.strategy !== undefined ? { strategy: normalizeStrategy(g.strategy) ?? g.strategy } : {}),
       backends,
     };
   }
 
   const router: RouterConfig = {
     endpoints,
-    strategy: doc.strategy !== undefined ? normalizeStrategy(doc.strategy) : 'priority',
+    strategy: doc.strategy !== undefined ? (normalizeStrategy(doc.strategy) ?? doc.strategy) : 'priority',
     ...(doc.strategy_options
       ? {
           strategyOptions: {
@@ -473,6 +477,7 @@ export function buildConfig(
     server,
     ...(spend ? { spend } : {}),
     ...(doc.default_model !== undefined ? { defaultModel: doc.default_model } : {}),
+    ...(doc.plugins?.length ? { plugins: doc.plugins } : {}),
     source,
     warnings: [...warnings],
   });
@@ -491,6 +496,37 @@ export function compile(raw: unknown, source: ConfigSource, opts: PipelineOption
   const r = runPipeline(raw, opts);
   if (r.errors.length || !r.doc) throw new ConfigValidationError(r.errors, r.warnings, label);
   return buildConfig(r.doc, source, r.warnings);
+}
+
+/**
+ * When the document lists `plugins`, swaps each strategy name no registered strategy knows (top level and per model
+ * group) for a known one before the schema runs, and returns how to put the name back into the parsed document.
+ */
+function deferPluginStrategies(
+  doc: Record<string, unknown>,
+): [(parsed: Record<string, unknown>, name: string) => void, string][] {
+  const listed = Array.isArray(doc.plugins) ? doc.plugins.length > 0 : typeof doc.plugins === 'string';
+  if (!listed) return [];
+  const out: [(parsed: Record<string, unknown>, name: string) => void, string][] = [];
+  const unknown = (v: unknown): v is string =>
+    typeof v === 'string' && v.trim() !== '' && normalizeStrategy(v) === undefined;
+  if (unknown(doc.strategy)) {
+    out.push([(p, n) => (p.strategy = n), doc.strategy]);
+    doc.strategy = 'priority';
+  }
+  if (isTable(doc.models)) {
+    const models: Record<string, unknown> = { ...doc.models };
+    for (const [key, g] of Object.entries(models)) {
+      if (!isTable(g) || !unknown(g.strategy)) continue;
+      out.push([
+        (p, n) => ((p.models as Record<string, Record<string, unknown>>)[key].strategy = n),
+        g.strategy,
+      ]);
+      models[key] = { ...g, strategy: 'priority' };
+    }
+    doc.models = models;
+  }
+  return out;
 }
 
 /** Merges `over` onto `under` (tables deeply; `over` wins). */

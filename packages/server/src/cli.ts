@@ -7,6 +7,7 @@ import { startDemoUpstreams } from './demo.js';
 import { createServer } from './index.js';
 import { integrations } from './integrations.js';
 import type { ServerConfigInput } from './options.js';
+import { checkStrategies, type LoadedPlugin, type LoadedPlugins, loadPlugins } from './plugins.js';
 
 const HELP = `lb-server — OpenAI-compatible load-balancing proxy
 
@@ -136,6 +137,15 @@ async function main(): Promise<number> {
     }
     config = pre.config;
   }
+  // Plugins (config `plugins`, env LB_PLUGINS) register their strategies and dialects before the router is built.
+  let plugins: LoadedPlugins | undefined;
+  try {
+    plugins = await withPlugins(config);
+  } catch (e) {
+    console.error(describeConfigError(e));
+    await closeDemo?.();
+    return 1;
+  }
   for (const w of (config as { warnings?: readonly { path: string; message: string }[] }).warnings ?? [])
     console.warn(`lb-server: warning: ${w.path}: ${w.message}`);
   // --port/--host win over the config, at start and on every reload (so a reload never reports them as changed).
@@ -147,10 +157,28 @@ async function main(): Promise<number> {
       ...(args.host !== undefined ? { host: args.host } : {}),
     },
   });
+  // A reload loads the modules newly listed (a failing one fails the reload, config unchanged) and, once the new
+  // config is in, swaps the plugin guards; a module already loaded is not re-imported (changing its code needs a
+  // restart), and the strategies and dialects of a module no longer listed stay registered, unused unless named.
+  let pending: LoadedPlugins | undefined;
   const server = createServer({
     ...withArgs(config),
     version: version(),
-    reloadConfig: demo ? undefined : async () => withArgs(await loadServerConfig({ file: args.config })),
+    reloadConfig: demo
+      ? undefined
+      : async () => {
+          const next = await loadServerConfig({ file: args.config });
+          pending = await withPlugins(next);
+          return withArgs(next);
+        },
+  });
+  let detachGuards = plugins?.attach(server.router);
+  server.router.on('config:reloaded', () => {
+    if (!pending) return;
+    detachGuards?.();
+    detachGuards = pending.attach(server.router);
+    plugins = pending;
+    pending = undefined;
   });
   let url: string;
   try {
@@ -167,6 +195,9 @@ async function main(): Promise<number> {
     `lb-server ${version()} listening on ${url}  (OpenAI base URL: ${url}/v1)`,
     ...(server.opsUrl ? [`operations listener (admin, /metrics, /stats, /health) on ${server.opsUrl}`] : []),
     modeLine(args, demo, config),
+    ...(plugins?.modules.length
+      ? [`plugins: ${plugins.modules.map((m) => `${m.spec} (${describePlugin(m)})`).join('; ')}`]
+      : []),
     `${config.router.endpoints.length} endpoint(s), strategy ${server.router.strategy}:`,
     ...config.router.endpoints.map(describeEndpoint),
   ];
@@ -234,10 +265,28 @@ function modeLine(args: Pick<Args, 'demo' | 'config'>, demo: boolean, config: Se
     : `mode: proxy, configured from ${from}`;
 }
 
+/** Loads the plugins a config lists (from the working directory) and checks its strategy names against them. */
+async function withPlugins(config: ServerConfigInput): Promise<LoadedPlugins | undefined> {
+  const specs = (config as { plugins?: readonly string[] }).plugins;
+  const plugins = specs?.length ? await loadPlugins(specs, { cwd: process.cwd() }) : undefined;
+  checkStrategies(config.router, plugins);
+  return plugins;
+}
+
+function describePlugin(m: LoadedPlugin): string {
+  const parts = [
+    m.strategies.length ? `strategies ${m.strategies.join(', ')}` : '',
+    m.guards.length ? `guards ${m.guards.join(', ')}` : '',
+    m.dialects.length ? `dialects ${m.dialects.join(', ')}` : '',
+  ].filter(Boolean);
+  return parts.join('; ');
+}
+
 async function check(args: Args): Promise<number> {
   let config: ServerConfigInput;
   try {
     config = await loadServerConfig({ file: args.config });
+    await withPlugins(config);
   } catch (e) {
     console.error(describeConfigError(e));
     return 1;

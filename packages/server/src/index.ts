@@ -16,6 +16,8 @@ export type {
   ServerSettings,
 } from './options.js';
 export { DEFAULT_SETTINGS } from './options.js';
+export type { LbPlugin, LoadedPlugin, LoadedPlugins } from './plugins.js';
+export { checkStrategies, loadPlugins } from './plugins.js';
 export type { DialectLike, DialectRequestLike, ExchangeRecord } from './proxy.js';
 export type { ReloadReport } from './reload.js';
 export type { Attachment, ClientLimiterLike, CreateServerOptions, LbServer } from './server.js';
