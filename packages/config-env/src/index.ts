@@ -7,6 +7,8 @@
 export type { EnvDocument, Origin } from './env.js';
 export { ENV_VARS, envToDocument, isConfigured, OPENAI_DEFAULT_BASE_URL } from './env.js';
 export { ConfigValidationError, isConfigValidationError } from './errors.js';
+export type { FallbacksConfig } from './fallbacks.js';
+export { FALLBACK_ENV } from './fallbacks.js';
 export type { ConfigIssue } from './issues.js';
 export type { ConfigFormat } from './load.js';
 export {

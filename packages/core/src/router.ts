@@ -411,6 +411,11 @@ export class Router {
     if (this.#has('guard:state')) this.#emit('guard:state', payload);
   }
 
+  /** Lets a front end publish a model fallback on the bus (`fallback`), for metrics, logs and `/stats`. */
+  publishFallback(payload: RouterEvents['fallback']): void {
+    if (this.#has('fallback')) this.#emit('fallback', payload);
+  }
+
   /** The guards attached now. */
   get guards(): readonly Guard[] {
     return this.#guards;

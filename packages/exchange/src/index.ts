@@ -9,6 +9,20 @@ export type { AttemptSettings, EarlyResponder, Sink, StreamHolder, Timers } from
 export { Attempt, defaultTimers, HOLD_MAX_BYTES, HoldBudget } from './attempt.js';
 export type { ResponseHeaders } from './errors.js';
 export { EventTooLargeError, ExchangeTimeoutError, StreamOpenError } from './errors.js';
+export type { FallbackCause, FallbackChainTable, FallbackConfig } from './fallback.js';
+export {
+  BodyCollector,
+  FALLBACK_BODY_LIMIT,
+  FALLBACK_ENV_VARS,
+  FALLBACK_HEADER,
+  FALLBACKS_REQUEST_HEADER,
+  FallbackRun,
+  fallbackCauseOf,
+  fallbackCauseOfError,
+  fallbackConfigFromEnv,
+  hasFallbacks,
+  parseFallbackList,
+} from './fallback.js';
 export type { PreparedRequest } from './prepare.js';
 export { ATTEMPTS_HEADER, attemptTimeout, ENDPOINT_HEADER, prepareUpstream, tagResponse } from './prepare.js';
 export type { GateVerdict } from './sse.js';

@@ -72,6 +72,8 @@ export interface RouterSource {
   /** A Router, a router config, or a whole `@lb/config-env` config (`{ router: loadConfig() }`). */
   router: Router | RouterConfig | { readonly router: RouterConfig };
   defaultModel?: string;
+  /** Model fallback chains (`[fallbacks]` of a config-env config). */
+  fallbacks?: RouterFetchOptions['fallbacks'];
   server?: {
     streamIdleTimeoutMs?: number;
     streamFirstByteTimeoutMs?: number;
@@ -133,6 +135,7 @@ function resolve(options: LoadBalancedOpenAIOptions): Resolved {
       created = true;
     }
     adapter.defaultModel ??= src.defaultModel;
+    adapter.fallbacks ??= src.fallbacks;
     adapter.streamIdleTimeoutMs ??= src.server?.streamIdleTimeoutMs;
     adapter.streamFirstByteTimeoutMs ??= src.server?.streamFirstByteTimeoutMs;
     adapter.streamProbationHoldMs ??= src.server?.streamProbationHoldMs;
@@ -218,6 +221,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       route,
       responseHeaders,
       tracing,
+      fallbacks,
       defaultModel,
       attach,
       guards,
@@ -245,6 +249,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       route,
       responseHeaders,
       tracing,
+      fallbacks,
     });
     super({
       ...(clientOptions as PassThroughClientOptions),

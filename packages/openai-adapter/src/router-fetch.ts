@@ -1,10 +1,11 @@
 import {
   type AttemptContext,
+  ConfigError,
   type Endpoint,
   estimateTokens,
   isLbError,
   isNoHealthyEndpointError,
-  type LbError,
+  LbError,
   parseTags,
   type RouteRequest,
   type Router,
@@ -14,8 +15,19 @@ import {
   type AttemptSettings,
   attemptTimeout,
   defaultTimers,
+  FALLBACK_BODY_LIMIT,
+  FALLBACK_HEADER,
+  FALLBACKS_REQUEST_HEADER,
+  type FallbackCause,
+  type FallbackConfig,
+  FallbackRun,
+  fallbackCauseOf,
+  fallbackCauseOfError,
+  fallbackConfigFromEnv,
   fetchTransport,
   HoldBudget,
+  hasFallbacks,
+  parseFallbackList,
   prepareUpstream,
   StreamOpenError,
   tagResponse,
@@ -28,7 +40,7 @@ import {
   providerGuard,
   requestFeatures,
 } from '@lb/providers';
-import { bytesOption, msOption } from './internal/env.js';
+import { bytesOption, msOption, readEnv } from './internal/env.js';
 import { readRequest } from './internal/request.js';
 import { streamBody, withUsage } from './internal/stream.js';
 
@@ -110,6 +122,13 @@ export interface RouterFetchOptions {
    * `@lb/otel`, which is undefined when `@opentelemetry/api` is not installed. Default: none.
    */
   tracing?: { inject(requestId: string, headers: Record<string, string>, operation?: string): void };
+  /**
+   * Model fallback chains: `{ default, contextWindow, contentPolicy }`, each model → the models to try next (as
+   * `[fallbacks]` in a config-env file). Default: env `LB_FALLBACKS`, `LB_CONTEXT_WINDOW_FALLBACKS`,
+   * `LB_CONTENT_POLICY_FALLBACKS` (JSON), else none. A call may bring its own chain: body `models: [...]` or header
+   * `x-lb-fallbacks: a,b`.
+   */
+  fallbacks?: FallbackConfig;
 }
 
 const ERROR_HEADERS = { 'content-type': 'application/json' };
@@ -203,6 +222,13 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     passBody: true,
   };
   const route = options.route;
+  let chains: FallbackConfig | undefined;
+  try {
+    chains = options.fallbacks ?? fallbackConfigFromEnv(readEnv);
+  } catch (e) {
+    throw new ConfigError(`createRouterFetch: ${(e as Error).message}`);
+  }
+  if (!hasFallbacks(chains)) chains = undefined;
   if (options.providerGuard !== false && !router.guards.some((g) => g.name === 'provider')) {
     router.addGuard(providerGuard());
   }
@@ -216,7 +242,32 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     const req = await readRequest(input, init);
     const path = pathOf(req.url, base);
     const operation = operationOf(req.method, path);
-    const json = req.json;
+    let json = req.json;
+    // The call's own fallback chain: body `models: [...]` (the first is the primary; stripped) and `x-lb-fallbacks`.
+    let requested: string[] | undefined;
+    if (json !== undefined && json.models !== undefined) {
+      const list = Array.isArray(json.models) ? parseFallbackList(json.models) : undefined;
+      if (list === undefined)
+        return synthetic(
+          new LbError('"models" must be a non-empty list of model names', {
+            status: 400,
+            type: 'invalid_request_error',
+            code: 'invalid_models',
+          }),
+          0,
+        );
+      const { models: _, ...rest } = json;
+      if (typeof rest.model !== 'string') rest.model = list[0];
+      json = rest;
+      requested = list.filter((m) => m !== rest.model);
+      req.body = new TextEncoder().encode(JSON.stringify(rest));
+    }
+    const fbHeader = req.headers[FALLBACKS_REQUEST_HEADER];
+    if (fbHeader !== undefined) {
+      delete req.headers[FALLBACKS_REQUEST_HEADER];
+      const list = parseFallbackList(fbHeader);
+      if (list !== undefined) requested = [...(requested ?? []), ...list];
+    }
     const model = typeof json?.model === 'string' ? (json.model as string) : req.formModel;
     const stream = json?.stream === true;
     const routeReq: RouteRequest = {
@@ -316,16 +367,73 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
       return tag ? tagInPlace(res, tag) : res;
     };
 
-    try {
-      return await router.execute(routeReq, attempt, { discard });
-    } catch (error) {
-      if (!isLbError(error)) throw error;
-      return errorResponse(router, error, operation, model, routeReq.features, tagged);
+    if (model === undefined || (chains === undefined && requested === undefined)) {
+      try {
+        return await router.execute(routeReq, attempt, { discard });
+      } catch (error) {
+        if (!isLbError(error)) throw error;
+        return errorResponse(router, error, operation, model, routeReq.features, tagged);
+      }
+    }
+    // With a chain: the same, model after model (never one twice), all within the request's deadline.
+    let run: FallbackRun | undefined;
+    const startedAt = Date.now();
+    const newRun = () =>
+      new FallbackRun(
+        model,
+        chains,
+        requested,
+        (routeReq.deadlineMs ?? router.config.deadlineMs ?? 120_000) - (Date.now() - startedAt),
+      );
+    const requestId = (routeReq.requestId ??= `req_f${(++fallbackSeq).toString(36)}`);
+    const fallBack = (cause: FallbackCause | undefined): boolean => {
+      if (cause === undefined || req.signal?.aborted) return false;
+      run ??= newRun();
+      const to = run.next(cause, router, requestId);
+      if (to === undefined) return false;
+      routeReq.model = to;
+      routeReq.deadlineMs = run.deadlineMs();
+      return true;
+    };
+    for (;;) {
+      let res: Response;
+      try {
+        res = await router.execute(routeReq, attempt, { discard });
+      } catch (error) {
+        if (!isLbError(error)) throw error;
+        if (fallBack(fallbackCauseOfError(error))) {
+          if (isNoHealthyEndpointError(error) && error.lastValue instanceof Response)
+            discard(error.lastValue);
+          continue;
+        }
+        return errorResponse(router, error, operation, routeReq.model, routeReq.features, tagged);
+      }
+      const st = res.status;
+      if (st >= 400 && st < 500 && (run ??= newRun()).wantsBody(st)) {
+        const len = Number(res.headers.get('content-length') ?? 0);
+        if (len <= FALLBACK_BODY_LIMIT) {
+          const text = await res.text();
+          if (fallBack(fallbackCauseOf(st, text))) continue;
+          res = new Response(text, { status: st, statusText: res.statusText, headers: res.headers });
+        }
+      }
+      if (run?.taken) {
+        const headers = new Headers(res.headers);
+        headers.set(FALLBACK_HEADER, run.model);
+        try {
+          Object.defineProperty(res, 'headers', { value: headers, configurable: true });
+        } catch {
+          res = new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+        }
+      }
+      return res;
     }
   };
   // The openai SDK reads `fetch.Response` to check FormData support instead of probing the network.
   return Object.assign(routerFetch, { Response: globalThis.Response });
 }
+
+let fallbackSeq = 0;
 
 function hasTpm(e: Endpoint): boolean {
   return e.limits.tpm !== undefined;

@@ -13,7 +13,15 @@ import {
 import {
   type AttemptSettings,
   attemptTimeout,
+  BodyCollector,
+  FALLBACK_BODY_LIMIT,
+  FALLBACK_HEADER,
+  type FallbackConfig,
+  FallbackRun,
+  fallbackCauseOf,
+  fallbackCauseOfError,
   type HoldBudget,
+  parseFallbackList,
   prepareUpstream,
   type Sink,
   StreamOpenError,
@@ -46,6 +54,8 @@ export interface ProxyContext {
   /** What this server's streams held for probation keep together (`settings.streamProbationMaxBytes`). */
   holdBudget: HoldBudget;
   defaultModel: string | undefined;
+  /** Model fallback chains (`[fallbacks]`, `LB_*FALLBACKS`); undefined when none are configured. */
+  fallbacks?: FallbackConfig;
   dialect(name: string): DialectLike | undefined;
   /** Why no endpoint could ever serve a request nothing was tried for (unsupported operation or parameter…). */
   explain?(
@@ -204,6 +214,10 @@ export class Exchange implements Sink, EarlyResponder {
   #fwd: Record<string, string> | undefined;
   #operation = 'other';
   #model: string | undefined;
+  /** The model a fallback moved the request to (the body keeps naming `#model`; the dialect splices it in). */
+  #fallbackTo: string | undefined;
+  /** The request's own fallback chain (`models: [...]` after the first, `x-lb-fallbacks`). */
+  #requested: string[] | undefined;
   #features: readonly string[] | undefined;
   /** `x-lb-tags`: only endpoints carrying all of these serve the request. */
   #tags: readonly string[] | undefined;
@@ -316,7 +330,20 @@ export class Exchange implements Sink, EarlyResponder {
             }
           }
           if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
-            const j = parsed as Record<string, any>;
+            let j = parsed as Record<string, any>;
+            if (j.models !== undefined) {
+              // OpenRouter's `models: [...]`: the first is the primary, the rest a fallback chain; never forwarded.
+              const list = Array.isArray(j.models) ? parseFallbackList(j.models) : undefined;
+              if (list === undefined) {
+                this.#fail(400, '"models" must be a non-empty list of model names', 'invalid_models');
+                return;
+              }
+              const { models: _, ...rest } = j;
+              if (typeof rest.model !== 'string') rest.model = list[0];
+              j = rest;
+              this.#requested = list.filter((m) => m !== rest.model);
+              this.#body = Buffer.from(JSON.stringify(j));
+            }
             this.#json = j;
             if (typeof j.model === 'string') this.#model = j.model;
             else if (j.model !== undefined) {
@@ -359,6 +386,11 @@ export class Exchange implements Sink, EarlyResponder {
         }
       }
       this.#fwd = upstreamHeaders(req.headers);
+      const fb = req.headers['x-lb-fallbacks'];
+      if (fb !== undefined) {
+        const list = parseFallbackList(fb);
+        if (list !== undefined) this.#requested = [...(this.#requested ?? []), ...list];
+      }
       const tags = req.headers['x-lb-tags'];
       if (tags !== undefined) this.#tags = parseTags(tags);
       const signal = new ClientSignal();
@@ -369,34 +401,116 @@ export class Exchange implements Sink, EarlyResponder {
         this.#features = px.features(this.#operation, this.jsonOf()!);
       let call: UpstreamCall;
       px.trace?.continueFrom(this.requestId, req.headers, this.#operation);
-      this.#routing = true;
-      try {
-        call = await px.router.execute(
-          {
-            model: this.#model,
-            requestId: this.requestId,
-            signal: signal as unknown as AbortSignal,
-            operation: this.#operation,
-            client: this.#client,
-            features: this.#features,
-            tags: this.#tags,
-            estimatedTokens:
-              px.estimate !== undefined && this.#hasJson() ? px.estimate(this.jsonOf()!) : undefined,
-          },
-          this.#attempt,
-          EXECUTE_OPTIONS,
-        );
-      } catch (e) {
+      let run: FallbackRun | undefined;
+      for (;;) {
+        this.#routing = true;
+        try {
+          call = await px.router.execute(
+            {
+              model: this.#fallbackTo ?? this.#model,
+              requestId: this.requestId,
+              signal: signal as unknown as AbortSignal,
+              operation: this.#operation,
+              client: this.#client,
+              features: this.#features,
+              tags: this.#tags,
+              estimatedTokens:
+                px.estimate !== undefined && this.#hasJson() ? px.estimate(this.jsonOf()!) : undefined,
+              deadlineMs: run?.deadlineMs(),
+            },
+            this.#attempt,
+            EXECUTE_OPTIONS,
+          );
+        } catch (e) {
+          this.#routing = false;
+          // Answered already: only a listener throwing in the router's bookkeeping gets here.
+          if (this.#early) return px.onError(e, this.requestId);
+          const cause = this.#canFallBack() ? fallbackCauseOfError(e) : undefined;
+          if (cause !== undefined && this.#fallBack((run ??= this.#fallbackRun()), cause)) {
+            if (isNoHealthyEndpointError(e) && e.lastValue instanceof UpstreamCall) e.lastValue.dump();
+            continue;
+          }
+          return this.#failed(e);
+        }
         this.#routing = false;
-        // Answered already: only a listener throwing in the router's bookkeeping gets here.
-        if (this.#early) return px.onError(e, this.requestId);
-        return this.#failed(e);
+        if (this.#early) return;
+        // A client error some fallback chain could fix (context length, content policy, an unknown model): read its
+        // (small) body for the cause. Only 4xx answers, only while a chain applies, only up to 64 KiB.
+        const st = call.status;
+        if (st >= 400 && st < 500 && !call.isStream && this.#canFallBack()) {
+          run ??= this.#fallbackRun();
+          const len = Number(call.headers['content-length']);
+          if (run.wantsBody(st) && len >= 0 && len <= FALLBACK_BODY_LIMIT) {
+            const col = new BodyCollector();
+            this.#call = call;
+            call.attach(col);
+            try {
+              await col.done;
+            } catch (e) {
+              return this.#failed(e);
+            }
+            const bytes = col.bytes();
+            const cause = fallbackCauseOf(
+              st,
+              Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString(),
+            );
+            if (cause !== undefined && this.#fallBack(run, cause)) continue;
+            return this.#replay(call, bytes);
+          }
+        }
+        break;
       }
-      this.#routing = false;
-      if (!this.#early) this.#respond(call);
+      this.#respond(call);
     } catch (e) {
       this.#crashed(e);
     }
+  }
+
+  /** A chain may apply: a model was named and fallbacks are configured or asked for, and the client is still there. */
+  #canFallBack(): boolean {
+    return (
+      (this.#px.fallbacks !== undefined || this.#requested !== undefined) &&
+      this.#model !== undefined &&
+      this.#signal?.aborted !== true &&
+      !this.#res.destroyed
+    );
+  }
+
+  #fallbackRun(): FallbackRun {
+    const deadline = this.#px.router.config.deadlineMs ?? 120_000;
+    return new FallbackRun(
+      this.#model!,
+      this.#px.fallbacks,
+      this.#requested,
+      deadline - (perf.now() - this.#t0),
+    );
+  }
+
+  /** Moves to the next model of the chain for `cause`; false when there is none. */
+  #fallBack(run: FallbackRun, cause: 'context_window' | 'content_policy' | 'default'): boolean {
+    const to = run.next(cause, this.#px.router, this.requestId);
+    if (to === undefined) return false;
+    this.#fallbackTo = to;
+    this.#call = undefined;
+    this.#ctx = undefined;
+    return true;
+  }
+
+  /** Answers with a client error whose body was read whole (to look for a fallback cause). */
+  #replay(call: UpstreamCall, body: Uint8Array): void {
+    const res = this.#res;
+    this.#call = call;
+    this.#status = call.status;
+    if (res.destroyed) {
+      this.#finish(undefined, 'client_closed');
+      return;
+    }
+    const rd = this.#px.redactor;
+    const sink = rd.sink(this);
+    if (!this.#translated)
+      res.writeHead(call.status, this.#tagged(rd.headers(call.headers, true, call.status)));
+    if (body.length) sink.data(body);
+    sink.end();
   }
 
   /** @internal `EarlyResponder`: a 2xx settled the current attempt; answer now. */
@@ -520,6 +634,7 @@ export class Exchange implements Sink, EarlyResponder {
   /** Adds the gateway's own response headers (`responseHeaders`): who answered, after how many attempts. */
   #tagged(h: OutgoingHttpHeaders): OutgoingHttpHeaders {
     if (this.#px.settings.responseHeaders) tagResponse(h, this.#ctx!);
+    if (this.#fallbackTo !== undefined) h[FALLBACK_HEADER] = this.#fallbackTo;
     return h;
   }
 

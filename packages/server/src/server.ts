@@ -6,6 +6,7 @@ import {
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, createRouter, type LbError, maskKey, Router, type RouterConfig } from '@lb/core';
+import { hasFallbacks } from '@lb/exchange';
 import type { StoreHealth } from '@lb/ratelimit';
 import type { Agent } from 'undici';
 import {
@@ -265,6 +266,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     settings,
     holdBudget,
     defaultModel: options.defaultModel,
+    fallbacks: hasFallbacks(options.fallbacks) ? options.fallbacks : undefined,
     dialect: integ.dialect,
     explain: explain ? (op, model, features) => explain(router, op, model, features) : undefined,
     estimate: undefined,
@@ -683,6 +685,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
         settings = nextSettings;
         px.settings = nextSettings;
         if (input.server !== undefined || 'defaultModel' in input) px.defaultModel = input.defaultModel;
+        px.fallbacks = hasFallbacks(input.fallbacks) ? input.fallbacks : undefined;
         policy = accessPolicy(nextSettings.apiKeys, nextSettings.adminKey);
         limiter = nextLimiter;
         bodies.max = nextSettings.maxInflightBodyBytes;
