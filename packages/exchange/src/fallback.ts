@@ -250,3 +250,19 @@ export function fallbackConfigFromEnv(
   }
   return out;
 }
+
+/**
+ * Every model name a client may ask for: `served` (the router's models and groups) plus each chain's models and
+ * targets, in that order, once each. For `/v1/models`.
+ */
+export function modelsWithFallbacks(served: readonly string[], config: FallbackConfig | undefined): string[] {
+  const out = new Set(served);
+  if (config !== undefined)
+    for (const t of [config.default, config.contextWindow, config.contentPolicy])
+      if (t !== undefined)
+        for (const [from, to] of Object.entries(t)) {
+          out.add(from);
+          for (const m of to) out.add(m);
+        }
+  return [...out];
+}

@@ -21,6 +21,7 @@ export {
   fallbackCauseOfError,
   fallbackConfigFromEnv,
   hasFallbacks,
+  modelsWithFallbacks,
   parseFallbackList,
 } from './fallback.js';
 export type { PreparedRequest } from './prepare.js';

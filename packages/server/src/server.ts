@@ -6,7 +6,7 @@ import {
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, createRouter, type LbError, maskKey, Router, type RouterConfig } from '@lb/core';
-import { hasFallbacks } from '@lb/exchange';
+import { type FallbackConfig, hasFallbacks, modelsWithFallbacks } from '@lb/exchange';
 import type { StoreHealth } from '@lb/ratelimit';
 import type { Agent } from 'undici';
 import {
@@ -521,7 +521,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
       }
       if (p === '/models' && listener === 'main') {
         if (!checkClient(req, res)) return;
-        sendJson(res, 200, modelList(router));
+        sendJson(res, 200, modelList(router, px.fallbacks));
         return;
       }
     }
@@ -750,9 +750,9 @@ function isModelsList(path: string, method: string | undefined): boolean {
   return method === 'GET' && (path === '/models' || path.startsWith('/models?'));
 }
 
-function modelList(router: Router): unknown {
+function modelList(router: Router, fallbacks: FallbackConfig | undefined): unknown {
   return {
     object: 'list',
-    data: router.models().map((id) => ({ id, object: 'model', created: 0, owned_by: 'lb' })),
+    data: modelsWithFallbacks(router.models(), fallbacks).map((id) => ({ id, object: 'model', created: 0, owned_by: 'lb' })),
   };
 }

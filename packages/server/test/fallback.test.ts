@@ -323,3 +323,40 @@ describe.each([server, adapter])('model fallbacks through $name', (surface) => {
     expect(seen).toEqual([]);
   });
 });
+
+describe('model fallbacks in lb-server observability', () => {
+  let up: FakeUpstream;
+  const key = fakeKey('obs');
+  beforeAll(async () => {
+    up = await startFakeUpstream({ name: 'obs', acceptKeys: [key] });
+  });
+  afterAll(async () => {
+    await up.close();
+  });
+
+  it('counts lb_fallbacks_total{from,to,cause} and /stats, and lists chain models in /v1/models', async () => {
+    const { client, base } = await server.start(
+      {
+        endpoints: [
+          { id: 'small', url: up.url, apiKey: key, models: ['gpt-4o-mini'] },
+          { id: 'large', url: up.url, apiKey: key, models: ['gpt-4.1'] },
+        ],
+      },
+      { contextWindow: { 'gpt-4o-mini': ['gpt-4.1'] }, default: { 'gpt-5-preview': ['gpt-4o-mini'] } },
+    );
+    up.next(contextError);
+    await client.chat.completions.create({ model: 'gpt-4o-mini', messages });
+    await client.chat.completions.create({ model: 'gpt-5-preview', messages });
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toContain('lb_fallbacks_total{from="gpt-4o-mini",to="gpt-4.1",cause="context_window"} 1');
+    // A name no endpoint serves is a chain's key only: never a label of its own.
+    expect(metrics).toContain('lb_fallbacks_total{from="other",to="gpt-4o-mini",cause="default"} 1');
+    const stats = await (await fetch(`${base}/stats`)).json();
+    expect(stats.totals.fallbacks).toEqual({
+      total: 2,
+      byCause: { context_window: 1, content_policy: 0, default: 1 },
+    });
+    const models = await client.models.list();
+    expect(models.data.map((m) => m.id).sort()).toEqual(['gpt-4.1', 'gpt-4o-mini', 'gpt-5-preview']);
+  });
+});
