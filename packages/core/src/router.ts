@@ -672,10 +672,11 @@ export class Router {
     const scratch = this.#scratch;
     const guards = this.#guards;
     const tags = req.tags;
+    const pin = req.endpoint;
     let n = 0;
     for (let i = 0; i < cands.length; i++) {
       const c = cands[i];
-      if (c.weight <= 0) continue;
+      if (c.weight <= 0 || (pin !== undefined && c.endpoint.id !== pin)) continue;
       const rt = c.rt;
       if (rt.health.status !== 'healthy' && !this.#refresh(rt, now)) continue;
       if (tried !== undefined && tried.includes(rt.index)) continue;
@@ -734,7 +735,11 @@ export class Router {
     ctx.attempt = attempt;
     // Fast path: no exclusions and no tags: the strategy chooses from the cached eligible list, and guards are
     // asked about the chosen endpoint only. A veto falls back to the full filter below.
-    if ((tried === undefined || tried.length === 0) && (req.tags === undefined || req.tags.length === 0)) {
+    if (
+      (tried === undefined || tried.length === 0) &&
+      (req.tags === undefined || req.tags.length === 0) &&
+      req.endpoint === undefined
+    ) {
       const list = this.#eligible(route, now);
       if (list.length === 0) return undefined;
       ctx.stable = true;
@@ -763,8 +768,11 @@ export class Router {
   /** Every candidate was refused: a guard with `rescue` may let one through that every other guard admits. */
   #rescue(route: Route, req: RouteRequest, now: number): CandidateImpl | undefined {
     const tags = req.tags;
+    const pin = req.endpoint;
     const list = this.#eligible(route, now).filter(
-      (c) => tags === undefined || tags.length === 0 || hasAll(c.tags, tags),
+      (c) =>
+        (tags === undefined || tags.length === 0 || hasAll(c.tags, tags)) &&
+        (pin === undefined || c.endpoint.id === pin),
     );
     if (list.length === 0) return undefined;
     const endpoints = list.map((c) => c.endpoint);
@@ -862,6 +870,15 @@ export class Router {
       throw new LbError(
         `No endpoint${model === undefined ? '' : ` serving ${JSON.stringify(model)}`} carries all of the tags ${JSON.stringify(tags)}`,
         { status: 400, type: 'invalid_request_error', code: 'no_endpoint_with_tags' },
+      );
+    }
+    const pin = req.endpoint;
+    if (pin !== undefined && !route.candidates.some((c) => c.endpoint.id === pin)) {
+      throw new LbError(
+        this.#pool.byId.has(pin)
+          ? `The endpoint ${JSON.stringify(pin)} does not serve ${JSON.stringify(model)}`
+          : `No endpoint has the id ${JSON.stringify(pin)}`,
+        { status: 400, type: 'invalid_request_error', code: 'unknown_endpoint' },
       );
     }
     let justWaited = false;

@@ -5,6 +5,22 @@
  * first-byte and idle timeouts, usage from the tail, the `x-lb-*` headers and the dialect path live here once.
  */
 
+export type { AffinityRedisLike, AffinityStore, ObjectKind } from './affinity.js';
+export {
+  AFFINITY_TTL_MS,
+  CreatedIdTap,
+  createdIdIn,
+  createsObject,
+  isObjectRoute,
+  MemoryAffinityStore,
+  objectIdsIn,
+  objectKindOf,
+  PIN_HEADER,
+  pinnedEndpoint,
+  pinnedUnavailable,
+  RedisAffinityStore,
+  rememberObject,
+} from './affinity.js';
 export type { AttemptSettings, EarlyResponder, Sink, StreamHolder, Timers } from './attempt.js';
 export { Attempt, defaultTimers, HOLD_MAX_BYTES, HoldBudget } from './attempt.js';
 export type { ResponseHeaders } from './errors.js';

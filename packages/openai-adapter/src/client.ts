@@ -222,6 +222,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       responseHeaders,
       tracing,
       fallbacks,
+      affinity,
       defaultModel,
       attach,
       guards,
@@ -250,6 +251,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       responseHeaders,
       tracing,
       fallbacks,
+      affinity,
     });
     super({
       ...(clientOptions as PassThroughClientOptions),

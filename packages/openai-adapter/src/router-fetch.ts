@@ -11,9 +11,12 @@ import {
   type Router,
 } from '@lb/core';
 import {
+  type AffinityStore,
   Attempt,
   type AttemptSettings,
   attemptTimeout,
+  createdIdIn,
+  createsObject,
   defaultTimers,
   FALLBACK_BODY_LIMIT,
   FALLBACK_HEADER,
@@ -27,8 +30,15 @@ import {
   fetchTransport,
   HoldBudget,
   hasFallbacks,
+  isObjectRoute,
+  MemoryAffinityStore,
+  objectIdsIn,
+  PIN_HEADER,
   parseFallbackList,
+  pinnedEndpoint,
+  pinnedUnavailable,
   prepareUpstream,
+  rememberObject,
   StreamOpenError,
   tagResponse,
 } from '@lb/exchange';
@@ -129,6 +139,11 @@ export interface RouterFetchOptions {
    * `x-lb-fallbacks: a,b`.
    */
   fallbacks?: FallbackConfig;
+  /**
+   * Where objects' endpoints are remembered (files, batches, stored Responses…: every later call naming one goes to
+   * the endpoint that created it). Default: in memory (`MemoryAffinityStore`); `false`: off.
+   */
+  affinity?: AffinityStore | false;
 }
 
 const ERROR_HEADERS = { 'content-type': 'application/json' };
@@ -229,6 +244,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     throw new ConfigError(`createRouterFetch: ${(e as Error).message}`);
   }
   if (!hasFallbacks(chains)) chains = undefined;
+  const affinity = options.affinity === false ? undefined : (options.affinity ?? new MemoryAffinityStore());
   if (options.providerGuard !== false && !router.guards.some((g) => g.name === 'provider')) {
     router.addGuard(providerGuard());
   }
@@ -288,9 +304,25 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
       const extra = route({ method: req.method, path, operation, model, stream, headers: req.headers });
       if (extra) Object.assign(routeReq, extra, { signal: extra.signal ?? req.signal });
     }
+    // Objects live where they were created: only object routes (and `x-lb-endpoint`) pay for the look-up.
+    const pinHeader = req.headers[PIN_HEADER];
+    let pin: { endpointId: string; objectId?: string } | undefined;
+    if (pinHeader !== undefined || (affinity !== undefined && isObjectRoute(path))) {
+      delete req.headers[PIN_HEADER];
+      try {
+        pin = await pinnedEndpoint(router, affinity, pinHeader, path, () => json);
+      } catch (e) {
+        if (!isLbError(e)) throw e;
+        return synthetic(e, 0);
+      }
+      if (pin !== undefined) routeReq.endpoint = pin.endpointId;
+    }
+    const creates = affinity !== undefined && createsObject(req.method, path, json);
+    let answeredBy: string | undefined;
 
     const attempt = async (ctx: AttemptContext): Promise<Response> => {
       const ep = ctx.endpoint;
+      answeredBy = ep.id;
       const tag = tagged ? ctx : undefined;
       const dialect = getDialect(ep.provider);
       const dreq: DialectRequest = {
@@ -367,13 +399,19 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
       return tag ? tagInPlace(res, tag) : res;
     };
 
-    if (model === undefined || (chains === undefined && requested === undefined)) {
+    if (model === undefined || (chains === undefined && requested === undefined) || pin !== undefined) {
+      let res: Response;
       try {
-        return await router.execute(routeReq, attempt, { discard });
+        res = await router.execute(routeReq, attempt, { discard });
       } catch (error) {
         if (!isLbError(error)) throw error;
+        if (pin !== undefined && isNoHealthyEndpointError(error)) {
+          if (error.lastValue instanceof Response) discard(error.lastValue);
+          return synthetic(pinnedUnavailable(router, pin.endpointId, pin.objectId, error), 0);
+        }
         return errorResponse(router, error, operation, model, routeReq.features, tagged);
       }
+      return affinity === undefined ? res : remember(affinity, res, creates, req.method, path, answeredBy);
     }
     // With a chain: the same, model after model (never one twice), all within the request's deadline.
     let run: FallbackRun | undefined;
@@ -426,7 +464,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
           res = new Response(res.body, { status: res.status, statusText: res.statusText, headers });
         }
       }
-      return res;
+      return affinity === undefined ? res : remember(affinity, res, creates, req.method, path, answeredBy);
     }
   };
   // The openai SDK reads `fetch.Response` to check FormData support instead of probing the network.
@@ -434,6 +472,48 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
 }
 
 let fallbackSeq = 0;
+
+/**
+ * After a 2xx on an object route: remembers the endpoint of the object the answer created (its id read from a
+ * clone's first bytes), or forgets the one a DELETE removed.
+ */
+async function remember(
+  store: AffinityStore,
+  res: Response,
+  creates: boolean,
+  method: string,
+  path: string,
+  endpointId: string | undefined,
+): Promise<Response> {
+  if (!res.ok || endpointId === undefined) return res;
+  if (creates && res.body !== null) {
+    const id = await createdIdOf(res.clone());
+    if (id !== undefined) await rememberObject(store, id, endpointId);
+  } else if (method === 'DELETE' && isObjectRoute(path)) {
+    const id = objectIdsIn(path, undefined).at(-1);
+    if (id !== undefined && path.split('?')[0].endsWith(id)) await store.delete(id);
+  }
+  return res;
+}
+
+/** The created object's id from the first 8 KiB of a (cloned) answer; the clone is cancelled after. */
+async function createdIdOf(res: Response): Promise<string | undefined> {
+  const reader = res.body!.getReader();
+  const dec = new TextDecoder();
+  let text = '';
+  try {
+    while (text.length < 8192) {
+      const r = await reader.read();
+      if (r.done) break;
+      text += dec.decode(r.value, { stream: true });
+      const id = createdIdIn(text);
+      if (id !== undefined) return id;
+    }
+    return createdIdIn(text);
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
 
 function hasTpm(e: Endpoint): boolean {
   return e.limits.tpm !== undefined;

@@ -11,9 +11,12 @@ import {
   type Usage,
 } from '@lb/core';
 import {
+  type AffinityStore,
   type AttemptSettings,
   attemptTimeout,
   BodyCollector,
+  CreatedIdTap,
+  createsObject,
   FALLBACK_BODY_LIMIT,
   FALLBACK_HEADER,
   type FallbackConfig,
@@ -21,8 +24,13 @@ import {
   fallbackCauseOf,
   fallbackCauseOfError,
   type HoldBudget,
+  isObjectRoute,
+  objectIdsIn,
   parseFallbackList,
+  pinnedEndpoint,
+  pinnedUnavailable,
   prepareUpstream,
+  rememberObject,
   type Sink,
   StreamOpenError,
   sseError,
@@ -54,6 +62,8 @@ export interface ProxyContext {
   /** What this server's streams held for probation keep together (`settings.streamProbationMaxBytes`). */
   holdBudget: HoldBudget;
   defaultModel: string | undefined;
+  /** Where objects' endpoints are remembered (files, batches, stored responses…): memory, or Redis. */
+  affinity?: AffinityStore;
   /** Model fallback chains (`[fallbacks]`, `LB_*FALLBACKS`); undefined when none are configured. */
   fallbacks?: FallbackConfig;
   dialect(name: string): DialectLike | undefined;
@@ -216,6 +226,10 @@ export class Exchange implements Sink, EarlyResponder {
   #model: string | undefined;
   /** The model a fallback moved the request to (the body keeps naming `#model`; the dialect splices it in). */
   #fallbackTo: string | undefined;
+  /** The endpoint this call must go to (`x-lb-endpoint`, or where the object it names lives). */
+  #pin: { endpointId: string; objectId?: string } | undefined;
+  /** The call creates an object: its id is read from the answer and remembered with the endpoint. */
+  #creates = false;
   /** The request's own fallback chain (`models: [...]` after the first, `x-lb-fallbacks`). */
   #requested: string[] | undefined;
   #features: readonly string[] | undefined;
@@ -369,7 +383,12 @@ export class Exchange implements Sink, EarlyResponder {
         } else if (ct.startsWith('multipart/form-data')) {
           this.#model = multipartField(body, ct, 'model');
         }
-      } else if (JSON_OPERATIONS.has(this.#operation) && req.method === 'POST') {
+      } else if (
+        JSON_OPERATIONS.has(this.#operation) &&
+        req.method === 'POST' &&
+        // An action on an object (`POST /batches/{id}/cancel`) takes no body.
+        objectIdsIn(this.#path, undefined).length === 0
+      ) {
         this.#fail(400, 'The request body is empty: expected a JSON object', 'invalid_request');
         return;
       }
@@ -399,6 +418,24 @@ export class Exchange implements Sink, EarlyResponder {
       // A scanned body with none of the parameters features are read from asks for none: no parse.
       if (px.features !== undefined && (this.#json !== undefined || (this.#lazyJson && this.#featureParams)))
         this.#features = px.features(this.#operation, this.jsonOf()!);
+      // Objects live where they were created: only object routes (and `x-lb-endpoint`) pay for the look-up.
+      const pinHeader = req.headers['x-lb-endpoint'];
+      if (pinHeader !== undefined || isObjectRoute(this.#path)) {
+        try {
+          this.#pin = await pinnedEndpoint(
+            px.router,
+            px.affinity,
+            typeof pinHeader === 'string' ? pinHeader : undefined,
+            this.#path,
+            this.#hasJson() ? () => this.jsonOf() : undefined,
+          );
+        } catch (e) {
+          return this.#failed(e);
+        }
+        this.#creates =
+          px.affinity !== undefined &&
+          createsObject(req.method ?? 'GET', this.#path, this.#hasJson() ? this.jsonOf() : undefined);
+      }
       let call: UpstreamCall;
       px.trace?.continueFrom(this.requestId, req.headers, this.#operation);
       let run: FallbackRun | undefined;
@@ -417,6 +454,7 @@ export class Exchange implements Sink, EarlyResponder {
               estimatedTokens:
                 px.estimate !== undefined && this.#hasJson() ? px.estimate(this.jsonOf()!) : undefined,
               deadlineMs: run?.deadlineMs(),
+              endpoint: this.#pin?.endpointId,
             },
             this.#attempt,
             EXECUTE_OPTIONS,
@@ -425,6 +463,11 @@ export class Exchange implements Sink, EarlyResponder {
           this.#routing = false;
           // Answered already: only a listener throwing in the router's bookkeeping gets here.
           if (this.#early) return px.onError(e, this.requestId);
+          const pin = this.#pin;
+          if (pin !== undefined && isNoHealthyEndpointError(e) && !this.#signal?.aborted) {
+            if (e.lastValue instanceof UpstreamCall) e.lastValue.dump();
+            return this.#failed(pinnedUnavailable(px.router, pin.endpointId, pin.objectId, e));
+          }
           const cause = this.#canFallBack() ? fallbackCauseOfError(e) : undefined;
           if (cause !== undefined && this.#fallBack((run ??= this.#fallbackRun()), cause)) {
             if (isNoHealthyEndpointError(e) && e.lastValue instanceof UpstreamCall) e.lastValue.dump();
@@ -471,6 +514,7 @@ export class Exchange implements Sink, EarlyResponder {
     return (
       (this.#px.fallbacks !== undefined || this.#requested !== undefined) &&
       this.#model !== undefined &&
+      this.#pin === undefined &&
       this.#signal?.aborted !== true &&
       !this.#res.destroyed
     );
@@ -618,7 +662,18 @@ export class Exchange implements Sink, EarlyResponder {
     }
     // Secrets: headers always, bodies of non-2xx answers (redact.ts).
     const rd = this.#px.redactor;
-    const sink = call.status >= 200 && call.status < 300 ? this : rd.sink(this);
+    const ok = call.status >= 200 && call.status < 300;
+    let sink: Sink = ok ? this : rd.sink(this);
+    const store = this.#px.affinity;
+    if (ok && store !== undefined && this.#ctx !== undefined) {
+      const ep = this.#ctx.endpoint.id;
+      if (this.#creates) sink = new CreatedIdTap(sink, (id) => void rememberObject(store, id, ep));
+      else if (this.#req.method === 'DELETE') {
+        // The object the path ends with is gone (not its parent: DELETE /threads/{t}/messages/{m} keeps the thread).
+        const id = objectIdsIn(this.#path, undefined).at(-1);
+        if (id !== undefined && this.#path.split('?')[0].endsWith(id)) void store.delete(id);
+      }
+    }
     if (this.#translated) {
       // The dialect rewrites whole bodies: collect, then translate in `end`.
       call.attach(sink);

@@ -6,7 +6,13 @@ import {
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, createRouter, type LbError, maskKey, Router, type RouterConfig } from '@lb/core';
-import { type FallbackConfig, hasFallbacks, modelsWithFallbacks } from '@lb/exchange';
+import {
+  type AffinityStore,
+  type FallbackConfig,
+  hasFallbacks,
+  MemoryAffinityStore,
+  modelsWithFallbacks,
+} from '@lb/exchange';
 import type { StoreHealth } from '@lb/ratelimit';
 import type { Agent } from 'undici';
 import {
@@ -149,6 +155,8 @@ export interface Integrations {
     breakerPeers?: BreakerPeersLike;
     /** 429 cooldowns between replicas (pub/sub on the same Redis). */
     limitPeers?: BreakerPeersLike;
+    /** Where objects live (files, batches, stored responses…), shared by replicas. */
+    affinity?: AffinityStore;
     status(): string;
     ready(timeoutMs: number): Promise<boolean>;
     close(): Promise<void>;
@@ -267,6 +275,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     holdBudget,
     defaultModel: options.defaultModel,
     fallbacks: hasFallbacks(options.fallbacks) ? options.fallbacks : undefined,
+    affinity: shared?.affinity ?? new MemoryAffinityStore(),
     dialect: integ.dialect,
     explain: explain ? (op, model, features) => explain(router, op, model, features) : undefined,
     estimate: undefined,
@@ -753,6 +762,11 @@ function isModelsList(path: string, method: string | undefined): boolean {
 function modelList(router: Router, fallbacks: FallbackConfig | undefined): unknown {
   return {
     object: 'list',
-    data: modelsWithFallbacks(router.models(), fallbacks).map((id) => ({ id, object: 'model', created: 0, owned_by: 'lb' })),
+    data: modelsWithFallbacks(router.models(), fallbacks).map((id) => ({
+      id,
+      object: 'model',
+      created: 0,
+      owned_by: 'lb',
+    })),
   };
 }
