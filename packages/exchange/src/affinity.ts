@@ -59,32 +59,32 @@ export function objectKindOf(id: string): ObjectKind | undefined {
   return undefined;
 }
 
-/** The first path segments of the object routes. */
-const ROUTES = new Set([
-  'files',
-  'uploads',
-  'batches',
-  'vector_stores',
-  'assistants',
-  'threads',
-  'fine_tuning',
-  'responses',
-  'conversations',
-]);
+/** The object routes' first path segments, by their first character (a request pays a char read and a compare). */
+const ROUTES: Readonly<Record<string, readonly string[]>> = {
+  f: ['files', 'fine_tuning'],
+  u: ['uploads'],
+  b: ['batches'],
+  v: ['vector_stores'],
+  a: ['assistants'],
+  t: ['threads'],
+  r: ['responses'],
+  c: ['conversations'],
+};
 
 /**
  * True when `path` (the OpenAI path, `/files/…`, query allowed) is an object route: only these pay for affinity
  * (a look-up before routing, the created id read from the answer). Chat completions and embeddings never do.
  */
 export function isObjectRoute(path: string): boolean {
-  const c = path.charCodeAt(1);
-  // f(iles, ine_tuning) u(ploads) b(atches) v(ector_stores) a(ssistants) t(hreads) r(esponses) c(onversations)
-  if (c !== 102 && c !== 117 && c !== 98 && c !== 118 && c !== 97 && c !== 116 && c !== 114 && c !== 99)
-    return false;
-  let end = path.indexOf('/', 1);
-  const q = path.indexOf('?');
-  if (end < 0 || (q >= 0 && q < end)) end = q < 0 ? path.length : q;
-  return ROUTES.has(path.slice(1, end));
+  const names = ROUTES[path[1]];
+  if (names === undefined) return false;
+  for (const n of names) {
+    if (!path.startsWith(n, 1)) continue;
+    const c = path.charCodeAt(n.length + 1);
+    // the whole segment: end, '/' or '?'
+    if (Number.isNaN(c) || c === 47 || c === 63) return true;
+  }
+  return false;
 }
 
 /** Body fields that name objects (a batch's `input_file_id`, a Response's `previous_response_id`…). */
