@@ -873,13 +873,18 @@ export class Router {
       );
     }
     const pin = req.endpoint;
-    if (pin !== undefined && !route.candidates.some((c) => c.endpoint.id === pin)) {
-      throw new LbError(
-        this.#pool.byId.has(pin)
-          ? `The endpoint ${JSON.stringify(pin)} does not serve ${JSON.stringify(model)}`
-          : `No endpoint has the id ${JSON.stringify(pin)}`,
-        { status: 400, type: 'invalid_request_error', code: 'unknown_endpoint' },
-      );
+    if (pin !== undefined) {
+      // A pin names one endpoint this request may use: one serving its model and carrying its tags (a key's own).
+      const pc = route.candidates.find((c) => c.endpoint.id === pin);
+      if (pc === undefined || (tags !== undefined && tags.length > 0 && !hasAll(pc.tags, tags)))
+        throw new LbError(
+          !this.#pool.byId.has(pin)
+            ? `No endpoint has the id ${JSON.stringify(pin)}`
+            : pc === undefined
+              ? `The endpoint ${JSON.stringify(pin)} does not serve ${JSON.stringify(model)}`
+              : `The endpoint ${JSON.stringify(pin)} is not one this request may use (tags ${JSON.stringify(tags)})`,
+          { status: 400, type: 'invalid_request_error', code: 'unknown_endpoint' },
+        );
     }
     let justWaited = false;
 
