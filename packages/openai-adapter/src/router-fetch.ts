@@ -487,8 +487,13 @@ async function remember(
 ): Promise<Response> {
   if (!res.ok || endpointId === undefined) return res;
   if (creates && res.body !== null) {
-    const id = await createdIdOf(res.clone());
-    if (id !== undefined) await rememberObject(store, id, endpointId);
+    const found = createdIdOf(res.clone()).then((id) =>
+      id === undefined ? undefined : rememberObject(store, id, endpointId),
+    );
+    // A JSON answer is small and whole: remembered before the caller has it. A stream (a Responses stream with
+    // `store`) carries the id in its first event: read from the clone alongside, never holding the caller's stream.
+    if ((res.headers.get('content-type') ?? '').includes('event-stream')) found.catch(() => {});
+    else await found;
   } else if (method === 'DELETE' && isObjectRoute(path)) {
     const id = objectIdsIn(path, undefined).at(-1);
     if (id !== undefined && path.split('?')[0].endsWith(id)) await store.delete(id);
