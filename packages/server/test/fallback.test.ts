@@ -1,6 +1,9 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${VAR}` references in a config file.
+
+import { parseConfig } from '@lb/config-env';
 import { createRouter, type Router, type RouterConfig, type RouterEvents } from '@lb/core';
 import type { FallbackConfig } from '@lb/exchange';
-import { createOpenAI } from '@lb/openai-adapter';
+import { createOpenAI, LoadBalancedOpenAI } from '@lb/openai-adapter';
 import { type FakeUpstream, fakeKey, startFakeUpstream, streamedText } from '@lb/testing';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -358,5 +361,62 @@ describe('model fallbacks in lb-server observability', () => {
     });
     const models = await client.models.list();
     expect(models.data.map((m) => m.id).sort()).toEqual(['gpt-4.1', 'gpt-4o-mini', 'gpt-5-preview']);
+  });
+});
+
+describe('[fallbacks] from a config file reaches both surfaces', () => {
+  let small: FakeUpstream;
+  let large: FakeUpstream;
+  const key = fakeKey('cfg');
+  beforeAll(async () => {
+    [small, large] = await Promise.all([
+      startFakeUpstream({ name: 'small', acceptKeys: [key] }),
+      startFakeUpstream({ name: 'large', acceptKeys: [key] }),
+    ]);
+  });
+  afterAll(async () => {
+    await Promise.all([small.close(), large.close()]);
+  });
+
+  it('lb-server from the loaded config and LoadBalancedOpenAI({ router: config }) both fall back', async () => {
+    const config = parseConfig(
+      `
+[[endpoints]]
+name = "small"
+base_url = "${small.url}"
+api_key = "\${KEY}"
+models = ["gpt-4o-mini"]
+
+[[endpoints]]
+name = "large"
+base_url = "${large.url}"
+api_key = "\${KEY}"
+models = ["gpt-4.1"]
+
+[fallbacks.context_window]
+"gpt-4o-mini" = ["gpt-4.1"]
+`,
+      'toml',
+      { KEY: key },
+    );
+    const s = createServer({
+      ...config,
+      server: { ...config.server, port: 0 },
+      logDestination: { write: () => true } as never,
+    });
+    const base = await s.listen();
+    closers.push(async () => {
+      await s.close(100);
+    });
+    const clients = [
+      new OpenAI({ baseURL: `${base}/v1`, apiKey: 'client-key', maxRetries: 0 }),
+      new LoadBalancedOpenAI({ router: config }),
+    ];
+    for (const client of clients) {
+      small.next(contextError);
+      const r = await client.chat.completions.create({ model: 'gpt-4o-mini', messages }).withResponse();
+      expect(r.data.choices[0].message.content).toBe('Hello from large');
+      expect(r.response.headers.get('x-lb-fallback')).toBe('gpt-4.1');
+    }
   });
 });
