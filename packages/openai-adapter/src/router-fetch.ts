@@ -318,6 +318,8 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
       if (pin !== undefined) routeReq.endpoint = pin.endpointId;
     }
     const creates = affinity !== undefined && createsObject(req.method, path, json);
+    // Only a call creating or deleting an object looks at its answer.
+    const afterwards = creates || (req.method === 'DELETE' && pin !== undefined) ? affinity : undefined;
     let answeredBy: string | undefined;
 
     const attempt = async (ctx: AttemptContext): Promise<Response> => {
@@ -411,7 +413,9 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
         }
         return errorResponse(router, error, operation, model, routeReq.features, tagged);
       }
-      return affinity === undefined ? res : remember(affinity, res, creates, req.method, path, answeredBy);
+      return afterwards === undefined
+        ? res
+        : remember(afterwards, res, creates, req.method, path, answeredBy);
     }
     // With a chain: the same, model after model (never one twice), all within the request's deadline.
     let run: FallbackRun | undefined;
@@ -464,7 +468,9 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
           res = new Response(res.body, { status: res.status, statusText: res.statusText, headers });
         }
       }
-      return affinity === undefined ? res : remember(affinity, res, creates, req.method, path, answeredBy);
+      return afterwards === undefined
+        ? res
+        : remember(afterwards, res, creates, req.method, path, answeredBy);
     }
   };
   // The openai SDK reads `fetch.Response` to check FormData support instead of probing the network.
