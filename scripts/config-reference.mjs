@@ -137,6 +137,14 @@ const KEYS = {
     (c) => ms(c.server.redisCommandTimeoutMs),
   ],
   'server.replicas': ['replicas sharing the budgets', 'counted by heartbeats in Redis'],
+  'server.max_stream_duration': [
+    'longest a stream may run before lb ends it with an SSE error (`upstream_stream_too_long`), ms (0: no limit)',
+    (c) => ms(c.server.maxStreamDurationMs),
+  ],
+  fallbacks: [
+    'model fallback chains: `"gpt-4o" = ["gpt-4o-mini"]` (group unavailable or `model_not_found`); `[fallbacks.context_window]` and `[fallbacks.content_policy]` for those errors; env `LB_FALLBACKS`, `LB_CONTEXT_WINDOW_FALLBACKS`, `LB_CONTENT_POLICY_FALLBACKS` (JSON)',
+    'none',
+  ],
   'endpoints[].name': ['identity: statistics and breaker state follow it across reloads; unique', 'required'],
   'endpoints[].id': ['a separate identity, if you want one', '`name`'],
   'endpoints[].base_url': ['http(s) base URL', 'required'],

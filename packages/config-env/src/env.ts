@@ -1,3 +1,4 @@
+import { FALLBACK_ENV, fallbacksFromEnv } from './fallbacks.js';
 import { type ConfigIssue, didYouMean, show } from './issues.js';
 import type { Env, EnvScheme } from './types.js';
 
@@ -96,6 +97,7 @@ export const ENV_VARS: readonly string[] = [
   'UPSTREAM_API_KEY',
   'LB_CONFIG',
   ...Object.keys(GLOBALS),
+  ...Object.keys(FALLBACK_ENV),
 ];
 
 const KNOWN = new Set(ENV_VARS);
@@ -275,6 +277,12 @@ export function envToDocument(env: Env, opts: { endpoints?: boolean } = {}): Env
   if (rotation && primary && read(env, 'LB_STRATEGY') === undefined) {
     setAt(doc, ['strategy_options', 'within_group'], 'round-robin');
     origins.push({ parts: ['strategy_options'], env: 'OPENAI_KEY_ROTATION_ENABLED' });
+  }
+
+  const chains = fallbacksFromEnv((n) => read(env, n), errors);
+  if (chains !== undefined) {
+    doc.fallbacks = chains;
+    origins.push({ parts: ['fallbacks'], env: 'LB_FALLBACKS' });
   }
 
   // Typos among our prefixes.

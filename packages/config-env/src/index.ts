@@ -14,6 +14,8 @@ export {
   OPENAI_DEFAULT_BASE_URL,
 } from './env.js';
 export { ConfigValidationError, isConfigValidationError } from './errors.js';
+export type { FallbacksConfig } from './fallbacks.js';
+export { FALLBACK_ENV } from './fallbacks.js';
 export type { ConfigIssue } from './issues.js';
 export type { ConfigFormat } from './load.js';
 export {

@@ -4,6 +4,7 @@
  */
 import { parseDuration, strategyNames } from '@lb/core';
 import * as z from 'zod';
+import { fallbacksSchema } from './fallbacks.js';
 import { didYouMean, show } from './issues.js';
 
 /** Marks a message that carries one issue per unknown key (split apart by the validator). */
@@ -386,6 +387,7 @@ export const documentSchema = obj({
   models: z.record(str, groupSchema, { error: expected('a table of model groups') }).optional(),
   keys: z.array(keySchema, { error: expected('a list of keys ([[keys]] entries)') }).optional(),
   prices: z.record(str, priceSchema, { error: expected('a table of prices by model') }).optional(),
+  fallbacks: fallbacksSchema.optional(),
 });
 
 /** The validated document. */

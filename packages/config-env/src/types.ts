@@ -1,4 +1,5 @@
 import type { RouterConfig } from '@lb/core';
+import type { FallbacksConfig } from './fallbacks.js';
 import type { ConfigIssue } from './issues.js';
 import type { SpendConfig } from './spend.js';
 
@@ -145,6 +146,8 @@ export interface LbConfig {
   server: ServerConfig;
   /** Virtual keys and prices, when the file has `[[keys]]` or `[prices]` (for `@lb/spend`). */
   spend?: SpendConfig;
+  /** Model fallback chains, when `[fallbacks]` or `LB_*FALLBACKS` set any (for `@lb/exchange`'s `FallbackRun`). */
+  fallbacks?: FallbacksConfig;
   /** Model used when a request names none. Env `OPENAI_MODEL`; file `default_model`. */
   defaultModel?: string;
   /**

@@ -2,6 +2,7 @@ import type { EndpointConfig, ModelGroupConfig, RouterConfig } from '@lb/core';
 import { maskKey, redact } from '@lb/core';
 import { type Origin, setAt } from './env.js';
 import { ConfigValidationError } from './errors.js';
+import { buildFallbacks } from './fallbacks.js';
 import { interpolate } from './interpolate.js';
 import { type ConfigIssue, didYouMean, formatPath, show } from './issues.js';
 import { type ConfigDocument, documentSchema, normalizeStrategy, UNKNOWN_KEYS } from './schema.js';
@@ -470,7 +471,9 @@ export function buildConfig(
   };
 
   const spend = buildSpend(doc);
+  const fallbacks = buildFallbacks(doc.fallbacks as Record<string, unknown> | undefined);
   return deepFreeze({
+    ...(fallbacks ? { fallbacks } : {}),
     router,
     breaker,
     healthCheck,

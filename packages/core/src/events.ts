@@ -139,6 +139,16 @@ export interface RouterEvents {
   };
   /** A guard was attached or removed. */
   'guard:changed': { name: string; attached: boolean };
+  /**
+   * A request moved on to the next model of a fallback chain (`@lb/exchange`'s `FallbackRun`): `from` could not
+   * serve it for `cause`, `to` is tried next. Published by the front ends through `router.publishFallback`.
+   */
+  fallback: {
+    requestId: string;
+    from: string;
+    to: string;
+    cause: 'context_window' | 'content_policy' | 'default';
+  };
 }
 
 export type RouterEventName = keyof RouterEvents;

@@ -2,6 +2,11 @@
 export interface RouteRequest {
   /** The exposed model name asked for. Only endpoints serving it are candidates. */
   model?: string;
+  /**
+   * Pins the request to the endpoint with this id: it is the only candidate, and no other is tried when it fails
+   * (objects that live on one endpoint, `x-lb-endpoint`). It must serve `model` when one is named.
+   */
+  endpoint?: string;
   /** Only endpoints carrying all of these tags are candidates. */
   tags?: readonly string[];
   /** Correlates events and logs; generated when absent. */

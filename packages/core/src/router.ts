@@ -411,6 +411,11 @@ export class Router {
     if (this.#has('guard:state')) this.#emit('guard:state', payload);
   }
 
+  /** Lets a front end publish a model fallback on the bus (`fallback`), for metrics, logs and `/stats`. */
+  publishFallback(payload: RouterEvents['fallback']): void {
+    if (this.#has('fallback')) this.#emit('fallback', payload);
+  }
+
   /** The guards attached now. */
   get guards(): readonly Guard[] {
     return this.#guards;
@@ -667,10 +672,11 @@ export class Router {
     const scratch = this.#scratch;
     const guards = this.#guards;
     const tags = req.tags;
+    const pin = req.endpoint;
     let n = 0;
     for (let i = 0; i < cands.length; i++) {
       const c = cands[i];
-      if (c.weight <= 0) continue;
+      if (c.weight <= 0 || (pin !== undefined && c.endpoint.id !== pin)) continue;
       const rt = c.rt;
       if (rt.health.status !== 'healthy' && !this.#refresh(rt, now)) continue;
       if (tried !== undefined && tried.includes(rt.index)) continue;
@@ -729,7 +735,11 @@ export class Router {
     ctx.attempt = attempt;
     // Fast path: no exclusions and no tags: the strategy chooses from the cached eligible list, and guards are
     // asked about the chosen endpoint only. A veto falls back to the full filter below.
-    if ((tried === undefined || tried.length === 0) && (req.tags === undefined || req.tags.length === 0)) {
+    if (
+      (tried === undefined || tried.length === 0) &&
+      (req.tags === undefined || req.tags.length === 0) &&
+      req.endpoint === undefined
+    ) {
       const list = this.#eligible(route, now);
       if (list.length === 0) return undefined;
       ctx.stable = true;
@@ -758,8 +768,11 @@ export class Router {
   /** Every candidate was refused: a guard with `rescue` may let one through that every other guard admits. */
   #rescue(route: Route, req: RouteRequest, now: number): CandidateImpl | undefined {
     const tags = req.tags;
+    const pin = req.endpoint;
     const list = this.#eligible(route, now).filter(
-      (c) => tags === undefined || tags.length === 0 || hasAll(c.tags, tags),
+      (c) =>
+        (tags === undefined || tags.length === 0 || hasAll(c.tags, tags)) &&
+        (pin === undefined || c.endpoint.id === pin),
     );
     if (list.length === 0) return undefined;
     const endpoints = list.map((c) => c.endpoint);
@@ -859,6 +872,20 @@ export class Router {
         `No endpoint${model === undefined ? '' : ` serving ${JSON.stringify(model)}`} carries all of the tags ${JSON.stringify(tags)}`,
         { status: 400, type: 'invalid_request_error', code: 'no_endpoint_with_tags' },
       );
+    }
+    const pin = req.endpoint;
+    if (pin !== undefined) {
+      // A pin names one endpoint this request may use: one serving its model and carrying its tags (a key's own).
+      const pc = route.candidates.find((c) => c.endpoint.id === pin);
+      if (pc === undefined || (tags !== undefined && tags.length > 0 && !hasAll(pc.tags, tags)))
+        throw new LbError(
+          !this.#pool.byId.has(pin)
+            ? `No endpoint has the id ${JSON.stringify(pin)}`
+            : pc === undefined
+              ? `The endpoint ${JSON.stringify(pin)} does not serve ${JSON.stringify(model)}`
+              : `The endpoint ${JSON.stringify(pin)} is not one this request may use (tags ${JSON.stringify(tags)})`,
+          { status: 400, type: 'invalid_request_error', code: 'unknown_endpoint' },
+        );
     }
     let justWaited = false;
 

@@ -5,10 +5,41 @@
  * first-byte and idle timeouts, usage from the tail, the `x-lb-*` headers and the dialect path live here once.
  */
 
+export type { AffinityRedisLike, AffinityStore, ObjectKind } from './affinity.js';
+export {
+  AFFINITY_TTL_MS,
+  CreatedIdTap,
+  createdIdIn,
+  createsObject,
+  isObjectRoute,
+  MemoryAffinityStore,
+  objectIdsIn,
+  objectKindOf,
+  PIN_HEADER,
+  pinnedEndpoint,
+  pinnedUnavailable,
+  RedisAffinityStore,
+  rememberObject,
+} from './affinity.js';
 export type { AttemptSettings, EarlyResponder, Sink, StreamHolder, Timers } from './attempt.js';
 export { Attempt, defaultTimers, HOLD_MAX_BYTES, HoldBudget } from './attempt.js';
 export type { ResponseHeaders } from './errors.js';
 export { EventTooLargeError, ExchangeTimeoutError, StreamDurationError, StreamOpenError } from './errors.js';
+export type { FallbackCause, FallbackChainTable, FallbackConfig } from './fallback.js';
+export {
+  BodyCollector,
+  FALLBACK_BODY_LIMIT,
+  FALLBACK_ENV_VARS,
+  FALLBACK_HEADER,
+  FALLBACKS_REQUEST_HEADER,
+  FallbackRun,
+  fallbackCauseOf,
+  fallbackCauseOfError,
+  fallbackConfigFromEnv,
+  hasFallbacks,
+  modelsWithFallbacks,
+  parseFallbackList,
+} from './fallback.js';
 export type { PreparedRequest } from './prepare.js';
 export {
   ATTEMPTS_HEADER,

@@ -72,6 +72,8 @@ export interface RouterSource {
   /** A Router, a router config, or a whole `@lb/config-env` config (`{ router: loadConfig() }`). */
   router: Router | RouterConfig | { readonly router: RouterConfig };
   defaultModel?: string;
+  /** Model fallback chains (`[fallbacks]` of a config-env config). */
+  fallbacks?: RouterFetchOptions['fallbacks'];
   server?: {
     streamIdleTimeoutMs?: number;
     streamFirstByteTimeoutMs?: number;
@@ -134,6 +136,7 @@ function resolve(options: LoadBalancedOpenAIOptions): Resolved {
       created = true;
     }
     adapter.defaultModel ??= src.defaultModel;
+    adapter.fallbacks ??= src.fallbacks;
     adapter.streamIdleTimeoutMs ??= src.server?.streamIdleTimeoutMs;
     adapter.streamFirstByteTimeoutMs ??= src.server?.streamFirstByteTimeoutMs;
     adapter.streamProbationHoldMs ??= src.server?.streamProbationHoldMs;
@@ -221,6 +224,8 @@ export class LoadBalancedOpenAI extends OpenAI {
       route,
       responseHeaders,
       tracing,
+      fallbacks,
+      affinity,
       defaultModel,
       attach,
       guards,
@@ -249,6 +254,8 @@ export class LoadBalancedOpenAI extends OpenAI {
       route,
       responseHeaders,
       tracing,
+      fallbacks,
+      affinity,
     });
     super({
       ...(clientOptions as PassThroughClientOptions),

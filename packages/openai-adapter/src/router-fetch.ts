@@ -1,23 +1,45 @@
 import {
   type AttemptContext,
+  ConfigError,
   type Endpoint,
   estimateTokens,
   isLbError,
   isNoHealthyEndpointError,
-  type LbError,
+  LbError,
   parseTags,
   type RouteRequest,
   type Router,
 } from '@lb/core';
 import {
+  type AffinityStore,
   Attempt,
   type AttemptSettings,
   attemptTimeout,
+  createdIdIn,
+  createsObject,
   defaultTimers,
   errorHeaders,
+  FALLBACK_BODY_LIMIT,
+  FALLBACK_HEADER,
+  FALLBACKS_REQUEST_HEADER,
+  type FallbackCause,
+  type FallbackConfig,
+  FallbackRun,
+  fallbackCauseOf,
+  fallbackCauseOfError,
+  fallbackConfigFromEnv,
   fetchTransport,
   HoldBudget,
+  hasFallbacks,
+  isObjectRoute,
+  MemoryAffinityStore,
+  objectIdsIn,
+  PIN_HEADER,
+  parseFallbackList,
+  pinnedEndpoint,
+  pinnedUnavailable,
   prepareUpstream,
+  rememberObject,
   StreamOpenError,
   tagResponse,
 } from '@lb/exchange';
@@ -29,7 +51,7 @@ import {
   providerGuard,
   requestFeatures,
 } from '@lb/providers';
-import { bytesOption, msOption } from './internal/env.js';
+import { bytesOption, msOption, readEnv } from './internal/env.js';
 import { readRequest } from './internal/request.js';
 import { streamBody, withUsage } from './internal/stream.js';
 
@@ -116,6 +138,18 @@ export interface RouterFetchOptions {
    * `@lb/otel`, which is undefined when `@opentelemetry/api` is not installed. Default: none.
    */
   tracing?: { inject(requestId: string, headers: Record<string, string>, operation?: string): void };
+  /**
+   * Model fallback chains: `{ default, contextWindow, contentPolicy }`, each model → the models to try next (as
+   * `[fallbacks]` in a config-env file). Default: env `LB_FALLBACKS`, `LB_CONTEXT_WINDOW_FALLBACKS`,
+   * `LB_CONTENT_POLICY_FALLBACKS` (JSON), else none. A call may bring its own chain: body `models: [...]` or header
+   * `x-lb-fallbacks: a,b`.
+   */
+  fallbacks?: FallbackConfig;
+  /**
+   * Where objects' endpoints are remembered (files, batches, stored Responses…: every later call naming one goes to
+   * the endpoint that created it). Default: in memory (`MemoryAffinityStore`); `false`: off.
+   */
+  affinity?: AffinityStore | false;
 }
 
 const ERROR_HEADERS = { 'content-type': 'application/json' };
@@ -215,6 +249,14 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     passBody: true,
   };
   const route = options.route;
+  let chains: FallbackConfig | undefined;
+  try {
+    chains = options.fallbacks ?? fallbackConfigFromEnv(readEnv);
+  } catch (e) {
+    throw new ConfigError(`createRouterFetch: ${(e as Error).message}`);
+  }
+  if (!hasFallbacks(chains)) chains = undefined;
+  const affinity = options.affinity === false ? undefined : (options.affinity ?? new MemoryAffinityStore());
   if (options.providerGuard !== false && !router.guards.some((g) => g.name === 'provider')) {
     router.addGuard(providerGuard());
   }
@@ -228,7 +270,32 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     const req = await readRequest(input, init);
     const path = pathOf(req.url, base);
     const operation = operationOf(req.method, path);
-    const json = req.json;
+    let json = req.json;
+    // The call's own fallback chain: body `models: [...]` (the first is the primary; stripped) and `x-lb-fallbacks`.
+    let requested: string[] | undefined;
+    if (json !== undefined && json.models !== undefined) {
+      const list = Array.isArray(json.models) ? parseFallbackList(json.models) : undefined;
+      if (list === undefined)
+        return synthetic(
+          new LbError('"models" must be a non-empty list of model names', {
+            status: 400,
+            type: 'invalid_request_error',
+            code: 'invalid_models',
+          }),
+          0,
+        );
+      const { models: _, ...rest } = json;
+      if (typeof rest.model !== 'string') rest.model = list[0];
+      json = rest;
+      requested = list.filter((m) => m !== rest.model);
+      req.body = new TextEncoder().encode(JSON.stringify(rest));
+    }
+    const fbHeader = req.headers[FALLBACKS_REQUEST_HEADER];
+    if (fbHeader !== undefined) {
+      delete req.headers[FALLBACKS_REQUEST_HEADER];
+      const list = parseFallbackList(fbHeader);
+      if (list !== undefined) requested = [...(requested ?? []), ...list];
+    }
     const model = typeof json?.model === 'string' ? (json.model as string) : req.formModel;
     const stream = json?.stream === true;
     const routeReq: RouteRequest = {
@@ -249,9 +316,27 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
       const extra = route({ method: req.method, path, operation, model, stream, headers: req.headers });
       if (extra) Object.assign(routeReq, extra, { signal: extra.signal ?? req.signal });
     }
+    // Objects live where they were created: only object routes (and `x-lb-endpoint`) pay for the look-up.
+    const pinHeader = req.headers[PIN_HEADER];
+    let pin: { endpointId: string; objectId?: string } | undefined;
+    if (pinHeader !== undefined || (affinity !== undefined && isObjectRoute(path))) {
+      delete req.headers[PIN_HEADER];
+      try {
+        pin = await pinnedEndpoint(router, affinity, pinHeader, path, () => json);
+      } catch (e) {
+        if (!isLbError(e)) throw e;
+        return synthetic(e, 0);
+      }
+      if (pin !== undefined) routeReq.endpoint = pin.endpointId;
+    }
+    const creates = affinity !== undefined && createsObject(req.method, path, json);
+    // Only a call creating or deleting an object looks at its answer.
+    const afterwards = creates || (req.method === 'DELETE' && pin !== undefined) ? affinity : undefined;
+    let answeredBy: string | undefined;
 
     const attempt = async (ctx: AttemptContext): Promise<Response> => {
       const ep = ctx.endpoint;
+      answeredBy = ep.id;
       const tag = tagged ? ctx : undefined;
       const dialect = getDialect(ep.provider);
       const dreq: DialectRequest = {
@@ -328,15 +413,129 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
       return tag ? tagInPlace(res, tag) : res;
     };
 
-    try {
-      return await router.execute(routeReq, attempt, { discard });
-    } catch (error) {
-      if (!isLbError(error)) throw error;
-      return errorResponse(router, error, operation, model, routeReq.features, tagged);
+    if (model === undefined || (chains === undefined && requested === undefined) || pin !== undefined) {
+      let res: Response;
+      try {
+        res = await router.execute(routeReq, attempt, { discard });
+      } catch (error) {
+        if (!isLbError(error)) throw error;
+        if (pin !== undefined && isNoHealthyEndpointError(error)) {
+          if (error.lastValue instanceof Response) discard(error.lastValue);
+          return synthetic(pinnedUnavailable(router, pin.endpointId, pin.objectId, error), 0);
+        }
+        return errorResponse(router, error, operation, model, routeReq.features, tagged);
+      }
+      return afterwards === undefined
+        ? res
+        : remember(afterwards, res, creates, req.method, path, answeredBy);
+    }
+    // With a chain: the same, model after model (never one twice), all within the request's deadline.
+    let run: FallbackRun | undefined;
+    const startedAt = Date.now();
+    const newRun = () =>
+      new FallbackRun(
+        model,
+        chains,
+        requested,
+        (routeReq.deadlineMs ?? router.config.deadlineMs ?? 120_000) - (Date.now() - startedAt),
+      );
+    const requestId = (routeReq.requestId ??= `req_f${(++fallbackSeq).toString(36)}`);
+    const fallBack = (cause: FallbackCause | undefined): boolean => {
+      if (cause === undefined || req.signal?.aborted) return false;
+      run ??= newRun();
+      const to = run.next(cause, router, requestId);
+      if (to === undefined) return false;
+      routeReq.model = to;
+      routeReq.deadlineMs = run.deadlineMs();
+      return true;
+    };
+    for (;;) {
+      let res: Response;
+      try {
+        res = await router.execute(routeReq, attempt, { discard });
+      } catch (error) {
+        if (!isLbError(error)) throw error;
+        if (fallBack(fallbackCauseOfError(error))) {
+          if (isNoHealthyEndpointError(error) && error.lastValue instanceof Response)
+            discard(error.lastValue);
+          continue;
+        }
+        return errorResponse(router, error, operation, routeReq.model, routeReq.features, tagged);
+      }
+      const st = res.status;
+      if (st >= 400 && st < 500 && (run ??= newRun()).wantsBody(st)) {
+        const len = Number(res.headers.get('content-length') ?? 0);
+        if (len <= FALLBACK_BODY_LIMIT) {
+          const text = await res.text();
+          if (fallBack(fallbackCauseOf(st, text))) continue;
+          res = new Response(text, { status: st, statusText: res.statusText, headers: res.headers });
+        }
+      }
+      if (run?.taken) {
+        const headers = new Headers(res.headers);
+        headers.set(FALLBACK_HEADER, run.model);
+        try {
+          Object.defineProperty(res, 'headers', { value: headers, configurable: true });
+        } catch {
+          res = new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+        }
+      }
+      return afterwards === undefined
+        ? res
+        : remember(afterwards, res, creates, req.method, path, answeredBy);
     }
   };
   // The openai SDK reads `fetch.Response` to check FormData support instead of probing the network.
   return Object.assign(routerFetch, { Response: globalThis.Response });
+}
+
+let fallbackSeq = 0;
+
+/**
+ * After a 2xx on an object route: remembers the endpoint of the object the answer created (its id read from a
+ * clone's first bytes), or forgets the one a DELETE removed.
+ */
+async function remember(
+  store: AffinityStore,
+  res: Response,
+  creates: boolean,
+  method: string,
+  path: string,
+  endpointId: string | undefined,
+): Promise<Response> {
+  if (!res.ok || endpointId === undefined) return res;
+  if (creates && res.body !== null) {
+    const found = createdIdOf(res.clone()).then((id) =>
+      id === undefined ? undefined : rememberObject(store, id, endpointId),
+    );
+    // A JSON answer is small and whole: remembered before the caller has it. A stream (a Responses stream with
+    // `store`) carries the id in its first event: read from the clone alongside, never holding the caller's stream.
+    if ((res.headers.get('content-type') ?? '').includes('event-stream')) found.catch(() => {});
+    else await found;
+  } else if (method === 'DELETE' && isObjectRoute(path)) {
+    const id = objectIdsIn(path, undefined).at(-1);
+    if (id !== undefined && path.split('?')[0].endsWith(id)) await store.delete(id);
+  }
+  return res;
+}
+
+/** The created object's id from the first 8 KiB of a (cloned) answer; the clone is cancelled after. */
+async function createdIdOf(res: Response): Promise<string | undefined> {
+  const reader = res.body!.getReader();
+  const dec = new TextDecoder();
+  let text = '';
+  try {
+    while (text.length < 8192) {
+      const r = await reader.read();
+      if (r.done) break;
+      text += dec.decode(r.value, { stream: true });
+      const id = createdIdIn(text);
+      if (id !== undefined) return id;
+    }
+    return createdIdIn(text);
+  } finally {
+    reader.cancel().catch(() => {});
+  }
 }
 
 function hasTpm(e: Endpoint): boolean {

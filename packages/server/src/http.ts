@@ -32,6 +32,8 @@ const DROP_UPSTREAM = new Set([
   'cookie',
   // lb's own request header (routing), never the upstream's business
   'x-lb-tags',
+  'x-lb-fallbacks',
+  'x-lb-endpoint',
   'forwarded',
   'x-forwarded-for',
   'x-forwarded-host',

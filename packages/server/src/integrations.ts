@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { attachBreaker, attachHealthChecks, type BreakerHandle } from '@lb/breaker';
 import type { Endpoint } from '@lb/core';
+import { RedisAffinityStore } from '@lb/exchange';
 import { createTracing } from '@lb/otel';
 import { explainUnservable, findDialect, providerGuard, requestFeatures } from '@lb/providers';
 import { attachRateLimit, createClientLimiter, estimateTokens, RedisStore, type Store } from '@lb/ratelimit';
@@ -122,6 +123,7 @@ export const integrations: Integrations = {
     return {
       store,
       health: store.health,
+      affinity: new RedisAffinityStore(client, { onError: (e) => onError(e as Error) }),
       breakerPeers: peers(channel('breaker', url)),
       limitPeers: peers(channel('ratelimit', url)),
       status: () => client.status,

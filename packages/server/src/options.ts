@@ -1,5 +1,6 @@
 import type { ServerConfig } from '@lb/config-env';
 import { ConfigError, type RouterConfig } from '@lb/core';
+import type { FallbackConfig } from '@lb/exchange';
 
 /**
  * The server's own settings: the `server` section of `@lb/config-env`'s `LbConfig` (every field, its default and env
@@ -153,4 +154,6 @@ export interface ServerConfigInput {
   breaker?: BreakerSettings;
   healthCheck?: HealthCheckSettings;
   defaultModel?: string;
+  /** Model fallback chains (`[fallbacks]`, `LB_FALLBACKS`…): `@lb/exchange`'s `FallbackConfig`. Default: none. */
+  fallbacks?: FallbackConfig;
 }

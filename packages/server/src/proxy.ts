@@ -11,10 +11,26 @@ import {
   type Usage,
 } from '@lb/core';
 import {
+  type AffinityStore,
   type AttemptSettings,
   attemptTimeout,
+  BodyCollector,
+  CreatedIdTap,
+  createsObject,
+  FALLBACK_BODY_LIMIT,
+  FALLBACK_HEADER,
+  type FallbackConfig,
+  FallbackRun,
+  fallbackCauseOf,
+  fallbackCauseOfError,
   type HoldBudget,
+  isObjectRoute,
+  objectIdsIn,
+  parseFallbackList,
+  pinnedEndpoint,
+  pinnedUnavailable,
   prepareUpstream,
+  rememberObject,
   type Sink,
   StreamOpenError,
   sseError,
@@ -46,6 +62,10 @@ export interface ProxyContext {
   /** What this server's streams held for probation keep together (`settings.streamProbationMaxBytes`). */
   holdBudget: HoldBudget;
   defaultModel: string | undefined;
+  /** Where objects' endpoints are remembered (files, batches, stored responses…): memory, or Redis. */
+  affinity?: AffinityStore;
+  /** Model fallback chains (`[fallbacks]`, `LB_*FALLBACKS`); undefined when none are configured. */
+  fallbacks?: FallbackConfig;
   dialect(name: string): DialectLike | undefined;
   /** Why no endpoint could ever serve a request nothing was tried for (unsupported operation or parameter…). */
   explain?(
@@ -207,6 +227,14 @@ export class Exchange implements Sink, EarlyResponder {
   #fwd: Record<string, string> | undefined;
   #operation = 'other';
   #model: string | undefined;
+  /** The model a fallback moved the request to (the body keeps naming `#model`; the dialect splices it in). */
+  #fallbackTo: string | undefined;
+  /** The endpoint this call must go to (`x-lb-endpoint`, or where the object it names lives). */
+  #pin: { endpointId: string; objectId?: string } | undefined;
+  /** The call creates an object: its id is read from the answer and remembered with the endpoint. */
+  #creates = false;
+  /** The request's own fallback chain (`models: [...]` after the first, `x-lb-fallbacks`). */
+  #requested: string[] | undefined;
   #features: readonly string[] | undefined;
   /** `x-lb-tags`: only endpoints carrying all of these serve the request. */
   #tags: readonly string[] | undefined;
@@ -319,7 +347,20 @@ export class Exchange implements Sink, EarlyResponder {
             }
           }
           if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
-            const j = parsed as Record<string, any>;
+            let j = parsed as Record<string, any>;
+            if (j.models !== undefined) {
+              // OpenRouter's `models: [...]`: the first is the primary, the rest a fallback chain; never forwarded.
+              const list = Array.isArray(j.models) ? parseFallbackList(j.models) : undefined;
+              if (list === undefined) {
+                this.#fail(400, '"models" must be a non-empty list of model names', 'invalid_models');
+                return;
+              }
+              const { models: _, ...rest } = j;
+              if (typeof rest.model !== 'string') rest.model = list[0];
+              j = rest;
+              this.#requested = list.filter((m) => m !== rest.model);
+              this.#body = Buffer.from(JSON.stringify(j));
+            }
             this.#json = j;
             if (typeof j.model === 'string') this.#model = j.model;
             else if (j.model !== undefined) {
@@ -345,7 +386,12 @@ export class Exchange implements Sink, EarlyResponder {
         } else if (ct.startsWith('multipart/form-data')) {
           this.#model = multipartField(body, ct, 'model');
         }
-      } else if (JSON_OPERATIONS.has(this.#operation) && req.method === 'POST') {
+      } else if (
+        JSON_OPERATIONS.has(this.#operation) &&
+        req.method === 'POST' &&
+        // An action on an object (`POST /batches/{id}/cancel`) takes no body.
+        objectIdsIn(this.#path, undefined).length === 0
+      ) {
         this.#fail(400, 'The request body is empty: expected a JSON object', 'invalid_request');
         return;
       }
@@ -362,6 +408,11 @@ export class Exchange implements Sink, EarlyResponder {
         }
       }
       this.#fwd = upstreamHeaders(req.headers);
+      const fb = req.headers['x-lb-fallbacks'];
+      if (fb !== undefined) {
+        const list = parseFallbackList(fb);
+        if (list !== undefined) this.#requested = [...(this.#requested ?? []), ...list];
+      }
       const tags = req.headers['x-lb-tags'];
       if (tags !== undefined) this.#tags = parseTags(tags);
       const signal = new ClientSignal();
@@ -370,36 +421,143 @@ export class Exchange implements Sink, EarlyResponder {
       // A scanned body with none of the parameters features are read from asks for none: no parse.
       if (px.features !== undefined && (this.#json !== undefined || (this.#lazyJson && this.#featureParams)))
         this.#features = px.features(this.#operation, this.jsonOf()!);
+      // Objects live where they were created: only object routes (and `x-lb-endpoint`) pay for the look-up.
+      const pinHeader = req.headers['x-lb-endpoint'];
+      if (pinHeader !== undefined || isObjectRoute(this.#path)) {
+        try {
+          this.#pin = await pinnedEndpoint(
+            px.router,
+            px.affinity,
+            typeof pinHeader === 'string' ? pinHeader : undefined,
+            this.#path,
+            this.#hasJson() ? () => this.jsonOf() : undefined,
+          );
+        } catch (e) {
+          return this.#failed(e);
+        }
+        this.#creates =
+          px.affinity !== undefined &&
+          createsObject(req.method ?? 'GET', this.#path, this.#hasJson() ? this.jsonOf() : undefined);
+      }
       let call: UpstreamCall;
       px.trace?.continueFrom(this.requestId, req.headers, this.#operation);
-      this.#routing = true;
-      try {
-        call = await px.router.execute(
-          {
-            model: this.#model,
-            requestId: this.requestId,
-            signal: signal as unknown as AbortSignal,
-            operation: this.#operation,
-            client: this.#client,
-            features: this.#features,
-            tags: this.#tags,
-            estimatedTokens:
-              px.estimate !== undefined && this.#hasJson() ? px.estimate(this.jsonOf()!) : undefined,
-          },
-          this.#attempt,
-          EXECUTE_OPTIONS,
-        );
-      } catch (e) {
+      let run: FallbackRun | undefined;
+      for (;;) {
+        this.#routing = true;
+        try {
+          call = await px.router.execute(
+            {
+              model: this.#fallbackTo ?? this.#model,
+              requestId: this.requestId,
+              signal: signal as unknown as AbortSignal,
+              operation: this.#operation,
+              client: this.#client,
+              features: this.#features,
+              tags: this.#tags,
+              estimatedTokens:
+                px.estimate !== undefined && this.#hasJson() ? px.estimate(this.jsonOf()!) : undefined,
+              deadlineMs: run?.deadlineMs(),
+              endpoint: this.#pin?.endpointId,
+            },
+            this.#attempt,
+            EXECUTE_OPTIONS,
+          );
+        } catch (e) {
+          this.#routing = false;
+          // Answered already: only a listener throwing in the router's bookkeeping gets here.
+          if (this.#early) return px.onError(e, this.requestId);
+          const pin = this.#pin;
+          if (pin !== undefined && isNoHealthyEndpointError(e) && !this.#signal?.aborted) {
+            if (e.lastValue instanceof UpstreamCall) e.lastValue.dump();
+            return this.#failed(pinnedUnavailable(px.router, pin.endpointId, pin.objectId, e));
+          }
+          const cause = this.#canFallBack() ? fallbackCauseOfError(e) : undefined;
+          if (cause !== undefined && this.#fallBack((run ??= this.#fallbackRun()), cause)) {
+            if (isNoHealthyEndpointError(e) && e.lastValue instanceof UpstreamCall) e.lastValue.dump();
+            continue;
+          }
+          return this.#failed(e);
+        }
         this.#routing = false;
-        // Answered already: only a listener throwing in the router's bookkeeping gets here.
-        if (this.#early) return px.onError(e, this.requestId);
-        return this.#failed(e);
+        if (this.#early) return;
+        // A client error some fallback chain could fix (context length, content policy, an unknown model): read its
+        // (small) body for the cause. Only 4xx answers, only while a chain applies, only up to 64 KiB.
+        const st = call.status;
+        if (st >= 400 && st < 500 && !call.isStream && this.#canFallBack()) {
+          run ??= this.#fallbackRun();
+          const len = Number(call.headers['content-length']);
+          if (run.wantsBody(st) && len >= 0 && len <= FALLBACK_BODY_LIMIT) {
+            const col = new BodyCollector();
+            this.#call = call;
+            call.attach(col);
+            try {
+              await col.done;
+            } catch (e) {
+              return this.#failed(e);
+            }
+            const bytes = col.bytes();
+            const cause = fallbackCauseOf(
+              st,
+              Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString(),
+            );
+            if (cause !== undefined && this.#fallBack(run, cause)) continue;
+            return this.#replay(call, bytes);
+          }
+        }
+        break;
       }
-      this.#routing = false;
-      if (!this.#early) this.#respond(call);
+      this.#respond(call);
     } catch (e) {
       this.#crashed(e);
     }
+  }
+
+  /** A chain may apply: a model was named and fallbacks are configured or asked for, and the client is still there. */
+  #canFallBack(): boolean {
+    return (
+      (this.#px.fallbacks !== undefined || this.#requested !== undefined) &&
+      this.#model !== undefined &&
+      this.#pin === undefined &&
+      this.#signal?.aborted !== true &&
+      !this.#res.destroyed
+    );
+  }
+
+  #fallbackRun(): FallbackRun {
+    const deadline = this.#px.router.config.deadlineMs ?? 120_000;
+    return new FallbackRun(
+      this.#model!,
+      this.#px.fallbacks,
+      this.#requested,
+      deadline - (perf.now() - this.#t0),
+    );
+  }
+
+  /** Moves to the next model of the chain for `cause`; false when there is none. */
+  #fallBack(run: FallbackRun, cause: 'context_window' | 'content_policy' | 'default'): boolean {
+    const to = run.next(cause, this.#px.router, this.requestId);
+    if (to === undefined) return false;
+    this.#fallbackTo = to;
+    this.#call = undefined;
+    this.#ctx = undefined;
+    return true;
+  }
+
+  /** Answers with a client error whose body was read whole (to look for a fallback cause). */
+  #replay(call: UpstreamCall, body: Uint8Array): void {
+    const res = this.#res;
+    this.#call = call;
+    this.#status = call.status;
+    if (res.destroyed) {
+      this.#finish(undefined, 'client_closed');
+      return;
+    }
+    const rd = this.#px.redactor;
+    const sink = rd.sink(this);
+    if (!this.#translated)
+      res.writeHead(call.status, this.#tagged(rd.headers(call.headers, true, call.status)));
+    if (body.length) sink.data(body);
+    sink.end();
   }
 
   /** @internal `EarlyResponder`: a 2xx settled the current attempt; answer now. */
@@ -506,7 +664,18 @@ export class Exchange implements Sink, EarlyResponder {
     }
     // Secrets: headers always, bodies of non-2xx answers (redact.ts).
     const rd = this.#px.redactor;
-    const sink = call.status >= 200 && call.status < 300 ? this : rd.sink(this);
+    const ok = call.status >= 200 && call.status < 300;
+    let sink: Sink = ok ? this : rd.sink(this);
+    const store = this.#px.affinity;
+    if (ok && store !== undefined && this.#ctx !== undefined) {
+      const ep = this.#ctx.endpoint.id;
+      if (this.#creates) sink = new CreatedIdTap(sink, (id) => void rememberObject(store, id, ep));
+      else if (this.#req.method === 'DELETE') {
+        // The object the path ends with is gone (not its parent: DELETE /threads/{t}/messages/{m} keeps the thread).
+        const id = objectIdsIn(this.#path, undefined).at(-1);
+        if (id !== undefined && this.#path.split('?')[0].endsWith(id)) void store.delete(id);
+      }
+    }
     if (this.#translated) {
       // The dialect rewrites whole bodies: collect, then translate in `end`.
       call.attach(sink);
@@ -523,6 +692,7 @@ export class Exchange implements Sink, EarlyResponder {
   /** Adds the gateway's own response headers (`responseHeaders`): who answered, after how many attempts. */
   #tagged(h: OutgoingHttpHeaders): OutgoingHttpHeaders {
     if (this.#px.settings.responseHeaders) tagResponse(h, this.#ctx!);
+    if (this.#fallbackTo !== undefined) h[FALLBACK_HEADER] = this.#fallbackTo;
     return h;
   }
 

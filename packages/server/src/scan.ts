@@ -103,6 +103,9 @@ export function scanBody(b: Uint8Array): BodyFields | undefined {
       model = modelAt(b, vs + 1, i - 1);
     } else if (klen === 6 && isKey(b, ks, 'stream')) {
       stream = i - vs === 4 && b[vs] === 0x74; // true (value() checked the literal)
+    } else if (klen === 6 && isKey(b, ks, 'models')) {
+      // A per-request fallback chain (`models: [...]`): parsed and stripped by the proxy.
+      return undefined;
     } else if (hasEscape(b, ks, ke)) {
       // An escaped key might spell "model" or "stream".
       return undefined;

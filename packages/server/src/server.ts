@@ -6,6 +6,13 @@ import {
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, createRouter, type LbError, maskKey, Router, type RouterConfig } from '@lb/core';
+import {
+  type AffinityStore,
+  type FallbackConfig,
+  hasFallbacks,
+  MemoryAffinityStore,
+  modelsWithFallbacks,
+} from '@lb/exchange';
 import type { StoreHealth } from '@lb/ratelimit';
 import type { Agent } from 'undici';
 import {
@@ -148,6 +155,8 @@ export interface Integrations {
     breakerPeers?: BreakerPeersLike;
     /** 429 cooldowns between replicas (pub/sub on the same Redis). */
     limitPeers?: BreakerPeersLike;
+    /** Where objects live (files, batches, stored responses…), shared by replicas. */
+    affinity?: AffinityStore;
     status(): string;
     ready(timeoutMs: number): Promise<boolean>;
     close(): Promise<void>;
@@ -266,6 +275,8 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     settings,
     holdBudget,
     defaultModel: options.defaultModel,
+    fallbacks: hasFallbacks(options.fallbacks) ? options.fallbacks : undefined,
+    affinity: shared?.affinity ?? new MemoryAffinityStore(),
     dialect: integ.dialect,
     explain: explain ? (op, model, features) => explain(router, op, model, features) : undefined,
     estimate: undefined,
@@ -520,7 +531,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
       }
       if (p === '/models' && listener === 'main') {
         if (!checkClient(req, res)) return;
-        sendJson(res, 200, modelList(router));
+        sendJson(res, 200, modelList(router, px.fallbacks));
         return;
       }
     }
@@ -684,6 +695,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
         settings = nextSettings;
         px.settings = nextSettings;
         if (input.server !== undefined || 'defaultModel' in input) px.defaultModel = input.defaultModel;
+        px.fallbacks = hasFallbacks(input.fallbacks) ? input.fallbacks : undefined;
         policy = accessPolicy(nextSettings.apiKeys, nextSettings.adminKey);
         limiter = nextLimiter;
         bodies.max = nextSettings.maxInflightBodyBytes;
@@ -753,9 +765,14 @@ function isModelsList(path: string, method: string | undefined): boolean {
   return method === 'GET' && (path === '/models' || path.startsWith('/models?'));
 }
 
-function modelList(router: Router): unknown {
+function modelList(router: Router, fallbacks: FallbackConfig | undefined): unknown {
   return {
     object: 'list',
-    data: router.models().map((id) => ({ id, object: 'model', created: 0, owned_by: 'lb' })),
+    data: modelsWithFallbacks(router.models(), fallbacks).map((id) => ({
+      id,
+      object: 'model',
+      created: 0,
+      owned_by: 'lb',
+    })),
   };
 }

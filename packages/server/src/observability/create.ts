@@ -170,6 +170,11 @@ export function createObservability(router: Router, options: ObservabilityOption
     'Requests that failed on every endpoint tried.',
     ['model'],
   );
+  const fallbacksTotal = new CounterFamily(
+    'lb_fallbacks_total',
+    'Requests moved on to the next model of a fallback chain (from, to: configured models or "other"; cause).',
+    ['from', 'to', 'cause'],
+  );
   const tokensTotal = new CounterFamily(
     'lb_tokens_total',
     'Tokens reported by upstreams, by endpoint, model and type.',
@@ -226,6 +231,7 @@ export function createObservability(router: Router, options: ObservabilityOption
     failovers,
     errorsTotal,
     exhaustedTotal,
+    fallbacksTotal,
     tokensTotal,
     stateChanges,
     reloads,
@@ -321,6 +327,8 @@ export function createObservability(router: Router, options: ObservabilityOption
     streams: 0,
     attempts: 0,
     failovers: 0,
+    fallbacks: 0,
+    fallbacksByCause: { context_window: 0, content_policy: 0, default: 0 },
     latencySumMs: 0,
     byStatus: new Map<number, number>(),
   };
@@ -510,6 +518,12 @@ export function createObservability(router: Router, options: ObservabilityOption
     const fields = { endpointId: e.endpointId, requestId: e.requestId };
     if (e.on) logger.warn(fields, 'endpoint on stream probation: a stream broke after its first byte');
     else logger.info(fields, 'endpoint off stream probation');
+  });
+  on('fallback', (e) => {
+    totals.fallbacks++;
+    totals.fallbacksByCause[e.cause]++;
+    fallbacksTotal.cell(modelLabel(e.from, true), modelLabel(e.to, true), e.cause).value++;
+    logger.info({ requestId: e.requestId, from: e.from, to: e.to, cause: e.cause }, 'model fallback');
   });
   on('request:exhausted', (e) => {
     if (pending.size > 0) forget(e.requestId);
@@ -755,6 +769,7 @@ export function createObservability(router: Router, options: ObservabilityOption
           streams: totals.streams,
           attempts: totals.attempts,
           failovers: totals.failovers,
+          fallbacks: { total: totals.fallbacks, byCause: { ...totals.fallbacksByCause } },
           successRate: totals.requests ? round3((totals.requests - totals.errors) / totals.requests) : 1,
           tokens: { prompt, completion, total },
           byStatus,

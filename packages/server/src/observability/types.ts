@@ -219,6 +219,8 @@ export interface StatsBody {
     streams: number;
     attempts: number;
     failovers: number;
+    /** Model fallbacks taken (`fallback` events), by cause. */
+    fallbacks: { total: number; byCause: Record<'context_window' | 'content_policy' | 'default', number> };
     successRate: number;
     tokens: { prompt: number; completion: number; total: number };
     byStatus: Record<string, number>;
