@@ -31,7 +31,9 @@ const time = async (label, n, fn) => {
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) await fn(i);
   const ns = Number(process.hrtime.bigint() - t0) / n;
-  console.log(`${label.padEnd(58)} ${ns < 1000 ? `${ns.toFixed(0)} ns` : `${(ns / 1000).toFixed(1)} µs`}/request`);
+  console.log(
+    `${label.padEnd(58)} ${ns < 1000 ? `${ns.toFixed(0)} ns` : `${(ns / 1000).toFixed(1)} µs`}/request`,
+  );
 };
 
 const timeSync = (label, n, fn) => {
@@ -44,7 +46,9 @@ const timeSync = (label, n, fn) => {
   return x;
 };
 
-timeSync('every request: isObjectRoute("/chat/completions")', N * 10, () => isObjectRoute('/chat/completions'));
+timeSync('every request: isObjectRoute("/chat/completions")', N * 10, () =>
+  isObjectRoute('/chat/completions'),
+);
 timeSync('every request: isObjectRoute("/files/file-abc")', N * 10, () => isObjectRoute('/files/file-abc'));
 
 const mem = new MemoryAffinityStore();
@@ -63,7 +67,9 @@ const port = await new Promise((r) => {
     s.close(() => r(p));
   });
 });
-const proc = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+const proc = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no'], {
+  stdio: 'ignore',
+});
 const client = new Redis(`redis://127.0.0.1:${port}`, { maxRetriesPerRequest: 0, retryStrategy: () => 20 });
 client.on('error', () => {});
 await new Promise((r) => client.once('ready', r));
