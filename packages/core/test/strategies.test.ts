@@ -2,16 +2,10 @@ import { describe, expect, it } from 'vitest';
 import {
   createRouter,
   fastRandom,
-  leastBusy,
-  leastLatency,
   parseTags,
-  priority,
-  randomStrategy,
   registerStrategy,
-  roundRobin,
   type Strategy,
   strategyNames,
-  weightedRandom,
 } from '../src/index.js';
 
 /** A seeded PRNG (mulberry32) so distribution tests are repeatable. */
