@@ -46,6 +46,8 @@ export type {
   Env,
   EnvScheme,
   HealthCheckConfig,
+  HedgeOptionsConfig,
+  HedgeSettings,
   LbConfig,
   LoadConfigOptions,
   ServerConfig,

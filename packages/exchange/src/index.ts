@@ -9,6 +9,18 @@ export type { AttemptSettings, EarlyResponder, Sink, StreamHolder, Timers } from
 export { Attempt, defaultTimers, HOLD_MAX_BYTES, HoldBudget } from './attempt.js';
 export type { ResponseHeaders } from './errors.js';
 export { EventTooLargeError, ExchangeTimeoutError, StreamOpenError } from './errors.js';
+export type { HedgeConfig, HedgeOptions, HedgeResult, HedgeRunOptions } from './hedge.js';
+export {
+  HEDGE_MIN_SAMPLES,
+  HEDGED_HEADER,
+  HedgeBudget,
+  HedgeRoute,
+  Hedger,
+  hedgeCancelled,
+  hedgeSafe,
+  LatencySketch,
+  parsePercentile,
+} from './hedge.js';
 export type { PreparedRequest } from './prepare.js';
 export { ATTEMPTS_HEADER, attemptTimeout, ENDPOINT_HEADER, prepareUpstream, tagResponse } from './prepare.js';
 export type { GateVerdict } from './sse.js';

@@ -15,7 +15,11 @@ import {
   attemptTimeout,
   defaultTimers,
   fetchTransport,
+  HEDGED_HEADER,
+  type HedgeConfig,
+  Hedger,
   HoldBudget,
+  hedgeSafe,
   prepareUpstream,
   StreamOpenError,
   tagResponse,
@@ -29,6 +33,7 @@ import {
   requestFeatures,
 } from '@lb/providers';
 import { bytesOption, msOption } from './internal/env.js';
+import { hedgeOf } from './internal/hedge.js';
 import { readRequest } from './internal/request.js';
 import { streamBody, withUsage } from './internal/stream.js';
 
@@ -57,6 +62,13 @@ export interface RouteInfo {
  * Options of {@link createRouterFetch}. Explicit options beat environment variables.
  */
 export interface RouterFetchOptions {
+  /**
+   * Hedged requests: when a call safe to send twice has not answered within `afterMs` (or the route's observed
+   * latency percentile `after: "p95"`), the same call goes to the next-best endpoint; the first answer wins, the
+   * other is cancelled. `budget` caps the extra upstream requests (default 0.1: 10 % over a sliding minute);
+   * `models` sets it per model or group. Default: off. Env: `LB_HEDGE_AFTER_MS`, `LB_HEDGE_BUDGET`.
+   */
+  hedge?: HedgeConfig;
   /** The transport each attempt uses. Default `globalThis.fetch`. */
   fetch?: FetchLike;
   /** Prefix stripped from incoming URLs to get the OpenAI path. Default {@link PLACEHOLDER_BASE_URL}. */
@@ -208,6 +220,8 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
   }
   const transport = (): FetchLike => options.fetch ?? globalThis.fetch;
   const upstream = fetchTransport(transport);
+  const hedgeConfig = hedgeOf(options.hedge);
+  const hedger = hedgeConfig === undefined ? undefined : new Hedger(router, hedgeConfig);
 
   const routerFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     // Not an API call (the SDK probes `fetch('data:,')`): straight to the transport.
@@ -317,6 +331,15 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     };
 
     try {
+      // Hedged requests (`hedge.ts`): only for a route with hedging on and a call safe to send twice.
+      const hedging =
+        hedger === undefined
+          ? undefined
+          : hedger.routeOf(model, hedgeSafe(operation, req.method, path, json));
+      if (hedging !== undefined) {
+        const r = await hedger!.run(hedging, routeReq, attempt, { discard });
+        return r.hedged ? markHedged(r.value) : r.value;
+      }
       return await router.execute(routeReq, attempt, { discard });
     } catch (error) {
       if (!isLbError(error)) throw error;
@@ -325,6 +348,18 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
   };
   // The openai SDK reads `fetch.Response` to check FormData support instead of probing the network.
   return Object.assign(routerFetch, { Response: globalThis.Response });
+}
+
+/** Sets `x-lb-hedged: 1` on an answer a hedge won (a new `Response` when its headers are immutable). */
+function markHedged(res: Response): Response {
+  try {
+    res.headers.set(HEDGED_HEADER, '1');
+    return res;
+  } catch {
+    const headers = new Headers(res.headers);
+    headers.set(HEDGED_HEADER, '1');
+    return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+  }
 }
 
 function hasTpm(e: Endpoint): boolean {

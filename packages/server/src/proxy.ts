@@ -13,7 +13,11 @@ import {
 import {
   type AttemptSettings,
   attemptTimeout,
+  HEDGED_HEADER,
+  type HedgeRunOptions,
+  type Hedger,
   type HoldBudget,
+  hedgeSafe,
   prepareUpstream,
   type Sink,
   StreamOpenError,
@@ -46,6 +50,8 @@ export interface ProxyContext {
   /** What this server's streams held for probation keep together (`settings.streamProbationMaxBytes`). */
   holdBudget: HoldBudget;
   defaultModel: string | undefined;
+  /** Hedged requests (`@lb/exchange`'s `hedge.ts`), when the config turns them on anywhere. */
+  hedger?: Hedger;
   dialect(name: string): DialectLike | undefined;
   /** Why no endpoint could ever serve a request nothing was tried for (unsupported operation or parameter…). */
   explain?(
@@ -127,6 +133,29 @@ const PREFIX = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296)
   .padStart(2, '0')}`;
 
 const EXECUTE_OPTIONS = { inspect: (c: UpstreamCall) => c, discard: (c: UpstreamCall) => c.dump() };
+/** Hedged runs: a call that answered after the other won is aborted and its hold let go (as an abort: no failure). */
+const HEDGE_OPTIONS: HedgeRunOptions<UpstreamCall> = {
+  ...EXECUTE_OPTIONS,
+  cancel: (c, reason) => {
+    c.abort(reason);
+    c.dump();
+    const release = c.release;
+    if (release) {
+      c.release = undefined;
+      release(reason);
+    }
+  },
+};
+
+/** One attempt's state in a hedged exchange (two attempts may run at once): restored from the winner. */
+interface HedgeLeg {
+  ctx: AttemptContext;
+  dreq: DialectRequestLike;
+  translated: Translated;
+}
+
+/** A non-streaming answer the dialect rewrites whole: its chunks, collected. */
+type Translated = { dialect: DialectLike; chunks: Uint8Array[]; usage?: Usage } | undefined;
 
 function upstreamErrorEvent(): Error {
   return new Error('upstream sent an error event mid-stream');
@@ -220,8 +249,12 @@ export class Exchange implements Sink, EarlyResponder {
   #routing = false;
   /** The client was answered from `settled`, ahead of the router's bookkeeping. */
   #early = false;
-  #translated: { dialect: DialectLike; chunks: Uint8Array[]; usage?: Usage } | undefined;
+  #translated: Translated;
   #dreq: DialectRequestLike | undefined;
+  /** Hedged: each attempt's own state, by its call (undefined when the request is not hedged). */
+  #legs: Map<UpstreamCall, HedgeLeg> | undefined;
+  /** A hedge answered (`x-lb-hedged: 1`). */
+  #hedged = false;
 
   /** `done` runs when the response closes (the server's in-flight count). */
   constructor(
@@ -371,21 +404,20 @@ export class Exchange implements Sink, EarlyResponder {
       px.trace?.continueFrom(this.requestId, req.headers, this.#operation);
       this.#routing = true;
       try {
-        call = await px.router.execute(
-          {
-            model: this.#model,
-            requestId: this.requestId,
-            signal: signal as unknown as AbortSignal,
-            operation: this.#operation,
-            client: this.#client,
-            features: this.#features,
-            tags: this.#tags,
-            estimatedTokens:
-              px.estimate !== undefined && this.#hasJson() ? px.estimate(this.jsonOf()!) : undefined,
-          },
-          this.#attempt,
-          EXECUTE_OPTIONS,
-        );
+        const routeReq = {
+          model: this.#model,
+          requestId: this.requestId,
+          signal: signal as unknown as AbortSignal,
+          operation: this.#operation,
+          client: this.#client,
+          features: this.#features,
+          tags: this.#tags,
+          estimatedTokens:
+            px.estimate !== undefined && this.#hasJson() ? px.estimate(this.jsonOf()!) : undefined,
+        };
+        const hedging = px.hedger === undefined ? undefined : this.#hedging(px.hedger);
+        if (hedging !== undefined) call = await this.#runHedged(px.hedger!, hedging, routeReq);
+        else call = await px.router.execute(routeReq, this.#attempt, EXECUTE_OPTIONS);
       } catch (e) {
         this.#routing = false;
         // Answered already: only a listener throwing in the router's bookkeeping gets here.
@@ -397,6 +429,39 @@ export class Exchange implements Sink, EarlyResponder {
     } catch (e) {
       this.#crashed(e);
     }
+  }
+
+  /** The request's hedging: its route has hedging on and it is safe to send twice (or the route opts in). */
+  #hedging(hedger: Hedger): ReturnType<Hedger['routeOf']> {
+    const route = hedger.routeOf(this.#model, true);
+    if (route === undefined || route.unsafe) return route;
+    const method = this.#req.method ?? 'GET';
+    // Only a body that may ask to store (`store`) is parsed, and only for a route with hedging on.
+    const json = this.#hasJson() ? this.jsonOf() : undefined;
+    return hedgeSafe(this.#operation, method, this.#path, json) ? route : undefined;
+  }
+
+  /** Hedged: the attempts keep their own state; the winner's becomes the exchange's. */
+  async #runHedged(
+    hedger: Hedger,
+    route: NonNullable<ReturnType<Hedger['routeOf']>>,
+    routeReq: Parameters<Router['execute']>[0],
+  ): Promise<UpstreamCall> {
+    const legs = new Map<UpstreamCall, HedgeLeg>();
+    this.#legs = legs;
+    const r = await hedger.run(route, routeReq, this.#attempt, HEDGE_OPTIONS);
+    const call = r.value;
+    const leg = legs.get(call);
+    this.#legs = undefined;
+    if (leg !== undefined) {
+      this.#ctx = leg.ctx;
+      this.#dreq = leg.dreq;
+      this.#translated = leg.translated;
+      this.#attempts = leg.ctx.attempt;
+    }
+    this.#call = call;
+    this.#hedged = r.hedged;
+    return call;
   }
 
   /** @internal `EarlyResponder`: a 2xx settled the current attempt; answer now. */
@@ -469,7 +534,10 @@ export class Exchange implements Sink, EarlyResponder {
       ctx.streamProbation,
       translator,
     );
-    call.early = this;
+    const legs = this.#legs;
+    // Hedged: two attempts may run at once; the router's result (not the first to settle) picks the answer.
+    if (legs === undefined) call.early = this;
+    else legs.set(call, { ctx, dreq, translated: this.#translated });
     this.#call = call;
     px.trace?.inject(ctx.requestId, up.headers);
     const signal = ctx.signal;
@@ -520,6 +588,7 @@ export class Exchange implements Sink, EarlyResponder {
   /** Adds the gateway's own response headers (`responseHeaders`): who answered, after how many attempts. */
   #tagged(h: OutgoingHttpHeaders): OutgoingHttpHeaders {
     if (this.#px.settings.responseHeaders) tagResponse(h, this.#ctx!);
+    if (this.#hedged) h[HEDGED_HEADER] = '1';
     return h;
   }
 

@@ -6,6 +6,7 @@ import {
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, createRouter, type LbError, maskKey, Router, type RouterConfig } from '@lb/core';
+import { Hedger } from '@lb/exchange';
 import type { StoreHealth } from '@lb/ratelimit';
 import type { Agent } from 'undici';
 import {
@@ -265,6 +266,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     settings,
     holdBudget,
     defaultModel: options.defaultModel,
+    hedger: Hedger.enabled(options.hedge) ? new Hedger(router, options.hedge!) : undefined,
     dialect: integ.dialect,
     explain: explain ? (op, model, features) => explain(router, op, model, features) : undefined,
     estimate: undefined,
@@ -683,6 +685,9 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
         settings = nextSettings;
         px.settings = nextSettings;
         if (input.server !== undefined || 'defaultModel' in input) px.defaultModel = input.defaultModel;
+        // Hedging follows the reloaded config (its latency sketches and budgets start afresh).
+        if ('hedge' in input)
+          px.hedger = Hedger.enabled(input.hedge) ? new Hedger(router, input.hedge!) : undefined;
         policy = accessPolicy(nextSettings.apiKeys, nextSettings.adminKey);
         limiter = nextLimiter;
         bodies.max = nextSettings.maxInflightBodyBytes;

@@ -1,0 +1,208 @@
+import { createRouter, type Router, type RouterConfig, type RouterEvents } from '@lb/core';
+import type { HedgeConfig } from '@lb/exchange';
+import { createOpenAI } from '@lb/openai-adapter';
+import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
+import OpenAI, { toFile } from 'openai';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createServer } from '../src/index.js';
+
+// Hedged requests (issue 25, part 3) on both surfaces: lb-server (the `openai` SDK over HTTP) and
+// `LoadBalancedOpenAI` in-process, both on `@lb/exchange`'s `Hedger`.
+
+interface Started {
+  client: OpenAI;
+  router: Router;
+  /** lb-server only: its `/metrics` text. */
+  metrics?: () => Promise<string>;
+}
+
+interface Surface {
+  readonly name: string;
+  start(router: RouterConfig, hedge?: HedgeConfig): Promise<Started>;
+}
+
+const closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await Promise.all(closers.splice(0).map((c) => c()));
+});
+
+const server: Surface = {
+  name: 'lb-server',
+  async start(router, hedge) {
+    const s = createServer({
+      router,
+      hedge,
+      breaker: { enabled: false },
+      logDestination: { write: () => true } as never,
+      server: { port: 0 },
+    });
+    const base = await s.listen();
+    closers.push(async () => {
+      await s.close(100);
+    });
+    return {
+      client: new OpenAI({ baseURL: `${base}/v1`, apiKey: 'client-key', maxRetries: 0 }),
+      router: s.router,
+      metrics: async () => (await fetch(`${base}/metrics`)).text(),
+    };
+  },
+};
+
+const adapter: Surface = {
+  name: 'LoadBalancedOpenAI',
+  async start(config, hedge) {
+    const router = createRouter(config);
+    return { client: createOpenAI(router, { hedge }), router };
+  },
+};
+
+const messages = [{ role: 'user' as const, content: 'hi' }];
+const ask = { model: 'gpt-4o-mini', messages };
+
+/** The `q` quantile of `xs`. */
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
+
+function hedgeEvents(router: Router): RouterEvents['hedge'][] {
+  const out: RouterEvents['hedge'][] = [];
+  router.on('hedge', (e) => out.push(e));
+  return out;
+}
+
+describe.each([server, adapter])('hedged requests through $name', (surface) => {
+  const keys = { a: fakeKey('alpha'), b: fakeKey('bravo') };
+  let a: FakeUpstream;
+  let b: FakeUpstream;
+  beforeAll(async () => {
+    [a, b] = await Promise.all([
+      startFakeUpstream({ name: 'a', acceptKeys: [keys.a] }),
+      startFakeUpstream({ name: 'b', acceptKeys: [keys.b] }),
+    ]);
+  });
+  afterAll(async () => {
+    await Promise.all([a.close(), b.close()]);
+  });
+  afterEach(() => {
+    a.setDefault({ type: 'ok' });
+    b.setDefault({ type: 'ok' });
+  });
+  const config = (): RouterConfig => ({
+    endpoints: [
+      { id: 'a', url: a.url, apiKey: keys.a, priority: 1 },
+      { id: 'b', url: b.url, apiKey: keys.b, priority: 2 },
+    ],
+    strategy: 'priority',
+    outlierEjection: false,
+  });
+
+  /** `n` sequential calls; each call's latency, ms, and how many answers a hedge won. */
+  async function run(client: OpenAI, n: number): Promise<{ ms: number[]; hedged: number }> {
+    const ms: number[] = [];
+    let hedged = 0;
+    for (let i = 0; i < n; i++) {
+      const t = performance.now();
+      const { data, response } = await client.chat.completions.create(ask).withResponse();
+      ms.push(performance.now() - t);
+      expect(data.choices[0].message.content).toMatch(/^Hello from [ab]$/);
+      if (response.headers.get('x-lb-hedged') === '1') {
+        hedged++;
+        expect(data.choices[0].message.content).toBe('Hello from b');
+      }
+    }
+    return { ms, hedged };
+  }
+
+  it('cuts p99 at least 3x with one endpoint slow 1 in 10, extra upstream requests within the budget', async () => {
+    // The slow answer's delay is scaled to this machine's pace (the median of plain calls), never absolute.
+    let slowMs = 0;
+    let seen = 0;
+    a.setDefault(() => ({ type: 'ok', delayMs: ++seen % 10 === 5 && slowMs > 0 ? slowMs : 0 }));
+    const off = await surface.start(config());
+    const warm = await run(off.client, 20);
+    const pace = quantile(warm.ms, 0.5);
+    slowMs = Math.min(1500, Math.max(300, Math.round(60 * pace)));
+    seen = 0;
+    const before = await run(off.client, 100);
+
+    const on = await surface.start(config(), { afterMs: Math.round(slowMs / 8), budget: 0.1 });
+    const events = hedgeEvents(on.router);
+    slowMs = 0;
+    await run(on.client, 20);
+    slowMs = Math.min(1500, Math.max(300, Math.round(60 * pace)));
+    seen = 0;
+    const bBefore = b.count('/chat/completions');
+    const after = await run(on.client, 100);
+    const extra = b.count('/chat/completions') - bBefore;
+
+    const p99Off = quantile(before.ms, 0.99);
+    const p99On = quantile(after.ms, 0.99);
+    expect(before.hedged).toBe(0);
+    expect(p99Off / p99On).toBeGreaterThanOrEqual(3);
+    // Every slow answer was hedged and the hedge won; the extra load stayed within 10 % of the 120 calls.
+    expect(after.hedged).toBeGreaterThanOrEqual(10);
+    expect(extra).toBeGreaterThanOrEqual(10);
+    expect(extra).toBeLessThanOrEqual(Math.floor(0.1 * 120));
+    const started = events.filter((e) => e.phase === 'started').length;
+    expect(started).toBe(extra);
+    expect(events.filter((e) => e.phase === 'won').length).toBe(after.hedged);
+    if (on.metrics) {
+      const text = await on.metrics();
+      expect(text).toMatch(new RegExp(`^lb_hedges_started_total ${started}$`, 'm'));
+      expect(text).toMatch(new RegExp(`^lb_hedges_won_total ${after.hedged}$`, 'm'));
+    }
+  }, 120_000);
+
+  it('keeps to the budget: past it, a slow answer is waited for', async () => {
+    a.setDefault({ type: 'ok', delayMs: 150 });
+    const on = await surface.start(config(), { afterMs: 20, budget: 0.25 });
+    const events = hedgeEvents(on.router);
+    const bBefore = b.count('/chat/completions');
+    await run(on.client, 8);
+    const extra = b.count('/chat/completions') - bBefore;
+    // 8 calls, each slow: at most 25 % of them may be hedged.
+    expect(extra).toBe(2);
+    expect(events.filter((e) => e.phase === 'started').length).toBe(2);
+    expect(events.filter((e) => e.phase === 'skipped').length).toBe(6);
+  }, 60_000);
+
+  it('never hedges a file upload or a chat completion asked to be stored', async () => {
+    a.setDefault({ type: 'ok', delayMs: 200 });
+    const on = await surface.start(config(), { afterMs: 5, budget: 1 });
+    const events = hedgeEvents(on.router);
+    const bFiles = b.count('/files');
+    const file = await on.client.files.create({
+      file: await toFile(Buffer.from('{"a":1}\n'), 'data.jsonl'),
+      purpose: 'batch',
+    });
+    expect(file.object).toBe('file');
+    expect(b.count('/files')).toBe(bFiles);
+    const bChat = b.count('/chat/completions');
+    const stored = await on.client.chat.completions.create({ ...ask, store: true }).withResponse();
+    expect(stored.response.headers.get('x-lb-hedged')).toBeNull();
+    expect(b.count('/chat/completions')).toBe(bChat);
+    expect(events).toHaveLength(0);
+    // The same call without `store` is hedged: the setup above could have hedged.
+    const plain = await on.client.chat.completions.create(ask).withResponse();
+    expect(plain.response.headers.get('x-lb-hedged')).toBe('1');
+    expect(b.count('/chat/completions')).toBe(bChat + 1);
+  }, 60_000);
+
+  it('hedges a stream before its first byte, and cancels the loser without counting it a failure', async () => {
+    a.setDefault({ type: 'stream', chunks: ['slow'], firstByteDelayMs: 300 });
+    b.setDefault({ type: 'stream', chunks: ['fa', 'st'] });
+    const on = await surface.start(config(), { afterMs: 20, budget: 1 });
+    const failures: RouterEvents['attempt:failure'][] = [];
+    on.router.on('attempt:failure', (e) => failures.push(e));
+    const { data, response } = await on.client.chat.completions
+      .create({ ...ask, stream: true })
+      .withResponse();
+    let text = '';
+    for await (const ch of data) text += ch.choices[0]?.delta?.content ?? '';
+    expect(text).toBe('fast');
+    expect(response.headers.get('x-lb-hedged')).toBe('1');
+    expect(on.router.getStats('a')?.failures ?? 0).toBe(0);
+    expect(failures.every((f) => f.kind === 'aborted' && !f.countsForBreaker)).toBe(true);
+  }, 60_000);
+});
