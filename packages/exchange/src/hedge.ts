@@ -212,6 +212,14 @@ const avoidGuard: Guard = {
   },
 };
 
+/** @internal `req` kept off `endpointId` (the `hedge` guard, attached on first use, vetoes it for this request). */
+export function avoiding(router: Router, req: RouteRequest, endpointId: string): RouteRequest {
+  if (!router.guards.some((g) => g.name === 'hedge')) router.addGuard(avoidGuard);
+  const r: HedgeRequest = req;
+  r[AVOID] = endpointId;
+  return r;
+}
+
 /** The reason the losing attempt is cancelled with (an abort: no failure, no breaker count, no probation). */
 export function hedgeCancelled(): Error {
   const e = new Error('Cancelled: the other attempt of this hedged request answered first');

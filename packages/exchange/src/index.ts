@@ -7,6 +7,13 @@
 
 export type { AttemptSettings, EarlyResponder, Sink, StreamHolder, Timers } from './attempt.js';
 export { Attempt, defaultTimers, HOLD_MAX_BYTES, HoldBudget } from './attempt.js';
+export {
+  CONTINUE_INSTRUCTION,
+  continuable,
+  continuationBody,
+  continuationRequest,
+  StreamTrail,
+} from './continue.js';
 export type { ResponseHeaders } from './errors.js';
 export { EventTooLargeError, ExchangeTimeoutError, StreamOpenError } from './errors.js';
 export type { HedgeConfig, HedgeOptions, HedgeResult, HedgeRunOptions } from './hedge.js';

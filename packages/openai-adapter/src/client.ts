@@ -219,6 +219,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       responseHeaders,
       tracing,
       hedge,
+      streamContinue,
       defaultModel,
       attach,
       guards,
@@ -247,6 +248,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       responseHeaders,
       tracing,
       hedge,
+      streamContinue,
     });
     super({
       ...(clientOptions as PassThroughClientOptions),

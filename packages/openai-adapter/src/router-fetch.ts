@@ -13,6 +13,9 @@ import {
   Attempt,
   type AttemptSettings,
   attemptTimeout,
+  continuable,
+  continuationBody,
+  continuationRequest,
   defaultTimers,
   fetchTransport,
   HEDGED_HEADER,
@@ -22,6 +25,7 @@ import {
   hedgeSafe,
   prepareUpstream,
   StreamOpenError,
+  StreamTrail,
   tagResponse,
 } from '@lb/exchange';
 import {
@@ -32,7 +36,8 @@ import {
   providerGuard,
   requestFeatures,
 } from '@lb/providers';
-import { bytesOption, msOption } from './internal/env.js';
+import { continuing } from './internal/continue.js';
+import { bytesOption, msOption, readEnv } from './internal/env.js';
 import { hedgeOf } from './internal/hedge.js';
 import { readRequest } from './internal/request.js';
 import { streamBody, withUsage } from './internal/stream.js';
@@ -69,6 +74,13 @@ export interface RouterFetchOptions {
    * `models` sets it per model or group. Default: off. Env: `LB_HEDGE_AFTER_MS`, `LB_HEDGE_BUDGET`.
    */
   hedge?: HedgeConfig;
+  /**
+   * Stream continuation: a chat stream that breaks after content is continued on another endpoint (the conversation
+   * replayed with the partial answer as an assistant prefix) in the same stream; the first continued chunk carries
+   * `x_lb: { continued_from: "<endpoint>" }`. Not for tool-call streams or `n` > 1. Default false. Env
+   * `LB_STREAM_CONTINUE=true`.
+   */
+  streamContinue?: boolean;
   /** The transport each attempt uses. Default `globalThis.fetch`. */
   fetch?: FetchLike;
   /** Prefix stripped from incoming URLs to get the OpenAI path. Default {@link PLACEHOLDER_BASE_URL}. */
@@ -220,6 +232,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
   }
   const transport = (): FetchLike => options.fetch ?? globalThis.fetch;
   const upstream = fetchTransport(transport);
+  const streamContinue = options.streamContinue ?? readEnv('LB_STREAM_CONTINUE') === 'true';
   const hedgeConfig = hedgeOf(options.hedge);
   const hedger = hedgeConfig === undefined ? undefined : new Hedger(router, hedgeConfig);
 
@@ -252,8 +265,12 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
       if (extra) Object.assign(routeReq, extra, { signal: extra.signal ?? req.signal });
     }
 
+    // Stream continuation: the body of a continuation attempt, by the endpoint's provider; the endpoint streaming now.
+    let bodyFor: ((provider: string | undefined) => Record<string, unknown>) | undefined;
+    let streaming = '';
     const attempt = async (ctx: AttemptContext): Promise<Response> => {
       const ep = ctx.endpoint;
+      const cj = bodyFor?.(ep.provider);
       const tag = tagged ? ctx : undefined;
       const dialect = getDialect(ep.provider);
       const dreq: DialectRequest = {
@@ -262,8 +279,8 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
         method: req.method,
         path,
         headers: req.headers,
-        body: req.body,
-        json,
+        body: cj === undefined ? req.body : encoder.encode(JSON.stringify(cj)),
+        json: cj ?? json,
         upstreamModel: ctx.upstreamModel,
         stream,
         model,
@@ -300,6 +317,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
         }
         if (tag) tagResponse(headers, tag);
         if (translator) headers.set('content-type', 'text/event-stream');
+        streaming = ep.id;
         const body = streamBody(call, {
           endpointId: ep.id,
           idleTimeoutMs: idleMs,
@@ -340,6 +358,32 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
         const r = await hedger!.run(hedging, routeReq, attempt, { discard });
         return r.hedged ? markHedged(r.value) : r.value;
       }
+      if (streamContinue && stream && continuable(operation, json)) {
+        const trail = new StreamTrail();
+        const first = await router.execute(routeReq, attempt, { discard });
+        if (!first.ok || first.body === null) return first;
+        return continuing(
+          first,
+          trail,
+          () => streaming,
+          async (from) => {
+            const prefix = trail.text;
+            bodyFor = (provider) => continuationBody(json!, prefix, provider);
+            const res = await router.execute(continuationRequest(router, routeReq, from), attempt, {
+              discard,
+            });
+            if (res.ok)
+              router.publishContinue({
+                requestId: routeReq.requestId ?? '',
+                model,
+                fromEndpointId: from,
+                endpointId: streaming,
+                prefixChars: prefix.length,
+              });
+            return res;
+          },
+        );
+      }
       return await router.execute(routeReq, attempt, { discard });
     } catch (error) {
       if (!isLbError(error)) throw error;
@@ -361,6 +405,8 @@ function markHedged(res: Response): Response {
     return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
   }
 }
+
+const encoder = new TextEncoder();
 
 function hasTpm(e: Endpoint): boolean {
   return e.limits.tpm !== undefined;

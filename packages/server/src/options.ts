@@ -151,6 +151,11 @@ export interface ServerConfigInput {
    * `hedge_budget`, `hedge_unsafe`, `LB_HEDGE_AFTER_MS`, `LB_HEDGE_BUDGET`). Default: off.
    */
   hedge?: HedgeConfig;
+  /**
+   * Continue a chat stream that broke after content on another endpoint (`stream_continue`, `LB_STREAM_CONTINUE`).
+   * Default false.
+   */
+  streamContinue?: boolean;
   server?: Partial<ServerSettings>;
   breaker?: BreakerSettings;
   healthCheck?: HealthCheckSettings;

@@ -13,6 +13,9 @@ import {
 import {
   type AttemptSettings,
   attemptTimeout,
+  continuable,
+  continuationBody,
+  continuationRequest,
   HEDGED_HEADER,
   type HedgeRunOptions,
   type Hedger,
@@ -21,6 +24,7 @@ import {
   prepareUpstream,
   type Sink,
   StreamOpenError,
+  StreamTrail,
   sseError,
   type Transport,
   tagResponse,
@@ -52,6 +56,8 @@ export interface ProxyContext {
   defaultModel: string | undefined;
   /** Hedged requests (`@lb/exchange`'s `hedge.ts`), when the config turns them on anywhere. */
   hedger?: Hedger;
+  /** Stream continuation (`stream_continue`, `LB_STREAM_CONTINUE`; `@lb/exchange`'s `continue.ts`). */
+  streamContinue?: boolean;
   dialect(name: string): DialectLike | undefined;
   /** Why no endpoint could ever serve a request nothing was tried for (unsupported operation or parameter…). */
   explain?(
@@ -255,6 +261,11 @@ export class Exchange implements Sink, EarlyResponder {
   #legs: Map<UpstreamCall, HedgeLeg> | undefined;
   /** A hedge answered (`x-lb-hedged: 1`). */
   #hedged = false;
+  /** Stream continuation: what the client got of the stream (only when on and the request qualifies). */
+  #trail: StreamTrail | undefined;
+  /** A continuation's attempts run: their answer goes into the open client stream, never through `#respond`. */
+  #continuing = false;
+  #routeReq: Parameters<Router['execute']>[0] | undefined;
 
   /** `done` runs when the response closes (the server's in-flight count). */
   constructor(
@@ -415,6 +426,10 @@ export class Exchange implements Sink, EarlyResponder {
           estimatedTokens:
             px.estimate !== undefined && this.#hasJson() ? px.estimate(this.jsonOf()!) : undefined,
         };
+        if (px.streamContinue === true && this.#stream && continuable(this.#operation, this.jsonOf())) {
+          this.#trail = new StreamTrail();
+          this.#routeReq = routeReq;
+        }
         const hedging = px.hedger === undefined ? undefined : this.#hedging(px.hedger);
         if (hedging !== undefined) call = await this.#runHedged(px.hedger!, hedging, routeReq);
         else call = await px.router.execute(routeReq, this.#attempt, EXECUTE_OPTIONS);
@@ -536,8 +551,8 @@ export class Exchange implements Sink, EarlyResponder {
     );
     const legs = this.#legs;
     // Hedged: two attempts may run at once; the router's result (not the first to settle) picks the answer.
-    if (legs === undefined) call.early = this;
-    else legs.set(call, { ctx, dreq, translated: this.#translated });
+    if (legs !== undefined) legs.set(call, { ctx, dreq, translated: this.#translated });
+    else if (!this.#continuing) call.early = this;
     this.#call = call;
     px.trace?.inject(ctx.requestId, up.headers);
     const signal = ctx.signal;
@@ -601,7 +616,7 @@ export class Exchange implements Sink, EarlyResponder {
       return true;
     }
     // Streams come as whole events (the engine frames them), written as they come.
-    if (this.#call!.isStream) return this.#write(chunk);
+    if (this.#call!.isStream) return this.#write(this.#trail === undefined ? chunk : this.#trail.pass(chunk));
     // Hold the latest chunk back: the last one leaves with `res.end` (headers and body in one write, no cork
     // round trip through the next tick).
     const held = this.#held;
@@ -654,6 +669,10 @@ export class Exchange implements Sink, EarlyResponder {
   error(err: Error): void {
     const res = this.#res;
     const gone = this.#signal?.aborted === true;
+    if (this.#trail?.canContinue && !gone && !res.destroyed && this.#call?.isStream) {
+      void this.#continue(err);
+      return;
+    }
     if (!gone && this.#call?.isStream && !res.destroyed && !this.#translated) {
       res.end(streamEnding(err, this.#px.settings.streamIdleTimeoutMs));
     } else if (this.#translated && !res.headersSent && !gone) {
@@ -663,6 +682,57 @@ export class Exchange implements Sink, EarlyResponder {
       res.destroy();
     }
     this.#finish(err, gone ? 'client_closed' : 'upstream_stream_error');
+  }
+
+  /**
+   * Stream continuation: the stream broke after content; the conversation goes to another endpoint with the partial
+   * answer as an assistant prefix, and its stream continues the client's. When that fails, the client's stream ends
+   * with the original break.
+   */
+  async #continue(err: Error): Promise<void> {
+    const px = this.#px;
+    const trail = this.#trail!;
+    const broken = this.#call!;
+    const from = this.#ctx!.endpoint.id;
+    // The break counts for its endpoint as any break does (stream probation).
+    const release = broken.release;
+    if (release) {
+      broken.release = undefined;
+      release(err);
+    }
+    const json = this.jsonOf()!;
+    const prefix = trail.text;
+    trail.begin(from);
+    this.#continuing = true;
+    try {
+      const call = await px.router.execute(
+        continuationRequest(px.router, this.#routeReq!, from),
+        (ctx) => {
+          const body = continuationBody(json, prefix, ctx.endpoint.provider);
+          this.#json = body;
+          this.#lazyJson = false;
+          this.#body = Buffer.from(JSON.stringify(body));
+          return this.#attempt(ctx);
+        },
+        EXECUTE_OPTIONS,
+      );
+      if (call.status >= 300 || !call.isStream) {
+        call.dump();
+        throw err;
+      }
+      px.router.publishContinue({
+        requestId: this.requestId,
+        model: this.#model,
+        fromEndpointId: from,
+        endpointId: this.#ctx!.endpoint.id,
+        prefixChars: prefix.length,
+      });
+      this.#call = call;
+      call.attach(this);
+    } catch {
+      trail.ok = false;
+      this.error(err);
+    }
   }
 
   // ---------------------------------------------------------------- outcomes

@@ -267,6 +267,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     holdBudget,
     defaultModel: options.defaultModel,
     hedger: Hedger.enabled(options.hedge) ? new Hedger(router, options.hedge!) : undefined,
+    streamContinue: options.streamContinue === true,
     dialect: integ.dialect,
     explain: explain ? (op, model, features) => explain(router, op, model, features) : undefined,
     estimate: undefined,

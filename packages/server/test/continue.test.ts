@@ -1,0 +1,178 @@
+import { createRouter, type Router, type RouterConfig, type RouterEvents } from '@lb/core';
+import { CONTINUE_INSTRUCTION } from '@lb/exchange';
+import { createOpenAI } from '@lb/openai-adapter';
+import { type FakeUpstream, fakeKey, type RecordedRequest, startFakeUpstream } from '@lb/testing';
+import OpenAI from 'openai';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createServer } from '../src/index.js';
+
+// Stream continuation (issue 25, part 4) on both surfaces: lb-server (the `openai` SDK over HTTP) and
+// `LoadBalancedOpenAI` in-process.
+
+interface Started {
+  client: OpenAI;
+  router: Router;
+  metrics?: () => Promise<string>;
+}
+
+interface Surface {
+  readonly name: string;
+  start(router: RouterConfig, streamContinue: boolean): Promise<Started>;
+}
+
+const closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await Promise.all(closers.splice(0).map((c) => c()));
+});
+
+const server: Surface = {
+  name: 'lb-server',
+  async start(router, streamContinue) {
+    const s = createServer({
+      router,
+      streamContinue,
+      breaker: { enabled: false },
+      logDestination: { write: () => true } as never,
+      server: { port: 0 },
+    });
+    const base = await s.listen();
+    closers.push(async () => {
+      await s.close(100);
+    });
+    return {
+      client: new OpenAI({ baseURL: `${base}/v1`, apiKey: 'client-key', maxRetries: 0 }),
+      router: s.router,
+      metrics: async () => (await fetch(`${base}/metrics`)).text(),
+    };
+  },
+};
+
+const adapter: Surface = {
+  name: 'LoadBalancedOpenAI',
+  async start(config, streamContinue) {
+    const router = createRouter(config);
+    return { client: createOpenAI(router, { streamContinue }), router };
+  },
+};
+
+const pieces = ['The ', 'quick ', 'brown ', 'fox ', 'jumps ', 'over.'];
+const prefix = pieces.slice(0, 3).join('');
+const rest = pieces.slice(3);
+
+/** Reads a stream: its text, the chunks' `x_lb` marks, and how it ended. */
+async function read(stream: AsyncIterable<any>) {
+  let text = '';
+  const marks: { at: number; x_lb: unknown }[] = [];
+  try {
+    for await (const ch of stream) {
+      if (ch.x_lb !== undefined) marks.push({ at: text.length, x_lb: ch.x_lb });
+      text += ch.choices[0]?.delta?.content ?? '';
+    }
+    return { text, marks, error: undefined };
+  } catch (error) {
+    return { text, marks, error: error as Error };
+  }
+}
+
+describe.each([server, adapter])('stream continuation through $name', (surface) => {
+  const keys = { a: fakeKey('alpha'), b: fakeKey('bravo') };
+  let a: FakeUpstream;
+  let b: FakeUpstream;
+  beforeAll(async () => {
+    [a, b] = await Promise.all([
+      startFakeUpstream({ name: 'a', acceptKeys: [keys.a] }),
+      startFakeUpstream({ name: 'b', acceptKeys: [keys.b] }),
+    ]);
+  });
+  afterAll(async () => {
+    await Promise.all([a.close(), b.close()]);
+  });
+  afterEach(() => {
+    a.setDefault({ type: 'ok' });
+    b.setDefault({ type: 'ok' });
+  });
+  const config = (): RouterConfig => ({
+    endpoints: [
+      { id: 'a', url: a.url, apiKey: keys.a, priority: 1 },
+      { id: 'b', url: b.url, apiKey: keys.b, priority: 2 },
+    ],
+    strategy: 'priority',
+    outlierEjection: false,
+  });
+  /** `a` sends 3 chunks, then its connection breaks; `b` answers a continuation request with the rest. */
+  const script = () => {
+    a.setDefault({
+      type: 'custom',
+      handle: (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const ev = (delta: object) =>
+          `data: ${JSON.stringify({ id: 'c-a', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, delta, finish_reason: null }] })}\n\n`;
+        res.write(ev({ role: 'assistant', content: '' }));
+        for (const p of pieces.slice(0, 3)) res.write(ev({ content: p }));
+        // The break comes once the three chunks are out.
+        setTimeout(() => res.socket?.destroy(), 30);
+      },
+    });
+    b.setDefault((req: RecordedRequest) => {
+      const m = req.json?.messages ?? [];
+      const cont = m.at(-2)?.role === 'assistant' && m.at(-2)?.content === prefix;
+      return { type: 'stream', chunks: cont ? rest : ['wrong'] };
+    });
+  };
+
+  it('continues a stream cut after 3 chunks with exactly the remaining text, marked and counted', async () => {
+    script();
+    const on = await surface.start(config(), true);
+    const events: RouterEvents['stream:continued'][] = [];
+    on.router.on('stream:continued', (e) => events.push(e));
+    const bBefore = b.requests.length;
+    const stream = await on.client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'Say the sentence.' }],
+      stream: true,
+    });
+    const r = await read(stream);
+    expect(r.error).toBeUndefined();
+    expect(r.text).toBe(pieces.join(''));
+    // The first continued chunk, and only it, carries the mark.
+    expect(r.marks).toEqual([{ at: prefix.length, x_lb: { continued_from: 'a' } }]);
+    // The continuation replayed the conversation with the partial answer as an assistant prefix.
+    const sent = b.requests.slice(bBefore);
+    expect(sent).toHaveLength(1);
+    expect(sent[0].json.messages).toEqual([
+      { role: 'user', content: 'Say the sentence.' },
+      { role: 'assistant', content: prefix },
+      { role: 'user', content: CONTINUE_INSTRUCTION },
+    ]);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ fromEndpointId: 'a', endpointId: 'b', prefixChars: prefix.length });
+    if (on.metrics) expect(await on.metrics()).toMatch(/^lb_stream_continuations_total 1$/m);
+  }, 30_000);
+
+  it('breaks as before when continuation is off, or for n > 1', async () => {
+    script();
+    const off = await surface.start(config(), false);
+    const bBefore = b.requests.length;
+    const r = await read(
+      await off.client.chat.completions.create({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'Say the sentence.' }],
+        stream: true,
+      }),
+    );
+    expect(r.text).toBe(prefix);
+    expect(r.error).toBeDefined();
+    const on = await surface.start(config(), true);
+    const r2 = await read(
+      await on.client.chat.completions.create({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'Say the sentence.' }],
+        stream: true,
+        n: 2,
+      }),
+    );
+    expect(r2.text).toBe(prefix);
+    expect(r2.error).toBeDefined();
+    expect(b.requests.length).toBe(bBefore);
+  }, 30_000);
+});
