@@ -175,4 +175,36 @@ describe.each([server, adapter])('stream continuation through $name', (surface) 
     expect(r2.error).toBeDefined();
     expect(b.requests.length).toBe(bBefore);
   }, 30_000);
+
+  it('does not continue a tool-call stream', async () => {
+    a.setDefault({
+      type: 'custom',
+      handle: (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const ev = (delta: object) =>
+          `data: ${JSON.stringify({ id: 'c-a', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, delta, finish_reason: null }] })}\n\n`;
+        res.write(ev({ role: 'assistant', content: 'Let me look. ' }));
+        res.write(
+          ev({
+            tool_calls: [
+              { index: 0, id: 'call_1', type: 'function', function: { name: 'f', arguments: '' } },
+            ],
+          }),
+        );
+        setTimeout(() => res.socket?.destroy(), 30);
+      },
+    });
+    const on = await surface.start(config(), true);
+    const bBefore = b.requests.length;
+    const r = await read(
+      await on.client.chat.completions.create({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'Look it up.' }],
+        stream: true,
+      }),
+    );
+    expect(r.text).toBe('Let me look. ');
+    expect(r.error).toBeDefined();
+    expect(b.requests.length).toBe(bBefore);
+  }, 30_000);
 });
