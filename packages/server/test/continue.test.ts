@@ -1,59 +1,11 @@
-import { createRouter, type Router, type RouterConfig, type RouterEvents } from '@lb/core';
+import type { RouterEvents } from '@lb/core';
 import { CONTINUE_INSTRUCTION } from '@lb/exchange';
-import { createOpenAI } from '@lb/openai-adapter';
-import { type FakeUpstream, fakeKey, type RecordedRequest, startFakeUpstream } from '@lb/testing';
-import OpenAI from 'openai';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createServer } from '../src/index.js';
+import type { FakeUpstream, RecordedRequest } from '@lb/testing';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { adapter, server, useUpstreams } from './surfaces.js';
 
 // Stream continuation (issue 25, part 4) on both surfaces: lb-server (the `openai` SDK over HTTP) and
 // `LoadBalancedOpenAI` in-process.
-
-interface Started {
-  client: OpenAI;
-  router: Router;
-  metrics?: () => Promise<string>;
-}
-
-interface Surface {
-  readonly name: string;
-  start(router: RouterConfig, streamContinue: boolean): Promise<Started>;
-}
-
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await Promise.all(closers.splice(0).map((c) => c()));
-});
-
-const server: Surface = {
-  name: 'lb-server',
-  async start(router, streamContinue) {
-    const s = createServer({
-      router,
-      streamContinue,
-      breaker: { enabled: false },
-      logDestination: { write: () => true } as never,
-      server: { port: 0 },
-    });
-    const base = await s.listen();
-    closers.push(async () => {
-      await s.close(100);
-    });
-    return {
-      client: new OpenAI({ baseURL: `${base}/v1`, apiKey: 'client-key', maxRetries: 0 }),
-      router: s.router,
-      metrics: async () => (await fetch(`${base}/metrics`)).text(),
-    };
-  },
-};
-
-const adapter: Surface = {
-  name: 'LoadBalancedOpenAI',
-  async start(config, streamContinue) {
-    const router = createRouter(config);
-    return { client: createOpenAI(router, { streamContinue }), router };
-  },
-};
 
 const pieces = ['The ', 'quick ', 'brown ', 'fox ', 'jumps ', 'over.'];
 const prefix = pieces.slice(0, 3).join('');
@@ -75,30 +27,14 @@ async function read(stream: AsyncIterable<any>) {
 }
 
 describe.each([server, adapter])('stream continuation through $name', (surface) => {
-  const keys = { a: fakeKey('alpha'), b: fakeKey('bravo') };
+  const up = useUpstreams();
   let a: FakeUpstream;
   let b: FakeUpstream;
-  beforeAll(async () => {
-    [a, b] = await Promise.all([
-      startFakeUpstream({ name: 'a', acceptKeys: [keys.a] }),
-      startFakeUpstream({ name: 'b', acceptKeys: [keys.b] }),
-    ]);
+  beforeEach(() => {
+    a = up.a();
+    b = up.b();
   });
-  afterAll(async () => {
-    await Promise.all([a.close(), b.close()]);
-  });
-  afterEach(() => {
-    a.setDefault({ type: 'ok' });
-    b.setDefault({ type: 'ok' });
-  });
-  const config = (): RouterConfig => ({
-    endpoints: [
-      { id: 'a', url: a.url, apiKey: keys.a, priority: 1 },
-      { id: 'b', url: b.url, apiKey: keys.b, priority: 2 },
-    ],
-    strategy: 'priority',
-    outlierEjection: false,
-  });
+  const config = up.config;
   /** `a` sends 3 chunks, then its connection breaks; `b` answers a continuation request with the rest. */
   const script = () => {
     a.setDefault({
@@ -122,7 +58,7 @@ describe.each([server, adapter])('stream continuation through $name', (surface) 
 
   it('continues a stream cut after 3 chunks with exactly the remaining text, marked and counted', async () => {
     script();
-    const on = await surface.start(config(), true);
+    const on = await surface.start(config(), { streamContinue: true });
     const events: RouterEvents['stream:continued'][] = [];
     on.router.on('stream:continued', (e) => events.push(e));
     const bBefore = b.requests.length;
@@ -151,7 +87,7 @@ describe.each([server, adapter])('stream continuation through $name', (surface) 
 
   it('breaks as before when continuation is off, or for n > 1', async () => {
     script();
-    const off = await surface.start(config(), false);
+    const off = await surface.start(config(), { streamContinue: false });
     const bBefore = b.requests.length;
     const r = await read(
       await off.client.chat.completions.create({
@@ -162,7 +98,7 @@ describe.each([server, adapter])('stream continuation through $name', (surface) 
     );
     expect(r.text).toBe(prefix);
     expect(r.error).toBeDefined();
-    const on = await surface.start(config(), true);
+    const on = await surface.start(config(), { streamContinue: true });
     const r2 = await read(
       await on.client.chat.completions.create({
         model: 'gpt-4o-mini',
@@ -194,7 +130,7 @@ describe.each([server, adapter])('stream continuation through $name', (surface) 
         setTimeout(() => res.socket?.destroy(), 30);
       },
     });
-    const on = await surface.start(config(), true);
+    const on = await surface.start(config(), { streamContinue: true });
     const bBefore = b.requests.length;
     const r = await read(
       await on.client.chat.completions.create({

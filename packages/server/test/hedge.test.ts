@@ -1,60 +1,12 @@
-import { createRouter, type Router, type RouterConfig, type RouterEvents } from '@lb/core';
-import type { HedgeConfig } from '@lb/exchange';
-import { createOpenAI } from '@lb/openai-adapter';
-import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
-import OpenAI, { toFile } from 'openai';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createServer } from '../src/index.js';
+import type { Router, RouterEvents } from '@lb/core';
+import type { FakeUpstream } from '@lb/testing';
+import type OpenAI from 'openai';
+import { toFile } from 'openai';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { adapter, server, useUpstreams } from './surfaces.js';
 
 // Hedged requests (issue 25, part 3) on both surfaces: lb-server (the `openai` SDK over HTTP) and
 // `LoadBalancedOpenAI` in-process, both on `@lb/exchange`'s `Hedger`.
-
-interface Started {
-  client: OpenAI;
-  router: Router;
-  /** lb-server only: its `/metrics` text. */
-  metrics?: () => Promise<string>;
-}
-
-interface Surface {
-  readonly name: string;
-  start(router: RouterConfig, hedge?: HedgeConfig): Promise<Started>;
-}
-
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await Promise.all(closers.splice(0).map((c) => c()));
-});
-
-const server: Surface = {
-  name: 'lb-server',
-  async start(router, hedge) {
-    const s = createServer({
-      router,
-      hedge,
-      breaker: { enabled: false },
-      logDestination: { write: () => true } as never,
-      server: { port: 0 },
-    });
-    const base = await s.listen();
-    closers.push(async () => {
-      await s.close(100);
-    });
-    return {
-      client: new OpenAI({ baseURL: `${base}/v1`, apiKey: 'client-key', maxRetries: 0 }),
-      router: s.router,
-      metrics: async () => (await fetch(`${base}/metrics`)).text(),
-    };
-  },
-};
-
-const adapter: Surface = {
-  name: 'LoadBalancedOpenAI',
-  async start(config, hedge) {
-    const router = createRouter(config);
-    return { client: createOpenAI(router, { hedge }), router };
-  },
-};
 
 const messages = [{ role: 'user' as const, content: 'hi' }];
 const ask = { model: 'gpt-4o-mini', messages };
@@ -72,30 +24,14 @@ function hedgeEvents(router: Router): RouterEvents['hedge'][] {
 }
 
 describe.each([server, adapter])('hedged requests through $name', (surface) => {
-  const keys = { a: fakeKey('alpha'), b: fakeKey('bravo') };
+  const up = useUpstreams();
   let a: FakeUpstream;
   let b: FakeUpstream;
-  beforeAll(async () => {
-    [a, b] = await Promise.all([
-      startFakeUpstream({ name: 'a', acceptKeys: [keys.a] }),
-      startFakeUpstream({ name: 'b', acceptKeys: [keys.b] }),
-    ]);
+  beforeEach(() => {
+    a = up.a();
+    b = up.b();
   });
-  afterAll(async () => {
-    await Promise.all([a.close(), b.close()]);
-  });
-  afterEach(() => {
-    a.setDefault({ type: 'ok' });
-    b.setDefault({ type: 'ok' });
-  });
-  const config = (): RouterConfig => ({
-    endpoints: [
-      { id: 'a', url: a.url, apiKey: keys.a, priority: 1 },
-      { id: 'b', url: b.url, apiKey: keys.b, priority: 2 },
-    ],
-    strategy: 'priority',
-    outlierEjection: false,
-  });
+  const config = up.config;
 
   /** `n` sequential calls; each call's latency, ms, and how many answers a hedge won. */
   async function run(client: OpenAI, n: number): Promise<{ ms: number[]; hedged: number }> {
@@ -126,7 +62,7 @@ describe.each([server, adapter])('hedged requests through $name', (surface) => {
     seen = 0;
     const before = await run(off.client, 100);
 
-    const on = await surface.start(config(), { afterMs: Math.round(slowMs / 8), budget: 0.1 });
+    const on = await surface.start(config(), { hedge: { afterMs: Math.round(slowMs / 8), budget: 0.1 } });
     const events = hedgeEvents(on.router);
     slowMs = 0;
     await run(on.client, 20);
@@ -156,7 +92,7 @@ describe.each([server, adapter])('hedged requests through $name', (surface) => {
 
   it('keeps to the budget: past it, a slow answer is waited for', async () => {
     a.setDefault({ type: 'ok', delayMs: 150 });
-    const on = await surface.start(config(), { afterMs: 20, budget: 0.25 });
+    const on = await surface.start(config(), { hedge: { afterMs: 20, budget: 0.25 } });
     const events = hedgeEvents(on.router);
     const bBefore = b.count('/chat/completions');
     await run(on.client, 8);
@@ -169,7 +105,7 @@ describe.each([server, adapter])('hedged requests through $name', (surface) => {
 
   it('never hedges a file upload or a chat completion asked to be stored', async () => {
     a.setDefault({ type: 'ok', delayMs: 200 });
-    const on = await surface.start(config(), { afterMs: 5, budget: 1 });
+    const on = await surface.start(config(), { hedge: { afterMs: 5, budget: 1 } });
     const events = hedgeEvents(on.router);
     const bFiles = b.count('/files');
     const file = await on.client.files.create({
@@ -192,7 +128,7 @@ describe.each([server, adapter])('hedged requests through $name', (surface) => {
   it('hedges a stream before its first byte, and cancels the loser without counting it a failure', async () => {
     a.setDefault({ type: 'stream', chunks: ['slow'], firstByteDelayMs: 300 });
     b.setDefault({ type: 'stream', chunks: ['fa', 'st'] });
-    const on = await surface.start(config(), { afterMs: 20, budget: 1 });
+    const on = await surface.start(config(), { hedge: { afterMs: 20, budget: 1 } });
     const failures: RouterEvents['attempt:failure'][] = [];
     on.router.on('attempt:failure', (e) => failures.push(e));
     const { data, response } = await on.client.chat.completions
