@@ -73,7 +73,10 @@ describe.each([server, adapter])('hedged requests through $name', (surface) => {
     slowMs = Math.min(1500, Math.max(300, Math.round(60 * pace)));
     seen = 0;
     const bBefore = b.count('/chat/completions');
+    const e0 = events.length;
     const after = await run(on.client, 100);
+    // The measured calls' events (a warm-up call the loaded machine made late may have been hedged too).
+    const all = events.splice(0, e0).concat(events);
     const extra = b.count('/chat/completions') - bBefore;
 
     const p99Off = quantile(before.ms, 0.99);
@@ -86,12 +89,15 @@ describe.each([server, adapter])('hedged requests through $name', (surface) => {
     expect(extra).toBeGreaterThanOrEqual(10);
     expect(extra).toBeLessThanOrEqual(Math.floor(0.2 * 120));
     const started = events.filter((e) => e.phase === 'started').length;
-    expect(started).toBe(extra);
+    // A hedge cancelled the instant it went out may never reach the upstream: started ≥ what arrived.
+    expect(started).toBeGreaterThanOrEqual(extra);
+    expect(started).toBeLessThanOrEqual(Math.floor(0.2 * 120));
     expect(events.filter((e) => e.phase === 'won').length).toBe(after.hedged);
     if (on.metrics) {
       const text = await on.metrics();
-      expect(text).toMatch(new RegExp(`^lb_hedges_started_total ${started}$`, 'm'));
-      expect(text).toMatch(new RegExp(`^lb_hedges_won_total ${after.hedged}$`, 'm'));
+      const count = (phase: string) => all.filter((e) => e.phase === phase).length;
+      expect(text).toMatch(new RegExp(`^lb_hedges_started_total ${count('started')}$`, 'm'));
+      expect(text).toMatch(new RegExp(`^lb_hedges_won_total ${count('won')}$`, 'm'));
     }
   }, 120_000);
 
