@@ -686,9 +686,12 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
         settings = nextSettings;
         px.settings = nextSettings;
         if (input.server !== undefined || 'defaultModel' in input) px.defaultModel = input.defaultModel;
-        // Hedging follows the reloaded config (its latency sketches and budgets start afresh).
-        if ('hedge' in input)
+        // Hedging and stream continuation follow a whole reloaded config, as `defaultModel` does (a new hedger's
+        // latency sketches and budgets start afresh).
+        if (input.server !== undefined || 'hedge' in input)
           px.hedger = Hedger.enabled(input.hedge) ? new Hedger(router, input.hedge!) : undefined;
+        if (input.server !== undefined || 'streamContinue' in input)
+          px.streamContinue = input.streamContinue === true;
         policy = accessPolicy(nextSettings.apiKeys, nextSettings.adminKey);
         limiter = nextLimiter;
         bodies.max = nextSettings.maxInflightBodyBytes;

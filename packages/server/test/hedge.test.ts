@@ -197,3 +197,19 @@ describe('LoadBalancedOpenAI reads LB_HEDGE_AFTER_MS and LB_HEDGE_BUDGET', () =>
     expect(() => createOpenAI(createRouter(up.config()))).toThrow(/LB_HEDGE_BUDGET/);
   }, 30_000);
 });
+
+describe('lb-server: a reload turns hedging on and off', () => {
+  const up = useUpstreams();
+
+  it('follows the reloaded config', async () => {
+    up.a().setDefault({ type: 'ok', delayMs: 200 });
+    const { client, reload } = await server.start(up.config(), { hedge: { afterMs: 10, budget: 1 } });
+    const hedged = async () =>
+      (await client.chat.completions.create(ask).withResponse()).response.headers.get('x-lb-hedged');
+    expect(await hedged()).toBe('1');
+    await reload!(up.config());
+    expect(await hedged()).toBeNull();
+    await reload!(up.config(), { hedge: { afterMs: 10, budget: 1 } });
+    expect(await hedged()).toBe('1');
+  }, 30_000);
+});

@@ -17,6 +17,8 @@ export interface Started {
   router: Router;
   /** lb-server only: its `/metrics` text. */
   metrics?: () => Promise<string>;
+  /** lb-server only: reloads it with a whole config (router, server settings, options). */
+  reload?: (router: RouterConfig, options?: SurfaceOptions) => Promise<unknown>;
 }
 
 /** One of the two surfaces on the exchange engine: lb-server over HTTP, or `LoadBalancedOpenAI` in-process. */
@@ -48,6 +50,7 @@ export const server: Surface = {
       client: new OpenAI({ baseURL: `${base}/v1`, apiKey: 'client-key', maxRetries: 0 }),
       router: s.router,
       metrics: async () => (await fetch(`${base}/metrics`)).text(),
+      reload: (r, o = {}) => s.reload({ router: r, server: { port: 0 }, ...o }),
     };
   },
 };
