@@ -37,6 +37,11 @@ export class StreamTrail {
   #from: string | undefined;
   /** Continuations made (at most one per request). */
   continued = 0;
+  /**
+   * Whitespace cut from the end of the prefix (Anthropic refuses a prefill ending in whitespace): dropped from the
+   * start of the continuation when it comes back, so that the client does not get it twice. Set per attempt.
+   */
+  skip = '';
 
   /** True when a break now may be continued. */
   get canContinue(): boolean {
@@ -76,6 +81,13 @@ export class StreamTrail {
           // The continuation's preamble (its role): the client has had one.
           rewrote = true;
           continue;
+        }
+        if (this.skip !== '' && typeof delta?.content === 'string') {
+          const c: string = delta.content;
+          let k = 0;
+          while (k < c.length && k < this.skip.length && c[k] === this.skip[k]) k++;
+          delta.content = c.slice(k);
+          this.skip = '';
         }
         j.x_lb = { continued_from: this.#from };
         this.#from = undefined;
@@ -137,9 +149,16 @@ export function continuationBody(
   prefix: string,
   provider: string | undefined,
 ): Record<string, unknown> {
-  const messages = [...(json.messages as unknown[]), { role: 'assistant', content: prefix }];
+  // Anthropic refuses a prefill that ends in whitespace: it goes without it (see `StreamTrail.skip`).
+  const content = provider === 'anthropic' ? prefix.trimEnd() : prefix;
+  const messages = [...(json.messages as unknown[]), { role: 'assistant', content }];
   if (provider !== 'anthropic') messages.push({ role: 'user', content: CONTINUE_INSTRUCTION });
   return { ...json, messages };
+}
+
+/** The whitespace {@link continuationBody} cuts from the prefix for `provider` (what `StreamTrail.skip` drops). */
+export function prefixCut(prefix: string, provider: string | undefined): string {
+  return provider === 'anthropic' ? prefix.slice(prefix.trimEnd().length) : '';
 }
 
 /** The continuation's route request: the original one, kept off the endpoint the stream broke on. */

@@ -12,6 +12,7 @@ export {
   continuable,
   continuationBody,
   continuationRequest,
+  prefixCut,
   StreamTrail,
 } from './continue.js';
 export type { ResponseHeaders } from './errors.js';

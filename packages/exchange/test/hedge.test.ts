@@ -9,6 +9,7 @@ import {
   hedgeSafe,
   LatencySketch,
   parsePercentile,
+  prefixCut,
   StreamTrail,
 } from '../src/index.js';
 
@@ -116,6 +117,19 @@ describe('stream continuation', () => {
     expect(out).toContain('"x_lb":{"continued_from":"a"}');
     expect(text(t.pass(bytes(chunk({ content: '!' }))))).not.toContain('x_lb');
     expect(t.text).toBe('Hello!');
+
+    // Anthropic's prefill goes without trailing whitespace; the continuation's copy of it is dropped.
+    expect(continuationBody({ messages: [] }, 'Hello ', 'anthropic').messages).toEqual([
+      { role: 'assistant', content: 'Hello' },
+    ]);
+    expect(prefixCut('Hello \n', 'anthropic')).toBe(' \n');
+    expect(prefixCut('Hello ', 'openai')).toBe('');
+    const cut = new StreamTrail();
+    cut.pass(bytes(chunk({ content: 'Hello ' })));
+    cut.begin('a');
+    cut.skip = ' ';
+    expect(text(cut.pass(bytes(chunk({ content: ' world' }))))).toContain('"content":"world"');
+    expect(cut.text).toBe('Hello world');
 
     const tools = new StreamTrail();
     tools.pass(

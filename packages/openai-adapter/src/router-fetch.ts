@@ -17,6 +17,7 @@ import {
   continuationBody,
   continuationRequest,
   defaultTimers,
+  prefixCut,
   fetchTransport,
   HEDGED_HEADER,
   type HedgeConfig,
@@ -368,7 +369,10 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
           () => streaming,
           async (from) => {
             const prefix = trail.text;
-            bodyFor = (provider) => continuationBody(json!, prefix, provider);
+            bodyFor = (provider) => {
+              trail.skip = prefixCut(prefix, provider);
+              return continuationBody(json!, prefix, provider);
+            };
             const res = await router.execute(continuationRequest(router, routeReq, from), attempt, {
               discard,
             });

@@ -17,6 +17,7 @@ import {
   continuationBody,
   continuationRequest,
   HEDGED_HEADER,
+  prefixCut,
   type HedgeRunOptions,
   type Hedger,
   type HoldBudget,
@@ -709,6 +710,7 @@ export class Exchange implements Sink, EarlyResponder {
         continuationRequest(px.router, this.#routeReq!, from),
         (ctx) => {
           const body = continuationBody(json, prefix, ctx.endpoint.provider);
+          trail.skip = prefixCut(prefix, ctx.endpoint.provider);
           this.#json = body;
           this.#lazyJson = false;
           this.#body = Buffer.from(JSON.stringify(body));
