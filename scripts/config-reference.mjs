@@ -25,6 +25,20 @@ const KEYS = {
     'none',
   ],
   default_model: ['model for requests that name none', 'none'],
+  hedge_after_ms: [
+    'hedged requests: a request safe to send twice that has not answered after this many ms goes to the next-best endpoint too (env `LB_HEDGE_AFTER_MS`)',
+    'off',
+  ],
+  hedge_after: ['hedged requests: the delay as the route\'s observed latency percentile (`"p95"`)', 'off'],
+  hedge_budget: [
+    'extra upstream requests hedges may add, share of a sliding minute (0..1; env `LB_HEDGE_BUDGET`)',
+    '0.1',
+  ],
+  hedge_unsafe: ['hedge requests that are not safe to send twice too', 'false'],
+  stream_continue: [
+    'continue a chat stream that broke after content on another endpoint, in the same stream (env `LB_STREAM_CONTINUE`)',
+    'false',
+  ],
   strategy: [
     'how the router picks an endpoint: `priority`, `round-robin`, `weighted-random`, `random`, `least-latency`, `least-busy`, aliases (`weighted_failover`…), or a name a plugin registers',
     (c) => c.router.strategy,
@@ -169,6 +183,13 @@ const KEYS = {
   'models.<name>.name': ['exposed model name', 'the table key'],
   'models.<name>.strategy': ["the group's strategy", 'the top-level `strategy`'],
   'models.<name>.enabled': ['the group is served', 'true'],
+  'models.<name>.hedge_after_ms': ["the group's hedge delay, ms", 'the top-level `hedge_after_ms`'],
+  'models.<name>.hedge_after': [
+    "the group's hedge delay as a latency percentile",
+    'the top-level `hedge_after`',
+  ],
+  'models.<name>.hedge_budget': ["the group's hedge budget", 'the top-level `hedge_budget`'],
+  'models.<name>.hedge_unsafe': ['hedge every request of the group', 'the top-level `hedge_unsafe`'],
   'models.<name>.backends[].endpoint': ['endpoint `name`', 'required'],
   'models.<name>.backends[].provider': ['Berry spelling of `endpoint`', ''],
   'models.<name>.backends[].model': ['upstream model name on that endpoint', 'the exposed name'],

@@ -55,6 +55,8 @@ export type {
   Env,
   EnvScheme,
   HealthCheckConfig,
+  HedgeOptionsConfig,
+  HedgeSettings,
   LbConfig,
   LoadConfigOptions,
   ServerConfig,

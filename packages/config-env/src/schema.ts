@@ -258,7 +258,22 @@ const backendSchema = obj({
   enabled: bool.optional(),
 });
 
+/** Hedged requests (`hedge.md` of the issue): top-level and per model group. */
+const percentile = str.refine(
+  (v) => /^p?\d{1,2}(\.\d+)?$/i.test(v.trim()) && Number(v.trim().replace(/^p/i, '')) > 0,
+  {
+    message: 'expected a percentile such as "p95"',
+  },
+);
+const hedgeFields = {
+  hedge_after_ms: num('a number of ms >= 0 (0: off)', { min: 0 }).optional(),
+  hedge_after: percentile.optional(),
+  hedge_budget: num('a share from 0 to 1', { min: 0, max: 1 }).optional(),
+  hedge_unsafe: bool.optional(),
+};
+
 const groupSchema = obj({
+  ...hedgeFields,
   name: nonEmpty.optional(),
   strategy: strategy.optional(),
   enabled: bool.optional(),
@@ -356,6 +371,8 @@ export const documentSchema = obj({
    * from the working directory as Node resolves them) or paths relative to the working directory.
    */
   plugins: list.optional(),
+  ...hedgeFields,
+  stream_continue: bool.optional(),
   default_model: nonEmpty.optional(),
   strategy: strategy.optional(),
   strategy_options: obj({

@@ -138,6 +138,23 @@ export interface ConfigSource {
  * A complete, validated, frozen config: the router's config plus the server's, breaker and health check settings.
  * Keys live only in `router.endpoints[].apiKey`, `server.apiKeys` and `server.adminKey`.
  */
+/** One model's (or the global) hedging. */
+export interface HedgeOptionsConfig {
+  /** Fixed delay before a hedge, ms. */
+  afterMs?: number;
+  /** Delay as the route's observed latency percentile (`"p95"`). */
+  after?: string;
+  /** Share of extra upstream requests allowed over a sliding minute. Default 0.1. */
+  budget?: number;
+  /** Hedge also requests that are not safe to send twice. */
+  unsafe?: boolean;
+}
+
+/** Hedging, global and per model or group. */
+export interface HedgeSettings extends HedgeOptionsConfig {
+  models?: Record<string, HedgeOptionsConfig>;
+}
+
 export interface LbConfig {
   /** For `createRouter(config.router)` / `router.reload(config.router)`. */
   router: RouterConfig;
@@ -156,6 +173,14 @@ export interface LbConfig {
    * name no built-in knows passes validation when plugins are listed: lb-server checks it once they are loaded.
    */
   plugins?: readonly string[];
+  /**
+   * Hedged requests, when the file or the environment turns them on anywhere (`@lb/exchange`'s `HedgeConfig`). File:
+   * `hedge_after_ms`, `hedge_after`, `hedge_budget`, `hedge_unsafe`, top-level and per `[models.<name>]`. Env:
+   * `LB_HEDGE_AFTER_MS`, `LB_HEDGE_BUDGET`.
+   */
+  hedge?: HedgeSettings;
+  /** Continue a chat stream that broke after content on another endpoint. Env `LB_STREAM_CONTINUE`; file `stream_continue`. */
+  streamContinue?: boolean;
   source: ConfigSource;
   /** Problems that did not stop loading (log them). */
   warnings: readonly ConfigIssue[];

@@ -7,7 +7,16 @@ import { interpolate } from './interpolate.js';
 import { type ConfigIssue, didYouMean, formatPath, show } from './issues.js';
 import { type ConfigDocument, documentSchema, normalizeStrategy, UNKNOWN_KEYS } from './schema.js';
 import { buildSpend, checkSpend, spendSecrets, toPriceConfig } from './spend.js';
-import type { BreakerConfig, ConfigSource, Env, HealthCheckConfig, LbConfig, ServerConfig } from './types.js';
+import type {
+  BreakerConfig,
+  ConfigSource,
+  Env,
+  HealthCheckConfig,
+  HedgeOptionsConfig,
+  HedgeSettings,
+  LbConfig,
+  ServerConfig,
+} from './types.js';
 
 /** The outcome of {@link validateConfig}. */
 export interface ValidationResult {
@@ -481,6 +490,8 @@ export function buildConfig(
     ...(spend ? { spend } : {}),
     ...(doc.default_model !== undefined ? { defaultModel: doc.default_model } : {}),
     ...(doc.plugins?.length ? { plugins: doc.plugins } : {}),
+    ...hedgeSettings(doc),
+    ...(doc.stream_continue === true ? { streamContinue: true } : {}),
     source,
     warnings: [...warnings],
   });
@@ -545,3 +556,31 @@ export function mergeDocs(
 }
 
 export { setAt };
+
+type HedgeFields = {
+  hedge_after_ms?: number;
+  hedge_after?: string;
+  hedge_budget?: number;
+  hedge_unsafe?: boolean;
+};
+
+function hedgeOptions(d: HedgeFields): HedgeOptionsConfig | undefined {
+  const o: HedgeOptionsConfig = {};
+  if (d.hedge_after_ms !== undefined) o.afterMs = d.hedge_after_ms;
+  if (d.hedge_after !== undefined) o.after = d.hedge_after.trim();
+  if (d.hedge_budget !== undefined) o.budget = d.hedge_budget;
+  if (d.hedge_unsafe !== undefined) o.unsafe = d.hedge_unsafe;
+  return Object.keys(o).length ? o : undefined;
+}
+
+/** `hedge`: the file's and environment's hedging, global and per model group; nothing when none is set. */
+function hedgeSettings(doc: ConfigDocument): { hedge?: HedgeSettings } {
+  const global = hedgeOptions(doc);
+  let models: Record<string, HedgeOptionsConfig> | undefined;
+  for (const [key, g] of Object.entries(doc.models ?? {})) {
+    const o = hedgeOptions(g);
+    if (o !== undefined) (models ??= {})[g.name ?? key] = o;
+  }
+  if (global === undefined && models === undefined) return {};
+  return { hedge: { ...global, ...(models ? { models } : {}) } };
+}

@@ -149,6 +149,36 @@ export interface RouterEvents {
     to: string;
     cause: 'context_window' | 'content_policy' | 'default';
   };
+  /**
+   * Hedged requests (`@lb/exchange`'s `Hedger`, published through `Router.publishHedge`): `started` when a second
+   * attempt went out because the first had not answered within `delayMs`; `won` / `lost` when the hedge (`won`) or
+   * the first attempt (`lost`) answered first (the other is cancelled, counted neither as a failure nor for the
+   * breaker); `skipped` when the budget refused a hedge.
+   */
+  hedge: {
+    requestId: string;
+    model: string | undefined;
+    phase: 'started' | 'won' | 'lost' | 'skipped';
+    /** The first attempt's endpoint. */
+    endpointId: string | undefined;
+    /** The hedge's endpoint, once known. */
+    hedgeEndpointId: string | undefined;
+    delayMs: number;
+  };
+  /**
+   * A broken chat stream was continued on another endpoint (`@lb/exchange`'s stream continuation, published through
+   * `Router.publishContinue`).
+   */
+  'stream:continued': {
+    requestId: string;
+    model: string | undefined;
+    /** The endpoint whose stream broke. */
+    fromEndpointId: string;
+    /** The endpoint that continued it. */
+    endpointId: string;
+    /** Characters of content the client had before the break. */
+    prefixChars: number;
+  };
 }
 
 export type RouterEventName = keyof RouterEvents;

@@ -40,7 +40,7 @@ export type {
   RouterConfig,
   RouterSnapshot,
 } from './router.js';
-export { createRouter, Router } from './router.js';
+export { createRouter, HEDGE_CANCELLED, Router } from './router.js';
 export type { EndpointHealth, EndpointStats, EndpointStatus } from './state.js';
 export type { BuiltinStrategyName } from './strategies/builtin.js';
 export {

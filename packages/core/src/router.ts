@@ -251,6 +251,13 @@ function release<T>(pending: { value: T } | undefined, options: ExecuteOptions<T
   return undefined;
 }
 
+/** The reason `@lb/exchange`'s `Hedger` cancels the attempt that lost the race with: not a failure. */
+export const HEDGE_CANCELLED = 'ERR_LB_HEDGE_CANCELLED';
+
+function isHedgeCancel(signal: AbortSignal | undefined): boolean {
+  return (signal?.reason as { code?: unknown } | undefined)?.code === HEDGE_CANCELLED;
+}
+
 const perf: { now(): number } = typeof performance !== 'undefined' ? performance : Date;
 
 /**
@@ -414,6 +421,16 @@ export class Router {
   /** Lets a front end publish a model fallback on the bus (`fallback`), for metrics, logs and `/stats`. */
   publishFallback(payload: RouterEvents['fallback']): void {
     if (this.#has('fallback')) this.#emit('fallback', payload);
+  }
+
+  /** Publishes a hedged request's progress on the bus (`hedge`): `@lb/exchange`'s `Hedger` does. */
+  publishHedge(payload: RouterEvents['hedge']): void {
+    if (this.#has('hedge')) this.#emit('hedge', payload);
+  }
+
+  /** Publishes a stream continuation on the bus (`stream:continued`). */
+  publishContinue(payload: RouterEvents['stream:continued']): void {
+    if (this.#has('stream:continued')) this.#emit('stream:continued', payload);
   }
 
   /** The guards attached now. */
@@ -1074,7 +1091,9 @@ export class Router {
       stats.inFlight--;
       held = 2;
       const message = this.#failureMessage(ep, verdict, input);
-      this.#recordFailure(rt, verdict, message, now);
+      // A hedge's loser, cancelled because the other attempt answered first, is no failure of its endpoint.
+      if (verdict.kind !== 'aborted' || !isHedgeCancel(signal))
+        this.#recordFailure(rt, verdict, message, now);
       if (this.#has('attempt:failure')) {
         this.#emit('attempt:failure', {
           requestId,

@@ -23,6 +23,14 @@ export {
 } from './affinity.js';
 export type { AttemptSettings, EarlyResponder, Sink, StreamHolder, Timers } from './attempt.js';
 export { Attempt, defaultTimers, HOLD_MAX_BYTES, HoldBudget } from './attempt.js';
+export {
+  CONTINUE_INSTRUCTION,
+  continuable,
+  continuationBody,
+  continuationRequest,
+  prefixCut,
+  StreamTrail,
+} from './continue.js';
 export type { ResponseHeaders } from './errors.js';
 export { EventTooLargeError, ExchangeTimeoutError, StreamDurationError, StreamOpenError } from './errors.js';
 export type { FallbackCause, FallbackChainTable, FallbackConfig } from './fallback.js';
@@ -40,6 +48,18 @@ export {
   modelsWithFallbacks,
   parseFallbackList,
 } from './fallback.js';
+export type { HedgeConfig, HedgeOptions, HedgeResult, HedgeRunOptions } from './hedge.js';
+export {
+  HEDGE_MIN_SAMPLES,
+  HEDGED_HEADER,
+  HedgeBudget,
+  HedgeRoute,
+  Hedger,
+  hedgeCancelled,
+  hedgeSafe,
+  LatencySketch,
+  parsePercentile,
+} from './hedge.js';
 export type { PreparedRequest } from './prepare.js';
 export {
   ATTEMPTS_HEADER,

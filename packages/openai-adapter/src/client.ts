@@ -226,6 +226,8 @@ export class LoadBalancedOpenAI extends OpenAI {
       tracing,
       fallbacks,
       affinity,
+      hedge,
+      streamContinue,
       defaultModel,
       attach,
       guards,
@@ -256,6 +258,8 @@ export class LoadBalancedOpenAI extends OpenAI {
       tracing,
       fallbacks,
       affinity,
+      hedge,
+      streamContinue,
     });
     super({
       ...(clientOptions as PassThroughClientOptions),

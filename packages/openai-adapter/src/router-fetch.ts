@@ -15,6 +15,9 @@ import {
   Attempt,
   type AttemptSettings,
   attemptTimeout,
+  continuable,
+  continuationBody,
+  continuationRequest,
   createdIdIn,
   createsObject,
   defaultTimers,
@@ -29,8 +32,12 @@ import {
   fallbackCauseOfError,
   fallbackConfigFromEnv,
   fetchTransport,
+  HEDGED_HEADER,
+  type HedgeConfig,
+  Hedger,
   HoldBudget,
   hasFallbacks,
+  hedgeSafe,
   isObjectRoute,
   MemoryAffinityStore,
   objectIdsIn,
@@ -38,9 +45,11 @@ import {
   parseFallbackList,
   pinnedEndpoint,
   pinnedUnavailable,
+  prefixCut,
   prepareUpstream,
   rememberObject,
   StreamOpenError,
+  StreamTrail,
   tagResponse,
 } from '@lb/exchange';
 import {
@@ -51,7 +60,9 @@ import {
   providerGuard,
   requestFeatures,
 } from '@lb/providers';
+import { continuing } from './internal/continue.js';
 import { bytesOption, msOption, readEnv } from './internal/env.js';
+import { hedgeOf } from './internal/hedge.js';
 import { readRequest } from './internal/request.js';
 import { streamBody, withUsage } from './internal/stream.js';
 
@@ -80,6 +91,20 @@ export interface RouteInfo {
  * Options of {@link createRouterFetch}. Explicit options beat environment variables.
  */
 export interface RouterFetchOptions {
+  /**
+   * Hedged requests: when a call safe to send twice has not answered within `afterMs` (or the route's observed
+   * latency percentile `after: "p95"`), the same call goes to the next-best endpoint; the first answer wins, the
+   * other is cancelled. `budget` caps the extra upstream requests (default 0.1: 10 % over a sliding minute);
+   * `models` sets it per model or group. Default: off. Env: `LB_HEDGE_AFTER_MS`, `LB_HEDGE_BUDGET`.
+   */
+  hedge?: HedgeConfig;
+  /**
+   * Stream continuation: a chat stream that breaks after content is continued on another endpoint (the conversation
+   * replayed with the partial answer as an assistant prefix) in the same stream; the first continued chunk carries
+   * `x_lb: { continued_from: "<endpoint>" }`. Not for tool-call streams or `n` > 1. Default false. Env
+   * `LB_STREAM_CONTINUE=true`.
+   */
+  streamContinue?: boolean;
   /** The transport each attempt uses. Default `globalThis.fetch`. */
   fetch?: FetchLike;
   /** Prefix stripped from incoming URLs to get the OpenAI path. Default {@link PLACEHOLDER_BASE_URL}. */
@@ -262,6 +287,9 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
   }
   const transport = (): FetchLike => options.fetch ?? globalThis.fetch;
   const upstream = fetchTransport(transport);
+  const streamContinue = options.streamContinue ?? readEnv('LB_STREAM_CONTINUE') === 'true';
+  const hedgeConfig = hedgeOf(options.hedge);
+  const hedger = hedgeConfig === undefined ? undefined : new Hedger(router, hedgeConfig);
 
   const routerFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     // Not an API call (the SDK probes `fetch('data:,')`): straight to the transport.
@@ -334,9 +362,13 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     const afterwards = creates || (req.method === 'DELETE' && pin !== undefined) ? affinity : undefined;
     let answeredBy: string | undefined;
 
+    // Stream continuation: the body of a continuation attempt, by the endpoint's provider; the endpoint streaming now.
+    let bodyFor: ((provider: string | undefined) => Record<string, unknown>) | undefined;
+    let streaming = '';
     const attempt = async (ctx: AttemptContext): Promise<Response> => {
       const ep = ctx.endpoint;
       answeredBy = ep.id;
+      const cj = bodyFor?.(ep.provider);
       const tag = tagged ? ctx : undefined;
       const dialect = getDialect(ep.provider);
       const dreq: DialectRequest = {
@@ -345,8 +377,8 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
         method: req.method,
         path,
         headers: req.headers,
-        body: req.body,
-        json,
+        body: cj === undefined ? req.body : encoder.encode(JSON.stringify(cj)),
+        json: cj ?? json,
         upstreamModel: ctx.upstreamModel,
         stream,
         model,
@@ -383,6 +415,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
         }
         if (tag) tagResponse(headers, tag);
         if (translator) headers.set('content-type', 'text/event-stream');
+        streaming = ep.id;
         const body = streamBody(call, {
           endpointId: ep.id,
           idleTimeoutMs: idleMs,
@@ -413,10 +446,53 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
       return tag ? tagInPlace(res, tag) : res;
     };
 
+    // One execution of the call on the current model: hedged when the route hedges and the call is safe to send twice
+    // (`hedge.ts`), continued on another endpoint when a chat stream breaks after content, else the router's.
+    const once = async (): Promise<Response> => {
+      const hedging =
+        hedger === undefined
+          ? undefined
+          : hedger.routeOf(routeReq.model, hedgeSafe(operation, req.method, path, json));
+      if (hedging !== undefined) {
+        const r = await hedger!.run(hedging, routeReq, attempt, { discard });
+        return r.hedged ? markHedged(r.value) : r.value;
+      }
+      if (streamContinue && stream && continuable(operation, json)) {
+        const trail = new StreamTrail();
+        const first = await router.execute(routeReq, attempt, { discard });
+        if (!first.ok || first.body === null) return first;
+        return continuing(
+          first,
+          trail,
+          () => streaming,
+          async (from) => {
+            const prefix = trail.text;
+            bodyFor = (provider) => {
+              trail.skip = prefixCut(prefix, provider);
+              return continuationBody(json!, prefix, provider);
+            };
+            const res = await router.execute(continuationRequest(router, routeReq, from), attempt, {
+              discard,
+            });
+            if (res.ok)
+              router.publishContinue({
+                requestId: routeReq.requestId ?? '',
+                model: routeReq.model,
+                fromEndpointId: from,
+                endpointId: streaming,
+                prefixChars: prefix.length,
+              });
+            return res;
+          },
+        );
+      }
+      return router.execute(routeReq, attempt, { discard });
+    };
+
     if (model === undefined || (chains === undefined && requested === undefined) || pin !== undefined) {
       let res: Response;
       try {
-        res = await router.execute(routeReq, attempt, { discard });
+        res = await once();
       } catch (error) {
         if (!isLbError(error)) throw error;
         if (pin !== undefined && isNoHealthyEndpointError(error)) {
@@ -452,7 +528,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     for (;;) {
       let res: Response;
       try {
-        res = await router.execute(routeReq, attempt, { discard });
+        res = await once();
       } catch (error) {
         if (!isLbError(error)) throw error;
         if (fallBack(fallbackCauseOfError(error))) {
@@ -537,6 +613,20 @@ async function createdIdOf(res: Response): Promise<string | undefined> {
     reader.cancel().catch(() => {});
   }
 }
+
+/** Sets `x-lb-hedged: 1` on an answer a hedge won (a new `Response` when its headers are immutable). */
+function markHedged(res: Response): Response {
+  try {
+    res.headers.set(HEDGED_HEADER, '1');
+    return res;
+  } catch {
+    const headers = new Headers(res.headers);
+    headers.set(HEDGED_HEADER, '1');
+    return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+  }
+}
+
+const encoder = new TextEncoder();
 
 function hasTpm(e: Endpoint): boolean {
   return e.limits.tpm !== undefined;

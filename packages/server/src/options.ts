@@ -1,6 +1,6 @@
 import type { ServerConfig } from '@lb/config-env';
 import { ConfigError, type RouterConfig } from '@lb/core';
-import type { FallbackConfig } from '@lb/exchange';
+import type { FallbackConfig, HedgeConfig } from '@lb/exchange';
 
 /**
  * The server's own settings: the `server` section of `@lb/config-env`'s `LbConfig` (every field, its default and env
@@ -150,6 +150,16 @@ export function isLoopback(host: string): boolean {
 /** A config as `@lb/config-env`'s `loadConfig` returns it (structurally): what `createServer` accepts. */
 export interface ServerConfigInput {
   router: RouterConfig;
+  /**
+   * Hedged requests (`@lb/exchange`'s `HedgeConfig`; `loadConfig` reads `hedge_after_ms`, `hedge_after`,
+   * `hedge_budget`, `hedge_unsafe`, `LB_HEDGE_AFTER_MS`, `LB_HEDGE_BUDGET`). Default: off.
+   */
+  hedge?: HedgeConfig;
+  /**
+   * Continue a chat stream that broke after content on another endpoint (`stream_continue`, `LB_STREAM_CONTINUE`).
+   * Default false.
+   */
+  streamContinue?: boolean;
   server?: Partial<ServerSettings>;
   breaker?: BreakerSettings;
   healthCheck?: HealthCheckSettings;

@@ -16,6 +16,9 @@ import {
   attemptTimeout,
   BodyCollector,
   CreatedIdTap,
+  continuable,
+  continuationBody,
+  continuationRequest,
   createsObject,
   FALLBACK_BODY_LIMIT,
   FALLBACK_HEADER,
@@ -23,16 +26,22 @@ import {
   FallbackRun,
   fallbackCauseOf,
   fallbackCauseOfError,
+  HEDGED_HEADER,
+  type HedgeRunOptions,
+  type Hedger,
   type HoldBudget,
+  hedgeSafe,
   isObjectRoute,
   objectIdsIn,
   parseFallbackList,
   pinnedEndpoint,
   pinnedUnavailable,
+  prefixCut,
   prepareUpstream,
   rememberObject,
   type Sink,
   StreamOpenError,
+  StreamTrail,
   sseError,
   type Transport,
   tagResponse,
@@ -66,6 +75,10 @@ export interface ProxyContext {
   affinity?: AffinityStore;
   /** Model fallback chains (`[fallbacks]`, `LB_*FALLBACKS`); undefined when none are configured. */
   fallbacks?: FallbackConfig;
+  /** Hedged requests (`@lb/exchange`'s `hedge.ts`), when the config turns them on anywhere. */
+  hedger?: Hedger;
+  /** Stream continuation (`stream_continue`, `LB_STREAM_CONTINUE`; `@lb/exchange`'s `continue.ts`). */
+  streamContinue?: boolean;
   dialect(name: string): DialectLike | undefined;
   /** Why no endpoint could ever serve a request nothing was tried for (unsupported operation or parameter…). */
   explain?(
@@ -150,6 +163,29 @@ const PREFIX = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296)
   .padStart(2, '0')}`;
 
 const EXECUTE_OPTIONS = { inspect: (c: UpstreamCall) => c, discard: (c: UpstreamCall) => c.dump() };
+/** Hedged runs: a call that answered after the other won is aborted and its hold let go (as an abort: no failure). */
+const HEDGE_OPTIONS: HedgeRunOptions<UpstreamCall> = {
+  ...EXECUTE_OPTIONS,
+  cancel: (c, reason) => {
+    c.abort(reason);
+    c.dump();
+    const release = c.release;
+    if (release) {
+      c.release = undefined;
+      release(reason);
+    }
+  },
+};
+
+/** One attempt's state in a hedged exchange (two attempts may run at once): restored from the winner. */
+interface HedgeLeg {
+  ctx: AttemptContext;
+  dreq: DialectRequestLike;
+  translated: Translated;
+}
+
+/** A non-streaming answer the dialect rewrites whole: its chunks, collected. */
+type Translated = { dialect: DialectLike; chunks: Uint8Array[]; usage?: Usage } | undefined;
 
 function upstreamErrorEvent(): Error {
   return new Error('upstream sent an error event mid-stream');
@@ -251,8 +287,17 @@ export class Exchange implements Sink, EarlyResponder {
   #routing = false;
   /** The client was answered from `settled`, ahead of the router's bookkeeping. */
   #early = false;
-  #translated: { dialect: DialectLike; chunks: Uint8Array[]; usage?: Usage } | undefined;
+  #translated: Translated;
   #dreq: DialectRequestLike | undefined;
+  /** Hedged: each attempt's own state, by its call (undefined when the request is not hedged). */
+  #legs: Map<UpstreamCall, HedgeLeg> | undefined;
+  /** A hedge answered (`x-lb-hedged: 1`). */
+  #hedged = false;
+  /** Stream continuation: what the client got of the stream (only when on and the request qualifies). */
+  #trail: StreamTrail | undefined;
+  /** A continuation's attempts run: their answer goes into the open client stream, never through `#respond`. */
+  #continuing = false;
+  #routeReq: Parameters<Router['execute']>[0] | undefined;
 
   /** `done` runs when the response closes (the server's in-flight count). */
   constructor(
@@ -445,23 +490,26 @@ export class Exchange implements Sink, EarlyResponder {
       for (;;) {
         this.#routing = true;
         try {
-          call = await px.router.execute(
-            {
-              model: this.#fallbackTo ?? this.#model,
-              requestId: this.requestId,
-              signal: signal as unknown as AbortSignal,
-              operation: this.#operation,
-              client: this.#client,
-              features: this.#features,
-              tags: this.#tags,
-              estimatedTokens:
-                px.estimate !== undefined && this.#hasJson() ? px.estimate(this.jsonOf()!) : undefined,
-              deadlineMs: run?.deadlineMs(),
-              endpoint: this.#pin?.endpointId,
-            },
-            this.#attempt,
-            EXECUTE_OPTIONS,
-          );
+          const routeReq = {
+            model: this.#fallbackTo ?? this.#model,
+            requestId: this.requestId,
+            signal: signal as unknown as AbortSignal,
+            operation: this.#operation,
+            client: this.#client,
+            features: this.#features,
+            tags: this.#tags,
+            estimatedTokens:
+              px.estimate !== undefined && this.#hasJson() ? px.estimate(this.jsonOf()!) : undefined,
+            deadlineMs: run?.deadlineMs(),
+            endpoint: this.#pin?.endpointId,
+          };
+          if (px.streamContinue === true && this.#stream && continuable(this.#operation, this.jsonOf())) {
+            this.#trail = new StreamTrail();
+            this.#routeReq = routeReq;
+          }
+          const hedging = px.hedger === undefined ? undefined : this.#hedging(px.hedger, routeReq.model);
+          if (hedging !== undefined) call = await this.#runHedged(px.hedger!, hedging, routeReq);
+          else call = await px.router.execute(routeReq, this.#attempt, EXECUTE_OPTIONS);
         } catch (e) {
           this.#routing = false;
           // Answered already: only a listener throwing in the router's bookkeeping gets here.
@@ -560,6 +608,39 @@ export class Exchange implements Sink, EarlyResponder {
     sink.end();
   }
 
+  /** The request's hedging: its route has hedging on and it is safe to send twice (or the route opts in). */
+  #hedging(hedger: Hedger, model: string | undefined): ReturnType<Hedger['routeOf']> {
+    const route = hedger.routeOf(model, true);
+    if (route === undefined || route.unsafe) return route;
+    const method = this.#req.method ?? 'GET';
+    // Only a body that may ask to store (`store`) is parsed, and only for a route with hedging on.
+    const json = this.#hasJson() ? this.jsonOf() : undefined;
+    return hedgeSafe(this.#operation, method, this.#path, json) ? route : undefined;
+  }
+
+  /** Hedged: the attempts keep their own state; the winner's becomes the exchange's. */
+  async #runHedged(
+    hedger: Hedger,
+    route: NonNullable<ReturnType<Hedger['routeOf']>>,
+    routeReq: Parameters<Router['execute']>[0],
+  ): Promise<UpstreamCall> {
+    const legs = new Map<UpstreamCall, HedgeLeg>();
+    this.#legs = legs;
+    const r = await hedger.run(route, routeReq, this.#attempt, HEDGE_OPTIONS);
+    const call = r.value;
+    const leg = legs.get(call);
+    this.#legs = undefined;
+    if (leg !== undefined) {
+      this.#ctx = leg.ctx;
+      this.#dreq = leg.dreq;
+      this.#translated = leg.translated;
+      this.#attempts = leg.ctx.attempt;
+    }
+    this.#call = call;
+    this.#hedged = r.hedged;
+    return call;
+  }
+
   /** @internal `EarlyResponder`: a 2xx settled the current attempt; answer now. */
   settled(call: UpstreamCall): void {
     if (call !== this.#call || this.#res.destroyed) return;
@@ -629,7 +710,10 @@ export class Exchange implements Sink, EarlyResponder {
       ctx.streamProbation,
       translator,
     );
-    call.early = this;
+    const legs = this.#legs;
+    // Hedged: two attempts may run at once; the router's result (not the first to settle) picks the answer.
+    if (legs !== undefined) legs.set(call, { ctx, dreq, translated: this.#translated });
+    else if (!this.#continuing) call.early = this;
     this.#call = call;
     px.trace?.inject(ctx.requestId, up.headers);
     const signal = ctx.signal;
@@ -693,6 +777,7 @@ export class Exchange implements Sink, EarlyResponder {
   #tagged(h: OutgoingHttpHeaders): OutgoingHttpHeaders {
     if (this.#px.settings.responseHeaders) tagResponse(h, this.#ctx!);
     if (this.#fallbackTo !== undefined) h[FALLBACK_HEADER] = this.#fallbackTo;
+    if (this.#hedged) h[HEDGED_HEADER] = '1';
     return h;
   }
 
@@ -705,7 +790,7 @@ export class Exchange implements Sink, EarlyResponder {
       return true;
     }
     // Streams come as whole events (the engine frames them), written as they come.
-    if (this.#call!.isStream) return this.#write(chunk);
+    if (this.#call!.isStream) return this.#write(this.#trail === undefined ? chunk : this.#trail.pass(chunk));
     // Hold the latest chunk back: the last one leaves with `res.end` (headers and body in one write, no cork
     // round trip through the next tick).
     const held = this.#held;
@@ -758,6 +843,10 @@ export class Exchange implements Sink, EarlyResponder {
   error(err: Error): void {
     const res = this.#res;
     const gone = this.#signal?.aborted === true;
+    if (this.#trail?.canContinue && !gone && !res.destroyed && !res.writableEnded && this.#call?.isStream) {
+      void this.#continue(err);
+      return;
+    }
     if (res.writableEnded) {
       // Already ended by this server (a shutdown's SSE error event): nothing more to say.
     } else if (!gone && this.#call?.isStream && !res.destroyed && !this.#translated) {
@@ -786,6 +875,58 @@ export class Exchange implements Sink, EarlyResponder {
         ),
       );
     this.#call?.abort(new Error('server shutting down'));
+  }
+
+  /**
+   * Stream continuation: the stream broke after content; the conversation goes to another endpoint with the partial
+   * answer as an assistant prefix, and its stream continues the client's. When that fails, the client's stream ends
+   * with the original break.
+   */
+  async #continue(err: Error): Promise<void> {
+    const px = this.#px;
+    const trail = this.#trail!;
+    const broken = this.#call!;
+    const from = this.#ctx!.endpoint.id;
+    // The break counts for its endpoint as any break does (stream probation).
+    const release = broken.release;
+    if (release) {
+      broken.release = undefined;
+      release(err);
+    }
+    const json = this.jsonOf()!;
+    const prefix = trail.text;
+    trail.begin(from);
+    this.#continuing = true;
+    try {
+      const call = await px.router.execute(
+        continuationRequest(px.router, this.#routeReq!, from),
+        (ctx) => {
+          const body = continuationBody(json, prefix, ctx.endpoint.provider);
+          trail.skip = prefixCut(prefix, ctx.endpoint.provider);
+          this.#json = body;
+          this.#lazyJson = false;
+          this.#body = Buffer.from(JSON.stringify(body));
+          return this.#attempt(ctx);
+        },
+        EXECUTE_OPTIONS,
+      );
+      if (call.status >= 300 || !call.isStream) {
+        call.dump();
+        throw err;
+      }
+      px.router.publishContinue({
+        requestId: this.requestId,
+        model: this.#fallbackTo ?? this.#model,
+        fromEndpointId: from,
+        endpointId: this.#ctx!.endpoint.id,
+        prefixChars: prefix.length,
+      });
+      this.#call = call;
+      call.attach(this);
+    } catch {
+      trail.ok = false;
+      this.error(err);
+    }
   }
 
   // ---------------------------------------------------------------- outcomes

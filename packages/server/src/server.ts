@@ -9,6 +9,7 @@ import { ConfigError, createRouter, type LbError, maskKey, Router, type RouterCo
 import {
   type AffinityStore,
   type FallbackConfig,
+  Hedger,
   hasFallbacks,
   MemoryAffinityStore,
   modelsWithFallbacks,
@@ -277,6 +278,8 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     defaultModel: options.defaultModel,
     fallbacks: hasFallbacks(options.fallbacks) ? options.fallbacks : undefined,
     affinity: shared?.affinity ?? new MemoryAffinityStore(),
+    hedger: Hedger.enabled(options.hedge) ? new Hedger(router, options.hedge!) : undefined,
+    streamContinue: options.streamContinue === true,
     dialect: integ.dialect,
     explain: explain ? (op, model, features) => explain(router, op, model, features) : undefined,
     estimate: undefined,
@@ -696,6 +699,12 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
         px.settings = nextSettings;
         if (input.server !== undefined || 'defaultModel' in input) px.defaultModel = input.defaultModel;
         px.fallbacks = hasFallbacks(input.fallbacks) ? input.fallbacks : undefined;
+        // Hedging and stream continuation follow a whole reloaded config, as `defaultModel` does (a new hedger's
+        // latency sketches and budgets start afresh).
+        if (input.server !== undefined || 'hedge' in input)
+          px.hedger = Hedger.enabled(input.hedge) ? new Hedger(router, input.hedge!) : undefined;
+        if (input.server !== undefined || 'streamContinue' in input)
+          px.streamContinue = input.streamContinue === true;
         policy = accessPolicy(nextSettings.apiKeys, nextSettings.adminKey);
         limiter = nextLimiter;
         bodies.max = nextSettings.maxInflightBodyBytes;

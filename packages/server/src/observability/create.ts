@@ -186,6 +186,22 @@ export function createObservability(router: Router, options: ObservabilityOption
     ['endpoint', 'state'],
   );
   const reloads = new CounterFamily('lb_config_reloads_total', 'Configuration reloads applied.', []);
+  // Hedged requests and stream continuation (the `hedge` and `stream:continued` events).
+  const hedgesStarted = new CounterFamily(
+    'lb_hedges_started_total',
+    'Hedges sent: second attempts of requests whose first had not answered within the hedge delay.',
+    [],
+  );
+  const hedgesWon = new CounterFamily(
+    'lb_hedges_won_total',
+    'Hedges that answered before the first attempt.',
+    [],
+  );
+  const continuations = new CounterFamily(
+    'lb_stream_continuations_total',
+    'Chat streams that broke after content and were continued on another endpoint.',
+    [],
+  );
   const endpointUp = new SnapshotGauge(
     'lb_endpoint_up',
     'Whether the endpoint can take a request now (1) or not (0).',
@@ -235,6 +251,9 @@ export function createObservability(router: Router, options: ObservabilityOption
     tokensTotal,
     stateChanges,
     reloads,
+    hedgesStarted,
+    hedgesWon,
+    continuations,
     endpointUp,
     endpointState,
     endpointInFlight,
@@ -537,6 +556,16 @@ export function createObservability(router: Router, options: ObservabilityOption
       },
       'request failed on every endpoint',
     );
+  });
+  const hedgeStartedCell = hedgesStarted.cell();
+  const hedgeWonCell = hedgesWon.cell();
+  const continuedCell = continuations.cell();
+  on('hedge', (e) => {
+    if (e.phase === 'started') hedgeStartedCell.value++;
+    else if (e.phase === 'won') hedgeWonCell.value++;
+  });
+  on('stream:continued', () => {
+    continuedCell.value++;
   });
   on('config:reloaded', (e) => {
     reloadCell.value++;
