@@ -149,4 +149,6 @@ export interface ServerConfigInput {
   breaker?: BreakerSettings;
   healthCheck?: HealthCheckSettings;
   defaultModel?: string;
+  /** Virtual keys and prices (`LbConfig.spend`: `[[keys]]`, `[prices."model"]`), for `@lb/spend`. */
+  spend?: import('./spend.js').SpendSection;
 }

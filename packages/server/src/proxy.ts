@@ -12,7 +12,9 @@ import {
 } from '@lb/core';
 import {
   type AttemptSettings,
+  askForUsage,
   attemptTimeout,
+  dropAskedUsage,
   type HoldBudget,
   prepareUpstream,
   type Sink,
@@ -29,6 +31,14 @@ import { JSON_OPERATIONS, MODEL_OPERATIONS, multipartField, operationOf } from '
 import type { ServerSettings } from './options.js';
 import type { Redactor } from './redact.js';
 import { scanBody } from './scan.js';
+import {
+  type Admission,
+  type ClientIdentity,
+  COST_HEADER,
+  costText,
+  spendRefusal,
+  type Wallet,
+} from './spend.js';
 import { type EarlyResponder, UpstreamCall, undiciTimers, undiciTransport } from './upstream.js';
 
 /** A provider dialect and what it gets to build the upstream request (`@lb/providers`). */
@@ -63,6 +73,10 @@ export interface ProxyContext {
   redactor: Redactor;
   /** OpenTelemetry (`@lb/otel`), when `@opentelemetry/api` is installed: the client's trace context in, each attempt's out. */
   trace?: TraceHooks;
+  /** Virtual keys, budgets and cost (`spend.ts`): admission before routing, cost and settlement after. */
+  wallet?: Wallet;
+  /** Token estimate of a body for a key's budget admission (`@lb/ratelimit`'s `estimateTokens`). */
+  estimateTokens?: (json: Record<string, any>) => number;
 }
 
 /** What the proxy calls to carry trace context: before routing, and on each attempt's upstream headers. */
@@ -222,6 +236,15 @@ export class Exchange implements Sink, EarlyResponder {
   #early = false;
   #translated: { dialect: DialectLike; chunks: Uint8Array[]; usage?: Usage } | undefined;
   #dreq: DialectRequestLike | undefined;
+  /** The client's key (set by the server before `run`), when the gateway is keyed. */
+  who: ClientIdentity | undefined;
+  /** Its budget admission, settled from the usage when the request ends. */
+  #adm: Admission | undefined;
+  /** lb asked the upstream for a stream's usage: its usage event is taken out of the client's stream. */
+  #askedUsage = false;
+  /** A non-streaming 2xx body held whole so that `x-lb-cost` can go in its headers. */
+  #costed: Uint8Array[] | undefined;
+  #usage: Usage | undefined;
 
   /** `done` runs when the response closes (the server's in-flight count). */
   constructor(
@@ -361,6 +384,7 @@ export class Exchange implements Sink, EarlyResponder {
       this.#fwd = upstreamHeaders(req.headers);
       const tags = req.headers['x-lb-tags'];
       if (tags !== undefined) this.#tags = parseTags(tags);
+      if (px.wallet !== undefined && !(await this.#spendIn(px.wallet))) return;
       const signal = new ClientSignal();
       this.#signal = signal;
       if (res.destroyed) signal.abort(clientGone());
@@ -397,6 +421,48 @@ export class Exchange implements Sink, EarlyResponder {
     } catch (e) {
       this.#crashed(e);
     }
+  }
+
+  /**
+   * Spend before routing: the key's expiry, model and budgets (false: refused and answered), its tags, and for a
+   * stream, the upstream asked for usage when the client did not (`spend-hooks`: `askForUsage`).
+   */
+  async #spendIn(wallet: Wallet): Promise<boolean> {
+    const who = this.who;
+    if (who !== undefined) {
+      const key = who.key;
+      const est =
+        key.hasBudget && this.#hasJson() && this.#px.estimateTokens
+          ? this.#px.estimateTokens(this.jsonOf()!)
+          : 0;
+      try {
+        const a = wallet.admit(key, this.#model, est);
+        this.#adm = a instanceof Promise ? await a : a;
+      } catch (e) {
+        const err = spendRefusal(e);
+        if (err === undefined) throw e;
+        this.#status = err.status;
+        sendError(this.#res, err);
+        this.#finish(undefined, err.code);
+        return false;
+      }
+      if (key.tags.length) this.#tags = this.#tags ? [...key.tags, ...this.#tags] : key.tags;
+    }
+    const body = this.#body;
+    if (
+      this.#stream &&
+      body !== undefined &&
+      (this.#operation === 'chat.completions' || this.#operation === 'completions')
+    ) {
+      const asked = askForUsage(body, this.#json);
+      if (asked !== undefined) {
+        this.#askedUsage = true;
+        this.#body = Buffer.from(asked.body.buffer, asked.body.byteOffset, asked.body.length);
+        this.#json = asked.json;
+        if (asked.json === undefined) this.#lazyJson = true;
+      }
+    }
+    return true;
   }
 
   /** @internal `EarlyResponder`: a 2xx settled the current attempt; answer now. */
@@ -510,6 +576,17 @@ export class Exchange implements Sink, EarlyResponder {
       call.attach(sink);
       return;
     }
+    if (
+      this.#px.wallet !== undefined &&
+      !call.isStream &&
+      sink === this &&
+      this.#px.settings.responseHeaders
+    ) {
+      // `x-lb-cost` goes in the headers: the body (usage at its end) is held whole, then sent in one write.
+      this.#costed = [];
+      call.attach(sink);
+      return;
+    }
     res.writeHead(call.status, this.#tagged(rd.headers(call.headers, !call.isStream, call.status)));
     call.attach(sink);
     // A stream's headers leave with its first event (held back by the gate, written by `attach`) in one write;
@@ -531,8 +608,12 @@ export class Exchange implements Sink, EarlyResponder {
       this.#translated.chunks.push(chunk);
       return true;
     }
+    if (this.#costed !== undefined) {
+      this.#costed.push(chunk);
+      return true;
+    }
     // Streams come as whole events (the engine frames them), written as they come.
-    if (this.#call!.isStream) return this.#write(chunk);
+    if (this.#call!.isStream) return this.#write(this.#askedUsage ? dropAskedUsage(chunk) : chunk);
     // Hold the latest chunk back: the last one leaves with `res.end` (headers and body in one write, no cork
     // round trip through the next tick).
     const held = this.#held;
@@ -569,9 +650,24 @@ export class Exchange implements Sink, EarlyResponder {
       if (out.status < 300) tr.usage = usageFromBytes(buf);
       const h = this.#tagged(this.#px.redactor.headers(out.headers, false, 200));
       h['content-length'] = buf.length;
+      if (tr.usage && this.#px.wallet) this.#costHeader(h, tr.usage);
       res.writeHead(out.status, h);
       res.end(buf);
       this.#finish(undefined);
+      return;
+    }
+    const costed = this.#costed;
+    if (costed !== undefined) {
+      const call = this.#call!;
+      const buf = costed.length === 1 ? costed[0] : Buffer.concat(costed);
+      this.#costed = undefined;
+      const h = this.#tagged(this.#px.redactor.headers(call.headers, true, call.status));
+      const usage = call.upstreamError ? undefined : usageFromBytes(buf);
+      if (usage) this.#costHeader(h, usage);
+      res.writeHead(call.status, h);
+      this.#wrote = true;
+      res.end(buf);
+      this.#finish(call.upstreamError ? upstreamErrorEvent() : undefined);
       return;
     }
     const held = this.#held;
@@ -582,9 +678,30 @@ export class Exchange implements Sink, EarlyResponder {
     this.#finish(this.#call?.upstreamError ? upstreamErrorEvent() : undefined);
   }
 
+  /** `x-lb-cost` from a whole body's usage (absent when the model has no price: unknown, never 0). */
+  #costHeader(h: OutgoingHttpHeaders, usage: Usage): void {
+    this.#usage = usage;
+    const usd = this.#px.wallet!.prices.costOf(usage, this.#answeredModel(usage), this.#ctx?.endpoint);
+    if (usd !== undefined) h[COST_HEADER] = costText(usd);
+  }
+
+  /** The model priced: the route's upstream model, else the one asked for. */
+  #answeredModel(_usage?: Usage): string | undefined {
+    return this.#ctx?.upstreamModel ?? this.#model;
+  }
+
   error(err: Error): void {
     const res = this.#res;
     const gone = this.#signal?.aborted === true;
+    if (this.#costed !== undefined) {
+      this.#costed = undefined;
+      if (!gone && !res.headersSent) {
+        sendStatus(res, 502, `Upstream response broke off: ${err.message}`);
+        this.#status = 502;
+      } else res.destroy();
+      this.#finish(err, gone ? 'client_closed' : 'upstream_stream_error');
+      return;
+    }
     if (!gone && this.#call?.isStream && !res.destroyed && !this.#translated) {
       res.end(streamEnding(err, this.#px.settings.streamIdleTimeoutMs));
     } else if (this.#translated && !res.headersSent && !gone) {
@@ -666,8 +783,13 @@ export class Exchange implements Sink, EarlyResponder {
       release(err);
     }
     const call = this.#call;
-    const usage = this.#translated?.usage ?? (this.#status < 300 ? call?.usage() : undefined);
-    if (usage && this.#ctx) this.#ctx.reportUsage(usage);
+    const usage = this.#translated?.usage ?? this.#usage ?? (this.#status < 300 ? call?.usage() : undefined);
+    const wallet = this.#px.wallet;
+    const costUsd =
+      wallet === undefined
+        ? undefined
+        : wallet.settle(this.who?.key, this.#adm, usage, this.#answeredModel(), this.#ctx?.endpoint);
+    if (usage && this.#ctx) this.#ctx.reportUsage(usage, costUsd);
     const up = call?.headers;
     const upstreamId = up === undefined ? undefined : headerText(up['x-request-id'] ?? up['request-id']);
     const clientId = this.#req.headers['x-request-id'];
@@ -686,6 +808,8 @@ export class Exchange implements Sink, EarlyResponder {
       errorType:
         errorType ?? (err ? 'upstream_stream_error' : this.#status >= 400 ? 'upstream_error' : undefined),
       usage,
+      costUsd,
+      key: this.who?.key.name,
       upstreamRequestId: upstreamId === undefined ? undefined : this.#px.redactor.text(upstreamId),
       clientRequestId: clientId === undefined ? undefined : headerText(clientId),
     });
