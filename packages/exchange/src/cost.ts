@@ -105,3 +105,12 @@ export function dropAskedUsage(chunk: Uint8Array): Uint8Array {
   }
   return joined;
 }
+
+/** The response header of a request's cost, USD (`x-lb-cost: 0.000123`); absent when the model has no price. */
+export const COST_HEADER = 'x-lb-cost';
+
+/** USD as `x-lb-cost` shows it: plain decimals (no exponent), at most 10 places, no trailing zeros. */
+export function costText(usd: number): string {
+  const t = usd.toFixed(10);
+  return t.includes('.') ? t.replace(/\.?0+$/, '') : t;
+}

@@ -7,7 +7,7 @@
 
 export type { AttemptSettings, EarlyResponder, Sink, StreamHolder, Timers } from './attempt.js';
 export { Attempt, defaultTimers, HOLD_MAX_BYTES, HoldBudget } from './attempt.js';
-export { askForUsage, dropAskedUsage } from './cost.js';
+export { askForUsage, COST_HEADER, costText, dropAskedUsage } from './cost.js';
 export type { ResponseHeaders } from './errors.js';
 export { EventTooLargeError, ExchangeTimeoutError, StreamOpenError } from './errors.js';
 export type { PreparedRequest } from './prepare.js';

@@ -218,6 +218,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       route,
       responseHeaders,
       tracing,
+      cost,
       defaultModel,
       attach,
       guards,
@@ -245,6 +246,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       route,
       responseHeaders,
       tracing,
+      cost,
     });
     super({
       ...(clientOptions as PassThroughClientOptions),

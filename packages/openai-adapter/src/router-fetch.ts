@@ -8,6 +8,7 @@ import {
   parseTags,
   type RouteRequest,
   type Router,
+  type Usage,
 } from '@lb/core';
 import {
   Attempt,
@@ -27,7 +28,9 @@ import {
   operationOf,
   providerGuard,
   requestFeatures,
+  usageFromBytes,
 } from '@lb/providers';
+import { askUsage, COST_HEADER, costText } from './internal/cost.js';
 import { bytesOption, msOption } from './internal/env.js';
 import { readRequest } from './internal/request.js';
 import { streamBody, withUsage } from './internal/stream.js';
@@ -110,8 +113,18 @@ export interface RouterFetchOptions {
    * `@lb/otel`, which is undefined when `@opentelemetry/api` is not installed. Default: none.
    */
   tracing?: { inject(requestId: string, headers: Record<string, string>, operation?: string): void };
+  /**
+   * Prices each call from the usage the provider returned: USD, or undefined when the model has no price (unknown,
+   * never 0). With it, JSON answers carry `x-lb-cost: 0.000123` (read with `.withResponse()`), every
+   * `attempt:usage` event carries `costUsd`, and streams ask the upstream for their usage
+   * (`stream_options.include_usage`) when the caller did not, then take that extra usage chunk back out of the
+   * caller's stream. Use `@lb/spend`'s price table: `cost: (usage, model, endpoint) => prices.costOf(usage, model,
+   * endpoint)`. Default: none (no pricing, nothing changes).
+   */
+  cost?: (usage: Usage, model: string | undefined, endpoint: Endpoint) => number | undefined;
 }
 
+const encoder = new TextEncoder();
 const ERROR_HEADERS = { 'content-type': 'application/json' };
 
 /**
@@ -207,6 +220,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     router.addGuard(providerGuard());
   }
   const transport = (): FetchLike => options.fetch ?? globalThis.fetch;
+  const cost = options.cost;
   const upstream = fetchTransport(transport);
 
   const routerFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
@@ -216,9 +230,18 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     const req = await readRequest(input, init);
     const path = pathOf(req.url, base);
     const operation = operationOf(req.method, path);
-    const json = req.json;
+    let json = req.json;
     const model = typeof json?.model === 'string' ? (json.model as string) : req.formModel;
     const stream = json?.stream === true;
+    // Pricing a stream needs its usage: asked for when the caller did not, and taken back out of its stream.
+    let askedUsage = false;
+    if (cost !== undefined && stream) {
+      const asked = askUsage(req, operation);
+      if (asked) {
+        askedUsage = true;
+        json = req.json;
+      }
+    }
     const routeReq: RouteRequest = {
       model,
       operation,
@@ -290,8 +313,12 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
           endpointId: ep.id,
           idleTimeoutMs: idleMs,
           signal: req.signal,
-          reportUsage: ctx.reportUsage,
+          reportUsage:
+            cost === undefined
+              ? ctx.reportUsage
+              : (u) => ctx.reportUsage(u, cost(u, ctx.upstreamModel ?? model, ep)),
           secrets: [ep.apiKey],
+          dropAskedUsage: askedUsage,
         });
         return new Response(body, { status: call.status, headers });
       }
@@ -303,7 +330,34 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
         });
         const t = dialect.translateResponse(res.status, h, raw, dreq);
         if (tag) tagResponse(t.headers, tag);
+        if (cost !== undefined && t.status < 300) {
+          const usage = usageFromBytes(
+            typeof t.body === 'string' ? encoder.encode(t.body) : (t.body as Uint8Array),
+          );
+          if (usage) {
+            const usd = cost(usage, ctx.upstreamModel ?? model, ep);
+            if (usd !== undefined) t.headers[COST_HEADER] = costText(usd);
+            ctx.reportUsage(usage, usd);
+          }
+        }
         return new Response(t.body as BodyInit, { status: t.status, headers: t.headers });
+      }
+      if (
+        cost !== undefined &&
+        res.ok &&
+        res.body &&
+        (res.headers.get('content-type') ?? '').includes('json')
+      ) {
+        // `x-lb-cost` goes in the headers: the body (usage at its end) is read whole first.
+        const raw = new Uint8Array(await res.arrayBuffer());
+        const headers = ownHeaders(res, tag);
+        const usage = usageFromBytes(raw);
+        if (usage) {
+          const usd = cost(usage, ctx.upstreamModel ?? model, ep);
+          if (usd !== undefined) headers.set(COST_HEADER, costText(usd));
+          ctx.reportUsage(usage, usd);
+        }
+        return new Response(raw, { status: res.status, statusText: res.statusText, headers });
       }
       // Token usage for whoever listens (TPM budgets, metrics), read from the body as the caller reads it.
       if (

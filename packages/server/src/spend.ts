@@ -21,14 +21,7 @@ import {
  * are swapped whole by a reload; budgets, the ledger and the keys the admin API created live on.
  */
 
-/** The response header of a request's cost, USD (`x-lb-cost: 0.000123`); absent when unpriced. */
-export const COST_HEADER = 'x-lb-cost';
-
-/** USD as `x-lb-cost` shows it: plain decimals (no exponent), at most 10 places, no trailing zeros. */
-export function costText(usd: number): string {
-  const t = usd.toFixed(10);
-  return t.includes('.') ? t.replace(/\.?0+$/, '') : t;
-}
+export { COST_HEADER, costText } from '@lb/exchange';
 
 /** A refusal of `Wallet.admit` (401 / 403 / 429, OpenAI-shaped, `Retry-After` on 429), or undefined for another error. */
 export function spendRefusal(e: unknown): SpendError | undefined {
