@@ -727,12 +727,14 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
       const reattach = !same(breakerSettings, nextBreaker) || !same(healthCheckSettings, nextHealthCheck);
       // Keys and prices are built (and checked) before anything is swapped.
       const nextRouter = routerConfigOf(next);
-      const nextWallet =
-        input !== undefined ? wallet.prepare(input.spend ?? options.spend, nextSettings.apiKeys) : undefined;
+      // A whole config (with its server section, as the CLI loads it) brings its keys even when it has none left.
+      const nextSpend =
+        input?.server !== undefined || input?.spend !== undefined ? input?.spend : options.spend;
+      const nextWallet = input !== undefined ? wallet.prepare(nextSpend, nextSettings.apiKeys) : undefined;
       if (nextWallet !== undefined) registerCheapest({ prices: nextWallet.prices });
       const changes = router.reload(nextRouter);
       if (input !== undefined) {
-        if ('spend' in input) options.spend = input.spend;
+        options.spend = nextSpend;
         wallet.swap(nextWallet!);
         limiters = keyLimiters((o) => integ.clientLimiter(o, shared?.store));
         settings = nextSettings;
