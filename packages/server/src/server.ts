@@ -736,6 +736,13 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
       if (input !== undefined) {
         options.spend = nextSpend;
         wallet.swap(nextWallet!);
+        // Keys other replicas created, rotated or revoked through the admin API since (Redis).
+        if (wallet.vault.kind === 'redis')
+          await wallet
+            .loadVault()
+            .catch((err) =>
+              logger.warn({ err: (err as Error).message }, "could not reload the admin API's keys"),
+            );
         limiters = keyLimiters((o) => integ.clientLimiter(o, shared?.store));
         settings = nextSettings;
         px.settings = nextSettings;

@@ -174,9 +174,13 @@ export class Wallet {
     return ring;
   }
 
-  /** Loads the vault's keys (at start; after a restart with Redis). */
+  /**
+   * Loads the vault's keys (at start and on reload: with Redis, what other replicas created, rotated or revoked
+   * since), replacing the ones held.
+   */
   async loadVault(): Promise<void> {
-    for (const c of await this.vault.load()) this.#created.set(c.name, c);
+    const loaded = await this.vault.load();
+    this.#created = new Map(loaded.map((c) => [c.name, c]));
     this.ring = this.#ringOf(this.#configKeys, this.#apiKeys, this.#created);
     this.#ids = new WeakMap();
   }

@@ -419,6 +419,20 @@ describe('two replicas with Redis', { timeout: 60_000 }, () => {
     expect(
       (await status(client(r3, made.key).chat.completions.create({ model: 'gpt-4o-mini', messages }))).status,
     ).toBe(200);
+    // Revoked on r1: r3 hears of it at its next reload.
+    const del = await fetch(`${r1.url}/admin/keys/later`, {
+      method: 'DELETE',
+      headers: { 'x-admin-key': admin },
+    });
+    expect(del.status).toBe(200);
+    await r3.reload({
+      router: { endpoints: [{ id: 'up', url: up.url, apiKey: upKey }] },
+      server: { port: 0, redisUrl: redis.url },
+      spend: { keys: keysA, prices: PRICES },
+    } as never);
+    expect(
+      (await status(client(r3, made.key).chat.completions.create({ model: 'gpt-4o-mini', messages }))).status,
+    ).toBe(401);
   });
 });
 
