@@ -75,6 +75,8 @@ export interface ProxyContext {
   trace?: TraceHooks;
   /** Virtual keys, budgets and cost (`spend.ts`): admission before routing, cost and settlement after. */
   wallet?: Wallet;
+  /** Streams ask the upstream for their usage when the client did not (false while an Azure endpoint is pooled). */
+  askUsage?: boolean;
   /** Token estimate of a body for a key's budget admission (`@lb/ratelimit`'s `estimateTokens`). */
   estimateTokens?: (json: Record<string, any>) => number;
 }
@@ -450,6 +452,7 @@ export class Exchange implements Sink, EarlyResponder {
     }
     const body = this.#body;
     if (
+      this.#px.askUsage &&
       this.#stream &&
       body !== undefined &&
       (this.#operation === 'chat.completions' || this.#operation === 'completions')

@@ -297,6 +297,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     features: undefined,
     trace: tracing,
     wallet,
+    askUsage: true,
     estimateTokens: integ.estimateTokens,
     record: (rec) => obs.recordRequest(rec),
     onError: (err, requestId) => logger.error({ err, requestId }, 'unexpected error while proxying'),
@@ -314,6 +315,9 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     px.features = router.endpoints.some((e) => (integ.dialect(e.provider)?.lacks?.length ?? 0) > 0)
       ? integ.requestFeatures
       : undefined;
+    // Older Azure OpenAI API versions refuse `stream_options`: with an Azure endpoint in the pool, a stream is priced
+    // only when its client asked for the usage itself.
+    px.askUsage = !router.endpoints.some((e) => e.provider === 'azure');
   };
   syncBodyNeeds();
   syncRedactor();
