@@ -24,6 +24,7 @@ import {
   tagResponse,
 } from '@lb/exchange';
 import { type Dialect, type DialectRequest, usageFromBytes } from '@lb/providers';
+import type { VirtualKey } from '@lb/spend';
 import type { Agent } from 'undici';
 import { asLbError, readBody, sendError, sendStatus, upstreamHeaders } from './http.js';
 import type { ClientRequestRecord } from './observability/index.js';
@@ -386,7 +387,11 @@ export class Exchange implements Sink, EarlyResponder {
       this.#fwd = upstreamHeaders(req.headers);
       const tags = req.headers['x-lb-tags'];
       if (tags !== undefined) this.#tags = parseTags(tags);
-      if (px.wallet !== undefined && !(await this.#spendIn(px.wallet))) return;
+      if (px.wallet !== undefined) {
+        // Synchronous (no await, the upstream request leaves in this step) unless a budget lives in Redis.
+        const ok = this.#spendIn(px.wallet);
+        if (ok === false || (ok !== true && !(await ok))) return;
+      }
       const signal = new ClientSignal();
       this.#signal = signal;
       if (res.destroyed) signal.abort(clientGone());
@@ -429,7 +434,7 @@ export class Exchange implements Sink, EarlyResponder {
    * Spend before routing: the key's expiry, model and budgets (false: refused and answered), its tags, and for a
    * stream, the upstream asked for usage when the client did not (`spend-hooks`: `askForUsage`).
    */
-  async #spendIn(wallet: Wallet): Promise<boolean> {
+  #spendIn(wallet: Wallet): boolean | Promise<boolean> {
     const who = this.who;
     if (who !== undefined) {
       const key = who.key;
@@ -437,19 +442,40 @@ export class Exchange implements Sink, EarlyResponder {
         key.hasBudget && this.#hasJson() && this.#px.estimateTokens
           ? this.#px.estimateTokens(this.jsonOf()!)
           : 0;
+      let a: ReturnType<Wallet['admit']>;
       try {
-        const a = wallet.admit(key, this.#model, est);
-        this.#adm = a instanceof Promise ? await a : a;
+        a = wallet.admit(key, this.#model, est);
       } catch (e) {
-        const err = spendRefusal(e);
-        if (err === undefined) throw e;
-        this.#status = err.status;
-        sendError(this.#res, err);
-        this.#finish(undefined, err.code);
-        return false;
+        return this.#refused(e);
       }
-      if (key.tags.length) this.#tags = this.#tags ? [...key.tags, ...this.#tags] : key.tags;
+      if (a instanceof Promise)
+        return a.then(
+          (adm) => {
+            this.#adm = adm;
+            return this.#spendOn(key);
+          },
+          (e: unknown) => this.#refused(e),
+        );
+      this.#adm = a;
+      return this.#spendOn(key);
     }
+    return this.#spendOn(undefined);
+  }
+
+  /** A spend refusal answered (401 / 403 / 429); any other error thrown on. */
+  #refused(e: unknown): false {
+    const err = spendRefusal(e);
+    if (err === undefined) throw e;
+    this.#status = err.status;
+    sendError(this.#res, err);
+    this.#finish(undefined, err.code);
+    return false;
+  }
+
+  /** After admission: the key's tags, and a stream's usage asked for. */
+  #spendOn(key: VirtualKey | undefined): true {
+    if (key !== undefined && key.tags.length)
+      this.#tags = this.#tags ? [...key.tags, ...this.#tags] : key.tags;
     const body = this.#body;
     if (
       this.#px.askUsage &&
