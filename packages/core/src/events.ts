@@ -84,6 +84,8 @@ export interface RouterEvents {
     endpoint: Endpoint;
     usage: Usage;
     model: string | undefined;
+    /** What the request cost, USD, when the surface prices it (`@lb/spend`); undefined: unpriced or not priced. */
+    costUsd?: number | undefined;
   };
   /** An endpoint's health changed. */
   'endpoint:state': {

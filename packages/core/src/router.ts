@@ -131,7 +131,7 @@ export interface AttemptContext {
    */
   hold(): (error?: unknown) => void;
   /** Reports token usage when it becomes known (emits `attempt:usage`). */
-  reportUsage(usage: Usage): void;
+  reportUsage(usage: Usage, costUsd?: number): void;
 }
 
 /** Options of one `execute` call. */
@@ -1029,9 +1029,16 @@ export class Router {
             this.#endHeld(rt, requestId, a0, error, signal);
           };
         },
-        reportUsage: (usage: Usage) => {
+        reportUsage: (usage: Usage, costUsd?: number) => {
           if (this.#has('attempt:usage'))
-            this.#emit('attempt:usage', { requestId, endpointId: ep.id, endpoint: ep, usage, model });
+            this.#emit('attempt:usage', {
+              requestId,
+              endpointId: ep.id,
+              endpoint: ep,
+              usage,
+              model,
+              costUsd,
+            });
         },
       };
       let value: T | undefined;

@@ -31,6 +31,7 @@ export {
   prefixCut,
   StreamTrail,
 } from './continue.js';
+export { askForUsage, COST_HEADER, costText, dropAskedUsage } from './cost.js';
 export type { ResponseHeaders } from './errors.js';
 export { EventTooLargeError, ExchangeTimeoutError, StreamDurationError, StreamOpenError } from './errors.js';
 export type { FallbackCause, FallbackChainTable, FallbackConfig } from './fallback.js';

@@ -228,6 +228,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       affinity,
       hedge,
       streamContinue,
+      cost,
       defaultModel,
       attach,
       guards,
@@ -260,6 +261,7 @@ export class LoadBalancedOpenAI extends OpenAI {
       affinity,
       hedge,
       streamContinue,
+      cost,
     });
     super({
       ...(clientOptions as PassThroughClientOptions),

@@ -9,6 +9,7 @@ import {
   parseTags,
   type RouteRequest,
   type Router,
+  type Usage,
 } from '@lb/core';
 import {
   type AffinityStore,
@@ -59,8 +60,10 @@ import {
   operationOf,
   providerGuard,
   requestFeatures,
+  usageFromBytes,
 } from '@lb/providers';
 import { continuing } from './internal/continue.js';
+import { askUsage, COST_HEADER, costText } from './internal/cost.js';
 import { bytesOption, msOption, readEnv } from './internal/env.js';
 import { hedgeOf } from './internal/hedge.js';
 import { readRequest } from './internal/request.js';
@@ -175,8 +178,18 @@ export interface RouterFetchOptions {
    * the endpoint that created it). Default: in memory (`MemoryAffinityStore`); `false`: off.
    */
   affinity?: AffinityStore | false;
+  /**
+   * Prices each call from the usage the provider returned: USD, or undefined when the model has no price (unknown,
+   * never 0). With it, JSON answers carry `x-lb-cost: 0.000123` (read with `.withResponse()`), every
+   * `attempt:usage` event carries `costUsd`, and streams ask the upstream for their usage
+   * (`stream_options.include_usage`) when the caller did not, then take that extra usage chunk back out of the
+   * caller's stream. Use `@lb/spend`'s price table: `cost: (usage, model, endpoint) => prices.costOf(usage, model,
+   * endpoint)`. Default: none (no pricing, nothing changes).
+   */
+  cost?: (usage: Usage, model: string | undefined, endpoint: Endpoint) => number | undefined;
 }
 
+const encoder = new TextEncoder();
 const ERROR_HEADERS = { 'content-type': 'application/json' };
 
 /**
@@ -286,6 +299,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     router.addGuard(providerGuard());
   }
   const transport = (): FetchLike => options.fetch ?? globalThis.fetch;
+  const cost = options.cost;
   const upstream = fetchTransport(transport);
   const streamContinue = options.streamContinue ?? readEnv('LB_STREAM_CONTINUE') === 'true';
   const hedgeConfig = hedgeOf(options.hedge);
@@ -315,8 +329,9 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
       const { models: _, ...rest } = json;
       if (typeof rest.model !== 'string') rest.model = list[0];
       json = rest;
+      req.json = rest;
       requested = list.filter((m) => m !== rest.model);
-      req.body = new TextEncoder().encode(JSON.stringify(rest));
+      req.body = encoder.encode(JSON.stringify(rest));
     }
     const fbHeader = req.headers[FALLBACKS_REQUEST_HEADER];
     if (fbHeader !== undefined) {
@@ -326,6 +341,15 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     }
     const model = typeof json?.model === 'string' ? (json.model as string) : req.formModel;
     const stream = json?.stream === true;
+    // Pricing a stream needs its usage: asked for when the caller did not, and taken back out of its stream.
+    let askedUsage = false;
+    if (cost !== undefined && stream) {
+      const asked = askUsage(req, operation);
+      if (asked) {
+        askedUsage = true;
+        json = req.json;
+      }
+    }
     const routeReq: RouteRequest = {
       model,
       operation,
@@ -420,8 +444,12 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
           endpointId: ep.id,
           idleTimeoutMs: idleMs,
           signal: req.signal,
-          reportUsage: ctx.reportUsage,
+          reportUsage:
+            cost === undefined
+              ? ctx.reportUsage
+              : (u) => ctx.reportUsage(u, cost(u, ctx.upstreamModel ?? model, ep)),
           secrets: [ep.apiKey],
+          dropAskedUsage: askedUsage,
         });
         return new Response(body, { status: call.status, headers });
       }
@@ -433,7 +461,34 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
         });
         const t = dialect.translateResponse(res.status, h, raw, dreq);
         if (tag) tagResponse(t.headers, tag);
+        if (cost !== undefined && t.status < 300) {
+          const usage = usageFromBytes(
+            typeof t.body === 'string' ? encoder.encode(t.body) : (t.body as Uint8Array),
+          );
+          if (usage) {
+            const usd = cost(usage, ctx.upstreamModel ?? model, ep);
+            if (usd !== undefined) t.headers[COST_HEADER] = costText(usd);
+            ctx.reportUsage(usage, usd);
+          }
+        }
         return new Response(t.body as BodyInit, { status: t.status, headers: t.headers });
+      }
+      if (
+        cost !== undefined &&
+        res.ok &&
+        res.body &&
+        (res.headers.get('content-type') ?? '').includes('json')
+      ) {
+        // `x-lb-cost` goes in the headers: the body (usage at its end) is read whole first.
+        const raw = new Uint8Array(await res.arrayBuffer());
+        const headers = ownHeaders(res, tag);
+        const usage = usageFromBytes(raw);
+        if (usage) {
+          const usd = cost(usage, ctx.upstreamModel ?? model, ep);
+          if (usd !== undefined) headers.set(COST_HEADER, costText(usd));
+          ctx.reportUsage(usage, usd);
+        }
+        return new Response(raw, { status: res.status, statusText: res.statusText, headers });
       }
       // Token usage for whoever listens (TPM budgets, metrics), read from the body as the caller reads it.
       if (
@@ -625,8 +680,6 @@ function markHedged(res: Response): Response {
     return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
   }
 }
-
-const encoder = new TextEncoder();
 
 function hasTpm(e: Endpoint): boolean {
   return e.limits.tpm !== undefined;

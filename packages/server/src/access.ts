@@ -1,7 +1,7 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { maskKey } from '@lb/core';
 import { clientKeyOf } from './http.js';
+import type { ClientIdentity } from './spend.js';
 
 /**
  * Who may use what, decided from keys only — never from the peer address: behind a reverse proxy on the same host
@@ -16,40 +16,36 @@ export interface Refusal {
   message: string;
 }
 
-/** One accepted gateway key: its mask (logs) and its keyed hash (per-client limits). */
-export interface ClientIdentity {
-  /** `sk-proj...N0IA`: what logs and request records show. */
-  readonly mask: string;
-  /** A keyed hash of the whole key: what the per-client limiter counts under (never collides like masks do). */
-  readonly id: string;
+export type { ClientIdentity } from './spend.js';
+
+/** The gateway keys (`spend.ts`'s wallet: `LB_API_KEYS` and `[[keys]]`, and the admin API's). */
+export interface ClientKeys {
+  /** The identity of a presented key, or undefined when it is not one. */
+  identify(secret: string | undefined): ClientIdentity | undefined;
+  /** True while any key is held: then every client request needs one. */
+  readonly enabled: boolean;
 }
 
 /** The access settings one config gives, swapped whole on reload. */
 export interface AccessPolicy {
-  /** Gateway keys → identity; undefined: the gateway is open. */
-  readonly clients: ReadonlyMap<string, ClientIdentity> | undefined;
+  /** Gateway keys; undefined: the gateway is open (no key held). */
+  readonly clients: ClientKeys | undefined;
   readonly adminKey: string | undefined;
 }
 
 /**
- * Builds the access policy of a config. A client's limiter id is `HMAC-SHA256(secret, key)` where the secret is a hash
- * of the whole set of gateway keys: replicas with the same keys count a client under the same id in a shared Redis,
- * and what Redis holds reveals no key (a reader would need every key to test a guess). Computed here, once per config,
- * so a request pays one map look-up.
+ * Builds the access policy of a config. Keys are looked up by their SHA-256 (`@lb/spend`'s `KeyRing`); a client's
+ * limiter id is an HMAC of the key's digest under a secret derived from the whole set of configured keys: replicas
+ * with the same keys count a client under the same id in a shared Redis, and what Redis holds reveals no key. The
+ * gateway is keyed while any key is held, so a first key created through the admin API closes an open gateway.
  */
-export function accessPolicy(apiKeys: readonly string[], adminKey: string | undefined): AccessPolicy {
-  if (apiKeys.length === 0) return { clients: undefined, adminKey };
-  const secret = createHash('sha256')
-    .update('lb-client-id\0')
-    .update([...apiKeys].sort().join('\0'))
-    .digest();
-  const clients = new Map<string, ClientIdentity>();
-  for (const key of apiKeys)
-    clients.set(key, {
-      mask: maskKey(key),
-      id: `c_${createHmac('sha256', secret).update(key).digest('base64url').slice(0, 22)}`,
-    });
-  return { clients, adminKey };
+export function accessPolicy(keys: ClientKeys, adminKey: string | undefined): AccessPolicy {
+  return {
+    get clients() {
+      return keys.enabled ? keys : undefined;
+    },
+    adminKey,
+  };
 }
 
 const ADMIN_OFF =
@@ -117,7 +113,7 @@ export function mayReadOperations(req: IncomingMessage, listener: Listener, poli
   const h = req.headers['x-admin-key'];
   const key = typeof h === 'string' ? h : clientKeyOf(req);
   if (key === undefined) return false;
-  if (policy.clients.has(key)) return true;
+  if (policy.clients.identify(key) !== undefined) return true;
   return policy.adminKey !== undefined && sameSecret(key, policy.adminKey);
 }
 

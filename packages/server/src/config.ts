@@ -17,6 +17,8 @@ process.once('message', (w) => {
   const out = {};
   try {
     const c = require(w.path);
+    // Strategies of other packages a config may name (\`strategy = "cheapest"\`, @lb/spend) are known to validation.
+    if (w.spend) { try { require(w.spend).registerCheapest(); } catch {} }
     if (w.present) {
       let dot = {};
       try { dot = c.readDotenv(w.cwd); } catch {}
@@ -33,6 +35,14 @@ interface LoaderAnswer {
   present?: boolean;
   config?: LbConfig & ServerConfigInput;
   error?: { name?: string; message: string; errors?: { path: string; message: string }[] };
+}
+
+function spendPath(): string | undefined {
+  try {
+    return createRequire(import.meta.url).resolve('@lb/spend');
+  } catch {
+    return undefined;
+  }
 }
 
 function configEnvPath(): string | undefined {
@@ -68,7 +78,7 @@ function inLoader(job: {
       if (answer) resolve(answer);
       else reject(new Error(`the config loader exited (${signal ?? code}) without an answer`));
     });
-    child.send({ ...rest, path });
+    child.send({ ...rest, path, spend: spendPath() });
   }).then((a) => {
     if (a.error) throw Object.assign(new Error(a.error.message), a.error);
     return a;
@@ -76,7 +86,11 @@ function inLoader(job: {
 }
 
 let inProcess: Promise<ConfigEnv> | undefined;
-const configEnv = () => (inProcess ??= import('@lb/config-env'));
+const configEnv = () =>
+  (inProcess ??= import('@lb/spend').then((s) => {
+    s.registerCheapest();
+    return import('@lb/config-env');
+  }));
 
 /**
  * Loads the config the CLI runs with: the file when given (or `LB_CONFIG`), else the environment schemes of

@@ -127,6 +127,7 @@ export const integrations: Integrations = {
       breakerPeers: peers(channel('breaker', url)),
       limitPeers: peers(channel('ratelimit', url)),
       status: () => client.status,
+      client,
       ready: (ms) =>
         client.status === 'ready'
           ? Promise.resolve(true)

@@ -166,4 +166,6 @@ export interface ServerConfigInput {
   defaultModel?: string;
   /** Model fallback chains (`[fallbacks]`, `LB_FALLBACKS`…): `@lb/exchange`'s `FallbackConfig`. Default: none. */
   fallbacks?: FallbackConfig;
+  /** Virtual keys and prices (`LbConfig.spend`: `[[keys]]`, `[prices."model"]`), for `@lb/spend`. */
+  spend?: import('./spend.js').SpendSection;
 }

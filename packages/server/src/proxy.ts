@@ -13,6 +13,7 @@ import {
 import {
   type AffinityStore,
   type AttemptSettings,
+  askForUsage,
   attemptTimeout,
   BodyCollector,
   CreatedIdTap,
@@ -20,6 +21,7 @@ import {
   continuationBody,
   continuationRequest,
   createsObject,
+  dropAskedUsage,
   FALLBACK_BODY_LIMIT,
   FALLBACK_HEADER,
   type FallbackConfig,
@@ -47,6 +49,7 @@ import {
   tagResponse,
 } from '@lb/exchange';
 import { type Dialect, type DialectRequest, openaiDialect, usageFromBytes } from '@lb/providers';
+import type { VirtualKey } from '@lb/spend';
 import type { Agent } from 'undici';
 import { asLbError, readBody, sendError, sendStatus, upstreamHeaders } from './http.js';
 import type { ClientRequestRecord } from './observability/index.js';
@@ -54,6 +57,14 @@ import { JSON_OPERATIONS, MODEL_OPERATIONS, multipartField, operationOf } from '
 import type { ServerSettings } from './options.js';
 import type { Redactor } from './redact.js';
 import { scanBody } from './scan.js';
+import {
+  type Admission,
+  type ClientIdentity,
+  COST_HEADER,
+  costText,
+  spendRefusal,
+  type Wallet,
+} from './spend.js';
 import { type EarlyResponder, UpstreamCall, undiciTimers, undiciTransport } from './upstream.js';
 
 /** A provider dialect and what it gets to build the upstream request (`@lb/providers`). */
@@ -98,6 +109,12 @@ export interface ProxyContext {
   streams: Set<Exchange>;
   /** OpenTelemetry (`@lb/otel`), when `@opentelemetry/api` is installed: the client's trace context in, each attempt's out. */
   trace?: TraceHooks;
+  /** Virtual keys, budgets and cost (`spend.ts`): admission before routing, cost and settlement after. */
+  wallet?: Wallet;
+  /** Streams ask the upstream for their usage when the client did not (false while an Azure endpoint is pooled). */
+  askUsage?: boolean;
+  /** Token estimate of a body for a key's budget admission (`@lb/ratelimit`'s `estimateTokens`). */
+  estimateTokens?: (json: Record<string, any>) => number;
 }
 
 /** What the proxy calls to carry trace context: before routing, and on each attempt's upstream headers. */
@@ -298,6 +315,15 @@ export class Exchange implements Sink, EarlyResponder {
   /** A continuation's attempts run: their answer goes into the open client stream, never through `#respond`. */
   #continuing = false;
   #routeReq: Parameters<Router['execute']>[0] | undefined;
+  /** The client's key (set by the server before `run`), when the gateway is keyed. */
+  who: ClientIdentity | undefined;
+  /** Its budget admission, settled from the usage when the request ends. */
+  #adm: Admission | undefined;
+  /** lb asked the upstream for a stream's usage: its usage event is taken out of the client's stream. */
+  #askedUsage = false;
+  /** A non-streaming 2xx body held whole so that `x-lb-cost` can go in its headers. */
+  #costed: Uint8Array[] | undefined;
+  #usage: Usage | undefined;
 
   /** `done` runs when the response closes (the server's in-flight count). */
   constructor(
@@ -460,6 +486,11 @@ export class Exchange implements Sink, EarlyResponder {
       }
       const tags = req.headers['x-lb-tags'];
       if (tags !== undefined) this.#tags = parseTags(tags);
+      if (px.wallet !== undefined) {
+        // Synchronous (no await, the upstream request leaves in this step) unless a budget lives in Redis.
+        const ok = this.#spendIn(px.wallet);
+        if (ok === false || (ok !== true && !(await ok))) return;
+      }
       const signal = new ClientSignal();
       this.#signal = signal;
       if (res.destroyed) signal.abort(clientGone());
@@ -641,6 +672,70 @@ export class Exchange implements Sink, EarlyResponder {
     return call;
   }
 
+  /**
+   * Spend before routing: the key's expiry, model and budgets (false: refused and answered), its tags, and for a
+   * stream, the upstream asked for usage when the client did not (`spend-hooks`: `askForUsage`).
+   */
+  #spendIn(wallet: Wallet): boolean | Promise<boolean> {
+    const who = this.who;
+    if (who !== undefined) {
+      const key = who.key;
+      const est =
+        key.hasBudget && this.#hasJson() && this.#px.estimateTokens
+          ? this.#px.estimateTokens(this.jsonOf()!)
+          : 0;
+      let a: ReturnType<Wallet['admit']>;
+      try {
+        a = wallet.admit(key, this.#model, est);
+      } catch (e) {
+        return this.#refused(e);
+      }
+      if (a instanceof Promise)
+        return a.then(
+          (adm) => {
+            this.#adm = adm;
+            return this.#spendOn(key);
+          },
+          (e: unknown) => this.#refused(e),
+        );
+      this.#adm = a;
+      return this.#spendOn(key);
+    }
+    return this.#spendOn(undefined);
+  }
+
+  /** A spend refusal answered (401 / 403 / 429); any other error thrown on. */
+  #refused(e: unknown): false {
+    const err = spendRefusal(e);
+    if (err === undefined) throw e;
+    this.#status = err.status;
+    sendError(this.#res, err);
+    this.#finish(undefined, err.code);
+    return false;
+  }
+
+  /** After admission: the key's tags, and a stream's usage asked for. */
+  #spendOn(key: VirtualKey | undefined): true {
+    if (key !== undefined && key.tags.length)
+      this.#tags = this.#tags ? [...key.tags, ...this.#tags] : key.tags;
+    const body = this.#body;
+    if (
+      this.#px.askUsage &&
+      this.#stream &&
+      body !== undefined &&
+      (this.#operation === 'chat.completions' || this.#operation === 'completions')
+    ) {
+      const asked = askForUsage(body, this.#json);
+      if (asked !== undefined) {
+        this.#askedUsage = true;
+        this.#body = Buffer.from(asked.body.buffer, asked.body.byteOffset, asked.body.length);
+        this.#json = asked.json;
+        if (asked.json === undefined) this.#lazyJson = true;
+      }
+    }
+    return true;
+  }
+
   /** @internal `EarlyResponder`: a 2xx settled the current attempt; answer now. */
   settled(call: UpstreamCall): void {
     if (call !== this.#call || this.#res.destroyed) return;
@@ -765,6 +860,17 @@ export class Exchange implements Sink, EarlyResponder {
       call.attach(sink);
       return;
     }
+    if (
+      this.#px.wallet !== undefined &&
+      !call.isStream &&
+      sink === this &&
+      this.#px.settings.responseHeaders
+    ) {
+      // `x-lb-cost` goes in the headers: the body (usage at its end) is held whole, then sent in one write.
+      this.#costed = [];
+      call.attach(sink);
+      return;
+    }
     res.writeHead(call.status, this.#tagged(rd.headers(call.headers, !call.isStream, call.status)));
     call.attach(sink);
     if (call.isStream) this.#px.streams.add(this);
@@ -789,8 +895,15 @@ export class Exchange implements Sink, EarlyResponder {
       this.#translated.chunks.push(chunk);
       return true;
     }
+    if (this.#costed !== undefined) {
+      this.#costed.push(chunk);
+      return true;
+    }
     // Streams come as whole events (the engine frames them), written as they come.
-    if (this.#call!.isStream) return this.#write(this.#trail === undefined ? chunk : this.#trail.pass(chunk));
+    if (this.#call!.isStream) {
+      const c = this.#askedUsage ? dropAskedUsage(chunk) : chunk;
+      return this.#write(this.#trail === undefined ? c : this.#trail.pass(c));
+    }
     // Hold the latest chunk back: the last one leaves with `res.end` (headers and body in one write, no cork
     // round trip through the next tick).
     const held = this.#held;
@@ -827,9 +940,24 @@ export class Exchange implements Sink, EarlyResponder {
       if (out.status < 300) tr.usage = usageFromBytes(buf);
       const h = this.#tagged(this.#px.redactor.headers(out.headers, false, 200));
       h['content-length'] = buf.length;
+      if (tr.usage && this.#px.wallet) this.#costHeader(h, tr.usage);
       res.writeHead(out.status, h);
       res.end(buf);
       this.#finish(undefined);
+      return;
+    }
+    const costed = this.#costed;
+    if (costed !== undefined) {
+      const call = this.#call!;
+      const buf = costed.length === 1 ? costed[0] : Buffer.concat(costed);
+      this.#costed = undefined;
+      const h = this.#tagged(this.#px.redactor.headers(call.headers, true, call.status));
+      const usage = call.upstreamError ? undefined : usageFromBytes(buf);
+      if (usage) this.#costHeader(h, usage);
+      res.writeHead(call.status, h);
+      this.#wrote = true;
+      res.end(buf);
+      this.#finish(call.upstreamError ? upstreamErrorEvent() : undefined);
       return;
     }
     const held = this.#held;
@@ -840,9 +968,30 @@ export class Exchange implements Sink, EarlyResponder {
     this.#finish(this.#call?.upstreamError ? upstreamErrorEvent() : undefined);
   }
 
+  /** `x-lb-cost` from a whole body's usage (absent when the model has no price: unknown, never 0). */
+  #costHeader(h: OutgoingHttpHeaders, usage: Usage): void {
+    this.#usage = usage;
+    const usd = this.#px.wallet!.prices.costOf(usage, this.#answeredModel(usage), this.#ctx?.endpoint);
+    if (usd !== undefined) h[COST_HEADER] = costText(usd);
+  }
+
+  /** The model priced: the route's upstream model, else the one asked for. */
+  #answeredModel(_usage?: Usage): string | undefined {
+    return this.#ctx?.upstreamModel ?? this.#model;
+  }
+
   error(err: Error): void {
     const res = this.#res;
     const gone = this.#signal?.aborted === true;
+    if (this.#costed !== undefined) {
+      this.#costed = undefined;
+      if (!gone && !res.headersSent) {
+        sendStatus(res, 502, `Upstream response broke off: ${err.message}`);
+        this.#status = 502;
+      } else res.destroy();
+      this.#finish(err, gone ? 'client_closed' : 'upstream_stream_error');
+      return;
+    }
     if (this.#trail?.canContinue && !gone && !res.destroyed && !res.writableEnded && this.#call?.isStream) {
       void this.#continue(err);
       return;
@@ -1000,8 +1149,13 @@ export class Exchange implements Sink, EarlyResponder {
       release(err);
     }
     const call = this.#call;
-    const usage = this.#translated?.usage ?? (this.#status < 300 ? call?.usage() : undefined);
-    if (usage && this.#ctx) this.#ctx.reportUsage(usage);
+    const usage = this.#translated?.usage ?? this.#usage ?? (this.#status < 300 ? call?.usage() : undefined);
+    const wallet = this.#px.wallet;
+    const costUsd =
+      wallet === undefined
+        ? undefined
+        : wallet.settle(this.who?.key, this.#adm, usage, this.#answeredModel(), this.#ctx?.endpoint);
+    if (usage && this.#ctx) this.#ctx.reportUsage(usage, costUsd);
     const up = call?.headers;
     const upstreamId = up === undefined ? undefined : headerText(up['x-request-id'] ?? up['request-id']);
     const clientId = this.#req.headers['x-request-id'];
@@ -1020,6 +1174,8 @@ export class Exchange implements Sink, EarlyResponder {
       errorType:
         errorType ?? (err ? 'upstream_stream_error' : this.#status >= 400 ? 'upstream_error' : undefined),
       usage,
+      costUsd,
+      key: this.who?.key.name,
       upstreamRequestId: upstreamId === undefined ? undefined : this.#px.redactor.text(upstreamId),
       clientRequestId: clientId === undefined ? undefined : headerText(clientId),
     });

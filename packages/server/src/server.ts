@@ -15,6 +15,7 @@ import {
   modelsWithFallbacks,
 } from '@lb/exchange';
 import type { StoreHealth } from '@lb/ratelimit';
+import { RedisBudgetStore, type RedisScriptClient, registerCheapest } from '@lb/spend';
 import type { Agent } from 'undici';
 import {
   type AccessPolicy,
@@ -41,6 +42,8 @@ import { BadPath, normalizeTarget } from './paths.js';
 import { type DialectLike, Exchange, type ProxyContext, type TraceHooks } from './proxy.js';
 import { Redactor, secretsOf } from './redact.js';
 import { diffSettings, type ReloadReport, same } from './reload.js';
+import { type ClientIdentity, memoryVault, type RedisHashClient, redisVault, Wallet } from './spend.js';
+import { adminKeys, type KeyLimiters, keyLimiters } from './spend-routes.js';
 import { createTransport, HoldBudget } from './upstream.js';
 
 /** A handle with a snapshot, as `@lb/breaker` / `@lb/ratelimit` attachments return. */
@@ -159,6 +162,8 @@ export interface Integrations {
     /** Where objects live (files, batches, stored responses…), shared by replicas. */
     affinity?: AffinityStore;
     status(): string;
+    /** The Redis connection itself (ioredis): budgets and the admin API's keys live there too. */
+    client?: unknown;
     ready(timeoutMs: number): Promise<boolean>;
     close(): Promise<void>;
   };
@@ -203,7 +208,6 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
   if (!options || typeof options !== 'object' || !options.router)
     throw new ConfigError(`createServer: expected { router, server? }, received ${typeof options}`);
   let settings = resolveSettings(options.server);
-  const router = options.router instanceof Router ? options.router : createRouter(options.router);
   // Redis errors repeat while it is away (every reconnect attempt): the store's state changes are logged once each
   // (observability); the errors themselves at debug.
   const shared =
@@ -214,6 +218,27 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
           { commandTimeoutMs: settings.redisCommandTimeoutMs, replicas: settings.replicas },
         )
       : undefined;
+  // Virtual keys, budgets and cost (spend.ts): the key ring and prices swap on reload, the counters live on.
+  const redisClient = shared?.client as (RedisScriptClient & RedisHashClient) | undefined;
+  const unpriced = new Set<string>();
+  const wallet = new Wallet({
+    store: redisClient ? new RedisBudgetStore(redisClient) : undefined,
+    replicas: settings.replicas,
+    vault: redisClient ? redisVault(redisClient) : memoryVault(),
+    onUnknownPrice: (model) => {
+      if (unpriced.has(model)) return;
+      unpriced.add(model);
+      obs.logger.warn(
+        { model },
+        `no price for model ${model}: its cost is unknown (set [prices."${model}"])`,
+      );
+    },
+    onStoreError: (err) => obs.logger.debug({ err: (err as Error)?.message }, 'budget store (Redis) error'),
+  });
+  wallet.configure(options.spend, settings.apiKeys);
+  // `strategy = "cheapest"` compares the config's prices (endpoint prices in `endpoint.meta.price` win).
+  registerCheapest({ prices: wallet.prices });
+  const router = options.router instanceof Router ? options.router : createRouter(options.router);
   let breakerSettings = options.breaker;
   let healthCheckSettings = options.healthCheck;
   const attach = () =>
@@ -262,7 +287,8 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
   const logger = obs.logger;
   const transport: Agent = createTransport(settings);
   // Swapped whole by a reload, so a request sees one config or the next, never a mix.
-  let policy: AccessPolicy = accessPolicy(settings.apiKeys, settings.adminKey);
+  let limiters: KeyLimiters = keyLimiters((o) => integ.clientLimiter(o, shared?.store));
+  let policy: AccessPolicy = accessPolicy(wallet, settings.adminKey);
   const makeLimiter = (s: ServerSettings) =>
     s.clientRateLimit.enabled ? integ.clientLimiter(s.clientRateLimit, shared?.store) : undefined;
   let limiter = makeLimiter(settings);
@@ -285,6 +311,9 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     estimate: undefined,
     features: undefined,
     trace: tracing,
+    wallet,
+    askUsage: true,
+    estimateTokens: integ.estimateTokens,
     record: (rec) => obs.recordRequest(rec),
     onError: (err, requestId) => logger.error({ err, requestId }, 'unexpected error while proxying'),
     redactor: new Redactor([]),
@@ -301,6 +330,9 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     px.features = router.endpoints.some((e) => (integ.dialect(e.provider)?.lacks?.length ?? 0) > 0)
       ? integ.requestFeatures
       : undefined;
+    // Older Azure OpenAI API versions refuse `stream_options`: with an Azure endpoint in the pool, a stream is priced
+    // only when its client asked for the usage itself.
+    px.askUsage = !router.endpoints.some((e) => e.provider === 'azure');
   };
   syncBodyNeeds();
   syncRedactor();
@@ -367,10 +399,11 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     ) {
       let client: string | undefined;
       let clientId: string | undefined;
+      let who: ClientIdentity | undefined;
       const clients = policy.clients;
       if (clients !== undefined) {
         const key = clientKeyOf(req);
-        const who = key === undefined ? undefined : clients.get(key);
+        who = key === undefined ? undefined : clients.identify(key);
         if (who === undefined) {
           res.on('close', onDone);
           req.resume();
@@ -386,7 +419,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
         client = who.mask;
         clientId = who.id;
       } else clientId = client = req.socket.remoteAddress;
-      const lim = limiter;
+      const lim = who !== undefined && who.key.name !== undefined ? limiters.of(who, limiter) : limiter;
       if (lim !== undefined) {
         const r = lim.take(clientId ?? 'anonymous');
         res.setHeader('x-ratelimit-limit-requests', r.limit);
@@ -409,7 +442,9 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
           sendStatus(
             res,
             429,
-            `Rate limit reached for this client: ${r.limit} requests per ${settings.clientRateLimit.windowMs} ms`,
+            lim === limiter
+              ? `Rate limit reached for this client: ${r.limit} requests per ${settings.clientRateLimit.windowMs} ms`
+              : `Rate limit reached for key ${who!.mask}: ${r.limit} requests per ${limiters.windowOf(lim)} ms`,
             r.retryAfterMs,
           );
           return;
@@ -417,7 +452,11 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
       }
       // The exchange's own 'close' listener counts the request done (one listener per response).
       const done = withBody(req, res);
-      if (done !== undefined) new Exchange(px, req, res, path, client, done).run();
+      if (done !== undefined) {
+        const ex = new Exchange(px, req, res, path, client, done);
+        ex.who = who;
+        ex.run();
+      }
       return;
     }
     res.on('close', onDone);
@@ -519,7 +558,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
             401,
             `${p} needs a gateway key (LB_API_KEYS) or the admin key (LB_ADMIN_KEY) on this port, or serve it without a key on the operations listener (LB_OPS_PORT)`,
           );
-        if (p === '/stats') return sendJson(res, 200, obs.stats());
+        if (p === '/stats') return sendJson(res, 200, { ...obs.stats(), spend: wallet.ledger.snapshot() });
         if (!settings.metricsEnabled) {
           sendStatus(res, 404, 'Metrics are disabled (METRICS_ENABLED=false)');
           return;
@@ -547,7 +586,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     const clients = policy.clients;
     if (clients === undefined) return true;
     const key = clientKeyOf(req);
-    if (key !== undefined && clients.has(key)) return true;
+    if (key !== undefined && clients.identify(key) !== undefined) return true;
     sendStatus(
       res,
       401,
@@ -566,6 +605,13 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     const refused = adminRefusal(req, listener, policy);
     if (refused) return sendStatus(res, refused.status, refused.message);
     if (method === 'GET' && p === '/admin/endpoints') return sendJson(res, 200, router.snapshot());
+    if (p === '/admin/keys' || p.startsWith('/admin/keys/')) {
+      if (method === 'POST') {
+        const crossSite = crossSiteRefusal(req);
+        if (crossSite) return sendStatus(res, crossSite.status, crossSite.message);
+      }
+      return adminKeys(req, res, p, method, wallet, (msg, fields) => logger.info(fields, msg));
+    }
     if (method !== 'POST') return sendStatus(res, 405, `Use POST for ${p}`);
     const crossSite = crossSiteRefusal(req);
     if (crossSite) return sendStatus(res, crossSite.status, crossSite.message);
@@ -654,6 +700,11 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
       // local state (warned), and syncs once Redis answers.
       if (shared && !(await shared.ready(1_000)))
         logger.warn('shared rate-limit store (Redis) not ready after 1 s: starting on local state');
+      await wallet
+        .loadVault()
+        .catch((err) =>
+          logger.warn({ err: (err as Error).message }, "could not load the admin API's keys from the store"),
+        );
       if (ops !== undefined && !ops.listening)
         opsUrl = await listenOn(ops, settings.opsPort ?? 0, settings.opsHost);
       url = await listenOn(http, port, host);
@@ -693,8 +744,25 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
       const nextBreaker = input?.breaker ?? breakerSettings;
       const nextHealthCheck = input?.healthCheck ?? healthCheckSettings;
       const reattach = !same(breakerSettings, nextBreaker) || !same(healthCheckSettings, nextHealthCheck);
-      const changes = router.reload(routerConfigOf(next));
+      // Keys and prices are built (and checked) before anything is swapped.
+      const nextRouter = routerConfigOf(next);
+      // A whole config (with its server section, as the CLI loads it) brings its keys even when it has none left.
+      const nextSpend =
+        input?.server !== undefined || input?.spend !== undefined ? input?.spend : options.spend;
+      const nextWallet = input !== undefined ? wallet.prepare(nextSpend, nextSettings.apiKeys) : undefined;
+      if (nextWallet !== undefined) registerCheapest({ prices: nextWallet.prices });
+      const changes = router.reload(nextRouter);
       if (input !== undefined) {
+        options.spend = nextSpend;
+        wallet.swap(nextWallet!);
+        // Keys other replicas created, rotated or revoked through the admin API since (Redis).
+        if (wallet.vault.kind === 'redis')
+          await wallet
+            .loadVault()
+            .catch((err) =>
+              logger.warn({ err: (err as Error).message }, "could not reload the admin API's keys"),
+            );
+        limiters = keyLimiters((o) => integ.clientLimiter(o, shared?.store));
         settings = nextSettings;
         px.settings = nextSettings;
         if (input.server !== undefined || 'defaultModel' in input) px.defaultModel = input.defaultModel;
@@ -705,7 +773,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
           px.hedger = Hedger.enabled(input.hedge) ? new Hedger(router, input.hedge!) : undefined;
         if (input.server !== undefined || 'streamContinue' in input)
           px.streamContinue = input.streamContinue === true;
-        policy = accessPolicy(nextSettings.apiKeys, nextSettings.adminKey);
+        policy = accessPolicy(wallet, nextSettings.adminKey);
         limiter = nextLimiter;
         bodies.max = nextSettings.maxInflightBodyBytes;
         syncRedactor();

@@ -91,7 +91,8 @@ describe('answering as a 2xx settles the attempt', () => {
       text += c.choices[0]?.delta?.content ?? '';
     expect(text).toBe('abc');
     await new Promise((res) => setImmediate(res));
-    expect(seen).toEqual(['attempt:start', 'attempt:success', 'attempt:end']);
+    // lb asks the upstream for the stream's usage (cost) even when the client did not: the usage is reported too.
+    expect(seen).toEqual(['attempt:start', 'attempt:success', 'attempt:end', 'attempt:usage']);
     expect(inFlight()).toBe(0);
     // A 500 is the router's to judge (retry, fail over, give up): nothing reaches the client before it has.
     const fail = { type: 'status', status: 500 } as const;

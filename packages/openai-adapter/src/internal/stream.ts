@@ -1,5 +1,5 @@
 import { isAbortError, redact, type Usage } from '@lb/core';
-import { type Attempt, ExchangeTimeoutError, type Sink, UsageTail } from '@lb/exchange';
+import { type Attempt, dropAskedUsage, ExchangeTimeoutError, type Sink, UsageTail } from '@lb/exchange';
 import { StreamInterruptedError, StreamTimeoutError } from '../errors.js';
 
 /** Settings of one stream handed to the caller. */
@@ -11,6 +11,8 @@ export interface StreamBodyOptions {
   reportUsage: (usage: Usage) => void;
   /** Secrets to keep out of error messages. */
   secrets: readonly (string | undefined)[];
+  /** lb asked the upstream for usage the caller did not: its usage chunk is taken out of the caller's stream. */
+  dropAskedUsage?: boolean;
 }
 
 /**
@@ -52,9 +54,10 @@ export function streamBody(call: Attempt, o: StreamBodyOptions): ReadableStream<
       // already closed
     }
   }
+  const drop = o.dropAskedUsage === true;
   const sink: Sink = {
     data(chunk) {
-      ctl.enqueue(chunk);
+      ctl.enqueue(drop ? dropAskedUsage(chunk) : chunk);
       return (ctl.desiredSize ?? 0) > 0;
     },
     end() {

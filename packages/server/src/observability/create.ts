@@ -180,6 +180,13 @@ export function createObservability(router: Router, options: ObservabilityOption
     'Tokens reported by upstreams, by endpoint, model and type.',
     ['endpoint', 'model', 'type'],
   );
+  const spendTotal = new CounterFamily(
+    'lb_spend_usd_total',
+    'What requests cost, USD (priced models only), by endpoint, model and named client key.',
+    ['endpoint', 'model', 'key'],
+  );
+  // Bounded key labels: named keys only, at most 100, then `(other)`; unnamed keys are `none`.
+  const spendKeys = new Set<string>();
   const stateChanges = new CounterFamily(
     'lb_endpoint_state_changes_total',
     'Endpoint state transitions, by new state.',
@@ -249,6 +256,7 @@ export function createObservability(router: Router, options: ObservabilityOption
     exhaustedTotal,
     fallbacksTotal,
     tokensTotal,
+    spendTotal,
     stateChanges,
     reloads,
     hedgesStarted,
@@ -842,6 +850,14 @@ export function createObservability(router: Router, options: ObservabilityOption
         m.latency.set(ep, h);
       }
       requestDuration.observe(h[si], lat / 1000);
+      if (rec.costUsd !== undefined) {
+        let key = rec.key ?? 'none';
+        if (!spendKeys.has(key)) {
+          if (spendKeys.size < 100) spendKeys.add(key);
+          else key = '(other)';
+        }
+        spendTotal.cell(ep, m.label, key).value += rec.costUsd;
+      }
       if (rec.ttfbMs !== undefined) ttfbHist.observe(h[2 + si], rec.ttfbMs / 1000);
       m.requestsN++;
       m.latencySumMs += lat;

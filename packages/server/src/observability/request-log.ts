@@ -59,6 +59,8 @@ export class RequestLog {
       promptTokens: u?.prompt_tokens,
       completionTokens: u?.completion_tokens,
       totalTokens: u?.total_tokens,
+      key: rec.key,
+      costUsd: rec.costUsd,
     });
     this.#sink.write(`${line}\n`);
   }

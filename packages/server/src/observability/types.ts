@@ -89,6 +89,10 @@ export interface ClientRequestRecord {
   /** OpenAI error `type` when the request failed. */
   errorType?: string;
   usage?: RecordUsage;
+  /** What the request cost, USD (`@lb/spend`); undefined when unknown (an unpriced model) or not known yet. */
+  costUsd?: number;
+  /** The named client key (`[[keys]]` name) that sent it. */
+  key?: string;
   /** The answering upstream's own id for the request (`x-request-id`, Anthropic's `request-id`): what its support asks for. */
   upstreamRequestId?: string;
   /** The client's `x-request-id`, when it sent one (at most 256 characters kept). */
