@@ -21,7 +21,18 @@ export {
 } from './errors.js';
 export type { EstimateOptions } from './estimate.js';
 export { estimateTokens } from './estimate.js';
-export type { RouterEventName, RouterEvents, Usage } from './events.js';
+export type {
+  CircuitState,
+  CooldownState,
+  GuardStateChange,
+  ProbeResult,
+  PublishedEventName,
+  RouterEventName,
+  RouterEvents,
+  SharedStoreState,
+  StoreStateEvent,
+  Usage,
+} from './events.js';
 export type { Guard, Veto } from './guard.js';
 export type { HeadersLike } from './headers.js';
 export { getHeader, parseTags } from './headers.js';

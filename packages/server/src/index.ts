@@ -8,7 +8,7 @@ export type { CheckResult } from './check.js';
 export { checkEndpoints, formatCheckTable } from './check.js';
 export type { DemoUpstreamProfile, DemoUpstreams } from './demo.js';
 export { DEMO_PROFILES, startDemoUpstreams } from './demo.js';
-export type { ObservabilityLike } from './observe.js';
+export type { Observability, ObservabilityOptions } from './observability/index.js';
 export type {
   BreakerSettings,
   HealthCheckSettings,
@@ -16,9 +16,9 @@ export type {
   ServerSettings,
 } from './options.js';
 export { DEFAULT_SETTINGS } from './options.js';
-export type { DialectLike, DialectRequestLike, ExchangeRecord } from './proxy.js';
+export type { ExchangeRecord } from './proxy.js';
 export type { ReloadReport } from './reload.js';
-export type { Attachment, ClientLimiterLike, CreateServerOptions, LbServer } from './server.js';
+export type { CreateServerOptions, LbServer } from './server.js';
 
 /**
  * Creates an lb-server: an OpenAI-compatible proxy spreading requests over the router's endpoints, with failover,

@@ -1,10 +1,11 @@
+import type { BreakerSnapshot, HealthSnapshot } from '@lb/breaker';
 import type { EndpointSnapshot, Router, RouterEvents, RouterSnapshot } from '@lb/core';
 import type { Registry } from 'prom-client';
 import { type Cell, CounterFamily, type HistCell, HistogramFamily, SnapshotGauge } from './families.js';
 import { createLogger, LEVELS } from './logger.js';
 import { RequestLog } from './request-log.js';
-import { breakerOf, breakerValue, probeOf, rateLimited, rateLimitOf, safeSnapshot } from './sources.js';
-import { logGuardState, logStoreChanges, storeMetrics } from './store.js';
+import { breakerValue, probeView, rateLimited, remainingOf, safeSnapshot } from './sources.js';
+import { logGuardState, logStoreChange, storeMetrics } from './store.js';
 import type {
   EndpointHealthView,
   HealthBody,
@@ -541,8 +542,16 @@ export function createObservability(router: Router, options: ObservabilityOption
     logger.info({ added: e.added, removed: e.removed, changed: e.changed }, 'configuration reloaded');
   });
   on('guard:changed', (e) => logger.debug({ guard: e.name, attached: e.attached }, 'guard changed'));
+  // Guards, health probes and the shared store publish their typed state on the router's bus: one bus to read.
   on('guard:state', logGuardState(logger));
-  if (store) offs.push(logStoreChanges(store, logger));
+  on('store:state', logStoreChange(logger));
+  on('probe:result', (e) => {
+    if (!e.ok)
+      logger.debug(
+        { endpointId: e.endpointId, kind: e.kind, status: e.status, action: e.action, reason: e.error },
+        'health probe failed',
+      );
+  });
 
   // ------------------------------------------------------------------ latency ring for /stats percentiles
   const ring = new Float64Array(2048);
@@ -551,8 +560,8 @@ export function createObservability(router: Router, options: ObservabilityOption
   // ------------------------------------------------------------------ views
   const view = (
     ep: EndpointSnapshot,
-    breakers: ReturnType<typeof safeSnapshot>,
-    probes: ReturnType<typeof safeSnapshot>,
+    breakers: Record<string, BreakerSnapshot> | undefined,
+    probes: Record<string, HealthSnapshot> | undefined,
     t: number,
   ): EndpointHealthView => {
     const s = ep.stats;
@@ -568,7 +577,7 @@ export function createObservability(router: Router, options: ObservabilityOption
       state: ep.status,
       available: ep.available,
       reason: ep.unavailableReason ?? ep.reason,
-      breaker: breakerOf(ep, breakers),
+      breaker: breakers?.[ep.id]?.state,
       successRate: round3(s.successRate),
       attempts: s.requests,
       requests: s.requests,
@@ -585,7 +594,7 @@ export function createObservability(router: Router, options: ObservabilityOption
       lastError: s.lastError,
       recoversAt: ep.until === undefined ? undefined : new Date(ep.until).toISOString(),
       recoversInMs: ep.until === undefined ? undefined : Math.max(0, ep.until - t),
-      probe: probeOf(probes?.get(ep.id)),
+      probe: probeView(probes?.[ep.id]),
     };
   };
 
@@ -626,12 +635,12 @@ export function createObservability(router: Router, options: ObservabilityOption
         if (ep.stats.latencySamples > 0) ewma.push({ labels, value: ep.stats.ewmaLatencyMs / 1000 });
         success.push({ labels, value: ep.stats.successRate });
         probation.push({ labels, value: ep.streamProbation ? 1 : 0 });
-        const b = breakerOf(ep, breakers);
+        const b = breakers?.[ep.id]?.state;
         if (b) br.push({ labels, value: breakerValue(b) });
-        const r = rateLimitOf(ep, limits);
+        const r = remainingOf(limits?.[ep.id]);
         if (r) for (const k in r) rate.push({ labels: { endpoint: ep.id, limit: k }, value: r[k] });
-        const p = probeOf(probes?.get(ep.id));
-        if (p?.responseTimeMs !== undefined) probe.push({ labels, value: p.responseTimeMs / 1000 });
+        const p = probes?.[ep.id]?.responseTime;
+        if (p !== undefined) probe.push({ labels, value: p / 1000 });
       }
       endpointUp.values = up;
       endpointState.values = st;
@@ -659,12 +668,7 @@ export function createObservability(router: Router, options: ObservabilityOption
       let limited = 0;
       let breakersOpen = 0;
       for (const v of endpoints) {
-        if (
-          v.state === 'cooling' ||
-          (v.state === 'healthy' &&
-            (rateLimited(limits?.get(v.id), t) || (!v.available && /rate|limit/i.test(v.reason ?? ''))))
-        )
-          limited++;
+        if (v.state === 'cooling' || (v.state === 'healthy' && rateLimited(limits?.[v.id], t))) limited++;
         if (v.breaker === 'open' || v.breaker === 'isolated') breakersOpen++;
       }
       let status = overall(snap);
@@ -713,7 +717,7 @@ export function createObservability(router: Router, options: ObservabilityOption
         endpoints[ep.id] = {
           state: ep.status,
           available: ep.available,
-          breaker: breakerOf(ep, breakers),
+          breaker: breakers?.[ep.id]?.state,
           attempts: s.requests,
           successes: s.successes,
           failures: s.failures,
@@ -722,7 +726,7 @@ export function createObservability(router: Router, options: ObservabilityOption
           inFlight: s.inFlight,
           latencyMs: s.latencySamples > 0 ? round2(s.ewmaLatencyMs) : undefined,
           tokens: { prompt: c?.prompt ?? 0, completion: c?.completion ?? 0, total: c?.total ?? 0 },
-          rateLimit: rateLimitOf(ep, limits),
+          rateLimit: remainingOf(limits?.[ep.id]),
         };
       }
       for (const c of eps.values()) {
