@@ -6,7 +6,7 @@
 export type { OutcomeInput, OutcomeKind, Verdict } from './classify.js';
 export { classify, isAbortError, isTimeoutError, parseDuration, retryAfterFrom } from './classify.js';
 export type { EndpointConfig } from './endpoint.js';
-export { Endpoint, EndpointSlot } from './endpoint.js';
+export { Endpoint } from './endpoint.js';
 export type { AttemptCause, OpenAIErrorBody } from './errors.js';
 export {
   AttemptTimeoutError,
@@ -39,7 +39,6 @@ export { getHeader, parseTags } from './headers.js';
 export { maskKey, redact, secretForms } from './mask.js';
 export type { OutlierEjectionOptions } from './outlier.js';
 export { OUTLIER_DEFAULTS } from './outlier.js';
-export { type FastRandom, fastRandom } from './random.js';
 export type { RouteRequest } from './request.js';
 export type {
   AttemptContext,

@@ -2,7 +2,6 @@ import { collectEvents } from '@lb/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   createRouter,
-  EndpointSlot,
   type Guard,
   isDeadlineExceededError,
   isLbError,
@@ -10,6 +9,7 @@ import {
   NoHealthyEndpointError,
   type RouterEvents,
 } from '../src/index.js';
+import { EndpointSlot } from '../src/internal.js';
 
 const KEY = (id: string) => `sk-proj-${id}-SECRETSECRETSECRET-N0IA`;
 const ep = (id: string, extra: object = {}) => ({

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
   createRouter,
-  fastRandom,
   leastBusy,
   leastLatency,
   parseTags,
@@ -13,6 +12,7 @@ import {
   strategyNames,
   weightedRandom,
 } from '../src/index.js';
+import { fastRandom } from '../src/internal.js';
 
 /** A seeded PRNG (mulberry32) so distribution tests are repeatable. */
 function seeded(seed: number) {

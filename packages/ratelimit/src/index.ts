@@ -38,4 +38,4 @@ export type {
   WindowResult,
   WindowSpec,
 } from './store.js';
-export { MemoryStore, refill, windowDecision, windowRecord } from './store.js';
+export { MemoryStore } from './store.js';

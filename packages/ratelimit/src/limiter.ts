@@ -1,7 +1,6 @@
 import {
   type AttemptContext,
   type Endpoint,
-  EndpointSlot,
   type ExecuteOptions,
   type Guard,
   getHeader,
@@ -13,6 +12,7 @@ import {
   type Usage,
   type Veto,
 } from '@lb/core';
+import { EndpointSlot } from '@lb/core/internal';
 import { RateLimitedError } from './errors.js';
 import { syncView, type ViewStore } from './internal/local-view.js';
 import {

@@ -6,9 +6,7 @@ import { buildServer, type CreateServerOptions, type LbServer } from './server.j
 
 export type { CheckResult } from './check.js';
 export { checkEndpoints, formatCheckTable } from './check.js';
-export type { DemoUpstreamProfile, DemoUpstreams } from './demo.js';
-export { DEMO_PROFILES, startDemoUpstreams } from './demo.js';
-export type { Observability, ObservabilityOptions } from './observability/index.js';
+export type { ClientRequestRecord, Observability, ObservabilityOptions } from './observability/index.js';
 export type {
   BreakerSettings,
   HealthCheckSettings,
@@ -16,7 +14,6 @@ export type {
   ServerSettings,
 } from './options.js';
 export { DEFAULT_SETTINGS } from './options.js';
-export type { ExchangeRecord } from './proxy.js';
 export type { ReloadReport } from './reload.js';
 export type { CreateServerOptions, LbServer } from './server.js';
 

@@ -21,7 +21,8 @@ import {
   type Transport,
   tagResponse,
 } from '@lb/exchange';
-import { type Dialect, type DialectRequest, usageFromBytes } from '@lb/providers';
+import type { Dialect, DialectRequest } from '@lb/providers';
+import { usageFromBytes } from '@lb/providers/internal';
 import type { Agent } from 'undici';
 import { asLbError, readBody, sendError, sendStatus, upstreamHeaders } from './http.js';
 import type { ClientRequestRecord } from './observability/index.js';
