@@ -389,7 +389,7 @@ export class Router {
   /** Attaches a guard (breaker, rate limiter, provider capabilities…). Returns the disposer. */
   addGuard(guard: Guard): () => void {
     if (!guard || typeof guard.admit !== 'function')
-      throw new TypeError('addGuard: expected { name, admit() }');
+      throw new ConfigError('addGuard: expected { name, admit() }');
     this.#guards = [...this.#guards, guard];
     if (guard.usesNow !== false) this.#clockGuards++;
     if (typeof guard.rescue === 'function') this.#rescuers++;

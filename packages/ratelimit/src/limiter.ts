@@ -1,5 +1,6 @@
 import {
   type AttemptContext,
+  ConfigError,
   type Endpoint,
   type ExecuteOptions,
   type Guard,
@@ -263,7 +264,7 @@ export function attachRateLimit(router: Router, options: RateLimitOptions = {}):
 function check(name: string, v: unknown, min: number, integer = false): void {
   if (v === undefined) return;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
-    throw new TypeError(
+    throw new ConfigError(
       `attachRateLimit: ${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, received ${JSON.stringify(v)}`,
     );
   }
@@ -302,11 +303,11 @@ class RateLimiter implements Guard {
 
   constructor(router: Router, o: RateLimitOptions) {
     if (!router || typeof router.addGuard !== 'function' || typeof router.on !== 'function') {
-      throw new TypeError(`attachRateLimit: expected a Router, received ${describe(router)}`);
+      throw new ConfigError(`attachRateLimit: expected a Router, received ${describe(router)}`);
     }
     for (const k of ['limits', 'estimateTokens', 'now'] as const) {
       if (o[k] !== undefined && typeof o[k] !== 'function')
-        throw new TypeError(`attachRateLimit: ${k} must be a function, received ${describe(o[k])}`);
+        throw new ConfigError(`attachRateLimit: ${k} must be a function, received ${describe(o[k])}`);
     }
     check('reserveRequests', o.reserveRequests, 0);
     check('reserveTokens', o.reserveTokens, 0);
@@ -318,7 +319,7 @@ class RateLimiter implements Guard {
     const store: Store = o.store ?? new MemoryStore();
     for (const m of ['peek', 'take', 'adjust', 'getCooldown', 'setCooldown', 'hit', 'delete'] as const) {
       if (typeof (store as unknown as Record<string, unknown>)[m] !== 'function')
-        throw new TypeError(
+        throw new ConfigError(
           `attachRateLimit: store must implement Store (missing ${m}()), received ${describe(store)}`,
         );
     }
@@ -328,7 +329,7 @@ class RateLimiter implements Guard {
       o.peers !== undefined &&
       (typeof o.peers?.publish !== 'function' || typeof o.peers.subscribe !== 'function')
     )
-      throw new TypeError(
+      throw new ConfigError(
         `attachRateLimit: peers must be { publish(message), subscribe(onMessage) }, received ${describe(o.peers)}`,
       );
     this.#store = syncView(store, o.syncIntervalMs ?? 1000, o.flushIntervalMs ?? 10);
@@ -615,7 +616,7 @@ class RateLimiter implements Guard {
       if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)) {
         const msg = `attachRateLimit: ${where}.${k} must be a number > 0, received ${JSON.stringify(v)}`;
         // At attach time a bad limit is an error; an endpoint reloaded later with one runs without that limit.
-        if (this.#strict) throw new TypeError(msg);
+        if (this.#strict) throw new ConfigError(msg);
         bad.push(k);
       }
     }

@@ -1,5 +1,6 @@
 import type { BreakerSnapshot, HealthSnapshot } from '@lb/breaker';
 import type { EndpointSnapshot, Router, RouterEvents, RouterSnapshot } from '@lb/core';
+import { ConfigError } from '@lb/core';
 import type { Registry } from 'prom-client';
 import { type Cell, CounterFamily, type HistCell, HistogramFamily, SnapshotGauge } from './families.js';
 import { createLogger, LEVELS } from './logger.js';
@@ -70,46 +71,50 @@ interface ModelCells {
  */
 export function createObservability(router: Router, options: ObservabilityOptions = {}): Observability {
   if (!router || typeof router.on !== 'function' || typeof router.snapshot !== 'function') {
-    throw new TypeError(`createObservability: expected a router from @lb/core, received ${describe(router)}`);
+    throw new ConfigError(
+      `createObservability: expected a router from @lb/core, received ${describe(router)}`,
+    );
   }
   if (options === null || typeof options !== 'object') {
-    throw new TypeError(`createObservability: options must be an object, received ${describe(options)}`);
+    throw new ConfigError(`createObservability: options must be an object, received ${describe(options)}`);
   }
   const metricsEnabled = options.metricsEnabled ?? true;
   if (typeof metricsEnabled !== 'boolean') {
-    throw new TypeError(
+    throw new ConfigError(
       `createObservability: metricsEnabled must be a boolean, received ${describe(metricsEnabled)}`,
     );
   }
   const level = (options.logLevel ?? 'info').toLowerCase();
   if (!(LEVELS as readonly string[]).includes(level)) {
-    throw new TypeError(
+    throw new ConfigError(
       `createObservability: logLevel must be one of ${LEVELS.join(', ')}, received ${describe(options.logLevel)}`,
     );
   }
   const rl = options.requestLog ?? { enabled: false };
   if (typeof rl !== 'object' || typeof rl.enabled !== 'boolean') {
-    throw new TypeError(
+    throw new ConfigError(
       `createObservability: requestLog must be { enabled: boolean, path? }, received ${describe(rl)}`,
     );
   }
   if (rl.path !== undefined && (typeof rl.path !== 'string' || rl.path === '')) {
-    throw new TypeError(
+    throw new ConfigError(
       `createObservability: requestLog.path must be a non-empty string, received ${describe(rl.path)}`,
     );
   }
   if (options.debug !== undefined && typeof options.debug !== 'string') {
-    throw new TypeError(`createObservability: debug must be a string, received ${describe(options.debug)}`);
+    throw new ConfigError(`createObservability: debug must be a string, received ${describe(options.debug)}`);
   }
   if (options.logDestination !== undefined && typeof options.logDestination?.write !== 'function') {
-    throw new TypeError(
+    throw new ConfigError(
       `createObservability: logDestination must be a writable stream, received ${describe(options.logDestination)}`,
     );
   }
   for (const k of ['breaker', 'rateLimit', 'healthChecks'] as const) {
     const h = options[k];
     if (h !== undefined && typeof h?.snapshot !== 'function') {
-      throw new TypeError(`createObservability: ${k} must have a snapshot() method, received ${describe(h)}`);
+      throw new ConfigError(
+        `createObservability: ${k} must have a snapshot() method, received ${describe(h)}`,
+      );
     }
   }
   const now = options.now ?? Date.now;
