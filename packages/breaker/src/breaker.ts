@@ -156,8 +156,8 @@ export interface BreakerStateChange {
   failures: number;
 }
 
-/** One endpoint's circuit, for health pages. */
-export interface BreakerSnapshot {
+/** One endpoint's circuit, for health pages: what `snapshot()` and the guard's `describe()` give. */
+export type BreakerSnapshot = {
   state: BreakerState;
   /** Consecutive counted failures in this generation. */
   failures: number;
@@ -174,7 +174,7 @@ export interface BreakerSnapshot {
   reason?: string;
   /** Last counted failure, key masked. */
   lastFailure?: string;
-}
+};
 
 /**
  * What {@link attachBreaker} returns: per-endpoint control and a view of every circuit.
@@ -594,8 +594,8 @@ class Breaker implements BreakerHandle, Guard {
     }
   }
 
-  describe(endpoint: Endpoint): Record<string, unknown> {
-    return this.#describe(endpoint.id) as unknown as Record<string, unknown>;
+  describe(endpoint: Endpoint): BreakerSnapshot {
+    return this.#describe(endpoint.id);
   }
 
   // ------------------------------------------------------------- outcomes
@@ -924,7 +924,9 @@ class Breaker implements BreakerHandle, Guard {
     if (view.state !== 'half-open') c.probe = undefined;
     c.reason = why;
     if (from === view.state) return;
-    this.#router.publishGuardState({
+    this.#router.publish('guard:state', {
+      kind: 'circuit',
+      failures: c.counter.counts.consecutiveFailures,
       guard: this.name,
       endpointId: c.id,
       from,

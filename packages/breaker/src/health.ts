@@ -1,4 +1,4 @@
-import type { Endpoint, OutcomeKind, Router } from '@lb/core';
+import type { Endpoint, OutcomeKind, ProbeResult, Router } from '@lb/core';
 import { ConfigError, classify, redact } from '@lb/core';
 import type { BreakerHandle } from './breaker.js';
 import { bool, defaultEnv, type Env, envNumber, fn, num } from './internal/options.js';
@@ -49,30 +49,11 @@ export interface HealthCheckOptions {
   env?: Env;
 }
 
-/** What one probe found. */
-export interface HealthCheckResult {
-  endpointId: string;
-  /** The probe got a 2xx. */
-  ok: boolean;
-  /** Classification of the outcome (`success`, `server`, `network`, `timeout`, `auth`, `rate-limit`, `client`). */
-  kind: OutcomeKind;
-  /** HTTP status, when a response came. */
-  status: number | undefined;
-  /** Time to response headers, ms. */
-  responseTime: number;
-  /** Epoch ms when the probe started. */
-  lastCheckAt: number;
-  /** What went wrong, key masked. */
-  error?: string;
-  /**
-   * What the probe changed: `recovered` (an unhealthy endpoint is back), `marked-unhealthy` (an idle endpoint taken
-   * out), `none`. A 429 or another 4xx (a proxy without `/models`) is inconclusive and changes nothing.
-   */
-  action: 'recovered' | 'marked-unhealthy' | 'none';
-}
+/** What one probe found: core's {@link ProbeResult}, published on the router's bus as `probe:result`. */
+export type HealthCheckResult = ProbeResult;
 
 /** One endpoint's probe history, for health pages. */
-export interface HealthSnapshot {
+export type HealthSnapshot = {
   /** Epoch ms of the last probe (undefined: never probed). */
   lastCheckAt: number | undefined;
   ok: boolean | undefined;
@@ -84,7 +65,7 @@ export interface HealthSnapshot {
   consecutiveFailures: number;
   /** Epoch ms of the next periodic probe, when scheduled. */
   nextCheckAt: number | undefined;
-}
+};
 
 /**
  * What {@link attachHealthChecks} returns.
@@ -334,6 +315,7 @@ class HealthChecker implements HealthCheckHandle {
         // A throwing listener must not stop probing.
       }
     }
+    if (!this.#disposed) this.#router.publish('probe:result', result);
     return result;
   }
 

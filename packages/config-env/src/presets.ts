@@ -1,3 +1,4 @@
+import { ConfigError } from '@lb/core';
 import { OPENAI_DEFAULT_BASE_URL, read } from './env.js';
 import { configFromEnv, loadConfig } from './load.js';
 import type { BreakerConfig, Env, LbConfig, ServerConfig } from './types.js';
@@ -51,7 +52,7 @@ function build(
   label: string,
 ): LbConfig {
   if (!Array.isArray(endpoints)) {
-    throw new TypeError(`${label}: endpoints must be an array, received ${typeof endpoints}`);
+    throw new ConfigError(`${label}: endpoints must be an array, received ${typeof endpoints}`);
   }
   const doc: Record<string, unknown> = {
     endpoints: endpoints.map((raw, i) => {
@@ -127,7 +128,7 @@ export function createMultiConfig(
   options: PresetOptions = {},
 ): LbConfig {
   if (typeof name !== 'string' || !name)
-    throw new TypeError(
+    throw new ConfigError(
       `createMultiConfig: name must be a non-empty string, received ${JSON.stringify(name)}`,
     );
   return build(name, endpoints, options, `createMultiConfig(${JSON.stringify(name)})`);

@@ -1,6 +1,7 @@
 import { type FSWatcher, readFileSync, stat, watch } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { Router } from '@lb/core';
+import { ConfigError } from '@lb/core';
 import { configFromFile } from './load.js';
 import type { Env, LbConfig } from './types.js';
 
@@ -71,7 +72,7 @@ export function watchConfig(path: string, router: Router, options: WatchConfigOp
     ['pollMs', pollMs],
   ] as const) {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
-      throw new TypeError(`watchConfig: ${k} must be a number >= 0 (ms), received ${JSON.stringify(v)}`);
+      throw new ConfigError(`watchConfig: ${k} must be a number >= 0 (ms), received ${JSON.stringify(v)}`);
   }
   const onError =
     options.onError ?? ((e: Error) => console.error(`[lb] config reload rejected: ${e.message}`));

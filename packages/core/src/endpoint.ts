@@ -1,3 +1,4 @@
+import { ConfigError } from './errors.js';
 import { maskKey } from './mask.js';
 
 /** One upstream as users configure it: a base URL, a key, and how to route to it. */
@@ -133,9 +134,9 @@ export class Endpoint {
   constructor(config: EndpointConfig, index = 0) {
     const where = `endpoints[${index}]`;
     if (!config || typeof config !== 'object')
-      throw new TypeError(`${where}: expected an object, received ${typeof config}`);
+      throw new ConfigError(`${where}: expected an object, received ${typeof config}`);
     if (typeof config.url !== 'string' || !isHttpUrl(config.url)) {
-      throw new TypeError(`${where}.url: not an http(s) URL: ${JSON.stringify(String(config.url))}`);
+      throw new ConfigError(`${where}.url: not an http(s) URL: ${JSON.stringify(String(config.url))}`);
     }
     this.id = String(config.id ?? config.name ?? `endpoint-${index + 1}`);
     this.name = String(config.name ?? this.id);
@@ -247,7 +248,7 @@ function isHttpUrl(s: string): boolean {
 
 function checkNumber(v: unknown, where: string, min: number): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
-    throw new TypeError(`${where}: expected a number >= ${min}, received ${JSON.stringify(v)}`);
+    throw new ConfigError(`${where}: expected a number >= ${min}, received ${JSON.stringify(v)}`);
   }
   return v;
 }

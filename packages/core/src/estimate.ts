@@ -1,3 +1,4 @@
+import { ConfigError } from './errors.js';
 /** Options of {@link estimateTokens}. */
 export interface EstimateOptions {
   /** Characters per token of the heuristic. Default 4 (OpenAI's rule of thumb for English). */
@@ -24,7 +25,7 @@ export function estimateTokens(body: unknown, options: EstimateOptions = {}): nu
   if (body === null || typeof body !== 'object') return 0;
   const cpt = options.charsPerToken ?? 4;
   if (!(cpt > 0))
-    throw new TypeError(`estimateTokens: charsPerToken must be > 0, received ${JSON.stringify(cpt)}`);
+    throw new ConfigError(`estimateTokens: charsPerToken must be > 0, received ${JSON.stringify(cpt)}`);
   const img = options.imageTokens ?? 85;
   const b = body as Record<string, unknown>;
   const acc = { chars: 0, extra: 0 };

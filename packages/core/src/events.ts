@@ -129,16 +129,16 @@ export interface RouterEvents {
   };
   /** The pool was swapped for a new config. Ids. */
   'config:reloaded': { added: string[]; removed: string[]; changed: string[] };
-  /** A guard's own state for an endpoint changed (a circuit opened, a budget ran out). Published by guards. */
-  'guard:state': {
-    guard: string;
-    endpointId: string;
-    from: string;
-    to: string;
-    reason: string;
-    /** Epoch ms when the guard expects to admit again, if known. */
-    until: number | undefined;
-  };
+  /**
+   * A guard's own state for an endpoint changed (a circuit opened, a 429 cooldown began). Published by guards with
+   * `router.publish('guard:state', …)`; `kind` says which machine changed, so observers switch on it (never on the
+   * guard's name).
+   */
+  'guard:state': GuardStateChange;
+  /** An active health probe of an endpoint finished (`@lb/breaker`'s health checks publish it). */
+  'probe:result': ProbeResult;
+  /** A shared store (Redis behind the rate limiter) went degraded or answers again. */
+  'store:state': StoreStateEvent;
   /** A guard was attached or removed. */
   'guard:changed': { name: string; attached: boolean };
   /**
@@ -184,3 +184,77 @@ export interface RouterEvents {
 }
 
 export type RouterEventName = keyof RouterEvents;
+
+/** Events a guard or a companion of the router (health checks, a shared store) publishes with `router.publish`. */
+export type PublishedEventName = 'guard:state' | 'probe:result' | 'store:state';
+
+/** A circuit breaker's state for an endpoint. */
+export type CircuitState = 'closed' | 'open' | 'half-open' | 'isolated';
+
+/** A rate limiter's cooldown for an endpoint: `cooling` after an upstream 429 or a spent upstream budget. */
+export type CooldownState = 'ready' | 'cooling';
+
+interface GuardStateBase {
+  /** The guard's name (`breaker`, `ratelimit`, …). */
+  guard: string;
+  endpointId: string;
+  /** Why, in words. Keys masked. */
+  reason: string;
+  /** Epoch ms when the guard expects to admit again, if known. */
+  until: number | undefined;
+}
+
+/**
+ * A guard's state change, by the kind of machine that changed. Declared here, generic, so that core imports no
+ * sibling and any guard (ours or a plugin's) can publish one; `@lb/breaker` publishes `circuit`, `@lb/ratelimit`
+ * `cooldown`.
+ */
+export type GuardStateChange =
+  | (GuardStateBase & {
+      kind: 'circuit';
+      from: CircuitState;
+      to: CircuitState;
+      /** Consecutive counted failures at the change. */
+      failures: number;
+    })
+  | (GuardStateBase & {
+      kind: 'cooldown';
+      from: CooldownState;
+      to: CooldownState;
+    });
+
+/** What one active health probe found. */
+export interface ProbeResult {
+  endpointId: string;
+  /** The probe got a 2xx. */
+  ok: boolean;
+  /** Classification of the outcome (`success`, `server`, `network`, `timeout`, `auth`, `rate-limit`, `client`). */
+  kind: OutcomeKind;
+  /** HTTP status, when a response came. */
+  status: number | undefined;
+  /** Time to response headers, ms. */
+  responseTime: number;
+  /** Epoch ms when the probe started. */
+  lastCheckAt: number;
+  /** What went wrong, key masked. */
+  error?: string;
+  /** What the probe changed: `recovered`, `marked-unhealthy`, `none`. */
+  action: 'recovered' | 'marked-unhealthy' | 'none';
+}
+
+/** A shared store's state: `up` (answers within its command timeout) or `degraded`. */
+export type SharedStoreState = 'up' | 'degraded';
+
+/** A shared store's state change. */
+export interface StoreStateEvent {
+  readonly from: SharedStoreState;
+  readonly to: SharedStoreState;
+  /** Why. Never a URL or a key. */
+  readonly reason: string;
+  /** Replicas sharing the store. */
+  readonly replicas: number;
+  /** Fraction of every shared budget this replica uses while degraded: 1 ÷ replicas. */
+  readonly share: number;
+  /** Epoch ms. */
+  readonly at: number;
+}

@@ -6,7 +6,7 @@
 export type { OutcomeInput, OutcomeKind, Verdict } from './classify.js';
 export { classify, isAbortError, isTimeoutError, parseDuration, retryAfterFrom } from './classify.js';
 export type { EndpointConfig } from './endpoint.js';
-export { Endpoint, EndpointSlot } from './endpoint.js';
+export { Endpoint } from './endpoint.js';
 export type { AttemptCause, OpenAIErrorBody } from './errors.js';
 export {
   AttemptTimeoutError,
@@ -21,14 +21,24 @@ export {
 } from './errors.js';
 export type { EstimateOptions } from './estimate.js';
 export { estimateTokens } from './estimate.js';
-export type { RouterEventName, RouterEvents, Usage } from './events.js';
+export type {
+  CircuitState,
+  CooldownState,
+  GuardStateChange,
+  ProbeResult,
+  PublishedEventName,
+  RouterEventName,
+  RouterEvents,
+  SharedStoreState,
+  StoreStateEvent,
+  Usage,
+} from './events.js';
 export type { Guard, Veto } from './guard.js';
 export type { HeadersLike } from './headers.js';
 export { getHeader, parseTags } from './headers.js';
 export { maskKey, redact, secretForms } from './mask.js';
 export type { OutlierEjectionOptions } from './outlier.js';
 export { OUTLIER_DEFAULTS } from './outlier.js';
-export { type FastRandom, fastRandom } from './random.js';
 export type { RouteRequest } from './request.js';
 export type {
   AttemptContext,

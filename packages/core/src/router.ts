@@ -9,7 +9,7 @@ import {
   LbError,
   NoHealthyEndpointError,
 } from './errors.js';
-import type { RouterEventName, RouterEvents, Usage } from './events.js';
+import type { PublishedEventName, RouterEventName, RouterEvents, Usage } from './events.js';
 import type { Guard, Veto } from './guard.js';
 import type { HeadersLike } from './headers.js';
 import { redact } from './mask.js';
@@ -396,7 +396,7 @@ export class Router {
   /** Attaches a guard (breaker, rate limiter, provider capabilities…). Returns the disposer. */
   addGuard(guard: Guard): () => void {
     if (!guard || typeof guard.admit !== 'function')
-      throw new TypeError('addGuard: expected { name, admit() }');
+      throw new ConfigError('addGuard: expected { name, admit() }');
     this.#guards = [...this.#guards, guard];
     if (guard.usesNow !== false) this.#clockGuards++;
     if (typeof guard.rescue === 'function') this.#rescuers++;
@@ -411,11 +411,12 @@ export class Router {
   }
 
   /**
-   * Lets a guard publish a change of its own state for an endpoint on the router's bus (`guard:state`), so every
-   * observer (metrics, logs, health pages) sees it without knowing the guard.
+   * Lets a guard (or a companion: health checks, a shared store) publish its typed state on the router's bus, so an
+   * observer subscribes to one bus (`router.on`) and never to each package's own emitter. Nothing is built or
+   * called when no one listens.
    */
-  publishGuardState(payload: RouterEvents['guard:state']): void {
-    if (this.#has('guard:state')) this.#emit('guard:state', payload);
+  publish<E extends PublishedEventName>(name: E, payload: RouterEvents[E]): void {
+    if (this.#has(name)) this.#emit(name, payload);
   }
 
   /** Lets a front end publish a model fallback on the bus (`fallback`), for metrics, logs and `/stats`. */

@@ -57,10 +57,19 @@ describe('the built package', () => {
     const require = createRequire(import.meta.url);
     const cjs = require(path.join(root, 'packages/core/dist/index.cjs'));
     const esm = await import(pathToFileURL(path.join(root, 'packages/core/dist/index.js')).href);
+    const cjsInternal = require(path.join(root, 'packages/core/dist/internal.cjs'));
+    const esmInternal = await import(pathToFileURL(path.join(root, 'packages/core/dist/internal.js')).href);
+    // Unstable building blocks live behind `@lb/core/internal`, not the public entry.
+    expect([cjs.EndpointSlot, esm.EndpointSlot, cjs.fastRandom, esm.fastRandom]).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]);
     const [a] = esm.createRouter({ endpoints: [{ id: 'a', url: 'http://127.0.0.1:1/v1' }] }).endpoints;
     const [b] = cjs.createRouter({ endpoints: [{ id: 'b', url: 'http://127.0.0.1:1/v1' }] }).endpoints;
-    const fromCjs = new cjs.EndpointSlot();
-    const fromEsm = new esm.EndpointSlot();
+    const fromCjs = new cjsInternal.EndpointSlot();
+    const fromEsm = new esmInternal.EndpointSlot();
     fromCjs.set(a, 'cjs on esm');
     fromEsm.set(a, 'esm on esm');
     fromEsm.set(b, 'esm on cjs');

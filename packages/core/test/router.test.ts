@@ -2,13 +2,14 @@ import { collectEvents } from '@lb/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   createRouter,
-  EndpointSlot,
   type Guard,
   isDeadlineExceededError,
   isLbError,
   isNoHealthyEndpointError,
   NoHealthyEndpointError,
+  type RouterEvents,
 } from '../src/index.js';
+import { EndpointSlot } from '../src/internal.js';
 
 const KEY = (id: string) => `sk-proj-${id}-SECRETSECRETSECRET-N0IA`;
 const ep = (id: string, extra: object = {}) => ({
@@ -475,18 +476,18 @@ describe('events', () => {
     finish();
     expect(ids).toEqual(['plain', 'stream']);
     expect(events.map((e) => e.payload.held)).toEqual([false, true]);
-    r.publishGuardState({
+    const change: RouterEvents['guard:state'] = {
+      kind: 'circuit',
+      failures: 3,
       guard: 'g',
       endpointId: 'a',
       from: 'closed',
       to: 'open',
       reason: 'test',
       until: 5,
-    });
-    expect(events[2]).toEqual({
-      name: 'guard:state',
-      payload: { guard: 'g', endpointId: 'a', from: 'closed', to: 'open', reason: 'test', until: 5 },
-    });
+    };
+    r.publish('guard:state', change);
+    expect(events[2]).toEqual({ name: 'guard:state', payload: { ...change } });
   });
 
   it('hold and reportUsage work when destructured from the context', async () => {

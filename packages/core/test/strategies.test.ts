@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  createRouter,
-  fastRandom,
-  parseTags,
-  registerStrategy,
-  type Strategy,
-  strategyNames,
-} from '../src/index.js';
+import { createRouter, parseTags, registerStrategy, type Strategy, strategyNames } from '../src/index.js';
+import { fastRandom } from '../src/internal.js';
 
 /** A seeded PRNG (mulberry32) so distribution tests are repeatable. */
 function seeded(seed: number) {

@@ -1,5 +1,6 @@
 import type { Usage } from '@lb/core';
-import { type StreamTranslator, usageFromBytes } from '@lb/providers';
+import type { StreamTranslator } from '@lb/providers';
+import { usageFromBytes } from '@lb/providers/internal';
 import {
   EventTooLargeError,
   ExchangeTimeoutError,

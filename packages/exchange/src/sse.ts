@@ -1,4 +1,5 @@
-import { ERROR_EVENT_MARKS, errorEventStatus } from '@lb/providers';
+import { errorEventStatus } from '@lb/providers';
+import { ERROR_EVENT_MARKS } from '@lb/providers/internal';
 
 /**
  * Server-sent events as the engine reads them: whole events cut from a body of byte chunks (incrementally, each byte

@@ -1,5 +1,5 @@
 import type { Usage } from '@lb/core';
-import { usageFromBytes } from '@lb/providers';
+import { usageFromBytes } from '@lb/providers/internal';
 import { indexOf } from './sse.js';
 
 const PROMPT_TOKENS = new TextEncoder().encode('prompt_tokens"');

@@ -60,8 +60,8 @@ import {
   operationOf,
   providerGuard,
   requestFeatures,
-  usageFromBytes,
 } from '@lb/providers';
+import { usageFromBytes } from '@lb/providers/internal';
 import { continuing } from './internal/continue.js';
 import { askUsage, COST_HEADER, costText } from './internal/cost.js';
 import { bytesOption, msOption, readEnv } from './internal/env.js';

@@ -4,7 +4,7 @@
  * `@lb/openai-adapter`; register your own dialect with `registerDialect`.
  */
 
-export { fromUtf8, replaceModel, replaceMultipartModel, utf8 } from './body.js';
+export { replaceModel, replaceMultipartModel } from './body.js';
 export type { AnthropicDialectOptions } from './dialects/anthropic.js';
 export {
   ANTHROPIC_DEFAULT_MAX_TOKENS,
@@ -32,4 +32,4 @@ export type {
   TranslatedResponse,
   UpstreamRequest,
 } from './types.js';
-export { ERROR_EVENT_MARKS, errorEventAt, hasErrorEvent, hasUsage, usageFromBytes } from './usage.js';
+export { hasErrorEvent, hasUsage } from './usage.js';

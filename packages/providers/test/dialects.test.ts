@@ -14,8 +14,8 @@ import {
   replaceModel,
   replaceMultipartModel,
   stripHopByHop,
-  utf8,
 } from '../src/index.js';
+import { utf8 } from '../src/internal.js';
 import { chatRequest, KEY, text } from './helpers.js';
 
 const openaiEp = new Endpoint({ id: 'oa', url: 'https://api.openai.com/v1', apiKey: KEY });

@@ -8,8 +8,8 @@ import {
   operationOf,
   providerGuard,
   type TranslatedResponse,
-  utf8,
 } from '../src/index.js';
+import { utf8 } from '../src/internal.js';
 
 type Fake = Awaited<ReturnType<typeof startFakeUpstream>>;
 type FakeA = Awaited<ReturnType<typeof startFakeAnthropic>>;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { errorEventAt, hasErrorEvent, hasUsage, usageFromBytes } from '../src/index.js';
+import { hasErrorEvent, hasUsage } from '../src/index.js';
+import { errorEventAt, usageFromBytes } from '../src/internal.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 

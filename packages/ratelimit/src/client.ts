@@ -1,3 +1,4 @@
+import { ConfigError } from '@lb/core';
 import { syncView } from './internal/local-view.js';
 import { MemoryStore, type Store, type SyncStore, type WindowSpec } from './store.js';
 
@@ -62,29 +63,29 @@ export interface ClientLimiter {
  */
 export function createClientLimiter(options: ClientLimiterOptions): ClientLimiter {
   if (!options || typeof options !== 'object') {
-    throw new TypeError(
+    throw new ConfigError(
       `createClientLimiter: expected options { requests, windowMs }, received ${String(options)}`,
     );
   }
   const { requests, windowMs } = options;
   if (typeof requests !== 'number' || !Number.isInteger(requests) || requests < 1) {
-    throw new TypeError(
+    throw new ConfigError(
       `createClientLimiter: requests must be an integer >= 1, received ${JSON.stringify(requests)}`,
     );
   }
   if (typeof windowMs !== 'number' || !Number.isFinite(windowMs) || windowMs <= 0) {
-    throw new TypeError(
+    throw new ConfigError(
       `createClientLimiter: windowMs must be a number > 0, received ${JSON.stringify(windowMs)}`,
     );
   }
   const algorithm = options.algorithm ?? 'sliding';
   if (algorithm !== 'fixed' && algorithm !== 'sliding') {
-    throw new TypeError(
+    throw new ConfigError(
       `createClientLimiter: algorithm must be 'fixed' or 'sliding', received ${JSON.stringify(algorithm)}`,
     );
   }
   if (options.now !== undefined && typeof options.now !== 'function') {
-    throw new TypeError(`createClientLimiter: now must be a function, received ${typeof options.now}`);
+    throw new ConfigError(`createClientLimiter: now must be a function, received ${typeof options.now}`);
   }
   const store: SyncStore = syncView(
     options.store ?? new MemoryStore(),

@@ -13,12 +13,13 @@ export { estimateTokens } from './estimate.js';
 export type {
   BudgetSnapshot,
   EndpointLimits,
+  RateLimitDescription,
   RateLimitEndpointSnapshot,
   RateLimitHandle,
   RateLimitOptions,
   RateLimitPeers,
 } from './limiter.js';
-export { attachRateLimit } from './limiter.js';
+export { attachRateLimit, publishStoreHealth } from './limiter.js';
 export type { RedisClientLike, RedisStoreOptions } from './redis.js';
 export { RedisStore } from './redis.js';
 export type {
@@ -37,4 +38,4 @@ export type {
   WindowResult,
   WindowSpec,
 } from './store.js';
-export { MemoryStore, refill, windowDecision, windowRecord } from './store.js';
+export { MemoryStore } from './store.js';

@@ -1,7 +1,7 @@
 import {
   type AttemptContext,
+  ConfigError,
   type Endpoint,
-  EndpointSlot,
   type ExecuteOptions,
   type Guard,
   getHeader,
@@ -13,9 +13,18 @@ import {
   type Usage,
   type Veto,
 } from '@lb/core';
+import { EndpointSlot } from '@lb/core/internal';
 import { RateLimitedError } from './errors.js';
 import { syncView, type ViewStore } from './internal/local-view.js';
-import { type BucketCell, type BucketSpec, type Cooldown, MemoryStore, refill, type Store } from './store.js';
+import {
+  type BucketCell,
+  type BucketSpec,
+  type Cooldown,
+  MemoryStore,
+  refill,
+  type Store,
+  type StoreHealth,
+} from './store.js';
 
 /**
  * A publish/subscribe channel between replicas (the same shape as `@lb/breaker`'s `BreakerPeers`): the limiter tells
@@ -113,6 +122,24 @@ export interface BudgetSnapshot {
   capacity: number;
   /** Whole tokens available now (negative: a debt from usage above the estimate). */
   remaining: number;
+}
+
+/** The limiter guard's `describe()` for health pages: whole tokens left per budget, and a cooldown's end. */
+export type RateLimitDescription = {
+  rps?: number;
+  rpm?: number;
+  tpm?: number;
+  /** Epoch ms until which the endpoint gets nothing. */
+  cooldownUntil?: number;
+};
+
+/**
+ * Publishes a shared store's state changes on a router's bus (`store:state`), for observers that subscribe there.
+ * {@link attachRateLimit} does it for its store; call it yourself for a store used without the limiter (a client
+ * limiter alone). Returns the unsubscribe.
+ */
+export function publishStoreHealth(router: Router, health: StoreHealth): () => void {
+  return health.onState((c) => router.publish('store:state', c));
 }
 
 /** What the limiter knows about one endpoint. Never a key. */
@@ -237,7 +264,7 @@ export function attachRateLimit(router: Router, options: RateLimitOptions = {}):
 function check(name: string, v: unknown, min: number, integer = false): void {
   if (v === undefined) return;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
-    throw new TypeError(
+    throw new ConfigError(
       `attachRateLimit: ${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, received ${JSON.stringify(v)}`,
     );
   }
@@ -276,11 +303,11 @@ class RateLimiter implements Guard {
 
   constructor(router: Router, o: RateLimitOptions) {
     if (!router || typeof router.addGuard !== 'function' || typeof router.on !== 'function') {
-      throw new TypeError(`attachRateLimit: expected a Router, received ${describe(router)}`);
+      throw new ConfigError(`attachRateLimit: expected a Router, received ${describe(router)}`);
     }
     for (const k of ['limits', 'estimateTokens', 'now'] as const) {
       if (o[k] !== undefined && typeof o[k] !== 'function')
-        throw new TypeError(`attachRateLimit: ${k} must be a function, received ${describe(o[k])}`);
+        throw new ConfigError(`attachRateLimit: ${k} must be a function, received ${describe(o[k])}`);
     }
     check('reserveRequests', o.reserveRequests, 0);
     check('reserveTokens', o.reserveTokens, 0);
@@ -289,10 +316,10 @@ class RateLimiter implements Guard {
     check('syncIntervalMs', o.syncIntervalMs, 0);
     check('flushIntervalMs', o.flushIntervalMs, 0);
     check('maxQueue', o.maxQueue, 0, true);
-    const store = o.store ?? new MemoryStore();
+    const store: Store = o.store ?? new MemoryStore();
     for (const m of ['peek', 'take', 'adjust', 'getCooldown', 'setCooldown', 'hit', 'delete'] as const) {
       if (typeof (store as unknown as Record<string, unknown>)[m] !== 'function')
-        throw new TypeError(
+        throw new ConfigError(
           `attachRateLimit: store must implement Store (missing ${m}()), received ${describe(store)}`,
         );
     }
@@ -302,7 +329,7 @@ class RateLimiter implements Guard {
       o.peers !== undefined &&
       (typeof o.peers?.publish !== 'function' || typeof o.peers.subscribe !== 'function')
     )
-      throw new TypeError(
+      throw new ConfigError(
         `attachRateLimit: peers must be { publish(message), subscribe(onMessage) }, received ${describe(o.peers)}`,
       );
     this.#store = syncView(store, o.syncIntervalMs ?? 1000, o.flushIntervalMs ?? 10);
@@ -346,7 +373,7 @@ class RateLimiter implements Guard {
         if (e.kind === 'rate-limit') {
           const ms = Math.min(e.retryAfterMs ?? this.#cooldownMs, this.#maxCooldownMs);
           const s = this.#state(e.endpoint);
-          this.#setCooldown(s.cooldownKey, {
+          this.#setCooldown(s, {
             until: now + ms,
             reason: `upstream answered 429, cooling down ${Math.round(ms)} ms`,
           });
@@ -364,6 +391,8 @@ class RateLimiter implements Guard {
       }),
     );
     this.#offs.push(router.addGuard(this));
+    // The store's health joins the router's bus: an observer subscribes to `store:state` there, not to the store.
+    if (store.health !== undefined) this.#offs.push(publishStoreHealth(router, store.health));
     const onShare = this.#store.onShare;
     if (onShare !== undefined) this.#offs.push(onShare.call(this.#store, () => this.#reshare()));
     const peers = this.#peers;
@@ -490,9 +519,9 @@ class RateLimiter implements Guard {
     store.pull?.(s.cooldownKey, now);
   }
 
-  describe(endpoint: Endpoint, now: number): Record<string, unknown> {
+  describe(endpoint: Endpoint, now: number): RateLimitDescription {
     const s = this.#state(endpoint);
-    const out: Record<string, unknown> = {};
+    const out: RateLimitDescription = {};
     if (s.rps) out.rps = Math.floor(this.#level(s.rps, now));
     if (s.rpm) out.rpm = Math.floor(this.#level(s.rpm, now));
     if (s.tpm) out.tpm = Math.floor(this.#level(s.tpm, now));
@@ -587,7 +616,7 @@ class RateLimiter implements Guard {
       if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)) {
         const msg = `attachRateLimit: ${where}.${k} must be a number > 0, received ${JSON.stringify(v)}`;
         // At attach time a bad limit is an error; an endpoint reloaded later with one runs without that limit.
-        if (this.#strict) throw new TypeError(msg);
+        if (this.#strict) throw new ConfigError(msg);
         bad.push(k);
       }
     }
@@ -641,11 +670,30 @@ class RateLimiter implements Guard {
 
   #cool(s: EpState, until: number, reason: string): void {
     const now = this.#now();
-    this.#setCooldown(s.cooldownKey, { until: Math.min(until, now + this.#maxCooldownMs), reason });
+    this.#setCooldown(s, { until: Math.min(until, now + this.#maxCooldownMs), reason });
+  }
+
+  /**
+   * A cooldown begins (or is adopted from a peer): published on the router's bus as a typed `guard:state` change
+   * (`ready` → `cooling`) when the endpoint was not cooling already. It ends at `until` without another event.
+   */
+  #announce(s: EpState, cooldown: Cooldown): void {
+    if (this.#store.getCooldown(s.cooldownKey, this.#now()) !== undefined) return;
+    this.#router.publish('guard:state', {
+      kind: 'cooldown',
+      guard: this.name,
+      endpointId: s.endpoint.id,
+      from: 'ready',
+      to: 'cooling',
+      reason: cooldown.reason,
+      until: cooldown.until,
+    });
   }
 
   /** Stores a cooldown and tells the other replicas at once (`peers`). */
-  #setCooldown(key: string, cooldown: Cooldown): void {
+  #setCooldown(s: EpState, cooldown: Cooldown): void {
+    const key = s.cooldownKey;
+    this.#announce(s, cooldown);
     this.#store.setCooldown(key, cooldown);
     const peers = this.#peers;
     if (peers === undefined) return;
@@ -678,6 +726,7 @@ class RateLimiter implements Guard {
       if (s.cooldownKey !== m.key) continue;
       const until = Math.min(m.until, this.#now() + this.#maxCooldownMs);
       const cd = { until, reason: m.reason.slice(0, 200) };
+      this.#announce(s, cd);
       if (this.#store.adopt) this.#store.adopt(m.key, cd);
       else this.#store.setCooldown(m.key, cd);
       return;

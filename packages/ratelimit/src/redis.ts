@@ -1,3 +1,4 @@
+import { ConfigError } from '@lb/core';
 import { StoreMonitor } from './internal/store-monitor.js';
 import type {
   BucketSpec,
@@ -193,20 +194,22 @@ export class RedisStore implements Store {
 
   constructor(client: RedisClientLike, options: RedisStoreOptions = {}) {
     if (!client || typeof client.evalsha !== 'function' || typeof client.script !== 'function') {
-      throw new TypeError(
+      throw new ConfigError(
         'RedisStore: expected a Redis client with script() and evalsha() (an ioredis instance), received ' +
           (client === null ? 'null' : typeof client),
       );
     }
     const t = options.commandTimeoutMs ?? 100;
     if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0)
-      throw new TypeError(`RedisStore: commandTimeoutMs must be a number > 0, received ${JSON.stringify(t)}`);
+      throw new ConfigError(
+        `RedisStore: commandTimeoutMs must be a number > 0, received ${JSON.stringify(t)}`,
+      );
     const n = options.replicas;
     if (n !== undefined && (!Number.isInteger(n) || n < 1))
-      throw new TypeError(`RedisStore: replicas must be an integer >= 1, received ${JSON.stringify(n)}`);
+      throw new ConfigError(`RedisStore: replicas must be an integer >= 1, received ${JSON.stringify(n)}`);
     const hb = options.heartbeatMs ?? 0;
     if (typeof hb !== 'number' || !Number.isFinite(hb) || hb < 0)
-      throw new TypeError(`RedisStore: heartbeatMs must be a number >= 0, received ${JSON.stringify(hb)}`);
+      throw new ConfigError(`RedisStore: heartbeatMs must be a number >= 0, received ${JSON.stringify(hb)}`);
     this.#client = client;
     this.#prefix = options.prefix ?? '';
     this.#timeoutMs = t;

@@ -1,3 +1,4 @@
+import { ConfigError } from '@lb/core';
 /** A value now, or later (a remote store). */
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -299,7 +300,7 @@ export class MemoryStore implements SyncStore {
   constructor(options: { sweepEvery?: number } = {}) {
     const s = options.sweepEvery ?? 4096;
     if (!Number.isInteger(s) || s < 1) {
-      throw new TypeError(`MemoryStore: sweepEvery must be an integer >= 1, received ${JSON.stringify(s)}`);
+      throw new ConfigError(`MemoryStore: sweepEvery must be an integer >= 1, received ${JSON.stringify(s)}`);
     }
     this.#sweepEvery = s;
   }

@@ -8,10 +8,10 @@ import {
   createClientLimiter,
   MemoryStore,
   RedisStore,
-  refill,
   type Store,
   type WindowSpec,
 } from '../src/index.js';
+import { refill } from '../src/internal.js';
 
 const spec: BucketSpec = { capacity: 5, refillPerMs: 5 / 1000 };
 const fixed: WindowSpec = { limit: 3, windowMs: 1000, sliding: false };

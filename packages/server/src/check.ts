@@ -1,5 +1,5 @@
 import { classify, Endpoint, type EndpointConfig, redact } from '@lb/core';
-import type { DialectLike } from './proxy.js';
+import type { Dialect } from '@lb/providers';
 
 /** The outcome of probing one endpoint. */
 export interface CheckResult {
@@ -23,7 +23,7 @@ export interface CheckResult {
  */
 export async function checkEndpoints(
   endpoints: readonly EndpointConfig[],
-  opts: { timeoutMs?: number; dialect?: (name: string) => DialectLike | undefined } = {},
+  opts: { timeoutMs?: number; dialect?: (name: string) => Dialect | undefined } = {},
 ): Promise<CheckResult[]> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   return Promise.all(

@@ -6,9 +6,7 @@ import { buildServer, type CreateServerOptions, type LbServer } from './server.j
 
 export type { CheckResult } from './check.js';
 export { checkEndpoints, formatCheckTable } from './check.js';
-export type { DemoUpstreamProfile, DemoUpstreams } from './demo.js';
-export { DEMO_PROFILES, startDemoUpstreams } from './demo.js';
-export type { ObservabilityLike } from './observe.js';
+export type { ClientRequestRecord, Observability, ObservabilityOptions } from './observability/index.js';
 export type {
   BreakerSettings,
   HealthCheckSettings,
@@ -18,9 +16,8 @@ export type {
 export { DEFAULT_SETTINGS } from './options.js';
 export type { LbPlugin, LoadedPlugin, LoadedPlugins } from './plugins.js';
 export { checkStrategies, loadPlugins } from './plugins.js';
-export type { DialectLike, DialectRequestLike, ExchangeRecord } from './proxy.js';
 export type { ReloadReport } from './reload.js';
-export type { Attachment, ClientLimiterLike, CreateServerOptions, LbServer } from './server.js';
+export type { CreateServerOptions, LbServer } from './server.js';
 
 /**
  * Creates an lb-server: an OpenAI-compatible proxy spreading requests over the router's endpoints, with failover,

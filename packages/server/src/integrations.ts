@@ -5,7 +5,13 @@ import type { Endpoint } from '@lb/core';
 import { RedisAffinityStore } from '@lb/exchange';
 import { createTracing } from '@lb/otel';
 import { explainUnservable, findDialect, providerGuard, requestFeatures } from '@lb/providers';
-import { attachRateLimit, createClientLimiter, estimateTokens, RedisStore, type Store } from '@lb/ratelimit';
+import {
+  attachRateLimit,
+  createClientLimiter,
+  estimateTokens,
+  publishStoreHealth,
+  RedisStore,
+} from '@lb/ratelimit';
 import { createObservability } from './observability/index.js';
 import type { Integrations } from './server.js';
 
@@ -37,15 +43,18 @@ export const integrations: Integrations = {
     const offGuard = router.addGuard(providerGuard());
     const replicaId = opts.breakerPeers || opts.limitPeers ? replicaName() : undefined;
     const rateLimit = opts.rateLimit
-      ? attachRateLimit(router, { store: opts.store as Store | undefined, peers: opts.limitPeers, replicaId })
+      ? attachRateLimit(router, { store: opts.store, peers: opts.limitPeers, replicaId })
       : undefined;
+    // Without the limiter, the shared store (client limits) still publishes its health on the router's bus.
+    const offStore =
+      !rateLimit && opts.store?.health ? publishStoreHealth(router, opts.store.health) : undefined;
     let breaker: BreakerHandle | undefined;
     if (opts.breaker?.enabled !== false) {
       const b = opts.breaker;
       breaker = attachBreaker(router, {
         threshold: b?.threshold,
         halfOpenAfterMs: b?.halfOpenAfterMs,
-        policy: b?.policy as 'consecutive' | 'sampling' | undefined,
+        policy: b?.policy,
         peers: opts.breakerPeers,
         replicaId,
       });
@@ -66,11 +75,12 @@ export const integrations: Integrations = {
         rateLimit?.dispose();
         hc?.dispose();
         breaker?.dispose();
+        offStore?.();
         offGuard();
       },
     };
   },
-  clientLimiter: (opts, store) => createClientLimiter({ ...opts, store: store as Store | undefined }),
+  clientLimiter: (opts, store) => createClientLimiter({ ...opts, store }),
   sharedStore: (url, onError, options) => {
     // ioredis is loaded only when a Redis is configured.
     const Redis = createRequire(import.meta.url)('ioredis') as typeof import('ioredis').default;

@@ -21,7 +21,7 @@ export interface BreakerSettings {
   enabled: boolean;
   threshold?: number;
   halfOpenAfterMs?: number;
-  policy?: string;
+  policy?: 'consecutive' | 'sampling';
 }
 
 /** Active health check settings (the `healthCheck` section of `LbConfig`). */

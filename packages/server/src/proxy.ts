@@ -48,7 +48,8 @@ import {
   type Transport,
   tagResponse,
 } from '@lb/exchange';
-import { type Dialect, type DialectRequest, openaiDialect, usageFromBytes } from '@lb/providers';
+import { type Dialect, type DialectRequest, openaiDialect } from '@lb/providers';
+import { usageFromBytes } from '@lb/providers/internal';
 import type { VirtualKey } from '@lb/spend';
 import type { Agent } from 'undici';
 import { asLbError, readBody, sendError, sendStatus, upstreamHeaders } from './http.js';

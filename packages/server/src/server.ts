@@ -5,6 +5,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { BreakerHandle, BreakerPeers, HealthCheckHandle } from '@lb/breaker';
 import { ConfigError, createRouter, type LbError, maskKey, Router, type RouterConfig } from '@lb/core';
 import {
   type AffinityStore,
@@ -14,7 +15,8 @@ import {
   MemoryAffinityStore,
   modelsWithFallbacks,
 } from '@lb/exchange';
-import type { StoreHealth } from '@lb/ratelimit';
+import type { Dialect } from '@lb/providers';
+import type { ClientLimiter, RateLimitHandle, RateLimitPeers, Store, StoreHealth } from '@lb/ratelimit';
 import { RedisBudgetStore, type RedisScriptClient, registerCheapest } from '@lb/spend';
 import type { Agent } from 'undici';
 import {
@@ -28,8 +30,8 @@ import {
 import { createDashboard } from './dashboard/index.js';
 import { answerClientError, BodyBudget } from './front.js';
 import { clientKeyOf, sendJson, sendStatus } from './http.js';
-import type { HealthBody, SharedStoreView, StatsBody } from './observability/types.js';
-import type { ObservabilityFactory, ObservabilityLike } from './observe.js';
+import type { HealthBody, Observability, SharedStoreView, StatsBody } from './observability/types.js';
+import type { ObservabilityFactory } from './observe.js';
 import {
   type BreakerSettings,
   type HealthCheckSettings,
@@ -39,33 +41,12 @@ import {
   type ServerSettings,
 } from './options.js';
 import { BadPath, normalizeTarget } from './paths.js';
-import { type DialectLike, Exchange, type ProxyContext, type TraceHooks } from './proxy.js';
+import { Exchange, type ProxyContext, type TraceHooks } from './proxy.js';
 import { Redactor, secretsOf } from './redact.js';
 import { diffSettings, type ReloadReport, same } from './reload.js';
 import { type ClientIdentity, memoryVault, type RedisHashClient, redisVault, Wallet } from './spend.js';
 import { adminKeys, type KeyLimiters, keyLimiters } from './spend-routes.js';
 import { createTransport, HoldBudget } from './upstream.js';
-
-/** A handle with a snapshot, as `@lb/breaker` / `@lb/ratelimit` attachments return. */
-export interface Attachment {
-  snapshot(): unknown;
-  dispose(): void;
-}
-
-/** A `@lb/ratelimit` `Store` (opaque here: the integration layer makes and uses it). */
-export type SharedStore = object;
-
-/** A per-client limiter, as `@lb/ratelimit`'s `createClientLimiter` returns. */
-export interface ClientLimiterLike {
-  take(key: string): {
-    allowed: boolean;
-    remaining: number;
-    limit: number;
-    retryAfterMs: number;
-    resetAt: number;
-  };
-  readonly storeErrors?: number;
-}
 
 /**
  * Options of {@link createServer}. A config from `@lb/config-env`'s `loadConfig` fits as is.
@@ -102,7 +83,7 @@ export interface LbServer {
   readonly router: Router;
   readonly settings: ServerSettings;
   readonly http: Server;
-  readonly observability: ObservabilityLike;
+  readonly observability: Observability;
   /** `http://host:port` once listening. */
   readonly url: string | undefined;
   /** The operations listener's `http://host:port` once listening (only with `settings.opsPort`). */
@@ -124,12 +105,6 @@ export interface LbServer {
   close(timeoutMs?: number): Promise<{ drained: boolean; cut: number }>;
 }
 
-/** A publish/subscribe channel between replicas (`@lb/breaker`'s `BreakerPeers`, `@lb/ratelimit`'s `RateLimitPeers`). */
-export interface BreakerPeersLike {
-  publish(message: string): void;
-  subscribe(onMessage: (message: string) => void, onSubscribed?: () => void): () => void;
-}
-
 /** Hooks the integration layer (`integrations.ts`) fills from the other lb packages. */
 export interface Integrations {
   observability: ObservabilityFactory;
@@ -139,26 +114,31 @@ export interface Integrations {
       breaker?: BreakerSettings;
       healthCheck?: HealthCheckSettings;
       rateLimit: boolean;
-      store?: SharedStore;
-      breakerPeers?: BreakerPeersLike;
+      store?: Store;
+      breakerPeers?: BreakerPeers;
       /** 429 cooldowns between replicas. */
-      limitPeers?: BreakerPeersLike;
+      limitPeers?: RateLimitPeers;
     },
-  ): { breaker?: Attachment; rateLimit?: Attachment; healthChecks?: Attachment; dispose(): void };
-  clientLimiter(opts: { requests: number; windowMs: number }, store?: SharedStore): ClientLimiterLike;
+  ): {
+    breaker?: BreakerHandle;
+    rateLimit?: RateLimitHandle;
+    healthChecks?: HealthCheckHandle;
+    dispose(): void;
+  };
+  clientLimiter(opts: { requests: number; windowMs: number }, store?: Store): ClientLimiter;
   /** A rate-limit store shared by replicas, in the Redis at `url` (`server.redisUrl`). */
   sharedStore?(
     url: string,
     onError: (err: Error) => void,
     options: { commandTimeoutMs: number; replicas: number | undefined },
   ): {
-    store: SharedStore;
+    store: Store;
     /** Whether the store answers, and how many replicas share it (typed state changes). */
     health: StoreHealth;
     /** Breaker changes between replicas (pub/sub on the same Redis). */
-    breakerPeers?: BreakerPeersLike;
+    breakerPeers?: BreakerPeers;
     /** 429 cooldowns between replicas (pub/sub on the same Redis). */
-    limitPeers?: BreakerPeersLike;
+    limitPeers?: RateLimitPeers;
     /** Where objects live (files, batches, stored responses…), shared by replicas. */
     affinity?: AffinityStore;
     status(): string;
@@ -168,7 +148,7 @@ export interface Integrations {
     close(): Promise<void>;
   };
   estimateTokens(json: Record<string, any>): number;
-  dialect(name: string): DialectLike | undefined;
+  dialect(name: string): Dialect | undefined;
   /** OpenTelemetry traces (`@lb/otel`): undefined when `@opentelemetry/api` is not installed. */
   tracing?(router: Router): (TraceHooks & { dispose(): void }) | undefined;
   explain?(
@@ -252,8 +232,13 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     });
   // Replaced whole when a reload changes breaker or health-check settings: observers read it through `current`.
   let attached = attach();
-  const current = (k: 'breaker' | 'rateLimit' | 'healthChecks') =>
-    attached[k] === undefined ? undefined : { snapshot: () => attached[k]?.snapshot(), dispose() {} };
+  const current = <K extends 'breaker' | 'rateLimit' | 'healthChecks'>(k: K) =>
+    attached[k] === undefined
+      ? undefined
+      : {
+          snapshot: (): ReturnType<NonNullable<(typeof attached)[K]>['snapshot']> =>
+            (attached[k]?.snapshot() ?? {}) as ReturnType<NonNullable<(typeof attached)[K]>['snapshot']>,
+        };
   const holdBudget = new HoldBudget(settings.streamProbationMaxBytes);
   /** The shared store's state for /health and the dashboard (its typed health from @lb/ratelimit). */
   const sharedStoreView = (): SharedStoreView => {

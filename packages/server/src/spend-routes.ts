@@ -1,8 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientLimiter } from '@lb/ratelimit';
 import type { KeyConfig, VirtualKey } from '@lb/spend';
 import { sendJson, sendStatus } from './http.js';
-import type { ClientLimiterLike as Limiter } from './server.js';
 import type { ClientIdentity, Wallet } from './spend.js';
+
+/** What a key's limiter needs of `@lb/ratelimit`'s `ClientLimiter`. */
+type Limiter = Pick<ClientLimiter, 'take'>;
 
 /** A named key's own limiter: its `rps` and `rpm` (and the server's client limit, when set), one `take` for all. */
 export interface KeyLimiter extends Limiter {

@@ -1,6 +1,7 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type DemoUpstreams, type LbServer, startDemoUpstreams } from '../src/index.js';
+import { type DemoUpstreams, startDemoUpstreams } from '../src/demo.js';
+import { createServer, type LbServer } from '../src/index.js';
 
 let demo: DemoUpstreams;
 let server: LbServer;

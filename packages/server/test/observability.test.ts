@@ -2,16 +2,19 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { attachBreaker } from '@lb/breaker';
+import { attachBreaker, attachHealthChecks } from '@lb/breaker';
 import {
   type AttemptContext,
+  type CircuitState,
   createRouter,
   type EndpointConfig,
   isNoHealthyEndpointError,
   type Router,
+  type RouterEvents,
 } from '@lb/core';
+import { attachRateLimit } from '@lb/ratelimit';
 import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import {
   type ClientRequestRecord,
   createObservability,
@@ -460,109 +463,113 @@ describe('routing debug logs', () => {
   });
 });
 
-describe('breaker, rate limiter and health checks (structural handles)', () => {
-  it('feeds breaker state, remaining budgets and probe times into metrics and health', async () => {
-    let t = 1_000_000;
+describe('breaker, rate limiter and health checks (typed handles, one bus)', () => {
+  it('feeds a real breaker, limiter and health checks into metrics and health', async () => {
+    const upA = await startFakeUpstream({ name: 'alpha', acceptKeys: [KEY_A] });
+    const upB = await startFakeUpstream({ name: 'bravo', acceptKeys: [KEY_B] });
+    onTestFinished(() => Promise.all([upA.close(), upB.close()]).then(() => undefined));
     const router = createRouter({
       endpoints: [
-        { id: 'a', url: 'http://127.0.0.1:9/v1', apiKey: KEY_A },
-        { id: 'b', url: 'http://127.0.0.1:9/v1', apiKey: KEY_B },
+        { id: 'a', url: upA.url, apiKey: KEY_A, limits: { rpm: 60, tpm: 10_000 } },
+        { id: 'b', url: upB.url, apiKey: KEY_B },
       ],
-      now: () => t,
     });
-    // A breaker guard vetoing 'a', as @lb/breaker attaches one.
-    router.addGuard({
-      name: 'breaker',
-      admit: (ep) => (ep.id === 'a' ? { reason: 'circuit open', until: t + 30_000 } : true),
-      describe: (ep) => ({ state: ep.id === 'a' ? 'open' : 'closed' }),
-    });
-    const breaker = { snapshot: () => ({ a: { state: 'open', failures: 5 }, b: { state: 'halfOpen' } }) };
-    const rateLimit = {
-      snapshot: () => [{ endpointId: 'a', rpm: { remaining: 40, limit: 60 }, tpmRemaining: 1000 }],
-    };
-    const healthChecks = {
-      snapshot: () => new Map([['b', { ok: true, status: 200, responseTime: 12, lastCheckAt: 1_000_000 }]]),
-    };
+    const breaker = attachBreaker(router, { env: {} });
+    const rateLimit = attachRateLimit(router);
+    const healthChecks = attachHealthChecks(router, { env: {} });
     const obs = createObservability(router, {
       logDestination: capture().stream,
       processMetrics: false,
       breaker,
       rateLimit,
       healthChecks,
-      now: () => t,
     });
+    breaker.isolate('a', 'maintenance');
+    const [probe] = await healthChecks.checkNow('b');
+    expect(probe).toMatchObject({ endpointId: 'b', ok: true, status: 200 });
     const text = await obs.metricsText();
     expect(sample(text, 'lb_breaker_state', { endpoint: 'a' })).toBe(2);
-    expect(sample(text, 'lb_breaker_state', { endpoint: 'b' })).toBe(1);
-    expect(sample(text, 'lb_ratelimit_remaining', { endpoint: 'a', limit: 'rpm' })).toBe(40);
-    expect(sample(text, 'lb_ratelimit_remaining', { endpoint: 'a', limit: 'tpm' })).toBe(1000);
-    expect(sample(text, 'lb_health_probe_seconds', { endpoint: 'b' })).toBeCloseTo(0.012);
+    expect(sample(text, 'lb_breaker_state', { endpoint: 'b' })).toBe(0);
+    expect(sample(text, 'lb_ratelimit_remaining', { endpoint: 'a', limit: 'rpm' })).toBe(60);
+    expect(sample(text, 'lb_ratelimit_remaining', { endpoint: 'a', limit: 'tpm' })).toBe(10_000);
+    expect(sample(text, 'lb_health_probe_seconds', { endpoint: 'b' })).toBeCloseTo(
+      probe!.responseTime / 1000,
+    );
     expect(sample(text, 'lb_endpoint_up', { endpoint: 'a' })).toBe(0);
-    t += 5000;
     const h = obs.health();
     expect(h.body.status).toBe('degraded');
-    expect(h.body.uptimeSeconds).toBe(5);
     expect(h.body.summary.breakersOpen).toBe(1);
-    expect(h.body.endpoints[0]).toMatchObject({
-      id: 'a',
-      breaker: 'open',
-      available: false,
-      reason: 'breaker: circuit open',
-    });
+    expect(h.body.endpoints[0]).toMatchObject({ id: 'a', breaker: 'isolated', available: false });
     expect(h.body.endpoints[1].probe).toEqual({
       ok: true,
       status: 200,
-      responseTimeMs: 12,
-      at: new Date(1_000_000).toISOString(),
+      responseTimeMs: probe!.responseTime,
+      at: new Date(probe!.lastCheckAt).toISOString(),
     });
-    expect(obs.stats().endpoints.a.rateLimit).toEqual({ rpm: 40, tpm: 1000 });
+    expect(obs.stats().endpoints.a.rateLimit).toEqual({ rpm: 60, tpm: 10_000 });
+    healthChecks.dispose();
+    rateLimit.dispose();
+    breaker.dispose();
     await obs.close();
   });
 
-  it('reads the budgets and cooldowns of @lb/ratelimit-shaped snapshots', async () => {
-    const t = 5_000_000;
+  it('counts an endpoint in a 429 cooldown as rate-limited, from the limiter snapshot (no reason text read)', async () => {
     const router = createRouter({
       endpoints: [
-        { id: 'a', url: 'http://127.0.0.1:9/v1', apiKey: KEY_A },
-        { id: 'b', url: 'http://127.0.0.1:9/v1', apiKey: KEY_B },
+        { id: 'a', url: 'http://127.0.0.1:9/v1', apiKey: KEY_A, limits: { rpm: 60 }, priority: 1 },
+        { id: 'b', url: 'http://127.0.0.1:9/v1', apiKey: KEY_B, priority: 2 },
       ],
-      now: () => t,
     });
-    // the shape of RateLimitHandle.snapshot()
-    const rateLimit = {
-      snapshot: () => ({
-        a: {
-          limits: { rpm: 60, tpm: 10_000 },
-          rps: undefined,
-          rpm: { limit: 60, capacity: 60, remaining: 40 },
-          tpm: { limit: 10_000, capacity: 10_000, remaining: 1000 },
-          cooldownUntil: undefined,
-          upstream: { remainingRequests: 7, limitRequests: 100, remainingTokens: 900, limitTokens: 5000 },
-          available: true,
-        },
-        b: { rpm: { limit: 60, capacity: 60, remaining: 0 }, cooldownUntil: t + 2000, available: false },
-      }),
-    };
+    const rateLimit = attachRateLimit(router, { cooldownMs: 60_000 });
     const obs = createObservability(router, {
       logDestination: capture().stream,
       processMetrics: false,
       rateLimit,
-      now: () => t,
     });
-    const text = await obs.metricsText();
-    expect(sample(text, 'lb_ratelimit_remaining', { endpoint: 'a', limit: 'rpm' })).toBe(40);
-    expect(sample(text, 'lb_ratelimit_remaining', { endpoint: 'a', limit: 'upstream_requests' })).toBe(7);
-    expect(sample(text, 'lb_ratelimit_remaining', { endpoint: 'a', limit: 'upstream_tokens' })).toBe(900);
-    expect(sample(text, 'lb_ratelimit_remaining', { endpoint: 'b', limit: 'rpm' })).toBe(0);
-    expect(text).not.toMatch(/limit="limits_/);
+    const changes: RouterEvents['guard:state'][] = [];
+    const off = router.on('guard:state', (e) => changes.push(e));
+    // 'a' (priority 1) answers 429: its cooldown begins and the request fails over to 'b'.
+    await expect(
+      router.execute({}, async ({ endpoint }) => ({ status: endpoint.id === 'a' ? 429 : 200 })),
+    ).resolves.toEqual({ status: 200 });
+    off();
+    const cooling = changes.find((c) => c.endpointId === 'a');
+    expect(cooling).toMatchObject({ kind: 'cooldown', guard: 'ratelimit', from: 'ready', to: 'cooling' });
     expect(obs.health().body.summary.rateLimited).toBe(1);
-    expect(obs.stats().endpoints.a.rateLimit).toEqual({
-      rpm: 40,
-      tpm: 1000,
-      upstream_requests: 7,
-      upstream_tokens: 900,
-    });
+    expect(obs.stats().endpoints.a.rateLimit).toMatchObject({ rpm: expect.any(Number) });
+    rateLimit.dispose();
     await obs.close();
+  });
+
+  it('a circuit opening reaches an observer through the router bus with its typed payload', async () => {
+    const router = createRouter({
+      endpoints: [{ id: 'a', url: 'http://127.0.0.1:9/v1', apiKey: KEY_A }],
+      maxRetries: 0,
+    });
+    const breaker = attachBreaker(router, { threshold: 2, halfOpenAfterMs: 60_000, env: {} });
+    const logs = capture();
+    const obs = createObservability(router, { logDestination: logs.stream, processMetrics: false, breaker });
+    const seen: RouterEvents['guard:state'][] = [];
+    const off = router.on('guard:state', (e) => seen.push(e));
+    for (let i = 0; i < 2; i++)
+      await expect(router.execute({}, async () => ({ status: 500 }))).rejects.toThrow();
+    off();
+    expect(seen).toHaveLength(1);
+    const e = seen[0]!;
+    // The union narrows on `kind`: a circuit's states are CircuitState, with its failure count.
+    if (e.kind !== 'circuit') throw new Error(`expected a circuit change, got ${e.kind}`);
+    const to: CircuitState = e.to;
+    expect({ guard: e.guard, endpointId: e.endpointId, from: e.from, to, failures: e.failures }).toEqual({
+      guard: 'breaker',
+      endpointId: 'a',
+      from: 'closed',
+      to: 'open',
+      failures: 2,
+    });
+    expect(e.until).toBeGreaterThan(Date.now());
+    await obs.close();
+    expect(logs.lines.find((l) => l.msg === 'breaker open')).toMatchObject({ endpointId: 'a', to: 'open' });
+    breaker.dispose();
   });
 
   it('shows a real @lb/breaker circuit opening', async () => {
@@ -585,25 +592,6 @@ describe('breaker, rate limiter and health checks (structural handles)', () => {
     expect(h.body.endpoints[0].breaker).toBe('open');
     expect(h.body.summary.breakersOpen).toBe(1);
     breaker.dispose();
-    await obs.close();
-  });
-
-  it('reads the breaker state from a guard when no handle is passed, and counts rate-limited endpoints', async () => {
-    const router = createRouter({ endpoints: [{ id: 'a', url: 'http://127.0.0.1:9/v1', apiKey: KEY_A }] });
-    router.addGuard({ name: 'circuit-breaker', admit: () => true, describe: () => ({ state: 'half_open' }) });
-    router.addGuard({
-      name: 'ratelimit',
-      admit: () => ({ reason: 'rps budget spent', rateLimited: true, until: Date.now() + 100 }),
-      describe: () => ({ rps: { remaining: 0 } }),
-    });
-    const obs = createObservability(router, { logDestination: capture().stream, processMetrics: false });
-    const text = await obs.metricsText();
-    expect(sample(text, 'lb_breaker_state', { endpoint: 'a' })).toBe(1);
-    expect(sample(text, 'lb_ratelimit_remaining', { endpoint: 'a', limit: 'rps' })).toBe(0);
-    const h = obs.health();
-    expect(h.httpStatus).toBe(503);
-    expect(h.body.summary.rateLimited).toBe(1);
-    expect(h.body.endpoints[0].breaker).toBe('half-open');
     await obs.close();
   });
 

@@ -1,3 +1,4 @@
+import type { Store } from '@lb/ratelimit';
 import {
   type AnsweredCall,
   type FakeUpstream,
@@ -30,13 +31,13 @@ const servers: LbServer[] = [];
  * An lb-server with its real Redis store watched (`watchCalls`), so a test can wait for the store's answers. Its
  * `store` is undefined until the server connected it (a Redis URL given).
  */
-function createServer(options: CreateServerOptions): LbServer & { store?: Watched<object> } {
-  let store: Watched<object> | undefined;
+function createServer(options: CreateServerOptions): LbServer & { store?: Watched<Store> } {
+  let store: Watched<Store> | undefined;
   const server = buildServer(options, {
     ...integrations,
     sharedStore: (url, onError, opts) => {
       const shared = integrations.sharedStore!(url, onError, opts);
-      store = watchCalls(shared.store as object);
+      store = watchCalls(shared.store);
       return { ...shared, store: store.proxy };
     },
   });
@@ -46,7 +47,7 @@ function createServer(options: CreateServerOptions): LbServer & { store?: Watche
 async function replica(
   redisUrl: string,
   extra: { rpm?: number; perClient?: number } = {},
-): Promise<OpenAI & { store: Watched<object> }> {
+): Promise<OpenAI & { store: Watched<Store> }> {
   const server = createServer({
     router: {
       endpoints: [

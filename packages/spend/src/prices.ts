@@ -1,4 +1,4 @@
-import { EndpointSlot } from '@lb/core';
+import { EndpointSlot } from '@lb/core/internal';
 import { DEFAULT_PRICES, PRICES_DATE } from './prices-data.js';
 
 /**

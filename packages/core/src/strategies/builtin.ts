@@ -1,3 +1,4 @@
+import { ConfigError } from '../errors.js';
 import { type FastRandom, U30_SCALE } from '../random.js';
 import type { Candidate, PickContext, Strategy, StrategyFactory, StrategyOptions } from '../strategy.js';
 
@@ -253,7 +254,7 @@ for (const [name, factory] of BUILTINS) if (!registry.has(name)) registry.set(na
  */
 export function registerStrategy(name: string, factory: StrategyFactory): void {
   if (!name || typeof factory !== 'function')
-    throw new TypeError(`registerStrategy: need a name and a factory, received ${name}`);
+    throw new ConfigError(`registerStrategy: need a name and a factory, received ${name}`);
   registry.set(name, factory);
 }
 
@@ -269,7 +270,7 @@ export function resolveStrategy(s: string | Strategy | StrategyFactory | undefin
   if (typeof s === 'object' && typeof s.pick === 'function') return () => s;
   const f = registry.get(String(s));
   if (!f) {
-    throw new TypeError(
+    throw new ConfigError(
       `strategy: unknown strategy ${JSON.stringify(s)}; expected one of ${[...registry.keys()].join(', ')}`,
     );
   }

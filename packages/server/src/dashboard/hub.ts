@@ -244,7 +244,7 @@ export class DashboardHub {
     );
     on('guard:state', (e) =>
       this.#event(
-        /breaker|circuit/i.test(e.guard) ? 'breaker' : 'guard',
+        e.kind === 'circuit' ? 'breaker' : 'guard',
         e.endpointId,
         `${e.endpointId}: ${e.guard} ${e.from} → ${e.to} (${e.reason})`,
       ),

@@ -1,10 +1,12 @@
+import type { BreakerSnapshot, HealthSnapshot } from '@lb/breaker';
 import type { EndpointSnapshot, Router, RouterEvents, RouterSnapshot } from '@lb/core';
+import { ConfigError } from '@lb/core';
 import type { Registry } from 'prom-client';
 import { type Cell, CounterFamily, type HistCell, HistogramFamily, SnapshotGauge } from './families.js';
 import { createLogger, LEVELS } from './logger.js';
 import { RequestLog } from './request-log.js';
-import { breakerOf, breakerValue, probeOf, rateLimited, rateLimitOf, safeSnapshot } from './sources.js';
-import { logGuardState, logStoreChanges, storeMetrics } from './store.js';
+import { breakerValue, probeView, rateLimited, remainingOf, safeSnapshot } from './sources.js';
+import { logGuardState, logStoreChange, storeMetrics } from './store.js';
 import type {
   EndpointHealthView,
   HealthBody,
@@ -69,46 +71,50 @@ interface ModelCells {
  */
 export function createObservability(router: Router, options: ObservabilityOptions = {}): Observability {
   if (!router || typeof router.on !== 'function' || typeof router.snapshot !== 'function') {
-    throw new TypeError(`createObservability: expected a router from @lb/core, received ${describe(router)}`);
+    throw new ConfigError(
+      `createObservability: expected a router from @lb/core, received ${describe(router)}`,
+    );
   }
   if (options === null || typeof options !== 'object') {
-    throw new TypeError(`createObservability: options must be an object, received ${describe(options)}`);
+    throw new ConfigError(`createObservability: options must be an object, received ${describe(options)}`);
   }
   const metricsEnabled = options.metricsEnabled ?? true;
   if (typeof metricsEnabled !== 'boolean') {
-    throw new TypeError(
+    throw new ConfigError(
       `createObservability: metricsEnabled must be a boolean, received ${describe(metricsEnabled)}`,
     );
   }
   const level = (options.logLevel ?? 'info').toLowerCase();
   if (!(LEVELS as readonly string[]).includes(level)) {
-    throw new TypeError(
+    throw new ConfigError(
       `createObservability: logLevel must be one of ${LEVELS.join(', ')}, received ${describe(options.logLevel)}`,
     );
   }
   const rl = options.requestLog ?? { enabled: false };
   if (typeof rl !== 'object' || typeof rl.enabled !== 'boolean') {
-    throw new TypeError(
+    throw new ConfigError(
       `createObservability: requestLog must be { enabled: boolean, path? }, received ${describe(rl)}`,
     );
   }
   if (rl.path !== undefined && (typeof rl.path !== 'string' || rl.path === '')) {
-    throw new TypeError(
+    throw new ConfigError(
       `createObservability: requestLog.path must be a non-empty string, received ${describe(rl.path)}`,
     );
   }
   if (options.debug !== undefined && typeof options.debug !== 'string') {
-    throw new TypeError(`createObservability: debug must be a string, received ${describe(options.debug)}`);
+    throw new ConfigError(`createObservability: debug must be a string, received ${describe(options.debug)}`);
   }
   if (options.logDestination !== undefined && typeof options.logDestination?.write !== 'function') {
-    throw new TypeError(
+    throw new ConfigError(
       `createObservability: logDestination must be a writable stream, received ${describe(options.logDestination)}`,
     );
   }
   for (const k of ['breaker', 'rateLimit', 'healthChecks'] as const) {
     const h = options[k];
     if (h !== undefined && typeof h?.snapshot !== 'function') {
-      throw new TypeError(`createObservability: ${k} must have a snapshot() method, received ${describe(h)}`);
+      throw new ConfigError(
+        `createObservability: ${k} must have a snapshot() method, received ${describe(h)}`,
+      );
     }
   }
   const now = options.now ?? Date.now;
@@ -592,8 +598,16 @@ export function createObservability(router: Router, options: ObservabilityOption
     logger.info({ added: e.added, removed: e.removed, changed: e.changed }, 'configuration reloaded');
   });
   on('guard:changed', (e) => logger.debug({ guard: e.name, attached: e.attached }, 'guard changed'));
+  // Guards, health probes and the shared store publish their typed state on the router's bus: one bus to read.
   on('guard:state', logGuardState(logger));
-  if (store) offs.push(logStoreChanges(store, logger));
+  on('store:state', logStoreChange(logger));
+  on('probe:result', (e) => {
+    if (!e.ok)
+      logger.debug(
+        { endpointId: e.endpointId, kind: e.kind, status: e.status, action: e.action, reason: e.error },
+        'health probe failed',
+      );
+  });
 
   // ------------------------------------------------------------------ latency ring for /stats percentiles
   const ring = new Float64Array(2048);
@@ -602,8 +616,8 @@ export function createObservability(router: Router, options: ObservabilityOption
   // ------------------------------------------------------------------ views
   const view = (
     ep: EndpointSnapshot,
-    breakers: ReturnType<typeof safeSnapshot>,
-    probes: ReturnType<typeof safeSnapshot>,
+    breakers: Record<string, BreakerSnapshot> | undefined,
+    probes: Record<string, HealthSnapshot> | undefined,
     t: number,
   ): EndpointHealthView => {
     const s = ep.stats;
@@ -619,7 +633,7 @@ export function createObservability(router: Router, options: ObservabilityOption
       state: ep.status,
       available: ep.available,
       reason: ep.unavailableReason ?? ep.reason,
-      breaker: breakerOf(ep, breakers),
+      breaker: breakers?.[ep.id]?.state,
       successRate: round3(s.successRate),
       attempts: s.requests,
       requests: s.requests,
@@ -636,7 +650,7 @@ export function createObservability(router: Router, options: ObservabilityOption
       lastError: s.lastError,
       recoversAt: ep.until === undefined ? undefined : new Date(ep.until).toISOString(),
       recoversInMs: ep.until === undefined ? undefined : Math.max(0, ep.until - t),
-      probe: probeOf(probes?.get(ep.id)),
+      probe: probeView(probes?.[ep.id]),
     };
   };
 
@@ -677,12 +691,12 @@ export function createObservability(router: Router, options: ObservabilityOption
         if (ep.stats.latencySamples > 0) ewma.push({ labels, value: ep.stats.ewmaLatencyMs / 1000 });
         success.push({ labels, value: ep.stats.successRate });
         probation.push({ labels, value: ep.streamProbation ? 1 : 0 });
-        const b = breakerOf(ep, breakers);
+        const b = breakers?.[ep.id]?.state;
         if (b) br.push({ labels, value: breakerValue(b) });
-        const r = rateLimitOf(ep, limits);
+        const r = remainingOf(limits?.[ep.id]);
         if (r) for (const k in r) rate.push({ labels: { endpoint: ep.id, limit: k }, value: r[k] });
-        const p = probeOf(probes?.get(ep.id));
-        if (p?.responseTimeMs !== undefined) probe.push({ labels, value: p.responseTimeMs / 1000 });
+        const p = probes?.[ep.id]?.responseTime;
+        if (p !== undefined) probe.push({ labels, value: p / 1000 });
       }
       endpointUp.values = up;
       endpointState.values = st;
@@ -710,12 +724,7 @@ export function createObservability(router: Router, options: ObservabilityOption
       let limited = 0;
       let breakersOpen = 0;
       for (const v of endpoints) {
-        if (
-          v.state === 'cooling' ||
-          (v.state === 'healthy' &&
-            (rateLimited(limits?.get(v.id), t) || (!v.available && /rate|limit/i.test(v.reason ?? ''))))
-        )
-          limited++;
+        if (v.state === 'cooling' || (v.state === 'healthy' && rateLimited(limits?.[v.id], t))) limited++;
         if (v.breaker === 'open' || v.breaker === 'isolated') breakersOpen++;
       }
       let status = overall(snap);
@@ -764,7 +773,7 @@ export function createObservability(router: Router, options: ObservabilityOption
         endpoints[ep.id] = {
           state: ep.status,
           available: ep.available,
-          breaker: breakerOf(ep, breakers),
+          breaker: breakers?.[ep.id]?.state,
           attempts: s.requests,
           successes: s.successes,
           failures: s.failures,
@@ -773,7 +782,7 @@ export function createObservability(router: Router, options: ObservabilityOption
           inFlight: s.inFlight,
           latencyMs: s.latencySamples > 0 ? round2(s.ewmaLatencyMs) : undefined,
           tokens: { prompt: c?.prompt ?? 0, completion: c?.completion ?? 0, total: c?.total ?? 0 },
-          rateLimit: rateLimitOf(ep, limits),
+          rateLimit: remainingOf(limits?.[ep.id]),
         };
       }
       for (const c of eps.values()) {

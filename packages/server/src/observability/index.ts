@@ -4,8 +4,8 @@
  */
 
 export { createObservability } from './create.js';
+export type { BreakerSource, HealthCheckSource, RateLimitSource } from './sources.js';
 export type {
-  BreakerStateName,
   ClientRequestRecord,
   EndpointHealthView,
   HealthBody,

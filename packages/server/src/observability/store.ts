@@ -1,5 +1,5 @@
 import type { RouterEvents } from '@lb/core';
-import type { StoreHealth, StoreStateChange } from '@lb/ratelimit';
+import type { StoreHealth } from '@lb/ratelimit';
 import type { Logger } from 'pino';
 import { CounterFamily, HistogramFamily } from './families.js';
 
@@ -59,9 +59,12 @@ export function storeMetrics(store: StoreHealth): {
   };
 }
 
-/** Logs each change of the shared store's state once: degraded at warn, back up at info. Returns the unsubscribe. */
-export function logStoreChanges(store: StoreHealth, logger: Logger): () => void {
-  return store.onState((c: StoreStateChange) => {
+/**
+ * Logs each change of the shared store's state (`store:state` on the router's bus, published by the rate limiter)
+ * once: degraded at warn, back up at info.
+ */
+export function logStoreChange(logger: Logger): (c: RouterEvents['store:state']) => void {
+  return (c) => {
     const fields = { from: c.from, to: c.to, reason: c.reason, replicas: c.replicas, share: c.share };
     if (c.to === 'degraded')
       logger.warn(
@@ -69,21 +72,24 @@ export function logStoreChanges(store: StoreHealth, logger: Logger): () => void 
         `shared rate-limit store (Redis) unavailable: degraded, this replica keeps to its share (1/${c.replicas}) of every budget until it answers again`,
       );
     else logger.info(fields, 'shared rate-limit store (Redis) answers again: budgets shared again');
-  });
+  };
 }
 
-/** Logs each change of a guard's own state (a circuit opened, opened on a peer's word, half-open, closed) once, at info. */
+/**
+ * Logs each change of a guard's own state once: a circuit's (opened, opened on a peer's word, half-open, closed) at
+ * info, a rate-limit cooldown's start at debug (every upstream 429 is logged already).
+ */
 export function logGuardState(logger: Logger): (e: RouterEvents['guard:state']) => void {
-  return (e) =>
-    logger.info(
-      {
-        guard: e.guard,
-        endpointId: e.endpointId,
-        from: e.from,
-        to: e.to,
-        reason: e.reason,
-        until: e.until === undefined ? undefined : new Date(e.until).toISOString(),
-      },
-      `${e.guard} ${e.to}`,
-    );
+  return (e) => {
+    const fields = {
+      guard: e.guard,
+      endpointId: e.endpointId,
+      from: e.from,
+      to: e.to,
+      reason: e.reason,
+      until: e.until === undefined ? undefined : new Date(e.until).toISOString(),
+    };
+    if (e.kind === 'circuit') logger.info(fields, `${e.guard} ${e.to}`);
+    else logger.debug(fields, `${e.guard} ${e.to}`);
+  };
 }

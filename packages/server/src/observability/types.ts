@@ -1,5 +1,7 @@
+import type { CircuitState } from '@lb/core';
 import type { StoreHealth, StoreState } from '@lb/ratelimit';
 import type { Logger } from 'pino';
+import type { BreakerSource, HealthCheckSource, RateLimitSource } from './sources.js';
 
 /**
  * Options of {@link createObservability}. Explicit values win; the server maps its environment onto them.
@@ -36,12 +38,12 @@ export interface ObservabilityOptions {
   debug?: string;
   /** Where logs go. Default stdout through an asynchronous pino destination. Tests capture logs here. */
   logDestination?: NodeJS.WritableStream;
-  /** The `@lb/breaker` handle, when attached: its `snapshot()` feeds `lb_breaker_state` and `/health`. */
-  breaker?: { snapshot(): any };
-  /** The `@lb/ratelimit` handle, when attached: its `snapshot()` feeds the `lb_ratelimit_remaining` gauges. */
-  rateLimit?: { snapshot(): any };
-  /** The health-check handle (`@lb/breaker`), when attached: probe results (`responseTime`) feed `/health`. */
-  healthChecks?: { snapshot(): any };
+  /** The `@lb/breaker` handle, when attached: its typed `snapshot()` feeds `lb_breaker_state` and `/health`. */
+  breaker?: BreakerSource;
+  /** The `@lb/ratelimit` handle, when attached: its typed `snapshot()` feeds the `lb_ratelimit_remaining` gauges. */
+  rateLimit?: RateLimitSource;
+  /** The health-check handle (`@lb/breaker`), when attached: its last probes feed `/health` and `lb_health_probe_seconds`. */
+  healthChecks?: HealthCheckSource;
   /** Bytes that streams held for stream probation keep in memory now: feeds `lb_stream_probation_held_bytes`. */
   heldBytes?: () => number;
   /** The shared rate-limit store, when one is configured: its state is shown in `/health` (never its URL). */
@@ -102,9 +104,6 @@ export interface ClientRequestRecord {
 /** Overall status: `healthy` (every endpoint available), `degraded` (some not), `unhealthy` (none can serve). */
 export type OverallStatus = 'healthy' | 'degraded' | 'unhealthy';
 
-/** Circuit breaker state as `/health` and `lb_breaker_state` show it. */
-export type BreakerStateName = 'closed' | 'half-open' | 'open' | 'isolated';
-
 /** One endpoint on the health page. Keys masked. */
 export interface EndpointHealthView {
   id: string;
@@ -123,7 +122,7 @@ export interface EndpointHealthView {
   /** Why it is unavailable or not healthy. */
   reason: string | undefined;
   /** Circuit breaker state, when a breaker is attached. */
-  breaker: BreakerStateName | undefined;
+  breaker: CircuitState | undefined;
   /** Successes / (successes + failures), 0..1; 1 when unused. */
   successRate: number;
   /** Attempts sent to this endpoint (a request that failed over counts at each endpoint it tried). */
@@ -155,7 +154,7 @@ export interface EndpointHealthView {
         ok: boolean | undefined;
         status: number | undefined;
         responseTimeMs: number | undefined;
-        at: string | undefined;
+        at: string;
       }
     | undefined;
 }
@@ -237,7 +236,7 @@ export interface StatsBody {
     {
       state: string;
       available: boolean;
-      breaker: BreakerStateName | undefined;
+      breaker: CircuitState | undefined;
       attempts: number;
       successes: number;
       failures: number;

@@ -1,0 +1,7 @@
+/**
+ * @lb/core/internal — building blocks lb's own packages share, exported for them and for plugin authors who accept
+ * churn. UNSTABLE: not covered by semver; any minor release may change or remove them.
+ */
+
+export { EndpointSlot } from './endpoint.js';
+export { type FastRandom, fastRandom } from './random.js';
