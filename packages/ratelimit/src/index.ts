@@ -10,15 +10,15 @@ export type { RateLimitScope } from './errors.js';
 export { isRateLimitedError, RateLimitedError } from './errors.js';
 export type { EstimateOptions } from './estimate.js';
 export { estimateTokens } from './estimate.js';
+export type { RateLimitPeers } from './limiter/cooldowns.js';
+export type { RateLimitOptions } from './limiter/options.js';
 export type {
   BudgetSnapshot,
   EndpointLimits,
   RateLimitDescription,
   RateLimitEndpointSnapshot,
   RateLimitHandle,
-  RateLimitOptions,
-  RateLimitPeers,
-} from './limiter.js';
+} from './limiter/types.js';
 export { attachRateLimit, publishStoreHealth } from './limiter.js';
 export type { RedisClientLike, RedisStoreOptions } from './redis.js';
 export { RedisStore } from './redis.js';
