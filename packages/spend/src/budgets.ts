@@ -43,6 +43,9 @@ interface Windows {
   monthEnd: number;
 }
 
+/** What a budget counter counts: dollars or tokens. */
+type BudgetUnit = 'usd' | 'tokens';
+
 /** Per key: its counters' keys and limits for the current windows, scratch for amounts, and what the store said. */
 interface KeyState {
   /** The key object it was built for: a reload makes new ones, with limits that may differ. */
@@ -52,8 +55,8 @@ interface KeyState {
   keys: string[];
   limits: number[];
   expireAt: number[];
-  /** 0: USD, 1: tokens. */
-  kinds: number[];
+  /** What each counter counts. */
+  kinds: BudgetUnit[];
   amounts: number[];
   /** Values last seen in the shared store (for the local share while it fails). */
   seen: number[];
@@ -91,10 +94,10 @@ function stateOf(key: VirtualKey, w: Windows, prefix: string): KeyState {
     seen: [],
     shares: [],
   };
-  const all: [BudgetName, number | undefined, string, number, number][] = [
-    ['usd_day', b.usdDay, `usd:d:${w.dayTag}`, w.dayEnd, 0],
-    ['usd_month', b.usdMonth, `usd:m:${w.monthTag}`, w.monthEnd, 0],
-    ['tokens_day', b.tokensDay, `tok:d:${w.dayTag}`, w.dayEnd, 1],
+  const all: [BudgetName, number | undefined, string, number, BudgetUnit][] = [
+    ['usd_day', b.usdDay, `usd:d:${w.dayTag}`, w.dayEnd, 'usd'],
+    ['usd_month', b.usdMonth, `usd:m:${w.monthTag}`, w.monthEnd, 'usd'],
+    ['tokens_day', b.tokensDay, `tok:d:${w.dayTag}`, w.dayEnd, 'tokens'],
   ];
   for (const [name, limit, tail, end, kind] of all) {
     if (limit === undefined) continue;
@@ -178,7 +181,7 @@ export class Budgets {
     const now = this.#now();
     const s = this.#state(key, now);
     const amounts = s.amounts;
-    for (let i = 0; i < amounts.length; i++) amounts[i] = s.kinds[i] === 0 ? (usd ?? 0) : tokens;
+    for (let i = 0; i < amounts.length; i++) amounts[i] = s.kinds[i] === 'usd' ? (usd ?? 0) : tokens;
     if (this.#sync) {
       const r = this.#store.admit(s.keys, s.limits, amounts, s.expireAt) as AdmitReply;
       return r.refused < 0 ? undefined : this.#refusal(key, s, r.refused, now);
@@ -230,7 +233,7 @@ export class Budgets {
     const dUsd = (usd ?? 0) - (estimatedUsd ?? 0);
     const dTokens = tokens - estimatedTokens;
     if (dUsd === 0 && dTokens === 0) return;
-    for (let i = 0; i < amounts.length; i++) amounts[i] = s.kinds[i] === 0 ? dUsd : dTokens;
+    for (let i = 0; i < amounts.length; i++) amounts[i] = s.kinds[i] === 'usd' ? dUsd : dTokens;
     if (this.#sync) {
       this.#store.add(s.keys, amounts, s.expireAt);
       return;
@@ -288,7 +291,7 @@ export class Budgets {
     const name = s.names[i];
     const resetAt = s.expireAt[i];
     const limit = s.limits[i];
-    const shown = s.kinds[i] === 0 ? `$${limit}` : `${limit} tokens`;
+    const shown = s.kinds[i] === 'usd' ? `$${limit}` : `${limit} tokens`;
     return new SpendError(
       'budget_exceeded',
       `Budget exceeded for key ${JSON.stringify(key.id)}: ${LABEL[name]} (${shown}) is spent. It resets at ${new Date(resetAt).toISOString()} (in ${inTime(resetAt - now)}).`,
