@@ -146,16 +146,6 @@ function rescue(s: RouterState, route: Route, req: RouteRequest, now: number): C
   return undefined;
 }
 
-/** `Router.pick`: the first attempt's choice, reading the clock only when something depends on it. */
-export function pick(s: RouterState, route: Route, req: RouteRequest): CandidateImpl | undefined {
-  // The clock is read only when something depends on it (a cooldown to expire, a guard to ask).
-  const now =
-    route.eligibleVersion === s.healthVersion && route.validUntil === Infinity && s.clockGuards === 0
-      ? 0
-      : tick(s);
-  return choose(s, route, req, undefined, 1, now);
-}
-
 /** Why no candidate is available now: the earliest time one frees up, and a description. */
 export function whyNone(
   s: RouterState,
