@@ -61,7 +61,7 @@ export interface AttemptContext {
 export interface ExecuteOptions<T> {
   /** Reads status and headers from a resolved value. Default: `value.status` / `value.headers` when present. */
   inspect?: (value: T) => { status?: number; headers?: HeadersLike | null } | undefined;
-  /** Releases a value that will not be returned (a failed response's body) before the next attempt. */
+  /** Discards a value that will not be returned (a failed response's body) before the next attempt. */
   discard?: (value: T) => void | Promise<void>;
 }
 
