@@ -6,8 +6,7 @@
  */
 import { CountedFailure, NeutralOutcome } from '../internal/backoff.js';
 import { type CircuitBreakerPolicy, CircuitState } from '../internal/cockatiel.js';
-import type { Circuit } from './circuit.js';
-import { rearm } from './circuit.js';
+import { type Circuit, rearm } from './circuit.js';
 import type { BreakerContext } from './context.js';
 
 /** One attempt counted inside a cockatiel `execute`, settled when its outcome arrives on the bus. */
