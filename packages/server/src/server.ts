@@ -41,7 +41,8 @@ import {
   type ServerSettings,
 } from './options.js';
 import { BadPath, normalizeTarget } from './paths.js';
-import { Exchange, type ProxyContext, type TraceHooks } from './proxy.js';
+import type { ProxyContext, TraceHooks } from './proxy/context.js';
+import { Exchange } from './proxy/exchange.js';
 import { Redactor, secretsOf } from './redact.js';
 import { diffSettings, type ReloadReport, same } from './reload.js';
 import { type ClientIdentity, memoryVault, type RedisHashClient, redisVault, Wallet } from './spend.js';
