@@ -83,7 +83,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
           snapshot: (): ReturnType<NonNullable<(typeof attached)[K]>['snapshot']> =>
             (st.attached[k]?.snapshot() ?? {}) as ReturnType<NonNullable<(typeof attached)[K]>['snapshot']>,
         };
-  const holdBudget = new HoldBudget(settings.streamProbationMaxBytes);
+  const probationBudget = new HoldBudget(settings.streamProbationMaxBytes);
   /** The shared store's state for /health and the dashboard (its typed health from @lb/ratelimit). */
   const sharedStoreView = (): SharedStoreView => {
     const h = shared!.health.status();
@@ -108,7 +108,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     breaker: current('breaker'),
     rateLimit: current('rateLimit'),
     healthChecks: current('healthChecks'),
-    heldBytes: () => holdBudget.used,
+    heldBytes: () => probationBudget.used,
     store: shared?.health,
     sharedStore: shared ? () => sharedStoreView() : undefined,
     version: options.version,
@@ -129,7 +129,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
     router,
     transport,
     settings,
-    holdBudget,
+    probationBudget,
     defaultModel: options.defaultModel,
     fallbacks: hasFallbacks(options.fallbacks) ? options.fallbacks : undefined,
     affinity: shared?.affinity ?? new MemoryAffinityStore(),
@@ -216,7 +216,7 @@ export function buildServer(options: CreateServerOptions, integ: Integrations): 
   };
   // A probation that ends lets the endpoint's other held streams go live (after the listener's caller is done).
   const offProbation = router.on('endpoint:probation', (e) => {
-    if (!e.on) queueMicrotask(() => holdBudget.release(e.endpointId));
+    if (!e.on) queueMicrotask(() => probationBudget.release(e.endpointId));
   });
 
   const { http, ops } = createListeners(st);

@@ -32,7 +32,7 @@ export interface ProxyContext {
   transport: Agent;
   settings: ServerSettings;
   /** What this server's streams held for probation keep together (`settings.streamProbationMaxBytes`). */
-  holdBudget: HoldBudget;
+  probationBudget: HoldBudget;
   defaultModel: string | undefined;
   /** Where objects' endpoints are remembered (files, batches, stored responses…): memory, or Redis. */
   affinity?: AffinityStore;
@@ -86,7 +86,7 @@ export function attemptSettingsOf(px: ProxyContext): AttemptSettings {
     a = {
       idleTimeoutMs: s.streamIdleTimeoutMs,
       holdMs: s.streamProbationHoldMs,
-      budget: px.holdBudget,
+      budget: px.probationBudget,
       maxEventBytes: s.maxEventBytes,
       maxStreamDurationMs: s.maxStreamDurationMs,
       timers: undiciTimers,
