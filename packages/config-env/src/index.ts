@@ -4,6 +4,7 @@
  * with its path; hot-reloads a config file into a running router; presets for common setups.
  */
 
+export { SERVER_DEFAULTS } from './defaults.js';
 export type { EnvDocument, Origin } from './env.js';
 export {
   ENV_VARS,
@@ -62,6 +63,5 @@ export type {
   ServerConfig,
 } from './types.js';
 export type { ValidationResult } from './validate.js';
-export { SERVER_DEFAULTS } from './validate.js';
 export type { ReloadChanges, ReloadResult, WatchConfigOptions } from './watch.js';
 export { reloadFromFile, watchConfig } from './watch.js';
