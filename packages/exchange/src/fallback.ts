@@ -1,4 +1,10 @@
-import { isDeadlineExceededError, isLbError, isNoHealthyEndpointError, type Router } from '@lb/core';
+import {
+  ConfigError,
+  isDeadlineExceededError,
+  isLbError,
+  isNoHealthyEndpointError,
+  type Router,
+} from '@lb/core';
 import type { Sink } from './attempt.js';
 
 /** Why a request moved on to the next model of a chain. */
@@ -221,7 +227,7 @@ export const FALLBACK_ENV_VARS = {
 
 /**
  * The chains `LB_FALLBACKS`, `LB_CONTEXT_WINDOW_FALLBACKS` and `LB_CONTENT_POLICY_FALLBACKS` give (`read` returns a
- * variable), or undefined when none is set. Throws a TypeError naming the variable when one is not a JSON object of
+ * variable), or undefined when none is set. Throws a `ConfigError` naming the variable when one is not a JSON object of
  * model → list of model names.
  */
 export function fallbackConfigFromEnv(
@@ -235,7 +241,7 @@ export function fallbackConfigFromEnv(
     try {
       parsed = JSON.parse(v);
     } catch {
-      throw new TypeError(`${name}: expected a JSON object such as {"gpt-4o":["gpt-4o-mini"]}`);
+      throw new ConfigError(`${name}: expected a JSON object such as {"gpt-4o":["gpt-4o-mini"]}`);
     }
     if (
       parsed === null ||
@@ -245,7 +251,7 @@ export function fallbackConfigFromEnv(
         (l) => Array.isArray(l) && l.every((m) => typeof m === 'string' && m !== ''),
       )
     )
-      throw new TypeError(`${name}: expected a JSON object of model → list of model names`);
+      throw new ConfigError(`${name}: expected a JSON object of model → list of model names`);
     (out ??= {})[field] = parsed as FallbackChainTable;
   }
   return out;

@@ -218,20 +218,20 @@ const ERROR_HEADERS = { 'content-type': 'application/json' };
  */
 export function createRouterFetch(router: Router, options: RouterFetchOptions = {}): FetchLike {
   if (!router || typeof (router as Partial<Router>).execute !== 'function') {
-    throw new TypeError(`createRouterFetch: expected an @lb/core Router, received ${describe(router)}`);
+    throw new ConfigError(`createRouterFetch: expected an @lb/core Router, received ${describe(router)}`);
   }
   if (options.fetch !== undefined && typeof options.fetch !== 'function') {
-    throw new TypeError(
+    throw new ConfigError(
       `createRouterFetch: options.fetch must be a function, received ${describe(options.fetch)}`,
     );
   }
   if (options.route !== undefined && typeof options.route !== 'function') {
-    throw new TypeError(
+    throw new ConfigError(
       `createRouterFetch: options.route must be a function, received ${describe(options.route)}`,
     );
   }
   if (options.responseHeaders !== undefined && typeof options.responseHeaders !== 'boolean') {
-    throw new TypeError(
+    throw new ConfigError(
       `createRouterFetch: options.responseHeaders must be a boolean, received ${describe(options.responseHeaders)}`,
     );
   }
