@@ -248,11 +248,15 @@ export function fallbackConfigFromEnv(
       typeof parsed !== 'object' ||
       Array.isArray(parsed) ||
       !Object.values(parsed).every(
-        (l) => Array.isArray(l) && l.every((m) => typeof m === 'string' && m !== ''),
+        (l) => Array.isArray(l) && l.every((m) => typeof m === 'string' && m.trim() !== ''),
       )
     )
       throw new ConfigError(`${name}: expected a JSON object of model → list of model names`);
-    (out ??= {})[field] = parsed as FallbackChainTable;
+    // Names trimmed, as `@lb/config-env` reads the same variables.
+    const table: Record<string, string[]> = {};
+    for (const [k, l] of Object.entries(parsed as Record<string, string[]>))
+      table[k] = l.map((m) => m.trim());
+    (out ??= {})[field] = table as FallbackChainTable;
   }
   return out;
 }

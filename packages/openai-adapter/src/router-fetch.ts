@@ -64,7 +64,7 @@ import {
 import { usageFromBytes } from '@lb/providers/internal';
 import { continuing } from './internal/continue.js';
 import { askUsage, COST_HEADER, costText } from './internal/cost.js';
-import { bytesOption, msOption, readEnv } from './internal/env.js';
+import { bytesOption, envBool, msOption, readEnv } from './internal/env.js';
 import { hedgeOf } from './internal/hedge.js';
 import { readRequest } from './internal/request.js';
 import { streamBody, withUsage } from './internal/stream.js';
@@ -301,7 +301,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
   const transport = (): FetchLike => options.fetch ?? globalThis.fetch;
   const cost = options.cost;
   const upstream = fetchTransport(transport);
-  const streamContinue = options.streamContinue ?? readEnv('LB_STREAM_CONTINUE') === 'true';
+  const streamContinue = options.streamContinue ?? envBool('LB_STREAM_CONTINUE') ?? false;
   const hedgeConfig = hedgeOf(options.hedge);
   const hedger = hedgeConfig === undefined ? undefined : new Hedger(router, hedgeConfig);
 
