@@ -336,7 +336,7 @@ function resolveOptions(o: BreakerOptions): Resolved {
     );
   const halfOpenAfterMs =
     num('breaker.halfOpenAfterMs', o.halfOpenAfterMs, 0) ??
-    envNumber(env, 'CIRCUIT_BREAKER_TIMEOUT', 0, { scale: 1000 }) ??
+    envNumber(env, 'CIRCUIT_BREAKER_TIMEOUT', 0, { unit: 's' }) ??
     60_000;
   const b = o.halfOpenBackoff;
   if (b !== undefined && (b === null || typeof b !== 'object'))
