@@ -28,6 +28,7 @@ export {
   loadConfig as loadOpenAIConfig,
   parseConfig,
   readDotenv,
+  serverSettingsFromEnv,
   toDocument,
   validateConfig,
   /** Alias of {@link validateConfig}. */

@@ -6,7 +6,7 @@ import { parse as parseToml } from 'smol-toml';
 import { envToDocument, isConfigured } from './env.js';
 import { ConfigValidationError } from './errors.js';
 import type { ConfigIssue } from './issues.js';
-import type { Env, LbConfig, LoadConfigOptions } from './types.js';
+import type { Env, LbConfig, LoadConfigOptions, ServerConfig } from './types.js';
 import { compile, mergeDocs, runPipeline, type ValidationResult } from './validate.js';
 
 /** Config file formats. */
@@ -32,6 +32,24 @@ export function configFromEnv(env: Env = process.env): LbConfig {
     { origins: e.origins, errors: e.errors, warnings: e.warnings, noEndpointsMessage: NO_ENDPOINTS_ENV },
     'environment',
   );
+}
+
+/**
+ * The server's settings from the environment alone (`HOST`, `PORT`, `LOG_LEVEL`, …: the `server` section
+ * {@link configFromEnv} reads), for a server with no endpoints to read (lb-server's demo). Throws a
+ * {@link ConfigValidationError} naming each offending variable.
+ *
+ * @example
+ * serverSettingsFromEnv({ PORT: '9000' }).port; // 9000
+ */
+export function serverSettingsFromEnv(env: Env = process.env): ServerConfig {
+  const e = envToDocument(env, { endpoints: false });
+  return compile(
+    e.doc,
+    { kind: 'env', schemes: [] },
+    { origins: e.origins, errors: e.errors, warnings: e.warnings, requireEndpoints: false },
+    'environment',
+  ).server;
 }
 
 /**

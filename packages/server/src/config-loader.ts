@@ -7,7 +7,7 @@
  * answer. Built by tsup as its own entry (`dist/config-loader.js`); it serves only when started with
  * {@link LOADER_FLAG} and an IPC channel, so importing it (the in-process fallback, tests) starts nothing.
  */
-import type { Env, LbConfig } from '@lb/config-env';
+import type { Env, LbConfig, ServerConfig } from '@lb/config-env';
 
 /** The argument the parent passes: the module serves a job only when started with it. */
 export const LOADER_FLAG = '--lb-config-loader';
@@ -22,6 +22,11 @@ export interface LoaderJob {
   file?: string;
   /** Directory of `.env` files and relative paths. */
   cwd: string;
+  /**
+   * The server's settings from the environment alone (no endpoint needed: the demo), unless a config was loaded;
+   * these values stand in for variables the environment (and `.env`) leaves unset (the demo's `LOG_LEVEL=warn`).
+   */
+  settings?: Record<string, string>;
 }
 
 /** A loading error as plain data: its name, message and (a `ConfigValidationError`'s) problems with their paths. */
@@ -35,6 +40,7 @@ export interface LoaderError {
 export interface LoaderAnswer {
   present?: boolean;
   config?: LbConfig;
+  settings?: ServerConfig;
   error?: LoaderError;
 }
 
@@ -47,25 +53,32 @@ export interface LoaderAnswer {
 export async function runLoaderJob(job: LoaderJob, env: Env = process.env): Promise<LoaderAnswer> {
   const out: LoaderAnswer = {};
   try {
-    const [{ isConfigured, loadConfig, readDotenv }, { registerCheapest }] = await Promise.all([
-      import('@lb/config-env'),
-      import('@lb/spend'),
-    ]);
+    const [{ isConfigured, loadConfig, readDotenv, serverSettingsFromEnv }, { registerCheapest }] =
+      await Promise.all([import('@lb/config-env'), import('@lb/spend')]);
     registerCheapest();
-    if (job.present) {
-      let dot: Record<string, string> = {};
+    let dot: Record<string, string> | undefined;
+    const dotenv = () => {
       try {
-        dot = readDotenv(job.cwd);
+        dot ??= readDotenv(job.cwd);
       } catch {
-        // an unreadable .env counts as none
+        dot = {}; // an unreadable .env counts as none
       }
-      out.present = isConfigured({ ...dot, ...env });
-    }
+      return dot;
+    };
+    if (job.present) out.present = isConfigured({ ...dotenv(), ...env });
     if (job.load && out.present !== false)
       out.config = loadConfig({ file: job.file, cwd: job.cwd, dotenv: true, env });
+    if (job.settings && out.config === undefined)
+      out.settings = serverSettingsFromEnv({ ...job.settings, ...dotenv(), ...stripUnset(env) });
   } catch (e) {
     out.error = toLoaderError(e);
   }
+  return out;
+}
+
+function stripUnset(env: Env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') out[k] = v;
   return out;
 }
 

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { LbConfig } from '@lb/config-env';
+import type { LbConfig, ServerConfig } from '@lb/config-env';
 import type { LoaderAnswer, LoaderJob } from './config-loader.js';
 import type { ServerConfigInput } from './options.js';
 
@@ -77,17 +77,37 @@ export async function configIsPresent(env: NodeJS.ProcessEnv, cwd: string = proc
 
 /**
  * What the CLI starts with, in one trip to the config loader: whether anything is configured (the environment, a
- * `.env` file in `cwd`, or the file given) and, when it is, the loaded config or the error loading it raised.
+ * `.env` file in `cwd`, or the file given) and, when it is, the loaded config or the error loading it raised. With
+ * `demo`, the server's settings read from the environment alone when no config is loaded (`demo` gives values for
+ * variables left unset); with `demo: 'force'`, only those settings.
  */
 export async function startupConfig(
-  opts: { file?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {},
-): Promise<{ present: boolean; config?: LbConfig & ServerConfigInput; error?: unknown }> {
+  opts: {
+    file?: string;
+    cwd?: string;
+    env?: NodeJS.ProcessEnv;
+    demo?: { force: boolean; defaults: Record<string, string> };
+  } = {},
+): Promise<{
+  present: boolean;
+  config?: LbConfig & ServerConfigInput;
+  settings?: ServerConfig;
+  error?: unknown;
+}> {
+  const cwd = opts.cwd ?? process.cwd();
+  const settings = opts.demo?.defaults;
+  if (opts.demo?.force)
+    return load({ cwd, settings }, opts.env ?? process.env).then(
+      (a) => ({ present: false, settings: a.settings }),
+      (error: unknown) => ({ present: false, error }),
+    );
   const check = opts.file === undefined;
-  return load(
-    { present: check, load: true, file: opts.file, cwd: opts.cwd ?? process.cwd() },
-    opts.env ?? process.env,
-  ).then(
-    (a) => ({ present: !check || a.present === true, config: a.config }),
+  return load({ present: check, load: true, file: opts.file, cwd, settings }, opts.env ?? process.env).then(
+    (a) => ({
+      present: !check || a.present === true,
+      config: a.config,
+      ...(a.settings ? { settings: a.settings } : {}),
+    }),
     // The loader only loads once something is configured: an error means there was something to load.
     (error: unknown) => ({ present: true, error }),
   );

@@ -53,6 +53,15 @@ describe('the config loader module', () => {
     expect(JSON.stringify(a.error)).not.toContain(key);
   });
 
+  it('answers the server settings from the environment alone (the demo), its defaults under the environment', async () => {
+    const a = await runLoaderJob({ cwd, settings: { LOG_LEVEL: 'warn' } }, { PORT: '9002' });
+    expect(a.settings).toMatchObject({ port: 9002, host: '127.0.0.1', logLevel: 'warn' });
+    const b = await runLoaderJob({ cwd, settings: { LOG_LEVEL: 'warn' } }, { LOG_LEVEL: 'debug' });
+    expect(b.settings?.logLevel).toBe('debug');
+    const c = await runLoaderJob({ cwd, settings: {} }, { HOST: '' });
+    expect(c.settings?.host).toBe('127.0.0.1');
+  });
+
   it('knows the strategies of @lb/spend a config may name', async () => {
     const file = join(cwd, 'cheapest.toml');
     writeFileSync(
