@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { extname, isAbsolute, resolve } from 'node:path';
 import * as util from 'node:util';
 import { parse as parseToml } from 'smol-toml';
-import { envToDocument, isConfigured } from './env.js';
+import { envToDocument, isConfigured, read } from './env.js';
 import { ConfigValidationError } from './errors.js';
 import type { ConfigIssue } from './issues.js';
 import type { Env, LbConfig, LoadConfigOptions, ServerConfig } from './types.js';
@@ -224,7 +224,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LbConfig {
   const cwd = options.cwd ?? process.cwd();
   let env: Env = options.env ?? process.env;
   if (options.dotenv ?? options.env === undefined) env = { ...readDotenv(cwd), ...stripEmpty(env) };
-  const file = options.file ?? (env.LB_CONFIG?.trim() || undefined);
+  const file = options.file ?? read(env, 'LB_CONFIG');
   if (file) return configFromFile(isAbsolute(file) ? file : resolve(cwd, file), env);
   return configFromEnv(env);
 }
