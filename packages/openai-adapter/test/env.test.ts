@@ -1,9 +1,10 @@
-import { type ConfigValidationError, configFromEnv } from '@lb/config-env';
+import { type ConfigValidationError, configFromEnv, SERVER_DEFAULTS } from '@lb/config-env';
 import { ConfigError, createRouter } from '@lb/core';
 import { fallbackConfigFromEnv } from '@lb/exchange';
 import { fakeKey } from '@lb/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRouterFetch } from '../src/index.js';
+import { STREAM_DEFAULTS } from '../src/internal/defaults.js';
 import { bytesOption, envBool, msOption, readEnv } from '../src/internal/env.js';
 import { hedgeOf } from '../src/internal/hedge.js';
 
@@ -97,5 +98,10 @@ describe('environment variables the adapter reads, read as @lb/config-env reads 
       createRouterFetch(createRouter({ endpoints: [{ url: 'http://127.0.0.1:9/v1', apiKey: key }] })),
     ).not.toThrow();
     expect(server({ STREAM_IDLE_TIMEOUT: '30s', LB_STREAM_CONTINUE: 'yes' }).streamContinue).toBe(true);
+  });
+
+  it('the stream settings default to lb-server’s values (SERVER_DEFAULTS, the one declaration)', () => {
+    for (const [k, v] of Object.entries(STREAM_DEFAULTS))
+      expect(v, k).toBe(SERVER_DEFAULTS[k as keyof typeof STREAM_DEFAULTS]);
   });
 });
