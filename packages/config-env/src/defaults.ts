@@ -1,10 +1,11 @@
+import { STREAM_DEFAULTS } from '@lb/core/internal';
 import type { ServerConfig } from './types.js';
 
 /**
  * The one declaration of the server's defaults: a config read from the environment or a file gets them here, and
  * `@lb/server`'s `createServer` fills what its options leave out from this same object (its `DEFAULT_SETTINGS`).
- * Settings without a default (`adminKey`, `redisUrl`, `opsPort`, `replicas`) are absent. This module imports nothing
- * at run time, so that `@lb/server` can read it (`@lb/config-env/defaults`) without loading the parser and schema.
+ * Settings without a default (`adminKey`, `redisUrl`, `opsPort`, `replicas`) are absent. This module loads no parser and
+ * no schema, so that `@lb/server` can read it (`@lb/config-env/defaults`) at run time.
  *
  * @example
  * import { SERVER_DEFAULTS } from '@lb/config-env';
@@ -15,12 +16,8 @@ export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
   port: 8080,
   timeoutMs: 60_000,
   connectTimeoutMs: 10_000,
-  streamFirstByteTimeoutMs: 30_000,
-  streamIdleTimeoutMs: 60_000,
-  streamProbationHoldMs: 10_000,
-  streamProbationMaxBytes: 64 * 1024 * 1024,
-  maxEventBytes: 8 * 1024 * 1024,
-  maxStreamDurationMs: 30 * 60_000,
+  // The stream settings, shared with @lb/openai-adapter (which cannot import this package).
+  ...STREAM_DEFAULTS,
   bodyLimitBytes: 25 * 1024 * 1024,
   clientRateLimit: Object.freeze({ enabled: false, requests: 60, windowMs: 60_000 }),
   logLevel: 'info',

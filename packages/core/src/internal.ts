@@ -13,3 +13,4 @@ export {
   processEnv,
 } from './env.js';
 export { type FastRandom, fastRandom } from './random.js';
+export { STREAM_DEFAULTS } from './stream-defaults.js';

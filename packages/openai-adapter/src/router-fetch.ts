@@ -11,6 +11,7 @@ import {
   type Router,
   type Usage,
 } from '@lb/core';
+import { STREAM_DEFAULTS } from '@lb/core/internal';
 import {
   type AffinityStore,
   Attempt,
@@ -64,7 +65,6 @@ import {
 import { usageFromBytes } from '@lb/providers/internal';
 import { continuing } from './internal/continue.js';
 import { askUsage, COST_HEADER, costText } from './internal/cost.js';
-import { STREAM_DEFAULTS } from './internal/defaults.js';
 import { bytesOption, envBool, msOption, readEnv } from './internal/env.js';
 import { hedgeOf } from './internal/hedge.js';
 import { readRequest } from './internal/request.js';

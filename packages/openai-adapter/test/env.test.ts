@@ -1,10 +1,10 @@
 import { type ConfigValidationError, configFromEnv, SERVER_DEFAULTS } from '@lb/config-env';
 import { ConfigError, createRouter } from '@lb/core';
+import { STREAM_DEFAULTS } from '@lb/core/internal';
 import { fallbackConfigFromEnv } from '@lb/exchange';
 import { fakeKey } from '@lb/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRouterFetch } from '../src/index.js';
-import { STREAM_DEFAULTS } from '../src/internal/defaults.js';
 import { bytesOption, envBool, msOption, readEnv } from '../src/internal/env.js';
 import { hedgeOf } from '../src/internal/hedge.js';
 
