@@ -18,7 +18,7 @@ export interface HealthCheckOptions {
    * Env: `OPENAI_HEALTH_CHECK_INTERVAL` (ms, or a duration such as `30s`); config files: `health_check_interval_seconds`.
    */
   intervalMs?: number;
-  /** Probe timeout, ms. Default 5000. Env: `OPENAI_HEALTH_CHECK_TIMEOUT` (ms). */
+  /** Probe timeout, ms. Default 5000. Env: `HEALTH_CHECK_TIMEOUT` (ms, or `5s`; `OPENAI_HEALTH_CHECK_TIMEOUT`, deprecated). */
   timeoutMs?: number;
   /** Random spread of each interval, as a fraction (0.1: ±10 %), so probes of many endpoints do not align. Default 0.1. */
   jitter?: number;
@@ -119,11 +119,13 @@ class HealthChecker implements HealthCheckHandle {
     const env = o.env ?? defaultEnv();
     this.#intervalMs =
       num('healthChecks.intervalMs', o.intervalMs, 0) ??
-      envNumber(env, 'OPENAI_HEALTH_CHECK_INTERVAL', 0, { durations: true }) ??
+      envNumber(env, 'OPENAI_HEALTH_CHECK_INTERVAL', 0, { unit: 'ms' }) ??
       0;
     this.#timeoutMs =
       num('healthChecks.timeoutMs', o.timeoutMs, 1) ??
-      envNumber(env, 'OPENAI_HEALTH_CHECK_TIMEOUT', 1, { durations: true }) ??
+      envNumber(env, 'HEALTH_CHECK_TIMEOUT', 1, { unit: 'ms' }) ??
+      // The name this package read before (@lb/config-env and lb-server read HEALTH_CHECK_TIMEOUT). Deprecated.
+      envNumber(env, 'OPENAI_HEALTH_CHECK_TIMEOUT', 1, { unit: 'ms' }) ??
       5000;
     this.#jitter = num('healthChecks.jitter', o.jitter, 0, 1) ?? 0.1;
     num('healthChecks.unhealthyMs', o.unhealthyMs, 1);

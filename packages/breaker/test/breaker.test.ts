@@ -474,7 +474,7 @@ describe('attachBreaker: options', () => {
     expect(attachBreaker(r, { env: {}, name: 'breaker-2' }).name).toBe('breaker-2');
   });
 
-  it('reads CIRCUIT_BREAKER_THRESHOLD and CIRCUIT_BREAKER_TIMEOUT (seconds); explicit options win', async () => {
+  it('reads CIRCUIT_BREAKER_THRESHOLD and CIRCUIT_BREAKER_TIMEOUT (seconds, or 1m30s); explicit options win', async () => {
     const t = setup({
       threshold: undefined,
       halfOpenAfterMs: undefined,
@@ -482,6 +482,14 @@ describe('attachBreaker: options', () => {
     });
     await trip(t, 2);
     expect(t.changes[0].until! - t.changes[0].at).toBe(30_000);
+    // Text with units too, as @lb/config-env reads the same variable.
+    const d = setup({
+      threshold: 1,
+      halfOpenAfterMs: undefined,
+      env: { CIRCUIT_BREAKER_TIMEOUT: ' 1m30s ' },
+    });
+    await trip(d, 1);
+    expect(d.changes[0].until! - d.changes[0].at).toBe(90_000);
     const u = setup({ threshold: 4, env: { CIRCUIT_BREAKER_THRESHOLD: '2' } });
     await trip(u, 3);
     expect(u.breaker.state('a')).toBe('closed');

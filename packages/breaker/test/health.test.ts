@@ -324,6 +324,13 @@ describe('attachHealthChecks: outcomes', () => {
     expect(() => attachHealthChecks(router, { env: { OPENAI_HEALTH_CHECK_INTERVAL: 'soon' } })).toThrow(
       'OPENAI_HEALTH_CHECK_INTERVAL: expected a number or a duration such as 30s, received "soon"',
     );
+    // The probe timeout is HEALTH_CHECK_TIMEOUT, as @lb/config-env and lb-server name it (the old name still reads).
+    expect(() => attachHealthChecks(router, { env: { HEALTH_CHECK_TIMEOUT: 'soon' } })).toThrow(
+      'HEALTH_CHECK_TIMEOUT: expected a number or a duration such as 30s, received "soon"',
+    );
+    expect(() => attachHealthChecks(router, { env: { OPENAI_HEALTH_CHECK_TIMEOUT: '0' } })).toThrow(
+      'OPENAI_HEALTH_CHECK_TIMEOUT: expected a value >= 1, received "0"',
+    );
     expect(() => attachHealthChecks(router, { breaker: {} as never })).toThrow(/healthChecks.breaker/);
     expect(() => attachHealthChecks(router, { fetch: 'x' as never })).toThrow(/received "x"/);
   });

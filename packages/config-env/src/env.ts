@@ -1,3 +1,4 @@
+import { envText, parseEnvBool } from '@lb/core/internal';
 import { FALLBACK_ENV, fallbacksFromEnv } from './fallbacks.js';
 import { type ConfigIssue, didYouMean, show } from './issues.js';
 import type { Env, EnvScheme } from './types.js';
@@ -114,16 +115,10 @@ const FOREIGN = new Set([
   'OPENAI_LOG',
 ]);
 
-/** A trimmed value; empty strings count as unset. */
+/** A trimmed value; empty strings count as unset (`@lb/core/internal`'s `envText`, every package's rule). */
 export function read(env: Env, name: string): string | undefined {
-  const v = env[name];
-  if (typeof v !== 'string') return undefined;
-  const t = v.trim();
-  return t === '' ? undefined : t;
+  return envText(env, name);
 }
-
-const TRUE = new Set(['true', '1', 'yes', 'on']);
-const FALSE = new Set(['false', '0', 'no', 'off']);
 
 /**
  * True when the environment names any endpoint: `OPENAI_API_KEY`, `OPENAI_API_KEY_N`, `OPENAI_BASE_URL_N`,
@@ -156,9 +151,8 @@ export function envToDocument(env: Env, opts: { endpoints?: boolean } = {}): Env
   const bool = (name: string): boolean | undefined => {
     const v = read(env, name);
     if (v === undefined) return undefined;
-    const l = v.toLowerCase();
-    if (TRUE.has(l)) return true;
-    if (FALSE.has(l)) return false;
+    const b = parseEnvBool(v);
+    if (b !== undefined) return b;
     errors.push({ path: name, message: `expected true or false, received ${show(v)}` });
     return undefined;
   };

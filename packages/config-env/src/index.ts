@@ -4,6 +4,7 @@
  * with its path; hot-reloads a config file into a running router; presets for common setups.
  */
 
+export { SERVER_DEFAULTS } from './defaults.js';
 export type { EnvDocument, Origin } from './env.js';
 export {
   ENV_VARS,
@@ -27,6 +28,7 @@ export {
   loadConfig as loadOpenAIConfig,
   parseConfig,
   readDotenv,
+  serverSettingsFromEnv,
   toDocument,
   validateConfig,
   /** Alias of {@link validateConfig}. */
@@ -62,6 +64,5 @@ export type {
   ServerConfig,
 } from './types.js';
 export type { ValidationResult } from './validate.js';
-export { SERVER_DEFAULTS } from './validate.js';
 export type { ReloadChanges, ReloadResult, WatchConfigOptions } from './watch.js';
 export { reloadFromFile, watchConfig } from './watch.js';

@@ -3,10 +3,10 @@ import { createRequire } from 'node:module';
 import { extname, isAbsolute, resolve } from 'node:path';
 import * as util from 'node:util';
 import { parse as parseToml } from 'smol-toml';
-import { envToDocument, isConfigured } from './env.js';
+import { envToDocument, isConfigured, read } from './env.js';
 import { ConfigValidationError } from './errors.js';
 import type { ConfigIssue } from './issues.js';
-import type { Env, LbConfig, LoadConfigOptions } from './types.js';
+import type { Env, LbConfig, LoadConfigOptions, ServerConfig } from './types.js';
 import { compile, mergeDocs, runPipeline, type ValidationResult } from './validate.js';
 
 /** Config file formats. */
@@ -32,6 +32,24 @@ export function configFromEnv(env: Env = process.env): LbConfig {
     { origins: e.origins, errors: e.errors, warnings: e.warnings, noEndpointsMessage: NO_ENDPOINTS_ENV },
     'environment',
   );
+}
+
+/**
+ * The server's settings from the environment alone (`HOST`, `PORT`, `LOG_LEVEL`, …: the `server` section
+ * {@link configFromEnv} reads), for a server with no endpoints to read (lb-server's demo). Throws a
+ * {@link ConfigValidationError} naming each offending variable.
+ *
+ * @example
+ * serverSettingsFromEnv({ PORT: '9000' }).port; // 9000
+ */
+export function serverSettingsFromEnv(env: Env = process.env): ServerConfig {
+  const e = envToDocument(env, { endpoints: false });
+  return compile(
+    e.doc,
+    { kind: 'env', schemes: [] },
+    { origins: e.origins, errors: e.errors, warnings: e.warnings, requireEndpoints: false },
+    'environment',
+  ).server;
 }
 
 /**
@@ -206,7 +224,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LbConfig {
   const cwd = options.cwd ?? process.cwd();
   let env: Env = options.env ?? process.env;
   if (options.dotenv ?? options.env === undefined) env = { ...readDotenv(cwd), ...stripEmpty(env) };
-  const file = options.file ?? (env.LB_CONFIG?.trim() || undefined);
+  const file = options.file ?? read(env, 'LB_CONFIG');
   if (file) return configFromFile(isAbsolute(file) ? file : resolve(cwd, file), env);
   return configFromEnv(env);
 }

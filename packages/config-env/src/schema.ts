@@ -2,7 +2,8 @@
  * The config document's schema (snake_case keys, as in TOML/JSON/YAML files and as the env schemes produce it).
  * Numbers, booleans and durations may be given as strings, so `${VAR}` references and env values work anywhere.
  */
-import { parseDuration, strategyNames } from '@lb/core';
+import { strategyNames } from '@lb/core';
+import { parseEnvBool, parseEnvDuration, parseEnvNumber } from '@lb/core/internal';
 import * as z from 'zod';
 import { fallbacksSchema } from './fallbacks.js';
 import { didYouMean, show } from './issues.js';
@@ -39,8 +40,8 @@ function obj<S extends z.ZodRawShape>(shape: S, home?: string) {
   });
 }
 
-const NUMERIC = /^\s*-?\d+(\.\d+)?([eE][+-]?\d+)?\s*$/;
-const toNumber = (v: unknown) => (typeof v === 'string' && NUMERIC.test(v) ? Number(v) : v);
+// Text (from the environment, or quoted in a file) is read by the rules every package reads variables by.
+const toNumber = (v: unknown) => (typeof v === 'string' ? (parseEnvNumber(v) ?? v) : v);
 
 function num(what: string, o: { min?: number; max?: number; gt?: number; int?: boolean } = {}) {
   const e = { error: expected(what) };
@@ -52,13 +53,7 @@ function num(what: string, o: { min?: number; max?: number; gt?: number; int?: b
   return z.preprocess(toNumber, s);
 }
 
-const toMs = (v: unknown) => {
-  if (typeof v !== 'string') return v;
-  const t = v.trim();
-  if (/^\d+(\.\d+)?$/.test(t)) return Number(t);
-  if (/^\d/.test(t) && /[hms]$/.test(t)) return parseDuration(t) ?? v;
-  return v;
-};
+const toMs = (v: unknown) => (typeof v === 'string' ? (parseEnvDuration(v, 'ms') ?? v) : v);
 
 /** Milliseconds, or text like `30s`, `1m30s`, `500ms`, `1h`. */
 function duration(o: { positive?: boolean } = {}) {
@@ -68,18 +63,8 @@ function duration(o: { positive?: boolean } = {}) {
   return z.preprocess(toMs, s);
 }
 
-const BOOLS: Record<string, boolean> = {
-  true: true,
-  false: false,
-  '1': true,
-  '0': false,
-  yes: true,
-  no: false,
-  on: true,
-  off: false,
-};
 const bool = z.preprocess(
-  (v) => (typeof v === 'string' ? (BOOLS[v.trim().toLowerCase()] ?? v) : v),
+  (v) => (typeof v === 'string' ? (parseEnvBool(v) ?? v) : v),
   z.boolean({ error: expected('true or false') }),
 );
 

@@ -89,10 +89,10 @@ export interface ServerConfig {
   apiKeys: string[];
   /** Key for admin routes. Env `LB_ADMIN_KEY`. */
   adminKey?: string;
-  /** Offer HTTP/2 to https upstreams, when set. Env `HTTP2`. */
-  http2?: boolean;
-  /** Keep-alive connections per upstream origin, when set. */
-  connectionsPerOrigin?: number;
+  /** Offer HTTP/2 to https upstreams (ALPN). Default true. Env `HTTP2`. */
+  http2: boolean;
+  /** Keep-alive connections per upstream origin; `null` = unbounded. Default null. File `connections_per_origin`. */
+  connectionsPerOrigin: number | null;
   /**
    * Redis shared by replicas for rate-limit state (endpoint budgets, 429 cooldowns, per-client windows), when set.
    * A secret (it may carry a password). Env `LB_REDIS_URL`.

@@ -1,5 +1,6 @@
 import type { EndpointConfig, ModelGroupConfig, RouterConfig } from '@lb/core';
 import { maskKey, redact } from '@lb/core';
+import { SERVER_DEFAULTS } from './defaults.js';
 import { type Origin, setAt } from './env.js';
 import { ConfigValidationError } from './errors.js';
 import { buildFallbacks } from './fallbacks.js';
@@ -25,31 +26,6 @@ export interface ValidationResult {
   errors: ConfigIssue[];
   warnings: ConfigIssue[];
 }
-
-/** Server defaults (the same as `@lb/server`'s). */
-export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
-  host: '127.0.0.1',
-  port: 8080,
-  timeoutMs: 60_000,
-  connectTimeoutMs: 10_000,
-  streamFirstByteTimeoutMs: 30_000,
-  streamIdleTimeoutMs: 60_000,
-  streamProbationHoldMs: 10_000,
-  streamProbationMaxBytes: 64 * 1024 * 1024,
-  maxEventBytes: 8 * 1024 * 1024,
-  maxStreamDurationMs: 30 * 60_000,
-  bodyLimitBytes: 25 * 1024 * 1024,
-  clientRateLimit: Object.freeze({ enabled: false, requests: 60, windowMs: 60_000 }),
-  logLevel: 'info',
-  requestLog: Object.freeze({ enabled: false }),
-  metricsEnabled: true,
-  responseHeaders: true,
-  shutdownTimeoutMs: 30_000,
-  apiKeys: Object.freeze([]) as unknown as string[],
-  opsHost: '127.0.0.1',
-  maxInflightBodyBytes: 128 * 1024 * 1024,
-  redisCommandTimeoutMs: 100,
-});
 
 export interface PipelineOptions {
   /** Variables for `${VAR}`; undefined: no interpolation. */
@@ -467,10 +443,10 @@ export function buildConfig(
     metricsEnabled: s.metrics_enabled ?? d.metricsEnabled,
     responseHeaders: s.response_headers ?? d.responseHeaders,
     shutdownTimeoutMs: s.shutdown_timeout ?? d.shutdownTimeoutMs,
-    apiKeys: s.api_keys ?? [],
+    apiKeys: s.api_keys ?? [...d.apiKeys],
     ...(s.admin_key !== undefined ? { adminKey: s.admin_key } : {}),
-    ...(s.http2 !== undefined ? { http2: s.http2 } : {}),
-    ...(s.connections_per_origin !== undefined ? { connectionsPerOrigin: s.connections_per_origin } : {}),
+    http2: s.http2 ?? d.http2,
+    connectionsPerOrigin: s.connections_per_origin ?? d.connectionsPerOrigin,
     ...(s.redis_url !== undefined ? { redisUrl: s.redis_url } : {}),
     ...(s.ops_port !== undefined ? { opsPort: s.ops_port } : {}),
     opsHost: s.ops_host ?? d.opsHost,

@@ -4,4 +4,13 @@
  */
 
 export { EndpointSlot } from './endpoint.js';
+export {
+  type EnvRecord,
+  envText,
+  parseEnvBool,
+  parseEnvDuration,
+  parseEnvNumber,
+  processEnv,
+} from './env.js';
 export { type FastRandom, fastRandom } from './random.js';
+export { STREAM_DEFAULTS } from './stream-defaults.js';

@@ -1,4 +1,10 @@
-import { isDeadlineExceededError, isLbError, isNoHealthyEndpointError, type Router } from '@lb/core';
+import {
+  ConfigError,
+  isDeadlineExceededError,
+  isLbError,
+  isNoHealthyEndpointError,
+  type Router,
+} from '@lb/core';
 import type { Sink } from './attempt.js';
 
 /** Why a request moved on to the next model of a chain. */
@@ -221,7 +227,7 @@ export const FALLBACK_ENV_VARS = {
 
 /**
  * The chains `LB_FALLBACKS`, `LB_CONTEXT_WINDOW_FALLBACKS` and `LB_CONTENT_POLICY_FALLBACKS` give (`read` returns a
- * variable), or undefined when none is set. Throws a TypeError naming the variable when one is not a JSON object of
+ * variable), or undefined when none is set. Throws a `ConfigError` naming the variable when one is not a JSON object of
  * model → list of model names.
  */
 export function fallbackConfigFromEnv(
@@ -235,18 +241,22 @@ export function fallbackConfigFromEnv(
     try {
       parsed = JSON.parse(v);
     } catch {
-      throw new TypeError(`${name}: expected a JSON object such as {"gpt-4o":["gpt-4o-mini"]}`);
+      throw new ConfigError(`${name}: expected a JSON object such as {"gpt-4o":["gpt-4o-mini"]}`);
     }
     if (
       parsed === null ||
       typeof parsed !== 'object' ||
       Array.isArray(parsed) ||
       !Object.values(parsed).every(
-        (l) => Array.isArray(l) && l.every((m) => typeof m === 'string' && m !== ''),
+        (l) => Array.isArray(l) && l.every((m) => typeof m === 'string' && m.trim() !== ''),
       )
     )
-      throw new TypeError(`${name}: expected a JSON object of model → list of model names`);
-    (out ??= {})[field] = parsed as FallbackChainTable;
+      throw new ConfigError(`${name}: expected a JSON object of model → list of model names`);
+    // Names trimmed, as `@lb/config-env` reads the same variables.
+    const table: Record<string, string[]> = {};
+    for (const [k, l] of Object.entries(parsed as Record<string, string[]>))
+      table[k] = l.map((m) => m.trim());
+    (out ??= {})[field] = table as FallbackChainTable;
   }
   return out;
 }

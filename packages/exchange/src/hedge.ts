@@ -1,5 +1,6 @@
 import {
   type AttemptContext,
+  ConfigError,
   type Endpoint,
   type ExecuteOptions,
   type Guard,
@@ -176,7 +177,7 @@ export function parsePercentile(s: string): number {
   const m = /^p?(\d{1,2}(?:\.\d+)?)$/i.exec(s.trim());
   const v = m ? Number(m[1]) : Number.NaN;
   if (!(v > 0 && v < 100))
-    throw new TypeError(`hedge_after must be a percentile such as "p95" (received ${JSON.stringify(s)})`);
+    throw new ConfigError(`hedge_after must be a percentile such as "p95" (received ${JSON.stringify(s)})`);
   return v / 100;
 }
 

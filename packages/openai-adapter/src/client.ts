@@ -425,7 +425,7 @@ export class LoadBalancedOpenAI extends OpenAI {
  */
 export function createOpenAI(router: Router, options: AdapterOptions = {}): LoadBalancedOpenAI {
   if (!isRouter(router)) {
-    throw new TypeError(
+    throw new ConfigError(
       `createOpenAI: expected an @lb/core Router (createRouter(config)), received ${router === null ? 'null' : typeof router}`,
     );
   }

@@ -3,7 +3,7 @@
  * `EnhancedOpenAIClient` style wrappers: a list of keys (and fallback endpoints) in, the same helpers out.
  * New code should use `LoadBalancedOpenAI` from the main entry.
  */
-import type { EndpointConfig } from '@lb/core';
+import { ConfigError, type EndpointConfig } from '@lb/core';
 import type { ChatCompletion, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import type { ImagesResponse } from 'openai/resources/images';
 import {
@@ -37,7 +37,9 @@ function toOptions(o: EnhancedClientOptions | LoadBalancedOpenAIOptions): LoadBa
   const { apiKeys, baseURL, fallbackEndpoints, strategy, maxRetries, fallbackEnabled, ...adapter } =
     o as EnhancedClientOptions;
   if (apiKeys !== undefined && !Array.isArray(apiKeys)) {
-    throw new TypeError(`EnhancedOpenAIClient: apiKeys must be an array of keys, received ${typeof apiKeys}`);
+    throw new ConfigError(
+      `EnhancedOpenAIClient: apiKeys must be an array of keys, received ${typeof apiKeys}`,
+    );
   }
   const url = baseURL ?? 'https://api.openai.com/v1';
   // With the priority strategy the keys are tried in order; with others they share traffic.

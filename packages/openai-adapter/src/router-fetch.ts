@@ -11,6 +11,7 @@ import {
   type Router,
   type Usage,
 } from '@lb/core';
+import { STREAM_DEFAULTS } from '@lb/core/internal';
 import {
   type AffinityStore,
   Attempt,
@@ -64,7 +65,7 @@ import {
 import { usageFromBytes } from '@lb/providers/internal';
 import { continuing } from './internal/continue.js';
 import { askUsage, COST_HEADER, costText } from './internal/cost.js';
-import { bytesOption, msOption, readEnv } from './internal/env.js';
+import { bytesOption, envBool, msOption, readEnv } from './internal/env.js';
 import { hedgeOf } from './internal/hedge.js';
 import { readRequest } from './internal/request.js';
 import { streamBody, withUsage } from './internal/stream.js';
@@ -218,20 +219,20 @@ const ERROR_HEADERS = { 'content-type': 'application/json' };
  */
 export function createRouterFetch(router: Router, options: RouterFetchOptions = {}): FetchLike {
   if (!router || typeof (router as Partial<Router>).execute !== 'function') {
-    throw new TypeError(`createRouterFetch: expected an @lb/core Router, received ${describe(router)}`);
+    throw new ConfigError(`createRouterFetch: expected an @lb/core Router, received ${describe(router)}`);
   }
   if (options.fetch !== undefined && typeof options.fetch !== 'function') {
-    throw new TypeError(
+    throw new ConfigError(
       `createRouterFetch: options.fetch must be a function, received ${describe(options.fetch)}`,
     );
   }
   if (options.route !== undefined && typeof options.route !== 'function') {
-    throw new TypeError(
+    throw new ConfigError(
       `createRouterFetch: options.route must be a function, received ${describe(options.route)}`,
     );
   }
   if (options.responseHeaders !== undefined && typeof options.responseHeaders !== 'boolean') {
-    throw new TypeError(
+    throw new ConfigError(
       `createRouterFetch: options.responseHeaders must be a boolean, received ${describe(options.responseHeaders)}`,
     );
   }
@@ -242,14 +243,19 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     options.streamFirstByteTimeoutMs,
     'streamFirstByteTimeoutMs',
     'STREAM_FIRST_BYTE_TIMEOUT',
-    30_000,
+    STREAM_DEFAULTS.streamFirstByteTimeoutMs,
   );
-  const idleMs = msOption(options.streamIdleTimeoutMs, 'streamIdleTimeoutMs', 'STREAM_IDLE_TIMEOUT', 60_000);
+  const idleMs = msOption(
+    options.streamIdleTimeoutMs,
+    'streamIdleTimeoutMs',
+    'STREAM_IDLE_TIMEOUT',
+    STREAM_DEFAULTS.streamIdleTimeoutMs,
+  );
   const holdMs = msOption(
     options.streamProbationHoldMs,
     'streamProbationHoldMs',
     'STREAM_PROBATION_HOLD',
-    10_000,
+    STREAM_DEFAULTS.streamProbationHoldMs,
   );
   // While a stream is held, the end of its endpoint's probation lets it go live (after the listener's caller is
   // done); nothing listens while nothing is held.
@@ -258,7 +264,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
       options.streamProbationMaxBytes,
       'streamProbationMaxBytes',
       'STREAM_PROBATION_MAX_BYTES',
-      64 * 1024 * 1024,
+      STREAM_DEFAULTS.streamProbationMaxBytes,
     ),
     (release) =>
       router.on('endpoint:probation', (e) => {
@@ -269,7 +275,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
     options.maxEventBytes,
     'maxEventBytes',
     'LB_MAX_SSE_EVENT_BYTES',
-    8 * 1024 * 1024,
+    STREAM_DEFAULTS.maxEventBytes,
   );
   // The engine's settings for every call of this client: the same lifecycle lb-server runs.
   const settings: AttemptSettings = {
@@ -281,7 +287,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
       options.maxStreamDurationMs,
       'maxStreamDurationMs',
       'LB_MAX_STREAM_DURATION',
-      30 * 60_000,
+      STREAM_DEFAULTS.maxStreamDurationMs,
     ),
     timers: defaultTimers,
     passBody: true,
@@ -301,7 +307,7 @@ export function createRouterFetch(router: Router, options: RouterFetchOptions = 
   const transport = (): FetchLike => options.fetch ?? globalThis.fetch;
   const cost = options.cost;
   const upstream = fetchTransport(transport);
-  const streamContinue = options.streamContinue ?? readEnv('LB_STREAM_CONTINUE') === 'true';
+  const streamContinue = options.streamContinue ?? envBool('LB_STREAM_CONTINUE') ?? false;
   const hedgeConfig = hedgeOf(options.hedge);
   const hedger = hedgeConfig === undefined ? undefined : new Hedger(router, hedgeConfig);
 

@@ -1,3 +1,4 @@
+import { ConfigError } from '@lb/core';
 import { anthropicDialect } from './dialects/anthropic.js';
 import { azureDialect } from './dialects/azure.js';
 import { openaiDialect } from './dialects/openai.js';
@@ -50,15 +51,15 @@ export function findDialect(name: string): Dialect | undefined {
  */
 export function registerDialect(dialect: Dialect): () => void {
   if (!dialect || typeof dialect !== 'object') {
-    throw new TypeError(`registerDialect: expected a dialect object, received ${String(dialect)}`);
+    throw new ConfigError(`registerDialect: expected a dialect object, received ${String(dialect)}`);
   }
   if (typeof dialect.name !== 'string' || dialect.name.length === 0) {
-    throw new TypeError(
+    throw new ConfigError(
       `registerDialect: dialect.name must be a non-empty string, received ${JSON.stringify(dialect.name)}`,
     );
   }
   if (typeof dialect.supports !== 'function' || typeof dialect.prepare !== 'function') {
-    throw new TypeError(
+    throw new ConfigError(
       `registerDialect(${JSON.stringify(dialect.name)}): supports and prepare must be functions`,
     );
   }

@@ -87,6 +87,9 @@ function describeEndpoint(e: RouterConfig['endpoints'][number], i: number): stri
   return `  • ${id.padEnd(14)} ${e.url}  key ${maskKey(e.apiKey) || '(none)'}  priority ${e.priority ?? 1} weight ${e.weight ?? 1}  ${models}${e.enabled === false ? '  (disabled)' : ''}`;
 }
 
+/** The demo's own defaults, for variables the environment leaves unset: a quieter log. */
+const DEMO_ENV: Readonly<Record<string, string>> = { LOG_LEVEL: 'warn' };
+
 async function main(): Promise<number> {
   let args: Args;
   try {
@@ -105,34 +108,40 @@ async function main(): Promise<number> {
   }
   if (args.command === 'check') return check(args);
 
-  // One trip to the config loader: is anything configured, and if so, the config (or what is wrong with it).
-  const pre = args.demo === 'force' ? undefined : await startupConfig({ file: args.config });
-  const demo = args.demo === 'force' || (args.demo === 'auto' && !args.config && pre?.present !== true);
+  // One trip to the config loader: is anything configured, and if so, the config (or what is wrong with it); for the
+  // demo, the server's settings read from the environment by @lb/config-env's table (PORT, HOST, LOG_LEVEL).
+  const maybeDemo = args.demo === 'force' || (args.demo === 'auto' && !args.config);
+  const pre = await startupConfig({
+    file: args.config,
+    ...(maybeDemo ? { demo: { force: args.demo === 'force', defaults: DEMO_ENV } } : {}),
+  });
+  const demo = args.demo === 'force' || (maybeDemo && pre.present !== true);
   let config: ServerConfigInput;
   let closeDemo: (() => Promise<void>) | undefined;
   if (demo) {
+    if (pre.error !== undefined || pre.settings === undefined) {
+      console.error(describeConfigError(pre.error ?? new Error('the config loader returned no settings')));
+      return 1;
+    }
     const up = await startDemoUpstreams();
     closeDemo = up.close;
+    const s = pre.settings;
     config = {
       router: { endpoints: up.endpoints, strategy: 'round-robin', backoff: { initialMs: 50, maxMs: 500 } },
-      server: {
-        port: process.env.PORT ? Number(process.env.PORT) : 8080,
-        host: process.env.HOST || '127.0.0.1',
-        logLevel: process.env.LOG_LEVEL || 'warn',
-      },
+      server: { port: s.port, host: s.host, logLevel: s.logLevel },
       breaker: { enabled: true, threshold: 3, halfOpenAfterMs: 5000 },
       healthCheck: { enabled: false },
     };
   } else {
-    if (!args.config && pre?.present !== true) {
+    if (!args.config && pre.present !== true) {
       console.error(
         'lb-server: nothing is configured: no endpoint in the environment and no --config file.\n\n' +
           `${HELP}\n\nTry it without keys: lb-server --demo`,
       );
       return 1;
     }
-    if (pre?.error !== undefined || pre?.config === undefined) {
-      console.error(describeConfigError(pre?.error ?? new Error('the config loader returned no config')));
+    if (pre.error !== undefined || pre.config === undefined) {
+      console.error(describeConfigError(pre.error ?? new Error('the config loader returned no config')));
       return 1;
     }
     config = pre.config;

@@ -1,76 +1,42 @@
 import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
-import type { LbConfig } from '@lb/config-env';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { LbConfig, ServerConfig } from '@lb/config-env';
+import type { LoaderAnswer, LoaderJob } from './config-loader.js';
 import type { ServerConfigInput } from './options.js';
 
-type ConfigEnv = typeof import('@lb/config-env');
-
 /**
- * What the config loader runs: `@lb/config-env` (zod, smol-toml, yaml: ~8 MB of RSS once loaded, which no module
- * system lets go of) is loaded in a short-lived child process, so that a serving proxy never holds it. Not a worker
- * thread: a thread's glibc malloc arena stays behind in the process after the thread ends (~2-3 MB of RSS for the
- * proxy's whole life). The job goes in on the IPC channel and the answer comes back on it as plain data (a config is
- * plain data: JSON/TOML/env values); the child's stdout is not read, so nothing it prints can garble an answer.
+ * The config loader's module (`config-loader.ts`, built as `dist/config-loader.js`), run in a short-lived child
+ * process so that a serving proxy never holds `@lb/config-env` (see that module for why a process and not a thread).
+ * Running from source (this package's tests), the built one; undefined when there is none (not built, or no
+ * `import.meta.url`): the job then runs in this process.
  */
-const LOADER = `
-process.once('message', (w) => {
-  const out = {};
+function loaderPath(): string | undefined {
   try {
-    const c = require(w.path);
-    // Strategies of other packages a config may name (\`strategy = "cheapest"\`, @lb/spend) are known to validation.
-    if (w.spend) { try { require(w.spend).registerCheapest(); } catch {} }
-    if (w.present) {
-      let dot = {};
-      try { dot = c.readDotenv(w.cwd); } catch {}
-      out.present = c.isConfigured({ ...dot, ...process.env });
-    }
-    if (w.load && out.present !== false) out.config = c.loadConfig({ file: w.file, cwd: w.cwd, dotenv: true });
-  } catch (e) {
-    out.error = { name: e && e.name, message: String((e && e.message) || e), errors: e && Array.isArray(e.errors) ? e.errors.map((i) => ({ path: String(i.path), message: String(i.message) })) : undefined };
-  }
-  process.send(out, () => process.disconnect());
-});`;
-
-interface LoaderAnswer {
-  present?: boolean;
-  config?: LbConfig & ServerConfigInput;
-  error?: { name?: string; message: string; errors?: { path: string; message: string }[] };
-}
-
-function spendPath(): string | undefined {
-  try {
-    return createRequire(import.meta.url).resolve('@lb/spend');
+    const here = import.meta.url;
+    const file = fileURLToPath(
+      new URL(here.endsWith('.ts') ? '../dist/config-loader.js' : './config-loader.js', here),
+    );
+    return existsSync(file) ? file : undefined;
   } catch {
     return undefined;
   }
 }
 
-function configEnvPath(): string | undefined {
-  try {
-    return createRequire(import.meta.url).resolve('@lb/config-env');
-  } catch {
-    return undefined; // no import.meta (the CommonJS build): load in process
-  }
-}
+/** The loader's flag (the same as `config-loader.ts`'s `LOADER_FLAG`, which this module must not import). */
+const LOADER_FLAG = '--lb-config-loader';
 
-function inLoader(job: {
-  present?: boolean;
-  load?: boolean;
-  file?: string;
-  cwd: string;
-  env: NodeJS.ProcessEnv;
-}): Promise<LoaderAnswer> | undefined {
-  const path = configEnvPath();
-  if (path === undefined) return undefined;
-  return new Promise<LoaderAnswer>((resolve, reject) => {
-    const { env, ...rest } = job;
-    const child = spawn(process.execPath, ['-e', LOADER], {
+type Answer = LoaderAnswer & { config?: LbConfig & ServerConfigInput };
+
+function inChild(path: string, job: LoaderJob, env: NodeJS.ProcessEnv): Promise<Answer> {
+  return new Promise<Answer>((resolve, reject) => {
+    const child = spawn(process.execPath, [path, LOADER_FLAG], {
       env,
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       windowsHide: true,
     });
-    let answer: LoaderAnswer | undefined;
-    child.once('message', (m: LoaderAnswer) => {
+    let answer: Answer | undefined;
+    child.once('message', (m: Answer) => {
       answer = m;
     });
     child.once('error', reject);
@@ -78,19 +44,20 @@ function inLoader(job: {
       if (answer) resolve(answer);
       else reject(new Error(`the config loader exited (${signal ?? code}) without an answer`));
     });
-    child.send({ ...rest, path, spend: spendPath() });
-  }).then((a) => {
-    if (a.error) throw Object.assign(new Error(a.error.message), a.error);
-    return a;
+    child.send(job);
   });
 }
 
-let inProcess: Promise<ConfigEnv> | undefined;
-const configEnv = () =>
-  (inProcess ??= import('@lb/spend').then((s) => {
-    s.registerCheapest();
-    return import('@lb/config-env');
-  }));
+/** Runs a loader job in the child process (or in this one, without a built loader); throws the error it answers. */
+async function load(job: LoaderJob, env: NodeJS.ProcessEnv): Promise<Answer> {
+  const path = loaderPath();
+  const a: Answer =
+    path !== undefined
+      ? await inChild(path, job, env)
+      : await (await import('./config-loader.js')).runLoaderJob(job, env);
+  if (a.error) throw Object.assign(new Error(a.error.message), a.error);
+  return a;
+}
 
 /**
  * Loads the config the CLI runs with: the file when given (or `LB_CONFIG`), else the environment schemes of
@@ -99,46 +66,48 @@ const configEnv = () =>
 export async function loadServerConfig(
   opts: { file?: string; cwd?: string } = {},
 ): Promise<LbConfig & ServerConfigInput> {
-  const cwd = opts.cwd ?? process.cwd();
-  const w = inLoader({ load: true, file: opts.file, cwd, env: process.env });
-  if (w) return (await w).config!;
-  return (await configEnv()).loadConfig({ file: opts.file, cwd, dotenv: true });
+  const a = await load({ load: true, file: opts.file, cwd: opts.cwd ?? process.cwd() }, process.env);
+  return a.config!;
 }
 
 /** True when the environment (or a `.env` file in `cwd`) configures at least one endpoint or a config file. */
 export async function configIsPresent(env: NodeJS.ProcessEnv, cwd: string = process.cwd()): Promise<boolean> {
-  const w = inLoader({ present: true, cwd, env });
-  if (w) return (await w).present === true;
-  const c = await configEnv();
-  let dot: Record<string, string> = {};
-  try {
-    dot = c.readDotenv(cwd);
-  } catch {
-    // an unreadable .env counts as none
-  }
-  return c.isConfigured({ ...dot, ...env });
+  return (await load({ present: true, cwd }, env)).present === true;
 }
 
 /**
  * What the CLI starts with, in one trip to the config loader: whether anything is configured (the environment, a
- * `.env` file in `cwd`, or the file given) and, when it is, the loaded config or the error loading it raised.
+ * `.env` file in `cwd`, or the file given) and, when it is, the loaded config or the error loading it raised. With
+ * `demo`, the server's settings read from the environment alone when no config is loaded (`demo` gives values for
+ * variables left unset); with `demo: 'force'`, only those settings.
  */
 export async function startupConfig(
-  opts: { file?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {},
-): Promise<{ present: boolean; config?: LbConfig & ServerConfigInput; error?: unknown }> {
+  opts: {
+    file?: string;
+    cwd?: string;
+    env?: NodeJS.ProcessEnv;
+    demo?: { force: boolean; defaults: Record<string, string> };
+  } = {},
+): Promise<{
+  present: boolean;
+  config?: LbConfig & ServerConfigInput;
+  settings?: ServerConfig;
+  error?: unknown;
+}> {
   const cwd = opts.cwd ?? process.cwd();
-  const env = opts.env ?? process.env;
-  const check = opts.file === undefined;
-  const w = inLoader({ present: check, load: true, file: opts.file, cwd, env });
-  if (w === undefined) {
-    if (check && !(await configIsPresent(env, cwd))) return { present: false };
-    return loadServerConfig({ file: opts.file, cwd }).then(
-      (config) => ({ present: true, config }),
-      (error: unknown) => ({ present: true, error }),
+  const settings = opts.demo?.defaults;
+  if (opts.demo?.force)
+    return load({ cwd, settings }, opts.env ?? process.env).then(
+      (a) => ({ present: false, settings: a.settings }),
+      (error: unknown) => ({ present: false, error }),
     );
-  }
-  return w.then(
-    (a) => ({ present: !check || a.present === true, config: a.config }),
+  const check = opts.file === undefined;
+  return load({ present: check, load: true, file: opts.file, cwd, settings }, opts.env ?? process.env).then(
+    (a) => ({
+      present: !check || a.present === true,
+      config: a.config,
+      ...(a.settings ? { settings: a.settings } : {}),
+    }),
     // The loader only loads once something is configured: an error means there was something to load.
     (error: unknown) => ({ present: true, error }),
   );

@@ -1,19 +1,16 @@
 import type { ServerConfig } from '@lb/config-env';
+import { SERVER_DEFAULTS } from '@lb/config-env/defaults';
 import { ConfigError, type RouterConfig } from '@lb/core';
 import type { FallbackConfig, HedgeConfig } from '@lb/exchange';
 
 /**
  * The server's own settings: the `server` section of `@lb/config-env`'s `LbConfig` (every field, its default and env
- * var are documented there), with the transport settings made definite. Every field is optional when passed to
- * `createServer`; defaults in {@link DEFAULT_SETTINGS}.
+ * var are documented there). Every field is optional when passed to `createServer`; defaults in
+ * {@link DEFAULT_SETTINGS}.
  */
-export interface ServerSettings extends Omit<ServerConfig, 'apiKeys' | 'http2' | 'connectionsPerOrigin'> {
+export interface ServerSettings extends Omit<ServerConfig, 'apiKeys'> {
   /** Accepted client keys (`Authorization: Bearer …`, `api-key` or `x-api-key`). Empty: open. Env `LB_API_KEYS`. */
   apiKeys: readonly string[];
-  /** Offer HTTP/2 to https upstreams (ALPN). Default true. Env `HTTP2`. */
-  http2: boolean;
-  /** Keep-alive connections per upstream origin; `null` = unbounded. Default null. */
-  connectionsPerOrigin: number | null;
 }
 
 /** Breaker settings (the `breaker` section of `LbConfig`). */
@@ -32,40 +29,13 @@ export interface HealthCheckSettings {
 }
 
 /**
- * The defaults of {@link ServerSettings}.
+ * The defaults of {@link ServerSettings}: `@lb/config-env`'s `SERVER_DEFAULTS`, the one declaration (a config from
+ * the environment or a file and `createServer`'s own defaults never differ).
  *
  * @example
  * createServer({ router, server: { ...DEFAULT_SETTINGS, port: 9000 } });
  */
-export const DEFAULT_SETTINGS: ServerSettings = Object.freeze({
-  host: '127.0.0.1',
-  port: 8080,
-  timeoutMs: 60_000,
-  connectTimeoutMs: 10_000,
-  streamFirstByteTimeoutMs: 30_000,
-  streamIdleTimeoutMs: 60_000,
-  streamProbationHoldMs: 10_000,
-  streamProbationMaxBytes: 64 * 1024 * 1024,
-  maxEventBytes: 8 * 1024 * 1024,
-  maxStreamDurationMs: 30 * 60_000,
-  bodyLimitBytes: 25 * 1024 * 1024,
-  clientRateLimit: Object.freeze({ enabled: false, requests: 60, windowMs: 60_000 }),
-  logLevel: 'info',
-  requestLog: Object.freeze({ enabled: false }),
-  metricsEnabled: true,
-  responseHeaders: true,
-  shutdownTimeoutMs: 30_000,
-  apiKeys: Object.freeze([]) as readonly string[],
-  adminKey: undefined,
-  http2: true,
-  connectionsPerOrigin: null,
-  redisUrl: undefined,
-  opsPort: undefined,
-  opsHost: '127.0.0.1',
-  maxInflightBodyBytes: 128 * 1024 * 1024,
-  redisCommandTimeoutMs: 100,
-  replicas: undefined,
-}) as ServerSettings;
+export const DEFAULT_SETTINGS: Readonly<ServerSettings> = SERVER_DEFAULTS;
 
 const POSITIVE_MS = [
   'timeoutMs',

@@ -84,3 +84,19 @@ export async function spawnServer(env: Record<string, string>, args: string[] = 
   });
   return { child, url, out: () => out, exit };
 }
+
+/** Runs the built CLI to its exit, with only `PATH` and `env` in its environment: its exit code and all it printed. */
+export function runCli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; out: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    cwd: tmpdir(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  return new Promise((r) => child.on('exit', (code) => r({ code, out })));
+}

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -6,7 +5,7 @@ import { join } from 'node:path';
 import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { CLI, cliTimeout, measureCliStart, outputMatches, type Proc, spawnServer } from './cli-helpers.js';
+import { cliTimeout, measureCliStart, outputMatches, type Proc, runCli, spawnServer } from './cli-helpers.js';
 
 // Tests here start up to ten lb-server processes one after another: their time limit follows the machine's pace.
 await measureCliStart();
@@ -19,18 +18,6 @@ const ADMIN_POST = {
   method: 'POST',
   headers: { 'x-admin-key': ADMIN_KEY, 'content-type': 'application/json' },
 } as const;
-
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { PATH: process.env.PATH ?? '', ...env },
-    cwd: tmpdir(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  return new Promise((r) => child.on('exit', (code) => r({ code, out })));
-}
 
 function envFor(ups: FakeUpstream[]): Record<string, string> {
   const env: Record<string, string> = {};

@@ -1,3 +1,4 @@
+import { ConfigError } from '@lb/core';
 import { type BudgetName, SpendError } from './errors.js';
 import type { VirtualKey } from './keys.js';
 import { type AdmitReply, type BudgetStore, type MaybePromise, MemoryBudgetStore } from './store.js';
@@ -156,10 +157,12 @@ export class Budgets {
   constructor(options: BudgetsOptions = {}) {
     const replicas = options.replicas ?? 1;
     if (!Number.isInteger(replicas) || replicas < 1) {
-      throw new TypeError(`Budgets: replicas must be an integer >= 1, received ${JSON.stringify(replicas)}`);
+      throw new ConfigError(
+        `Budgets: replicas must be an integer >= 1, received ${JSON.stringify(replicas)}`,
+      );
     }
     if (options.now !== undefined && typeof options.now !== 'function') {
-      throw new TypeError(`Budgets: now must be a function, received ${typeof options.now}`);
+      throw new ConfigError(`Budgets: now must be a function, received ${typeof options.now}`);
     }
     this.#now = options.now ?? Date.now;
     this.#store = options.store ?? new MemoryBudgetStore({ now: this.#now });

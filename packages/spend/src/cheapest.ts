@@ -1,4 +1,4 @@
-import { registerStrategy, type Strategy, type StrategyFactory } from '@lb/core';
+import { ConfigError, registerStrategy, type Strategy, type StrategyFactory } from '@lb/core';
 import { PriceTable } from './prices.js';
 
 /** Options of {@link cheapest}. */
@@ -37,11 +37,13 @@ const U30_SCALE = 1 / 0x40000000;
 export function cheapest(options: CheapestOptions = {}): StrategyFactory {
   const ratio = options.inputPerOutput ?? 3;
   if (typeof ratio !== 'number' || !Number.isFinite(ratio) || ratio < 0) {
-    throw new TypeError(`cheapest: inputPerOutput must be a number >= 0, received ${JSON.stringify(ratio)}`);
+    throw new ConfigError(
+      `cheapest: inputPerOutput must be a number >= 0, received ${JSON.stringify(ratio)}`,
+    );
   }
   const table = options.prices;
   if (table !== undefined && !(table instanceof PriceTable)) {
-    throw new TypeError('cheapest: prices must be a PriceTable');
+    throw new ConfigError('cheapest: prices must be a PriceTable');
   }
   // One table for every route (a table holds a slot on each endpoint: one per route would pile them up).
   let shared = table;

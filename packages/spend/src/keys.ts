@@ -1,4 +1,5 @@
 import * as crypto from 'node:crypto';
+import { ConfigError } from '@lb/core';
 import { SpendError } from './errors.js';
 
 /**
@@ -121,7 +122,7 @@ export function parseExpiry(v: string | number | Date, where = 'expires'): numbe
   else if (typeof v === 'string') t = Date.parse(v);
   else t = Number.NaN;
   if (!Number.isFinite(t)) {
-    throw new TypeError(
+    throw new ConfigError(
       `${where}: expected a date (2027-06-30), an ISO timestamp or epoch ms, received ${JSON.stringify(v)}`,
     );
   }
@@ -131,7 +132,7 @@ export function parseExpiry(v: string | number | Date, where = 'expires'): numbe
 function limit(v: unknown, where: string, int = false): number | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (int && !Number.isInteger(v))) {
-    throw new TypeError(
+    throw new ConfigError(
       `${where}: expected ${int ? 'an integer' : 'a number'} >= 0, received ${JSON.stringify(v)}`,
     );
   }
@@ -217,9 +218,10 @@ export class KeyRing {
   readonly #now: () => number;
 
   constructor(keys: readonly KeyConfig[] = [], options: KeyRingOptions = {}) {
-    if (!Array.isArray(keys)) throw new TypeError(`KeyRing: keys must be an array, received ${typeof keys}`);
+    if (!Array.isArray(keys))
+      throw new ConfigError(`KeyRing: keys must be an array, received ${typeof keys}`);
     if (options.now !== undefined && typeof options.now !== 'function') {
-      throw new TypeError(`KeyRing: now must be a function, received ${typeof options.now}`);
+      throw new ConfigError(`KeyRing: now must be a function, received ${typeof options.now}`);
     }
     this.#now = options.now ?? Date.now;
     keys.forEach((c, i) => {
@@ -227,7 +229,7 @@ export class KeyRing {
     });
     (options.apiKeys ?? []).forEach((k, i) => {
       if (typeof k !== 'string' || k === '') {
-        throw new TypeError(`apiKeys[${i}]: expected a non-empty string, received ${typeof k}`);
+        throw new ConfigError(`apiKeys[${i}]: expected a non-empty string, received ${typeof k}`);
       }
       const hex = digest(k);
       // A named key with the same secret wins: it carries the limits.
@@ -255,31 +257,32 @@ export class KeyRing {
    * or secret already held.
    */
   add(c: KeyConfig, where = 'key'): VirtualKey {
-    if (!c || typeof c !== 'object') throw new TypeError(`${where}: expected a table, received ${typeof c}`);
+    if (!c || typeof c !== 'object')
+      throw new ConfigError(`${where}: expected a table, received ${typeof c}`);
     if (typeof c.name !== 'string' || c.name === '') {
-      throw new TypeError(`${where}.name: missing: every key needs a name`);
+      throw new ConfigError(`${where}.name: missing: every key needs a name`);
     }
     if ((c.key === undefined) === (c.keySha256 === undefined)) {
-      throw new TypeError(`${where}: set exactly one of key and key_sha256`);
+      throw new ConfigError(`${where}: set exactly one of key and key_sha256`);
     }
     let hex: string;
     if (c.key !== undefined) {
-      if (typeof c.key !== 'string' || c.key === '') throw new TypeError(`${where}.key: must not be empty`);
+      if (typeof c.key !== 'string' || c.key === '') throw new ConfigError(`${where}.key: must not be empty`);
       hex = digest(c.key);
     } else {
       if (typeof c.keySha256 !== 'string' || !HEX64.test(c.keySha256)) {
-        throw new TypeError(
+        throw new ConfigError(
           `${where}.key_sha256: expected 64 hex digits (a SHA-256), received a ${typeof c.keySha256}`,
         );
       }
       hex = c.keySha256.toLowerCase();
     }
     if (this.#byName.has(c.name))
-      throw new TypeError(`${where}.name: duplicate key name ${JSON.stringify(c.name)}`);
+      throw new ConfigError(`${where}.name: duplicate key name ${JSON.stringify(c.name)}`);
     // An unnamed key (`LB_API_KEYS`) with the same secret gives way: the named one carries the limits.
     const held = this.#byDigest.get(hex);
     if (held?.name !== undefined) {
-      throw new TypeError(`${where}: the same secret as key ${JSON.stringify(held.name)}`);
+      throw new ConfigError(`${where}: the same secret as key ${JSON.stringify(held.name)}`);
     }
     const k = new Key(hex, c, where);
     this.#byDigest.set(hex, k);

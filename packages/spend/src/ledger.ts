@@ -1,3 +1,4 @@
+import { ConfigError } from '@lb/core';
 /** Totals of one key, model or endpoint in a period. */
 export interface SpendTotals {
   /** USD of the priced requests. */
@@ -89,7 +90,9 @@ export class SpendLedger {
   constructor(options: SpendLedgerOptions = {}) {
     const max = options.maxLabels ?? 100;
     if (!Number.isInteger(max) || max < 1) {
-      throw new TypeError(`SpendLedger: maxLabels must be an integer >= 1, received ${JSON.stringify(max)}`);
+      throw new ConfigError(
+        `SpendLedger: maxLabels must be an integer >= 1, received ${JSON.stringify(max)}`,
+      );
     }
     this.#max = max;
     this.#now = options.now ?? Date.now;

@@ -1,3 +1,4 @@
+import { ConfigError } from '@lb/core';
 import { EndpointSlot } from '@lb/core/internal';
 import { DEFAULT_PRICES, PRICES_DATE } from './prices-data.js';
 
@@ -94,24 +95,24 @@ const SUFFIX = /(-\d{4}-\d{2}-\d{2}|-\d{8}|-latest|-preview)$/;
 function check(v: unknown, where: string): number | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
-    throw new TypeError(`${where}: expected a number >= 0 (USD), received ${JSON.stringify(v)}`);
+    throw new ConfigError(`${where}: expected a number >= 0 (USD), received ${JSON.stringify(v)}`);
   }
   return v;
 }
 
 /**
- * Validates a {@link PriceInput} into a {@link Price}; throws a `TypeError` naming `where` and the value.
+ * Validates a {@link PriceInput} into a {@link Price}; throws a `ConfigError` naming `where` and the value.
  *
  * @example
  * toPrice({ input: 0.15, output: 0.6 }, 'prices.gpt-4o-mini'); // { input: 0.15, cachedInput: 0.15, … }
  */
 export function toPrice(p: PriceInput, where = 'price'): Price {
   if (!p || typeof p !== 'object' || Array.isArray(p)) {
-    throw new TypeError(`${where}: expected a table like { input, output }, received ${JSON.stringify(p)}`);
+    throw new ConfigError(`${where}: expected a table like { input, output }, received ${JSON.stringify(p)}`);
   }
   for (const k of Object.keys(p)) {
     if (!KNOWN.has(k))
-      throw new TypeError(`${where}.${k}: unknown price field; known: ${[...KNOWN].join(', ')}`);
+      throw new ConfigError(`${where}.${k}: unknown price field; known: ${[...KNOWN].join(', ')}`);
   }
   const input = check(p.input, `${where}.input`) ?? 0;
   return Object.freeze({
@@ -199,7 +200,7 @@ export class PriceTable {
 
   constructor(options: PriceTableOptions = {}) {
     if (options.onUnknown !== undefined && typeof options.onUnknown !== 'function') {
-      throw new TypeError(`PriceTable: onUnknown must be a function, received ${typeof options.onUnknown}`);
+      throw new ConfigError(`PriceTable: onUnknown must be a function, received ${typeof options.onUnknown}`);
     }
     this.#onUnknown = options.onUnknown;
     if (options.defaults !== false) {

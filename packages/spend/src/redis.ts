@@ -1,3 +1,4 @@
+import { ConfigError } from '@lb/core';
 import type { AdmitReply, BudgetStore } from './store.js';
 
 /**
@@ -71,7 +72,7 @@ export class RedisBudgetStore implements BudgetStore {
 
   constructor(client: RedisScriptClient, options: RedisBudgetStoreOptions = {}) {
     if (!client || typeof client.evalsha !== 'function' || typeof client.script !== 'function') {
-      throw new TypeError(
+      throw new ConfigError(
         'RedisBudgetStore: expected a Redis client with script() and evalsha() (an ioredis instance), received ' +
           (client === null ? 'null' : typeof client),
       );

@@ -1,3 +1,4 @@
+import { ConfigError } from '@lb/core';
 /** A value now, or later (a remote store). */
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -70,7 +71,7 @@ export class MemoryBudgetStore implements BudgetStore {
     this.#now = options.now ?? Date.now;
     const s = options.sweepEvery ?? 1024;
     if (!Number.isInteger(s) || s < 1) {
-      throw new TypeError(
+      throw new ConfigError(
         `MemoryBudgetStore: sweepEvery must be an integer >= 1, received ${JSON.stringify(s)}`,
       );
     }

@@ -45,7 +45,7 @@ export interface BreakerOptions {
   threshold?: number;
   /** Options of the `sampling` policy. */
   sampling?: SamplingOptions;
-  /** How long a circuit stays open before one probe request may go through, ms. Default 60000. Env: `CIRCUIT_BREAKER_TIMEOUT` (seconds). */
+  /** How long a circuit stays open before one probe request may go through, ms. Default 60000. Env: `CIRCUIT_BREAKER_TIMEOUT` (seconds, or a duration such as `1m30s`). */
   halfOpenAfterMs?: number;
   /** Grow the open period on each re-open after a failed probe, capped. Default: constant `halfOpenAfterMs`. */
   halfOpenBackoff?: HalfOpenBackoffOptions;
@@ -147,7 +147,7 @@ export function resolveOptions(o: BreakerOptions): Resolved {
     );
   const halfOpenAfterMs =
     num('breaker.halfOpenAfterMs', o.halfOpenAfterMs, 0) ??
-    envNumber(env, 'CIRCUIT_BREAKER_TIMEOUT', 0, { scale: 1000 }) ??
+    envNumber(env, 'CIRCUIT_BREAKER_TIMEOUT', 0, { unit: 's' }) ??
     60_000;
   const b = o.halfOpenBackoff;
   if (b !== undefined && (b === null || typeof b !== 'object'))

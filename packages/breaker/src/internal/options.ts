@@ -1,11 +1,11 @@
-import { ConfigError, parseDuration } from '@lb/core';
+import { ConfigError } from '@lb/core';
+import { envText, parseEnvDuration, parseEnvNumber, processEnv } from '@lb/core/internal';
 
 /** Environment variables as a plain record (`process.env` where it exists; nothing in browsers). */
 export type Env = Readonly<Record<string, string | undefined>>;
 
 export function defaultEnv(): Env {
-  const p = (globalThis as { process?: { env?: Env } }).process;
-  return p?.env ?? {};
+  return processEnv();
 }
 
 function show(v: unknown): string {
@@ -62,31 +62,26 @@ export function oneOf<T extends string>(where: string, v: unknown, allowed: read
   return v as T;
 }
 
-/** Reads a number from the environment (`scale` converts its unit to ms), throwing naming the variable and value. */
+/**
+ * Reads a number from the environment by the rules every lb package reads variables by (`@lb/core/internal`, the
+ * same as `@lb/config-env`'s): trimmed, blank is unset; with `unit`, a duration (a bare number in that unit, or text
+ * like `30s`) in ms. Throws a `ConfigError` naming the variable and the value.
+ */
 export function envNumber(
   env: Env,
   name: string,
   min: number,
-  opts: { integer?: boolean; scale?: number; durations?: boolean } = {},
+  opts: { integer?: boolean; unit?: 'ms' | 's' } = {},
 ): number | undefined {
   const raw = env[name];
-  if (raw === undefined || raw.trim() === '') return undefined;
-  const text = raw.trim();
-  let value = Number(text);
-  if (!Number.isFinite(value) && opts.durations) {
-    const ms = parseDuration(text);
-    if (ms !== undefined) return check(ms);
-  }
-  if (!Number.isFinite(value) || (opts.integer && !Number.isInteger(value))) {
+  const text = envText(env, name);
+  if (text === undefined) return undefined;
+  const value = opts.unit ? parseEnvDuration(text, opts.unit) : parseEnvNumber(text);
+  if (value === undefined || (opts.integer && !Number.isInteger(value))) {
     throw new ConfigError(
-      `${name}: expected ${opts.integer ? 'an integer' : 'a number'}${opts.durations ? ' or a duration such as 30s' : ''}, received ${show(raw)}`,
+      `${name}: expected ${opts.integer ? 'an integer' : 'a number'}${opts.unit ? ' or a duration such as 30s' : ''}, received ${show(raw)}`,
     );
   }
-  value *= opts.scale ?? 1;
-  return check(value);
-
-  function check(v: number): number {
-    if (v < min) throw new ConfigError(`${name}: expected a value >= ${min}, received ${show(raw)}`);
-    return v;
-  }
+  if (value < min) throw new ConfigError(`${name}: expected a value >= ${min}, received ${show(raw)}`);
+  return value;
 }

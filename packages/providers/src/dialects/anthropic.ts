@@ -1,4 +1,4 @@
-import { type Endpoint, redact } from '@lb/core';
+import { ConfigError, type Endpoint, redact } from '@lb/core';
 import { fromUtf8 } from '../body.js';
 import { ProviderError } from '../errors.js';
 import type {
@@ -41,8 +41,8 @@ interface Settings {
   beta: string | undefined;
 }
 
-function bad(message: string): TypeError {
-  return new TypeError(message);
+function bad(message: string): ConfigError {
+  return new ConfigError(message);
 }
 
 /**

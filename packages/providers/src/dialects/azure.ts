@@ -1,4 +1,4 @@
-import type { Endpoint } from '@lb/core';
+import { ConfigError, type Endpoint } from '@lb/core';
 import { replaceModel } from '../body.js';
 import type { Dialect, DialectRequest, UpstreamRequest } from '../types.js';
 import { upstreamHeaders } from './shared.js';
@@ -32,7 +32,7 @@ const cache = new WeakMap<Endpoint, AzureSettings>();
 
 /**
  * Reads and validates the Azure settings of an endpoint (`meta.apiVersion`, `meta.deployments`, `meta.auth`).
- * Throws a TypeError naming the endpoint, the field and the received value.
+ * Throws a `ConfigError` naming the endpoint, the field and the received value.
  */
 export function azureSettings(endpoint: Endpoint): AzureSettings {
   let s = cache.get(endpoint);
@@ -41,25 +41,25 @@ export function azureSettings(endpoint: Endpoint): AzureSettings {
   const where = `endpoint ${JSON.stringify(endpoint.id)}`;
   const apiVersion = meta.apiVersion ?? AZURE_DEFAULT_API_VERSION;
   if (typeof apiVersion !== 'string' || apiVersion.length === 0) {
-    throw new TypeError(
+    throw new ConfigError(
       `${where}: meta.apiVersion must be a non-empty string, received ${JSON.stringify(apiVersion)}`,
     );
   }
   const auth = meta.auth ?? 'api-key';
   if (auth !== 'api-key' && auth !== 'bearer') {
-    throw new TypeError(
+    throw new ConfigError(
       `${where}: meta.auth must be 'api-key' or 'bearer', received ${JSON.stringify(auth)}`,
     );
   }
   const deployments = (meta.deployments ?? {}) as Record<string, unknown>;
   if (typeof deployments !== 'object' || deployments === null || Array.isArray(deployments)) {
-    throw new TypeError(
+    throw new ConfigError(
       `${where}: meta.deployments must map model names to deployment names, received ${JSON.stringify(deployments)}`,
     );
   }
   for (const k in deployments) {
     if (typeof deployments[k] !== 'string' || !deployments[k]) {
-      throw new TypeError(
+      throw new ConfigError(
         `${where}: meta.deployments[${JSON.stringify(k)}] must be a deployment name, received ${JSON.stringify(deployments[k])}`,
       );
     }
