@@ -12,10 +12,10 @@ import { adapter, server, useUpstreams } from './surfaces.js';
 const messages = [{ role: 'user' as const, content: 'hi' }];
 const ask = { model: 'gpt-4o-mini', messages };
 
-/** The `q` quantile of `xs`. */
+/** The `q` quantile of `xs`, nearest rank (p99 of 100 calls is the 99th, not the slowest). */
 function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((x, y) => x - y);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return s[Math.max(0, Math.min(s.length - 1, Math.ceil(q * s.length) - 1))];
 }
 
 function hedgeEvents(router: Router): RouterEvents['hedge'][] {
