@@ -1,6 +1,7 @@
 import { createRouter, type Router, type RouterConfig } from '@lb/core';
-import type { HedgeConfig } from '@lb/exchange';
+import type { FallbackConfig, HedgeConfig } from '@lb/exchange';
 import { createOpenAI } from '@lb/openai-adapter';
+import { PriceTable } from '@lb/spend';
 import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll } from 'vitest';
@@ -10,6 +11,9 @@ import { createServer } from '../src/index.js';
 export interface SurfaceOptions {
   hedge?: HedgeConfig;
   streamContinue?: boolean;
+  fallbacks?: FallbackConfig;
+  /** Prices per model, USD per 1M tokens: lb-server's `spend.prices`, the adapter's `cost` over a `PriceTable`. */
+  prices?: Record<string, { input: number; output: number }>;
 }
 
 export interface Started {
@@ -34,10 +38,11 @@ afterEach(async () => {
 
 export const server: Surface = {
   name: 'lb-server',
-  async start(router, options = {}) {
+  async start(router, { prices, ...options } = {}) {
     const s = createServer({
       router,
       ...options,
+      ...(prices ? { spend: { prices } } : {}),
       breaker: { enabled: false },
       logDestination: { write: () => true } as never,
       server: { port: 0 },
@@ -57,9 +62,11 @@ export const server: Surface = {
 
 export const adapter: Surface = {
   name: 'LoadBalancedOpenAI',
-  async start(config, options = {}) {
+  async start(config, { prices, ...options } = {}) {
     const router = createRouter(config);
-    return { client: createOpenAI(router, options), router };
+    const table = prices ? new PriceTable({ prices }) : undefined;
+    const cost = table ? { cost: table.costOf.bind(table) } : {};
+    return { client: createOpenAI(router, { ...options, ...cost }), router };
   },
 };
 
