@@ -41,11 +41,27 @@ const DROP_UPSTREAM = new Set([
   'x-real-ip',
 ]);
 
+/**
+ * The headers a message's `Connection` header names (RFC 9110 §7.6.1: hop-by-hop, never forwarded), or undefined for
+ * the usual `keep-alive` / `close` (no set made).
+ */
+export function connectionListed(h: IncomingHttpHeaders | Record<string, string>): Set<string> | undefined {
+  const raw = (h as Record<string, string | string[] | undefined>).connection;
+  const c = Array.isArray(raw) ? raw.join(',') : raw;
+  if (typeof c !== 'string' || c === 'keep-alive' || c === 'close') return undefined;
+  const names = c
+    .split(',')
+    .map((t) => t.trim().toLowerCase())
+    .filter((t) => t !== '' && t !== 'keep-alive' && t !== 'close');
+  return names.length ? new Set(names) : undefined;
+}
+
 /** Lower-case client headers to forward upstream (string values only). */
 export function upstreamHeaders(h: IncomingHttpHeaders): Record<string, string> {
   const out: Record<string, string> = {};
+  const listed = connectionListed(h);
   for (const k in h) {
-    if (DROP_UPSTREAM.has(k)) continue;
+    if (DROP_UPSTREAM.has(k) || listed?.has(k)) continue;
     const v = h[k];
     if (typeof v === 'string') out[k] = v;
     else if (Array.isArray(v)) out[k] = v.join(', ');

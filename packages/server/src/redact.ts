@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { maskKey, secretForms } from '@lb/core';
-import { clientHeaders } from './http.js';
+import { clientHeaders, connectionListed } from './http.js';
 import type { Sink } from './upstream.js';
 
 /**
@@ -125,13 +125,8 @@ export class Redactor {
     status: number,
   ): OutgoingHttpHeaders {
     const out = clientHeaders(h, keepLength && ((status >= 200 && status < 300) || !this.active), this);
-    const connection = h.connection;
-    if (connection !== undefined && connection !== 'keep-alive' && connection !== 'close') {
-      for (const name of String(connection).split(',')) {
-        const n = name.trim().toLowerCase();
-        if (n !== '' && n !== 'content-length') delete out[n];
-      }
-    }
+    const listed = connectionListed(h);
+    if (listed !== undefined) for (const n of listed) if (n !== 'content-length') delete out[n];
     return out;
   }
 
