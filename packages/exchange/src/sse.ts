@@ -131,19 +131,29 @@ export function hasErrorEvent(bytes: Uint8Array): boolean {
   return false;
 }
 
-/** Node's native substring search over bytes (`Buffer#indexOf`), applied to any `Uint8Array`. */
-const nativeIndexOf = Buffer.prototype.indexOf as unknown as (
-  this: Uint8Array,
-  value: Uint8Array,
-  byteOffset: number,
-) => number;
+/** Node's native substring search over bytes (`Buffer#indexOf`), applied to any `Uint8Array`; absent off Node. */
+const nativeIndexOf =
+  typeof Buffer === 'function'
+    ? (Buffer.prototype.indexOf as unknown as (
+        this: Uint8Array,
+        value: Uint8Array,
+        byteOffset: number,
+      ) => number)
+    : undefined;
 
 /**
  * First `needle` in `hay` from `from` (>= 0), or -1. Node's native search: a JS loop from each occurrence of the
- * needle's first byte costs 2–4× more on JSON, where that byte (`"`, `e`) is everywhere.
+ * needle's first byte costs 2–4× more on JSON, where that byte (`"`, `e`) is everywhere. Off Node, that loop.
  */
 export function indexOf(hay: Uint8Array, needle: Uint8Array, from: number): number {
-  return nativeIndexOf.call(hay, needle, from);
+  if (nativeIndexOf !== undefined) return nativeIndexOf.call(hay, needle, from);
+  const first = needle[0]!;
+  const last = hay.length - needle.length;
+  outer: for (let i = hay.indexOf(first, from); i >= 0 && i <= last; i = hay.indexOf(first, i + 1)) {
+    for (let j = 1; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
 }
 
 /** What the gate saw in the events so far. */
