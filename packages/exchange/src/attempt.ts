@@ -126,6 +126,8 @@ export interface EarlyResponder {
   settled(call: Attempt): void;
 }
 
+/** One options object for every `follow` (none allocated per attempt). */
+const ONCE = Object.freeze({ once: true });
 const EMPTY: ResponseHeaders = Object.freeze({}) as ResponseHeaders;
 const ST_OPEN = 0;
 const ST_ENDED = 1;
@@ -241,7 +243,7 @@ export class Attempt {
       return;
     }
     const fn = () => this.abort(abortReasonOf(signal));
-    signal.addEventListener('abort', fn, { once: true });
+    signal.addEventListener('abort', fn, ONCE);
     this.#follow = { signal, fn };
   }
 

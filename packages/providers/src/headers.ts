@@ -16,6 +16,26 @@ const HOP_BY_HOP = new Set([
 /** Client credentials: the gateway's own key must never reach an upstream. */
 const CREDENTIALS = new Set(['authorization', 'api-key', 'x-api-key', 'cookie']);
 
+interface StripState {
+  out: Record<string, string>;
+  creds: boolean;
+  length: boolean;
+  /** Headers the `connection` header names (hop-by-hop too). */
+  named: string | undefined;
+}
+
+function addHeader(this: StripState, value: string, key: string): void {
+  const k = key.toLowerCase();
+  if (HOP_BY_HOP.has(k)) {
+    if (k === 'connection') this.named = this.named ? `${this.named},${value}` : value;
+    return;
+  }
+  if (this.creds && CREDENTIALS.has(k)) return;
+  if (this.length && k === 'content-length') return;
+  const out = this.out;
+  out[k] = k in out ? `${out[k]}, ${value}` : value;
+}
+
 /** Options of {@link stripHopByHop}. */
 export interface StripOptions {
   /** Also drop credentials (`authorization`, `api-key`, `x-api-key`, `cookie`). Default true. */
@@ -41,28 +61,30 @@ export function stripHopByHop(
 ): Record<string, string> {
   const out: Record<string, string> = {};
   if (!headers) return out;
-  const creds = options?.credentials ?? true;
-  const length = options?.contentLength ?? false;
-  let named: string | undefined;
-  const add = (key: string, value: string) => {
-    const k = key.toLowerCase();
-    if (HOP_BY_HOP.has(k)) {
-      if (k === 'connection') named = named ? `${named},${value}` : value;
-      return;
-    }
-    if (creds && CREDENTIALS.has(k)) return;
-    if (length && k === 'content-length') return;
-    out[k] = k in out ? `${out[k]}, ${value}` : value;
+  // One state object, no closure per call: `Headers.forEach` takes it as `this`.
+  const st: StripState = {
+    out,
+    creds: options?.credentials ?? true,
+    length: options?.contentLength ?? false,
+    named: undefined,
   };
-  if (typeof (headers as { forEach?: unknown }).forEach === 'function' && !Array.isArray(headers)) {
-    (headers as { forEach(cb: (value: string, key: string) => void): void }).forEach((v, k) => add(k, v));
+  if (typeof Headers !== 'undefined' && headers instanceof Headers) headers.forEach(addHeader, st);
+  else if (typeof (headers as { forEach?: unknown }).forEach === 'function' && !Array.isArray(headers)) {
+    (headers as { forEach(cb: (value: string, key: string) => void): void }).forEach((v, k) =>
+      addHeader.call(st, v, k),
+    );
   } else {
     for (const key in headers as Record<string, unknown>) {
       const v = (headers as Record<string, unknown>)[key];
       if (v === undefined || v === null) continue;
-      add(key, Array.isArray(v) ? v.join(key.toLowerCase() === 'set-cookie' ? '; ' : ', ') : String(v));
+      addHeader.call(
+        st,
+        Array.isArray(v) ? v.join(key.toLowerCase() === 'set-cookie' ? '; ' : ', ') : String(v),
+        key,
+      );
     }
   }
+  const named = st.named;
   if (named) for (const n of named.split(',')) delete out[n.trim().toLowerCase()];
   return out;
 }
