@@ -96,6 +96,19 @@ export function createTracing(router: Router, options: TracingOptions = {}): LbT
   const pending = new Map<string, { parent: Otel.Context; operation: string | undefined }>();
   const ERROR = api.SpanStatusCode.ERROR;
   const OK = api.SpanStatusCode.OK;
+  // The API installed with no SDK registered (its global provider has no delegate) and no propagator: every span
+  // would be a no-op and nothing would be injected that the client did not send itself (lb-server forwards the
+  // client's `traceparent` as it came). Then the hooks do nothing: a property read and a compare per call. An SDK
+  // registered later (`trace.setGlobalTracerProvider`) is seen at the next request.
+  const provider = api.trace.getTracerProvider() as Partial<Otel.ProxyTracerProvider>;
+  const noSdk =
+    typeof provider.getDelegateTracer === 'function' &&
+    typeof provider.getDelegate === 'function' &&
+    provider.getDelegateTracer(options.tracerName ?? '@lb/otel') === undefined
+      ? provider.getDelegate()
+      : undefined;
+  const idle = (): boolean =>
+    noSdk !== undefined && provider.getDelegate!() === noSdk && api.propagation.fields().length === 0;
 
   const extract = (headers: HeaderCarrier): Otel.Context => {
     if (api.propagation.fields().length > 0)
@@ -147,6 +160,10 @@ export function createTracing(router: Router, options: TracingOptions = {}): LbT
     router.on('attempt:start', (e) => {
       let st = states.get(e.requestId);
       if (st === undefined) {
+        if (idle()) {
+          pending.delete(e.requestId);
+          return;
+        }
         const p = pending.get(e.requestId);
         if (p !== undefined) pending.delete(e.requestId);
         st = {
@@ -293,6 +310,7 @@ export function createTracing(router: Router, options: TracingOptions = {}): LbT
   let disposed = false;
   return {
     continueFrom(requestId, headers, operation) {
+      if (idle()) return;
       pending.set(requestId, {
         parent: headers !== undefined ? extract(headers) : api.context.active(),
         operation,

@@ -154,6 +154,38 @@ describe('createTracing with the adapter', () => {
     tracing.dispose();
   });
 
+  it('with the API but no SDK registered, starts nothing per request; an SDK registered later is seen', async () => {
+    const router = createRouter({ endpoints: [{ id: 'a', url: a.url, apiKey: fakeKey('a') }] });
+    // A global provider with no SDK behind it (what `@opentelemetry/api` alone gives), counting the spans started.
+    const provider = new api.ProxyTracerProvider();
+    let started = 0;
+    const counting = (t: ReturnType<typeof provider.getTracer>) =>
+      Object.assign(Object.create(t), {
+        startSpan: (...args: Parameters<typeof t.startSpan>) => {
+          started++;
+          return t.startSpan(...args);
+        },
+      });
+    const trace = Object.assign(Object.create(api.trace), {
+      getTracerProvider: () => provider,
+      getTracer: (name: string) => counting(provider.getTracer(name)),
+    });
+    const tracing = createTracing(router, { api: { ...api, trace } })!;
+    const client = createOpenAI(router, { tracing });
+    const ask = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'x' }] };
+    await client.chat.completions.create(ask);
+    expect(started).toBe(0);
+    expect(a.requests.at(-1)!.headers.traceparent).toBeUndefined();
+    // The SDK registered after lb started: the next request is traced, its attempt's span goes upstream.
+    provider.setDelegate(
+      (api.trace.getTracerProvider() as InstanceType<typeof api.ProxyTracerProvider>).getDelegate(),
+    );
+    await client.chat.completions.create(ask);
+    expect(started).toBe(2);
+    expect(a.requests.at(-1)!.headers.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    tracing.dispose();
+  });
+
   it('ends a streamed request with its stream, and marks an exhausted one as an error', async () => {
     const { tracing, client } = setup();
     const stream = await client.chat.completions.create({
