@@ -371,7 +371,8 @@ export async function runScenario(name, settings) {
   const chatLog = (u) => u.stats.log.filter((x) => x.post);
   const attempts = ups.reduce((a, u) => a + chatLog(u).length, 0);
   const aLog = chatLog(ups[0]);
-  const faultyHits = aLog.filter((x) => x.fault !== null && x.at >= from && x.at < to);
+  // A window lasting to the end (`to` = 1) has no end: an attempt still arriving as the clock runs out is in it.
+  const faultyHits = aLog.filter((x) => x.fault !== null && x.at >= from && (w1 >= 1 || x.at < to));
   const recovered = w1 < 1 ? aLog.find((x) => x.at >= to && x.fault === null) : undefined;
   const during = results.filter((r) => r.at >= from && r.at < to).map((r) => r.ms);
   const statuses = {};
