@@ -207,7 +207,7 @@ const KEYS = {
   'keys[].tags': ['tags its requests route by', 'none'],
   'keys[].rps': ["the key's requests per second", 'no limit'],
   'keys[].rpm': ["the key's requests per minute", 'no limit'],
-  'keys[].tpm': ["the key's tokens per minute", 'no limit'],
+  'keys[].tpm': ["the key's tokens per minute, from real usage (then 429 `rate_limit_exceeded`)", 'no limit'],
   'keys[].budget_usd_day': ['USD per UTC day (then 429 `budget_exceeded`)', 'no budget'],
   'keys[].budget_usd_month': ['USD per calendar month', 'no budget'],
   'keys[].budget_tokens_day': ['tokens per UTC day', 'no budget'],

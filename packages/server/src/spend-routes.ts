@@ -22,7 +22,7 @@ export interface KeyLimiters {
 /**
  * The per-key limiters of one config: each key's `rps` (per second) and `rpm` (per minute) are `@lb/ratelimit`
  * client limiters (the shared Redis store when configured) counting under the key's keyed hash, taken after the
- * server's own client limit. (`tpm` is kept in the key but not yet enforced per key.)
+ * server's own client limit. (`tpm` is counted with the budgets: `@lb/spend`'s `Budgets`, per UTC minute.)
  */
 export function keyLimiters(make: (o: { requests: number; windowMs: number }) => Limiter): KeyLimiters {
   const byKey = new Map<string, KeyLimiter | null>();

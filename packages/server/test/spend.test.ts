@@ -238,6 +238,33 @@ describe('virtual keys', () => {
     { name: 'old', key: fakeKey('old'), expires: '2020-01-31' },
   ];
 
+  it("a key's tpm: past its tokens this minute, 429 rate_limit_exceeded with Retry-After; other keys do not", async () => {
+    // The upstream answers 21 tokens a call: with tpm 10, a first call in a minute is admitted (0 < 10), the next in
+    // that minute refused (21 >= 10). A minute that ends between the two (the clock, not lb) gets one more try.
+    const s = await start({
+      keys: [
+        { name: 'tpm', key: teamA, tpm: 10 },
+        { name: 'team-b', key: teamB },
+      ],
+    });
+    const a = client(s, teamA);
+    const minute = () => Math.floor(Date.now() / 60_000);
+    let r: Awaited<ReturnType<typeof status>> | undefined;
+    for (let i = 0; i < 2; i++) {
+      const m = minute();
+      expect((await status(a.chat.completions.create({ model: 'gpt-4o-mini', messages }))).status).toBe(200);
+      r = await status(a.chat.completions.create({ model: 'gpt-4o-mini', messages }));
+      if (r.status !== 200 || minute() === m) break;
+    }
+    expect(r!.status).toBe(429);
+    expect(r!.code).toBe('rate_limit_exceeded');
+    const retry = Number(r!.headers?.get('retry-after'));
+    expect(retry).toBeGreaterThan(0);
+    expect(retry).toBeLessThanOrEqual(60);
+    const b = client(s, teamB);
+    expect((await status(b.chat.completions.create({ model: 'gpt-4o-mini', messages }))).status).toBe(200);
+  });
+
   it('a key over its daily budget gets 429 budget_exceeded with Retry-After; other keys do not', async () => {
     const s = await start({ keys });
     const a = client(s, teamA);

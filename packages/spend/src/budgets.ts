@@ -26,17 +26,22 @@ export interface BudgetSnapshot {
   readonly usdDay?: { spent: number; limit: number; resetAt: number };
   readonly usdMonth?: { spent: number; limit: number; resetAt: number };
   readonly tokensDay?: { spent: number; limit: number; resetAt: number };
+  /** The key's `tpm`, in the current minute. */
+  readonly tokensMinute?: { spent: number; limit: number; resetAt: number };
 }
 
 const DAY = 86_400_000;
+const MINUTE = 60_000;
 const LABEL: Record<BudgetName, string> = {
   usd_day: 'USD per day',
   usd_month: 'USD per month',
   tokens_day: 'tokens per day',
+  tokens_minute: 'tokens per minute',
 };
 
-/** The current UTC day and month windows, recomputed only when the day changes. */
+/** The current minute, UTC day and month windows, recomputed when the minute changes. */
 interface Windows {
+  minute: number;
   day: number;
   dayTag: string;
   dayEnd: number;
@@ -52,6 +57,8 @@ interface KeyState {
   /** The key object it was built for: a reload makes new ones, with limits that may differ. */
   key: VirtualKey;
   day: number;
+  /** The minute its `tpm` counter is for (-1: the key has no `tpm`, the state lasts the day). */
+  minute: number;
   names: BudgetName[];
   keys: string[];
   limits: number[];
@@ -66,11 +73,13 @@ interface KeyState {
 
 function windowsAt(now: number): Windows {
   const day = Math.floor(now / DAY);
+  const minute = Math.floor(now / MINUTE);
   const d = new Date(day * DAY);
   const y = d.getUTCFullYear();
   const m = d.getUTCMonth();
   const mm = String(m + 1).padStart(2, '0');
   return {
+    minute,
     day,
     dayTag: `${y}${mm}${String(d.getUTCDate()).padStart(2, '0')}`,
     dayEnd: (day + 1) * DAY,
@@ -86,6 +95,7 @@ function stateOf(key: VirtualKey, w: Windows, prefix: string): KeyState {
   const s: KeyState = {
     key,
     day: w.day,
+    minute: key.limits.tpm === undefined ? -1 : w.minute,
     names: [],
     keys: [],
     limits: [],
@@ -99,6 +109,7 @@ function stateOf(key: VirtualKey, w: Windows, prefix: string): KeyState {
     ['usd_day', b.usdDay, `usd:d:${w.dayTag}`, w.dayEnd, 'usd'],
     ['usd_month', b.usdMonth, `usd:m:${w.monthTag}`, w.monthEnd, 'usd'],
     ['tokens_day', b.tokensDay, `tok:d:${w.dayTag}`, w.dayEnd, 'tokens'],
+    ['tokens_minute', key.limits.tpm, `tok:min:${w.minute}`, (w.minute + 1) * MINUTE, 'tokens'],
   ];
   for (const [name, limit, tail, end, kind] of all) {
     if (limit === undefined) continue;
@@ -229,7 +240,11 @@ export class Budgets {
     const now = this.#now();
     let s = this.#state(key, now);
     // Admitted before a window ended: the correction belongs to the window that holds the estimate.
-    if (admittedAt !== undefined && Math.floor(admittedAt / DAY) !== s.day) {
+    if (
+      admittedAt !== undefined &&
+      (Math.floor(admittedAt / DAY) !== s.day ||
+        (s.minute >= 0 && Math.floor(admittedAt / MINUTE) !== s.minute))
+    ) {
       s = stateOf(key, windowsAt(admittedAt), this.#prefix);
     }
     const amounts = s.amounts;
@@ -267,7 +282,14 @@ export class Budgets {
     const values = await this.#store.get(s.keys);
     const out: Record<string, unknown> = { key: key.id };
     s.names.forEach((n, i) => {
-      const field = n === 'usd_day' ? 'usdDay' : n === 'usd_month' ? 'usdMonth' : 'tokensDay';
+      const field =
+        n === 'usd_day'
+          ? 'usdDay'
+          : n === 'usd_month'
+            ? 'usdMonth'
+            : n === 'tokens_day'
+              ? 'tokensDay'
+              : 'tokensMinute';
       out[field] = { spent: values[i], limit: s.limits[i], resetAt: s.expireAt[i] };
     });
     return out as unknown as BudgetSnapshot;
@@ -282,9 +304,10 @@ export class Budgets {
 
   #state(key: VirtualKey, now: number): KeyState {
     let w = this.#windows;
-    if (now >= w.dayEnd || now < w.dayEnd - DAY) w = this.#windows = windowsAt(now);
+    if (now >= (w.minute + 1) * MINUTE || now < w.minute * MINUTE) w = this.#windows = windowsAt(now);
     let s = this.#states.get(key.id);
-    if (s !== undefined && s.day === w.day && s.key === key) return s;
+    if (s !== undefined && s.day === w.day && (s.minute < 0 || s.minute === w.minute) && s.key === key)
+      return s;
     s = stateOf(key, w, this.#prefix);
     this.#states.set(key.id, s);
     return s;
@@ -295,6 +318,17 @@ export class Budgets {
     const resetAt = s.expireAt[i];
     const limit = s.limits[i];
     const shown = s.kinds[i] === 'usd' ? `$${limit}` : `${limit} tokens`;
+    if (name === 'tokens_minute')
+      return new SpendError(
+        'rate_limit_exceeded',
+        `Rate limit reached for key ${JSON.stringify(key.id)}: tokens per minute (tpm ${limit}). Retry after ${new Date(resetAt).toISOString()}.`,
+        {
+          ...(key.name !== undefined ? { keyName: key.name } : {}),
+          budget: name,
+          resetAt,
+          retryAfterMs: resetAt - now,
+        },
+      );
     return new SpendError(
       'budget_exceeded',
       `Budget exceeded for key ${JSON.stringify(key.id)}: ${LABEL[name]} (${shown}) is spent. It resets at ${new Date(resetAt).toISOString()} (in ${inTime(resetAt - now)}).`,

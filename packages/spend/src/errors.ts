@@ -1,16 +1,22 @@
 import { isLbError, LbError } from '@lb/core';
 
 /** Why a client key was refused. */
-export type SpendErrorCode = 'invalid_api_key' | 'key_expired' | 'model_not_allowed' | 'budget_exceeded';
+export type SpendErrorCode =
+  | 'invalid_api_key'
+  | 'key_expired'
+  | 'model_not_allowed'
+  | 'budget_exceeded'
+  | 'rate_limit_exceeded';
 
 /** Which budget ran out. */
-export type BudgetName = 'usd_day' | 'usd_month' | 'tokens_day';
+export type BudgetName = 'usd_day' | 'usd_month' | 'tokens_day' | 'tokens_minute';
 
 const STATUS: Record<SpendErrorCode, number> = {
   invalid_api_key: 401,
   key_expired: 401,
   model_not_allowed: 403,
   budget_exceeded: 429,
+  rate_limit_exceeded: 429,
 };
 
 const TYPE: Record<SpendErrorCode, string> = {
@@ -18,11 +24,14 @@ const TYPE: Record<SpendErrorCode, string> = {
   key_expired: 'invalid_request_error',
   model_not_allowed: 'invalid_request_error',
   budget_exceeded: 'insufficient_quota',
+  // OpenAI's own answer to a tokens-per-minute limit: type `tokens`, code `rate_limit_exceeded`.
+  rate_limit_exceeded: 'tokens',
 };
 
 /**
  * A client key was refused: unknown (401 `invalid_api_key`), expired (401 `key_expired`), not allowed this model
- * (403 `model_not_allowed`), or over a budget (429 `budget_exceeded`, with `retryAfterMs` to the budget's reset:
+ * (403 `model_not_allowed`), over its tokens per minute (`tpm`: 429 `rate_limit_exceeded`, `retryAfterMs` to the
+ * next minute), or over a budget (429 `budget_exceeded`, with `retryAfterMs` to the budget's reset:
  * send it as `Retry-After`). Renders as OpenAI's error JSON with `toOpenAIError()`. Never names the key itself: only
  * its configured name.
  *

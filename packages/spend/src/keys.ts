@@ -166,7 +166,12 @@ class Key implements VirtualKey {
       tokensDay: limit(c?.budgetTokensDay, `${where}.budget_tokens_day`, true),
     });
     const b = this.budgets;
-    this.hasBudget = b.usdDay !== undefined || b.usdMonth !== undefined || b.tokensDay !== undefined;
+    // A tokens-per-minute limit is kept like a budget (a counter per minute, estimate in, usage settled).
+    this.hasBudget =
+      b.usdDay !== undefined ||
+      b.usdMonth !== undefined ||
+      b.tokensDay !== undefined ||
+      this.limits.tpm !== undefined;
     this.expiresAt = c?.expires === undefined ? undefined : parseExpiry(c.expires, `${where}.expires`);
   }
 

@@ -112,6 +112,27 @@ describe('Budgets (memory)', () => {
     expect(e.message).toContain('tokens per day (1000 tokens) is spent');
   });
 
+  it("a key's tpm: tokens per minute from real usage, 429 rate_limit_exceeded to the next minute, then free", () => {
+    let now = T0 + 15_000; // 21:00:15
+    const k = new KeyRing([{ name: 'tpm', key: fakeKey('tpm'), tpm: 100 }]).byName('tpm')!;
+    expect(k.hasBudget).toBe(true);
+    const budgets = new Budgets({ now: () => now });
+    expect(budgets.admit(k, undefined, 10)).toBeUndefined();
+    budgets.settle(k, undefined, 10, undefined, 120, now); // the answer used 120 tokens
+    const e = budgets.admit(k, undefined, 10) as SpendError;
+    expect(e).toBeInstanceOf(SpendError);
+    expect(e.status).toBe(429);
+    expect(e.code).toBe('rate_limit_exceeded');
+    expect(e.toOpenAIError().error.type).toBe('tokens');
+    expect(e.budget).toBe('tokens_minute');
+    expect(e.message).toContain('tokens per minute (tpm 100)');
+    expect(e.retryAfterMs).toBe(45_000);
+    now = T0 + 60_000; // 21:01:00: a new minute
+    expect(budgets.admit(k, undefined, 10)).toBeUndefined();
+    budgets.settle(k, undefined, 10, undefined, 50, T0 + 60_000);
+    expect(budgets.admit(k, undefined, 10)).toBeUndefined(); // 50 + 10 of 100
+  });
+
   it('a reloaded key ring with a new budget applies at once, keeping what was spent', () => {
     const budgets = new Budgets({ now: () => T0 });
     const before = ring().byName('team-b')!; // $5
