@@ -65,6 +65,15 @@ function copy(m: Map<string, SpendTotals>): Record<string, SpendTotals> {
   return out;
 }
 
+interface LastSlots {
+  readonly day: Period;
+  readonly month: Period;
+  readonly key: string | undefined;
+  readonly model: string | undefined;
+  readonly endpoint: string | undefined;
+  readonly slots: readonly SpendTotals[];
+}
+
 function add(t: SpendTotals, usd: number | undefined, tokens: number): void {
   t.requests++;
   t.tokens += tokens;
@@ -86,6 +95,8 @@ export class SpendLedger {
   readonly #now: () => number;
   #day: Period;
   #month: Period;
+  /** The labels of the last request counted and their slots in the current periods. */
+  #last: LastSlots | undefined;
 
   constructor(options: SpendLedgerOptions = {}) {
     const max = options.maxLabels ?? 100;
@@ -113,13 +124,38 @@ export class SpendLedger {
     tokens: number,
   ): void {
     this.#roll();
-    for (let i = 0; i < 2; i++) {
-      const p = i === 0 ? this.#day : this.#month;
-      add(p.total, usd, tokens);
-      add(this.#slot(p.byKey, key), usd, tokens);
-      add(this.#slot(p.byModel, model), usd, tokens);
-      add(this.#slot(p.byEndpoint, endpoint), usd, tokens);
+    const day = this.#day;
+    const month = this.#month;
+    let s = this.#last;
+    // Most requests repeat the one before (same key, model and endpoint): its slots are reused, no look-ups.
+    if (
+      s === undefined ||
+      s.day !== day ||
+      s.month !== month ||
+      s.key !== key ||
+      s.model !== model ||
+      s.endpoint !== endpoint
+    ) {
+      s = {
+        day,
+        month,
+        key,
+        model,
+        endpoint,
+        slots: [
+          this.#slot(day.byKey, key),
+          this.#slot(day.byModel, model),
+          this.#slot(day.byEndpoint, endpoint),
+          this.#slot(month.byKey, key),
+          this.#slot(month.byModel, model),
+          this.#slot(month.byEndpoint, endpoint),
+        ],
+      };
+      this.#last = s;
     }
+    add(day.total, usd, tokens);
+    add(month.total, usd, tokens);
+    for (const t of s.slots) add(t, usd, tokens);
   }
 
   /** Starts a new day or month when the clock has passed into one. */
