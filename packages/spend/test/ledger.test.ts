@@ -73,6 +73,16 @@ describe('SpendLedger', () => {
     expect(ledger.snapshot().month.byModel.m1.requests).toBe(1);
   });
 
+  it('endpoints in turn, more of them than it remembers, each count their own', () => {
+    const ledger = new SpendLedger({ now: () => 0 });
+    for (let i = 0; i < 60; i++) ledger.record(undefined, 'm', `e${i % 6}`, 0.5, 1);
+    const s = ledger.snapshot();
+    for (let e = 0; e < 6; e++)
+      expect(s.today.byEndpoint[`e${e}`]).toEqual({ usd: 5, tokens: 10, requests: 10, unpriced: 0 });
+    expect(s.month.byKey['(none)'].requests).toBe(60);
+    expect(s.month.total.usd).toBe(30);
+  });
+
   it('snapshots are copies', () => {
     const ledger = new SpendLedger();
     ledger.record('k', 'm', 'e', 1, 1);
