@@ -112,5 +112,13 @@ export const COST_HEADER = 'x-lb-cost';
 /** USD as `x-lb-cost` shows it: plain decimals (no exponent), at most 10 places, no trailing zeros. */
 export function costText(usd: number): string {
   const t = usd.toFixed(10);
-  return t.includes('.') ? t.replace(/\.?0+$/, '') : t;
+  // Below 1e21 `toFixed(10)` always has the point and ten places: trim the zeros by hand (no regex per request).
+  let end = t.length;
+  if (t.charCodeAt(end - 11) !== DOT) return t;
+  while (t.charCodeAt(end - 1) === ZERO) end--;
+  if (t.charCodeAt(end - 1) === DOT) end--;
+  return end === t.length ? t : t.slice(0, end);
 }
+
+const DOT = 46;
+const ZERO = 48;

@@ -56,4 +56,17 @@ describe('costText', () => {
     expect(costText(1.5)).toBe('1.5');
     expect(costText(0)).toBe('0');
   });
+
+  it('reads as the regex it replaced did, zeros before the point kept', () => {
+    const byRegex = (usd: number) => {
+      const t = usd.toFixed(10);
+      return t.includes('.') ? t.replace(/\.?0+$/, '') : t;
+    };
+    for (const usd of [
+      10, 100, 1200.5, 0.1, 1e-10, 4e-11, 0.0000000001, 123.456, 1e20, 1e21, 2.5e22, -0.5, -10,
+    ])
+      expect(costText(usd)).toBe(byRegex(usd));
+    expect(costText(100)).toBe('100');
+    expect(costText(1e-11)).toBe('0');
+  });
 });

@@ -275,8 +275,10 @@ export class Wallet {
     usage: UsageLike | undefined,
     model: string | undefined,
     endpoint: Endpoint | undefined,
+    /** The cost of `usage` when the caller priced it already (undefined: priced here). */
+    priced?: number,
   ): number | undefined {
-    const usd = usage ? this.prices.costOf(usage, model, endpoint) : undefined;
+    const usd = priced ?? (usage ? this.prices.costOf(usage, model, endpoint) : undefined);
     if (adm !== undefined) {
       const tokens = usage ? tokensOf(usage) : 0;
       void this.budgets.settle(

@@ -358,6 +358,26 @@ describe('observability against real upstreams', () => {
     expect(s.models['gpt-4o-mini']).toMatchObject({ requests: 4, errors: 2, streams: 1 });
   });
 
+  it("lb_spend_usd_total sums each request's cost under its endpoint, model and key", async () => {
+    const costs: [string | undefined, string | undefined, number | undefined][] = [
+      ['a', undefined, 0.5],
+      ['a', undefined, 0.25],
+      ['a', 'team-a', 1],
+      [undefined, undefined, 2],
+      ['a', undefined, undefined],
+      ['a', 'team-a', 0.125],
+      [undefined, 'team-a', 4],
+    ];
+    for (const [endpointId, key, costUsd] of costs) obs.recordRequest(record({ endpointId, key, costUsd }));
+    const text = await obs.metricsText();
+    const spend = (endpoint: string, key: string) =>
+      sample(text, 'lb_spend_usd_total', { endpoint, model: 'gpt-4o-mini', key });
+    expect(spend('a', 'none')).toBe(0.75);
+    expect(spend('a', 'team-a')).toBe(1.125);
+    expect(spend('none', 'none')).toBe(2);
+    expect(spend('none', 'team-a')).toBe(4);
+  });
+
   it('keeps model labels bounded: names no endpoint serves become "other"', async () => {
     const r2 = createRouter({ endpoints: [{ id: 'only', url: upA.url, apiKey: KEY_A, models: ['gpt-4o'] }] });
     const o2 = createObservability(r2, { logDestination: capture().stream, processMetrics: false });

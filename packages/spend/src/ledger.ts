@@ -65,6 +65,17 @@ function copy(m: Map<string, SpendTotals>): Record<string, SpendTotals> {
   return out;
 }
 
+interface LastSlots {
+  readonly label: string | undefined;
+  readonly day: Period;
+  readonly month: Period;
+  readonly d: SpendTotals;
+  readonly m: SpendTotals;
+}
+
+/** How many labels of each dimension {@link SpendLedger.record} remembers the slots of. */
+const LAST_LABELS = 4;
+
 function add(t: SpendTotals, usd: number | undefined, tokens: number): void {
   t.requests++;
   t.tokens += tokens;
@@ -86,6 +97,10 @@ export class SpendLedger {
   readonly #now: () => number;
   #day: Period;
   #month: Period;
+  /** The labels last counted and their slots in the current periods, per dimension. */
+  readonly #byKey: LastSlots[] = [];
+  readonly #byModel: LastSlots[] = [];
+  readonly #byEndpoint: LastSlots[] = [];
 
   constructor(options: SpendLedgerOptions = {}) {
     const max = options.maxLabels ?? 100;
@@ -113,13 +128,40 @@ export class SpendLedger {
     tokens: number,
   ): void {
     this.#roll();
-    for (let i = 0; i < 2; i++) {
-      const p = i === 0 ? this.#day : this.#month;
-      add(p.total, usd, tokens);
-      add(this.#slot(p.byKey, key), usd, tokens);
-      add(this.#slot(p.byModel, model), usd, tokens);
-      add(this.#slot(p.byEndpoint, endpoint), usd, tokens);
+    add(this.#day.total, usd, tokens);
+    add(this.#month.total, usd, tokens);
+    // A label among the last few seen reuses its slots (no map look-ups): one key, one model and a few endpoints
+    // in turn are the common case.
+    this.#count(this.#byKey, 'byKey', key, usd, tokens);
+    this.#count(this.#byModel, 'byModel', model, usd, tokens);
+    this.#count(this.#byEndpoint, 'byEndpoint', endpoint, usd, tokens);
+  }
+
+  #count(
+    last: LastSlots[],
+    field: 'byKey' | 'byModel' | 'byEndpoint',
+    label: string | undefined,
+    usd: number | undefined,
+    tokens: number,
+  ): void {
+    const day = this.#day;
+    const month = this.#month;
+    let s: LastSlots | undefined;
+    for (let i = 0; i < last.length; i++) {
+      const x = last[i];
+      if (x.label === label && x.day === day && x.month === month) {
+        s = x;
+        break;
+      }
     }
+    if (s === undefined) {
+      s = { label, day, month, d: this.#slot(day[field], label), m: this.#slot(month[field], label) };
+      // The last few labels seen, newest first.
+      if (last.length >= LAST_LABELS) last.pop();
+      last.unshift(s);
+    }
+    add(s.d, usd, tokens);
+    add(s.m, usd, tokens);
   }
 
   /** Starts a new day or month when the clock has passed into one. */

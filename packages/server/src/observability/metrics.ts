@@ -37,6 +37,8 @@ export interface ModelCells {
   readonly requests: Map<number, [Cell, Cell]>;
   /** By serving endpoint id (`none` when none answered): [duration, duration stream, ttfb, ttfb stream]. */
   readonly latency: Map<string, [HistCell, HistCell, HistCell, HistCell]>;
+  /** `lb_spend_usd_total` by serving endpoint id, then key label. */
+  readonly spend: Map<string, Map<string, Cell>>;
   requestsN: number;
   errors: number;
   streams: number;
@@ -265,6 +267,7 @@ export class Metrics {
         label,
         requests: new Map(),
         latency: new Map(),
+        spend: new Map(),
         requestsN: 0,
         errors: 0,
         streams: 0,
@@ -319,7 +322,10 @@ export class Metrics {
       this.failovers.drop('from_endpoint', id);
       this.requestDuration.drop('endpoint', id);
       this.ttfbHist.drop('endpoint', id);
-      for (const m of this.models.values()) m.latency.delete(id);
+      for (const m of this.models.values()) {
+        m.latency.delete(id);
+        m.spend.delete(id);
+      }
     }
   }
 
@@ -357,7 +363,17 @@ export class Metrics {
         if (this.#spendKeys.size < 100) this.#spendKeys.add(key);
         else key = '(other)';
       }
-      this.spendTotal.cell(ep, m.label, key).value += rec.costUsd;
+      let byKey = m.spend.get(ep);
+      if (byKey === undefined) {
+        byKey = new Map();
+        m.spend.set(ep, byKey);
+      }
+      let cell = byKey.get(key);
+      if (cell === undefined) {
+        cell = this.spendTotal.cell(ep, m.label, key);
+        byKey.set(key, cell);
+      }
+      cell.value += rec.costUsd;
     }
     if (rec.ttfbMs !== undefined) this.ttfbHist.observe(h[2 + si], rec.ttfbMs / 1000);
     m.requestsN++;

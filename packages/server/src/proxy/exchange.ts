@@ -106,6 +106,8 @@ export class Exchange implements Sink, EarlyResponder, BodySink {
   /** lb asked the upstream for a stream's usage: its usage event is taken out of the client's stream. */
   askedUsage = false;
   usage: Usage | undefined;
+  /** The USD of `usage`, priced once for `x-lb-cost` and reused by the settlement (undefined: not priced yet). */
+  costUsd: number | undefined;
 
   // ---- the response (respond.ts)
   status = 0;

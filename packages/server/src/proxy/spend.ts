@@ -73,6 +73,7 @@ function spendOn(x: Exchange, key: VirtualKey | undefined): true {
 export function costHeader(x: Exchange, h: OutgoingHttpHeaders, usage: Usage): void {
   x.usage = usage;
   const usd = x.px.wallet!.prices.costOf(usage, answeredModel(x), x.ctx?.endpoint);
+  x.costUsd = usd;
   if (usd !== undefined) h[COST_HEADER] = costText(usd);
 }
 
@@ -83,5 +84,7 @@ function answeredModel(x: Exchange): string | undefined {
 
 /** Settles the key's admission with the request's usage; the cost in USD when the model has a price. */
 export function settleSpend(x: Exchange, wallet: Wallet, usage: Usage | undefined): number | undefined {
-  return wallet.settle(x.who?.key, x.adm, usage, answeredModel(x), x.ctx?.endpoint);
+  // The usage `x-lb-cost` priced: its cost is not computed twice.
+  const usd = usage !== undefined && usage === x.usage ? x.costUsd : undefined;
+  return wallet.settle(x.who?.key, x.adm, usage, answeredModel(x), x.ctx?.endpoint, usd);
 }
