@@ -8,6 +8,7 @@ import {
   StreamDurationError,
   StreamOpenError,
 } from './errors.js';
+import { HOLD_MAX_BYTES, type HoldBudget } from './hold-budget.js';
 import {
   DEFAULT_MAX_EVENT_BYTES,
   EventFramer,
@@ -44,60 +45,6 @@ export interface StreamHolder {
   readonly endpoint?: { readonly id: string };
 }
 
-/** A stream held for probation goes live past this many bytes (a bound on what one held stream keeps in memory). */
-export const HOLD_MAX_BYTES = 512 * 1024;
-
-/**
- * The streams one surface (an lb-server, an adapter client) holds for probation. What they keep in memory together
- * is bounded: a stream whose next chunk would take `used` past `max` goes live instead, so that an outage putting
- * many endpoints on probation at once cannot grow the process without bound. When an endpoint's probation ends, its
- * held streams go live together (`release`): the endpoint has just served a stream cleanly.
- */
-export class HoldBudget {
-  used = 0;
-  readonly #calls = new Map<string, Set<Attempt>>();
-  readonly #watch: ((release: (endpointId: string) => void) => () => void) | undefined;
-  #unwatch: (() => void) | undefined;
-
-  /**
-   * `watch`, optional: subscribes to the ends of probations (calling `release` with the endpoint's id) while some
-   * stream is held, and returns the unsubscribe (so that nothing listens while nothing is held).
-   */
-  constructor(
-    readonly max: number,
-    watch?: (release: (endpointId: string) => void) => () => void,
-  ) {
-    this.#watch = watch;
-  }
-
-  /** @internal An attempt began holding a stream of `endpointId`. */
-  add(endpointId: string, call: Attempt): void {
-    if (this.#calls.size === 0 && this.#watch !== undefined)
-      this.#unwatch = this.#watch((id) => this.release(id));
-    let set = this.#calls.get(endpointId);
-    if (set === undefined) this.#calls.set(endpointId, (set = new Set()));
-    set.add(call);
-  }
-
-  /** @internal The attempt stopped holding. */
-  delete(endpointId: string, call: Attempt): void {
-    const set = this.#calls.get(endpointId);
-    if (set?.delete(call) && set.size === 0) {
-      this.#calls.delete(endpointId);
-      if (this.#calls.size === 0 && this.#unwatch !== undefined) {
-        this.#unwatch();
-        this.#unwatch = undefined;
-      }
-    }
-  }
-
-  /** The endpoint's probation ended: the streams still held from it go live. */
-  release(endpointId: string): void {
-    const set = this.#calls.get(endpointId);
-    if (set !== undefined) for (const call of [...set]) call.letGo();
-  }
-}
-
 /** Settings one surface gives all its attempts (built once, not per request). */
 export interface AttemptSettings {
   /** Streams: longest silence between two chunks once content flowed, ms; 0 = none. */
@@ -129,9 +76,8 @@ export interface EarlyResponder {
 /** One options object for every `follow` (none allocated per attempt). */
 const ONCE = Object.freeze({ once: true });
 const EMPTY: ResponseHeaders = Object.freeze({}) as ResponseHeaders;
-const ST_OPEN = 0;
-const ST_ENDED = 1;
-const ST_FAILED = 2;
+/** Where an attempt's answer is: still coming, ended whole, or failed. */
+type AttemptState = 'open' | 'ended' | 'failed';
 const encoder = new TextEncoder();
 const NL2 = encoder.encode('\n\n');
 
@@ -170,7 +116,7 @@ export class Attempt {
   #heldBytes = 0;
   #buffered: Uint8Array[] | undefined;
   #sink: Sink | undefined;
-  #state = ST_OPEN;
+  #state: AttemptState = 'open';
   #error: Error | undefined;
   #timer: unknown;
   #lastAt = 0;
@@ -224,12 +170,12 @@ export class Attempt {
 
   /** True once the whole body arrived (the sink may still be catching up with buffered chunks). */
   get ended(): boolean {
-    return this.#state === ST_ENDED;
+    return this.#state === 'ended';
   }
 
   /** Aborts the exchange (client went away, timeout). Safe to call at any time, more than once. */
   abort(reason: Error): void {
-    if (this.#abortReason || this.#state !== ST_OPEN) return;
+    if (this.#abortReason || this.#state !== 'open') return;
     this.#abortReason = reason;
     if (this.#abort) this.#abort(reason);
     else this.#fail(reason);
@@ -253,8 +199,8 @@ export class Attempt {
     const buf = this.#buffered;
     this.#buffered = undefined;
     if (buf) for (const c of buf) this.#deliver(sink, c);
-    if (this.#state === ST_ENDED) this.#finish();
-    else if (this.#state === ST_FAILED) sink.error(this.#error!);
+    if (this.#state === 'ended') this.#finish();
+    else if (this.#state === 'failed') sink.error(this.#error!);
     else this.resume();
   }
 
@@ -269,7 +215,7 @@ export class Attempt {
   /** Drops the body (a failed attempt's response). */
   dump(): void {
     this.#buffered = undefined;
-    if (this.#state !== ST_OPEN) return;
+    if (this.#state !== 'open') return;
     this.#sink = DUMP;
     this.resume();
   }
@@ -315,7 +261,7 @@ export class Attempt {
 
   /** A chunk of the body. Returns false to pause the upstream until `resume`. */
   onData(chunk: Uint8Array): boolean {
-    if (this.#state !== ST_OPEN) return true;
+    if (this.#state !== 'open') return true;
     const framer = this.#framer;
     if (framer === undefined) {
       // A whole answer (JSON, audio…): passed through; its last two chunks kept for the usage at its end.
@@ -367,7 +313,7 @@ export class Attempt {
 
   /** The body ended. */
   onComplete(): void {
-    if (this.#state !== ST_OPEN) return;
+    if (this.#state !== 'open') return;
     this.#clearTimer();
     this.#unfollow();
     const tail = this.translator !== undefined && this.isStream ? this.translator.end() : '';
@@ -383,7 +329,7 @@ export class Attempt {
     // An unfinished last event: terminated, so that the client parses it.
     const rest = this.#framer?.rest();
     if (rest !== undefined && rest.length > 0) (this.#buffered ??= []).push(rest, NL2);
-    this.#state = ST_ENDED;
+    this.#state = 'ended';
     if (this.#gating || this.#holding) {
       // Ended before any content (an empty answer is an answer), or a held stream ended whole: pass it on.
       this.#gating = false;
@@ -498,7 +444,7 @@ export class Attempt {
 
   /** Ends a probation hold: the stream goes live with what it holds (time or size is up, or the probation ended). */
   letGo(): void {
-    if (!this.#holding || this.#state !== ST_OPEN) return;
+    if (!this.#holding || this.#state !== 'open') return;
     this.#unhold();
     this.#clearTimer();
     this.#settle();
@@ -517,11 +463,11 @@ export class Attempt {
   }
 
   #fail(error: Error): void {
-    if (this.#state !== ST_OPEN) return;
+    if (this.#state !== 'open') return;
     this.#unhold();
     this.#clearTimer();
     this.#unfollow();
-    this.#state = ST_FAILED;
+    this.#state = 'failed';
     this.#error = error;
     if (!this.#settled) {
       this.#settled = true;
@@ -542,7 +488,7 @@ export class Attempt {
 
   #armIdle(): void {
     const ms = this.#s.idleTimeoutMs;
-    if (ms > 0 && this.isStream && this.#state === ST_OPEN) {
+    if (ms > 0 && this.isStream && this.#state === 'open') {
       this.#lastAt = Date.now();
       this.#timer = this.#s.timers.setTimeout(onIdleCheck, ms, this);
     }
@@ -551,7 +497,7 @@ export class Attempt {
   /** @internal The idle timer fired: times the stream out, or waits for the rest of the period. */
   idleCheck(): void {
     this.#timer = undefined;
-    if (this.#state !== ST_OPEN) return;
+    if (this.#state !== 'open') return;
     const ms = this.#s.idleTimeoutMs;
     const idle = Date.now() - this.#lastAt;
     if (this.#paused || idle < ms) {

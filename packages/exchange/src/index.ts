@@ -22,7 +22,7 @@ export {
   rememberObject,
 } from './affinity.js';
 export type { AttemptSettings, EarlyResponder, Sink, StreamHolder, Timers } from './attempt.js';
-export { Attempt, defaultTimers, HOLD_MAX_BYTES, HoldBudget } from './attempt.js';
+export { Attempt, defaultTimers } from './attempt.js';
 export {
   CONTINUE_INSTRUCTION,
   continuable,
@@ -61,6 +61,7 @@ export {
   LatencySketch,
   parsePercentile,
 } from './hedge.js';
+export { HOLD_MAX_BYTES, HoldBudget } from './hold-budget.js';
 export type { PreparedRequest } from './prepare.js';
 export {
   ATTEMPTS_HEADER,

@@ -1,53 +1,13 @@
-import { createRouter, type Router, type RouterConfig } from '@lb/core';
-import { MemoryAffinityStore } from '@lb/exchange';
-import { createOpenAI } from '@lb/openai-adapter';
+import type { RouterConfig } from '@lb/core';
 import { type FakeUpstream, fakeKey, startFakeUpstream, startRedis, type TestRedis } from '@lb/testing';
 import Redis from 'ioredis';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from '../src/index.js';
+import { adapter, closeAfterTest, server } from './surfaces.js';
 
 // Objects stay where they live (issue 25, part 2), on both surfaces: a file, a batch or a stored Response created on
 // one endpoint is read, used and deleted there only; `x-lb-endpoint` pins any call.
-
-interface Started {
-  client: OpenAI;
-  router: Router;
-}
-
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await Promise.all(closers.splice(0).map((c) => c()));
-});
-
-const surfaces = [
-  {
-    name: 'lb-server',
-    async start(router: RouterConfig): Promise<Started> {
-      const s = createServer({
-        router,
-        breaker: { enabled: false },
-        logDestination: { write: () => true } as never,
-        server: { port: 0 },
-      });
-      const base = await s.listen();
-      closers.push(async () => {
-        await s.close(100);
-      });
-      return {
-        client: new OpenAI({ baseURL: `${base}/v1`, apiKey: 'client-key', maxRetries: 0 }),
-        router: s.router,
-      };
-    },
-  },
-  {
-    name: 'LoadBalancedOpenAI',
-    async start(config: RouterConfig): Promise<Started> {
-      const router = createRouter(config);
-      return { client: createOpenAI(router, { affinity: new MemoryAffinityStore() }), router };
-    },
-  },
-];
 
 const onB = { headers: { 'x-lb-endpoint': 'b' } };
 const jsonl = () =>
@@ -56,7 +16,7 @@ const jsonl = () =>
     'in.jsonl',
   );
 
-describe.each(surfaces)('objects stay where they live, through $name', (surface) => {
+describe.each([server, adapter])('objects stay where they live, through $name', (surface) => {
   const keys = { a: fakeKey('alpha'), b: fakeKey('bravo') };
   let a: FakeUpstream;
   let b: FakeUpstream;
@@ -201,9 +161,7 @@ describe('two lb-server replicas agree through Redis on where objects live', () 
       server: { port: 0, redisUrl: redis.url },
     });
     const base = await s.listen();
-    closers.push(async () => {
-      await s.close(100);
-    });
+    closeAfterTest(() => s.close(100));
     return new OpenAI({ baseURL: `${base}/v1`, apiKey: 'client-key', maxRetries: 0 });
   };
 

@@ -1,62 +1,17 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${VAR}` references in a config file.
 
 import { parseConfig } from '@lb/config-env';
-import { createRouter, type Router, type RouterConfig, type RouterEvents } from '@lb/core';
+import type { Router, RouterConfig, RouterEvents } from '@lb/core';
 import type { FallbackConfig } from '@lb/exchange';
-import { createOpenAI, LoadBalancedOpenAI } from '@lb/openai-adapter';
+import { LoadBalancedOpenAI } from '@lb/openai-adapter';
 import { type FakeUpstream, fakeKey, startFakeUpstream, streamedText } from '@lb/testing';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from '../src/index.js';
+import { adapter, closeAfterTest, server } from './surfaces.js';
 
 // Model fallbacks (issue 25, part 1), on both surfaces: lb-server through the official `openai` SDK over HTTP, and
 // `LoadBalancedOpenAI` in-process. The chains, the walk and the causes are `@lb/exchange`'s `FallbackRun`.
-
-interface Started {
-  client: OpenAI;
-  router: Router;
-  base?: string;
-}
-
-interface Surface {
-  readonly name: string;
-  start(router: RouterConfig, fallbacks?: FallbackConfig): Promise<Started>;
-}
-
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await Promise.all(closers.splice(0).map((c) => c()));
-});
-
-const server: Surface = {
-  name: 'lb-server',
-  async start(router, fallbacks) {
-    const s = createServer({
-      router,
-      fallbacks,
-      breaker: { enabled: false },
-      logDestination: { write: () => true } as never,
-      server: { port: 0 },
-    });
-    const base = await s.listen();
-    closers.push(async () => {
-      await s.close(100);
-    });
-    return {
-      client: new OpenAI({ baseURL: `${base}/v1`, apiKey: 'client-key', maxRetries: 0 }),
-      router: s.router,
-      base,
-    };
-  },
-};
-
-const adapter: Surface = {
-  name: 'LoadBalancedOpenAI',
-  async start(config, fallbacks) {
-    const router = createRouter(config);
-    return { client: createOpenAI(router, { fallbacks }), router };
-  },
-};
 
 const messages = [{ role: 'user' as const, content: 'hi' }];
 
@@ -170,7 +125,7 @@ describe.each([server, adapter])('model fallbacks through $name', (surface) => {
   };
 
   it('a context-length error falls to the bigger model: its answer, its model, x-lb-fallback, a fallback event', async () => {
-    const { client, router } = await surface.start(config(), chains);
+    const { client, router } = await surface.start(config(), { fallbacks: chains });
     const seen = collect(router);
     mini.next(contextError);
     const r = await client.chat.completions.create({ model: 'gpt-4o-mini', messages }).withResponse();
@@ -185,7 +140,7 @@ describe.each([server, adapter])('model fallbacks through $name', (surface) => {
   });
 
   it('Anthropic\'s "prompt is too long" is a context-length error too; streams fall back as well', async () => {
-    const { client } = await surface.start(config(), chains);
+    const { client } = await surface.start(config(), { fallbacks: chains });
     mini.next(anthropicTooLong);
     const r = await client.chat.completions
       .create({ model: 'gpt-4o-mini', messages, stream: true })
@@ -195,7 +150,7 @@ describe.each([server, adapter])('model fallbacks through $name', (surface) => {
   });
 
   it('a content-policy error goes to its own chain (OpenAI and Azure shapes)', async () => {
-    const { client, router } = await surface.start(config(), chains);
+    const { client, router } = await surface.start(config(), { fallbacks: chains });
     const seen = collect(router);
     main.next(policyError);
     const r1 = await client.chat.completions.create({ model: 'gpt-4o', messages }).withResponse();
@@ -209,7 +164,7 @@ describe.each([server, adapter])('model fallbacks through $name', (surface) => {
   });
 
   it('a client error no chain is for reaches the client as it came (body read whole, then passed on)', async () => {
-    const { client } = await surface.start(config(), chains);
+    const { client } = await surface.start(config(), { fallbacks: chains });
     main.next(plainBadRequest);
     const err = await client.chat.completions.create({ model: 'gpt-4o', messages }).catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
@@ -221,7 +176,7 @@ describe.each([server, adapter])('model fallbacks through $name', (surface) => {
   });
 
   it('a context error with no chain for it is answered as it came', async () => {
-    const { client } = await surface.start(config(), chains);
+    const { client } = await surface.start(config(), { fallbacks: chains });
     big.next(contextError);
     const err = await client.chat.completions.create({ model: 'gpt-4.1', messages }).catch((e) => e);
     expect(err.status).toBe(400);
@@ -229,7 +184,7 @@ describe.each([server, adapter])('model fallbacks through $name', (surface) => {
   });
 
   it('a group all down goes down the default chain', async () => {
-    const { client, router } = await surface.start(config(), chains);
+    const { client, router } = await surface.start(config(), { fallbacks: chains });
     const seen = collect(router);
     main.setDefault({ type: 'status', status: 503 });
     mini.setDefault({ type: 'status', status: 500 });
@@ -285,7 +240,7 @@ describe.each([server, adapter])('model fallbacks through $name', (surface) => {
       default: { 'gpt-4o': ['gpt-4o-mini'], 'gpt-4o-mini': ['gpt-4o'] },
       contextWindow: { 'gpt-4o': ['gpt-4o-mini'], 'gpt-4o-mini': ['gpt-4o', 'gpt-4o-mini'] },
     };
-    const { client, router } = await surface.start(config(), loop);
+    const { client, router } = await surface.start(config(), { fallbacks: loop });
     const seen = collect(router);
     main.setDefault(contextError);
     mini.setDefault(contextError);
@@ -298,7 +253,9 @@ describe.each([server, adapter])('model fallbacks through $name', (surface) => {
   });
 
   it('an unknown model follows the default chain (model_not_found)', async () => {
-    const { client } = await surface.start(config(), { default: { 'gpt-5-preview': ['gpt-4o-mini'] } });
+    const { client } = await surface.start(config(), {
+      fallbacks: { default: { 'gpt-5-preview': ['gpt-4o-mini'] } },
+    });
     const r = await client.chat.completions.create({ model: 'gpt-5-preview', messages }).withResponse();
     expect(r.data.choices[0].message.content).toBe('Hello from mini');
     expect(r.response.headers.get('x-lb-fallback')).toBe('gpt-4o-mini');
@@ -315,7 +272,7 @@ describe.each([server, adapter])('model fallbacks through $name', (surface) => {
 
   it('the whole chain shares the request deadline', async () => {
     const cfg = { ...config(), deadlineMs: 400 };
-    const { client, router } = await surface.start(cfg, chains);
+    const { client, router } = await surface.start(cfg, { fallbacks: chains });
     const seen = collect(router);
     main.setDefault({ type: 'hang' });
     mini.setDefault({ type: 'hang' });
@@ -345,7 +302,12 @@ describe('model fallbacks in lb-server observability', () => {
           { id: 'large', url: up.url, apiKey: key, models: ['gpt-4.1'] },
         ],
       },
-      { contextWindow: { 'gpt-4o-mini': ['gpt-4.1'] }, default: { 'gpt-5-preview': ['gpt-4o-mini'] } },
+      {
+        fallbacks: {
+          contextWindow: { 'gpt-4o-mini': ['gpt-4.1'] },
+          default: { 'gpt-5-preview': ['gpt-4o-mini'] },
+        },
+      },
     );
     up.next(contextError);
     await client.chat.completions.create({ model: 'gpt-4o-mini', messages });
@@ -405,9 +367,7 @@ models = ["gpt-4.1"]
       logDestination: { write: () => true } as never,
     });
     const base = await s.listen();
-    closers.push(async () => {
-      await s.close(100);
-    });
+    closeAfterTest(() => s.close(100));
     const clients = [
       new OpenAI({ baseURL: `${base}/v1`, apiKey: 'client-key', maxRetries: 0 }),
       new LoadBalancedOpenAI({ router: config }),

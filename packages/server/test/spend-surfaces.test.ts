@@ -1,10 +1,7 @@
-import { createRouter, type RouterConfig } from '@lb/core';
-import { createOpenAI } from '@lb/openai-adapter';
-import { PriceTable } from '@lb/spend';
+import type { RouterConfig } from '@lb/core';
 import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
-import OpenAI from 'openai';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createServer } from '../src/index.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adapter, type Surface, server } from './surfaces.js';
 
 // Cost per request on both surfaces (the engine's `askForUsage` / `dropAskedUsage`, `x-lb-cost`, `costUsd` on the
 // bus): lb-server driven by the official SDK over HTTP, and `@lb/openai-adapter` in process with `cost` set.
@@ -13,45 +10,13 @@ const upKey = fakeKey('spend-surfaces');
 const PRICES = { 'gpt-4o-mini': { input: 1, output: 2 }, 'text-embedding-3-small': { input: 1 } };
 const CHAT_USD = (9 + 12 * 2) / 1e6;
 
-interface Started {
-  client: OpenAI;
-  costs: (number | undefined)[];
+/** Starts `surface` with the prices, collecting `costUsd` of every `attempt:usage` on its bus. */
+async function start(surface: Surface, config: RouterConfig) {
+  const { client, router } = await surface.start(config, { prices: PRICES });
+  const costs: (number | undefined)[] = [];
+  router.on('attempt:usage', (e) => costs.push(e.costUsd));
+  return { client, costs };
 }
-
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await Promise.all(closers.splice(0).map((c) => c()));
-});
-
-const surfaces = [
-  {
-    name: 'lb-server',
-    async start(router: RouterConfig): Promise<Started> {
-      const s = createServer({
-        router,
-        breaker: { enabled: false },
-        logDestination: { write: () => true } as never,
-        server: { port: 0 },
-        spend: { prices: PRICES },
-      });
-      const costs: (number | undefined)[] = [];
-      s.router.on('attempt:usage', (e) => costs.push(e.costUsd));
-      const base = await s.listen();
-      closers.push(() => s.close(100).then(() => {}));
-      return { client: new OpenAI({ baseURL: `${base}/v1`, apiKey: 'k', maxRetries: 0 }), costs };
-    },
-  },
-  {
-    name: 'LoadBalancedOpenAI',
-    async start(config: RouterConfig): Promise<Started> {
-      const router = createRouter(config);
-      const prices = new PriceTable({ prices: PRICES });
-      const costs: (number | undefined)[] = [];
-      router.on('attempt:usage', (e) => costs.push(e.costUsd));
-      return { client: createOpenAI(router, { cost: (u, m, e) => prices.costOf(u, m, e) }), costs };
-    },
-  },
-];
 
 let up: FakeUpstream;
 beforeAll(async () => {
@@ -64,9 +29,9 @@ afterAll(async () => {
 const config = (): RouterConfig => ({ endpoints: [{ id: 'up', url: up.url, apiKey: upKey }] });
 const messages = [{ role: 'user' as const, content: 'hi' }];
 
-describe.each(surfaces)('cost on $name', (surface) => {
+describe.each([server, adapter])('cost on $name', (surface) => {
   it('chat: x-lb-cost and costUsd on the bus', async () => {
-    const { client, costs } = await surface.start(config());
+    const { client, costs } = await start(surface, config());
     const { response } = await client.chat.completions
       .create({ model: 'gpt-4o-mini', messages })
       .withResponse();
@@ -77,7 +42,7 @@ describe.each(surfaces)('cost on $name', (surface) => {
   });
 
   it('embeddings', async () => {
-    const { client } = await surface.start(config());
+    const { client } = await start(surface, config());
     const { response } = await client.embeddings
       .create({ model: 'text-embedding-3-small', input: 'x' })
       .withResponse();
@@ -85,7 +50,7 @@ describe.each(surfaces)('cost on $name', (surface) => {
   });
 
   it('an unpriced model: no header, no cost on the bus (unknown, never 0)', async () => {
-    const { client, costs } = await surface.start(config());
+    const { client, costs } = await start(surface, config());
     const { response } = await client.chat.completions
       .create({ model: 'unpriced-thing', messages })
       .withResponse();
@@ -95,7 +60,7 @@ describe.each(surfaces)('cost on $name', (surface) => {
   });
 
   it('a stream without include_usage: usage asked for, priced, and not in the caller’s stream', async () => {
-    const { client, costs } = await surface.start(config());
+    const { client, costs } = await start(surface, config());
     const n = up.requests.length;
     const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true });
     const chunks: unknown[] = [];
@@ -108,7 +73,7 @@ describe.each(surfaces)('cost on $name', (surface) => {
   });
 
   it('a stream with include_usage: the caller gets its usage chunk', async () => {
-    const { client, costs } = await surface.start(config());
+    const { client, costs } = await start(surface, config());
     const stream = await client.chat.completions.create({
       model: 'gpt-4o-mini',
       messages,

@@ -1,7 +1,7 @@
 import { createRouter, type Router, type RouterConfig } from '@lb/core';
 import type { FallbackConfig, HedgeConfig } from '@lb/exchange';
 import { createOpenAI } from '@lb/openai-adapter';
-import { PriceTable } from '@lb/spend';
+import { type PriceInput, PriceTable } from '@lb/spend';
 import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll } from 'vitest';
@@ -13,12 +13,14 @@ export interface SurfaceOptions {
   streamContinue?: boolean;
   fallbacks?: FallbackConfig;
   /** Prices per model, USD per 1M tokens: lb-server's `spend.prices`, the adapter's `cost` over a `PriceTable`. */
-  prices?: Record<string, { input: number; output: number }>;
+  prices?: Record<string, PriceInput>;
 }
 
 export interface Started {
   client: OpenAI;
   router: Router;
+  /** lb-server only: its base URL. */
+  base?: string;
   /** lb-server only: its `/metrics` text. */
   metrics?: () => Promise<string>;
   /** lb-server only: reloads it with a whole config (router, server settings, options). */
@@ -31,10 +33,15 @@ export interface Surface {
   start(router: RouterConfig, options?: SurfaceOptions): Promise<Started>;
 }
 
-const closers: (() => Promise<void>)[] = [];
+const closers: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   await Promise.all(closers.splice(0).map((c) => c()));
 });
+
+/** Runs `close` after the current test (a server a test started itself). */
+export function closeAfterTest(close: () => Promise<unknown>): void {
+  closers.push(close);
+}
 
 export const server: Surface = {
   name: 'lb-server',
@@ -54,6 +61,7 @@ export const server: Surface = {
     return {
       client: new OpenAI({ baseURL: `${base}/v1`, apiKey: 'client-key', maxRetries: 0 }),
       router: s.router,
+      base,
       metrics: async () => (await fetch(`${base}/metrics`)).text(),
       reload: (r, o = {}) => s.reload({ router: r, server: { port: 0 }, ...o }),
     };
