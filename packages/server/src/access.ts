@@ -20,8 +20,8 @@ export type { ClientIdentity } from './spend.js';
 
 /** The gateway keys (`spend.ts`'s wallet: `LB_API_KEYS` and `[[keys]]`, and the admin API's). */
 export interface ClientKeys {
-  /** The identity of a presented key, or undefined when it is not one. */
-  identify(secret: string | undefined): ClientIdentity | undefined;
+  /** The identity of a presented key, or undefined when it is not one (`conn`: the client's connection). */
+  identify(secret: string | undefined, conn?: object): ClientIdentity | undefined;
   /** True while any key is held: then every client request needs one. */
   readonly enabled: boolean;
 }

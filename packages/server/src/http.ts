@@ -140,6 +140,17 @@ export function sendError(res: ServerResponse, err: LbError, extra?: OutgoingHtt
   sendJson(res, err.status, err.toOpenAIError(), headers);
 }
 
+/** A client limit's `x-ratelimit-*-requests` headers, added to `h` (a new object when not given). */
+export function limitHeaders(
+  limit: number,
+  remaining: number,
+  h: OutgoingHttpHeaders = {},
+): OutgoingHttpHeaders {
+  h['x-ratelimit-limit-requests'] = limit;
+  h['x-ratelimit-remaining-requests'] = remaining;
+  return h;
+}
+
 /** Shorthand: an OpenAI-shaped error from a status and message. */
 export function sendStatus(
   res: ServerResponse,

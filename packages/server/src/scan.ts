@@ -17,16 +17,42 @@ export interface BodyFields {
   model: string | undefined;
   stream: boolean;
   featureParams: boolean;
+  /**
+   * The completion budget (`max_completion_tokens`, else `max_tokens`, else `max_output_tokens`) times `n`, when
+   * they are plain integers; 0 otherwise. With the body's size it makes a token estimate without parsing.
+   */
+  completionTokens: number;
 }
 
 /** The one result object `scanBody` fills: read it before the next call. */
-const FIELDS: BodyFields = { model: undefined, stream: false, featureParams: false };
+const FIELDS: BodyFields = { model: undefined, stream: false, featureParams: false, completionTokens: 0 };
 
-function found(model: string | undefined, stream: boolean, featureParams: boolean): BodyFields {
+function found(
+  model: string | undefined,
+  stream: boolean,
+  featureParams: boolean,
+  maxCompletion: number,
+  maxTokens: number,
+  maxOutput: number,
+  n: number,
+): BodyFields {
   FIELDS.model = model;
   FIELDS.stream = stream;
   FIELDS.featureParams = featureParams;
+  FIELDS.completionTokens = (maxCompletion || maxTokens || maxOutput) * n;
   return FIELDS;
+}
+
+/** A plain non-negative integer's value at `b[s..e)` (what `value` validated), or 0 for anything else. */
+function intAt(b: Uint8Array, s: number, e: number): number {
+  if (e - s > 9) return 0;
+  let v = 0;
+  for (let j = s; j < e; j++) {
+    const c = b[j];
+    if (c < 0x30 || c > 0x39) return 0;
+    v = v * 10 + (c - 0x30);
+  }
+  return v;
 }
 
 const FEATURE_KEYS: readonly Uint8Array[] = FEATURE_PARAMS.map((k) => Buffer.from(k));
@@ -84,7 +110,11 @@ export function scanBody(b: Uint8Array): BodyFields | undefined {
   let model: string | undefined;
   let stream = false;
   let featureParams = false;
-  if (b[i] === 0x7d) return ws(b, i + 1, n) === n ? found(model, stream, featureParams) : undefined;
+  let maxCompletion = 0;
+  let maxTokens = 0;
+  let maxOutput = 0;
+  let choices = 1;
+  if (b[i] === 0x7d) return ws(b, i + 1, n) === n ? found(model, stream, false, 0, 0, 0, 1) : undefined;
   for (;;) {
     if (b[i] !== Q) return undefined;
     const ks = i + 1;
@@ -109,14 +139,22 @@ export function scanBody(b: Uint8Array): BodyFields | undefined {
     } else if (hasEscape(b, ks, ke)) {
       // An escaped key might spell "model" or "stream".
       return undefined;
-    } else if (!featureParams && indexOfBytes(FEATURE_KEYS, b, ks, ke) >= 0) featureParams = true;
+    } else {
+      if (klen === 10 && isKey(b, ks, 'max_tokens')) maxTokens = intAt(b, vs, i);
+      else if (klen === 21 && isKey(b, ks, 'max_completion_tokens')) maxCompletion = intAt(b, vs, i);
+      else if (klen === 17 && isKey(b, ks, 'max_output_tokens')) maxOutput = intAt(b, vs, i);
+      else if (klen === 1 && b[ks] === 0x6e) choices = Math.max(1, intAt(b, vs, i));
+      if (!featureParams && indexOfBytes(FEATURE_KEYS, b, ks, ke) >= 0) featureParams = true;
+    }
     i = ws(b, i, n);
     if (b[i] === 0x2c) {
       i = ws(b, i + 1, n);
       continue;
     }
     if (b[i] !== 0x7d) return undefined;
-    return ws(b, i + 1, n) === n ? found(model, stream, featureParams) : undefined;
+    return ws(b, i + 1, n) === n
+      ? found(model, stream, featureParams, maxCompletion, maxTokens, maxOutput, choices)
+      : undefined;
   }
 }
 

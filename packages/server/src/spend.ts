@@ -11,6 +11,7 @@ import {
   PriceTable,
   type SpendError,
   SpendLedger,
+  sameSecret,
   tokensOf,
   type UsageLike,
   type VirtualKey,
@@ -111,6 +112,8 @@ export class Wallet {
   #apiKeys: readonly string[] = [];
   #created = new Map<string, KeyConfig>();
   #ids = new WeakMap<VirtualKey, ClientIdentity>();
+  /** By connection: the key it last presented, the ring that knew it, and who it is (`identify`). */
+  #byConn = new WeakMap<object, { secret: string; ring: KeyRing; who: ClientIdentity }>();
   #secret: Buffer;
   readonly #onUnknown: (model: string) => void;
 
@@ -225,8 +228,25 @@ export class Wallet {
     return true;
   }
 
-  /** The identity of a presented key, or undefined when it is not one of ours. */
-  identify(secret: string | undefined): ClientIdentity | undefined {
+  /**
+   * The identity of a presented key, or undefined when it is not one of ours. `conn` (the client's socket): the
+   * connection remembers the key it last presented and what it was, so that a keep-alive client's key is hashed once
+   * per connection rather than per request. Compared in full and in constant time (a reverse proxy may carry many
+   * clients' requests on one connection), and only while the key ring it was found in is the one in use (a reload,
+   * rotation or revocation starts over).
+   */
+  identify(secret: string | undefined, conn?: object): ClientIdentity | undefined {
+    if (conn !== undefined && secret !== undefined) {
+      const seen = this.#byConn.get(conn);
+      if (seen !== undefined && seen.ring === this.ring && sameSecret(seen.secret, secret)) return seen.who;
+      const who = this.#identify(secret);
+      if (who !== undefined) this.#byConn.set(conn, { secret, ring: this.ring, who });
+      return who;
+    }
+    return this.#identify(secret);
+  }
+
+  #identify(secret: string | undefined): ClientIdentity | undefined {
     const key = this.ring.lookup(secret);
     if (key === undefined) return undefined;
     let who = this.#ids.get(key);

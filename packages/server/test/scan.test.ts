@@ -13,14 +13,21 @@ describe('scanBody', () => {
         model: 'gpt-4o-mini',
         stream: true,
         featureParams: false,
+        completionTokens: 0,
       },
     );
     expect(scan(' { "stream" : false , "model" : "o3" } ')).toEqual({
       model: 'o3',
       stream: false,
       featureParams: false,
+      completionTokens: 0,
     });
-    expect(scan('{}')).toEqual({ model: undefined, stream: false, featureParams: false });
+    expect(scan('{}')).toEqual({
+      model: undefined,
+      stream: false,
+      featureParams: false,
+      completionTokens: 0,
+    });
     expect(scan('{"model":"a\\u0062c"}')).toBeUndefined(); // escaped model: JSON.parse decides
     expect(scan('{"mod\\u0065l":"x"}')).toBeUndefined(); // an escaped key might spell "model"
     expect(scan('{"model":"x",}')).toBeUndefined();
@@ -34,6 +41,22 @@ describe('scanBody', () => {
     // Only at the top level, and only those names.
     expect(scan('{"model":"m","messages":[{"n":2,"audio":{}}],"no":1,"nn":2}')?.featureParams).toBe(false);
     expect(scan('{"model":"m","metadata":{"logprobs":true}}')?.featureParams).toBe(false);
+  });
+
+  it('reads the completion budget as estimateTokens counts it: max_completion_tokens, max_tokens, max_output_tokens, times n', () => {
+    const tokens = (s: string) => scan(s)?.completionTokens;
+    expect(tokens('{"model":"m","max_tokens":256}')).toBe(256);
+    expect(tokens('{"max_tokens":100,"max_completion_tokens":300}')).toBe(300);
+    expect(tokens('{"max_output_tokens":50}')).toBe(50);
+    expect(tokens('{"max_tokens":100,"n":3}')).toBe(300);
+    expect(tokens('{"n":3}')).toBe(0);
+    // Not a plain integer, or nested: not read (the estimate counts no budget it cannot read).
+    expect(tokens('{"max_tokens":1.5e3}')).toBe(0);
+    expect(tokens('{"max_tokens":"100"}')).toBe(0);
+    expect(tokens('{"max_tokens":12345678901}')).toBe(0);
+    expect(tokens('{"metadata":{"max_tokens":100}}')).toBe(0);
+    // The shared result object is overwritten whole: a later body without a budget reads 0.
+    expect(tokens('{"model":"m"}')).toBe(0);
   });
 
   it('reads model names from recent bytes without mixing up names of the same length', () => {
@@ -55,6 +78,11 @@ describe('scanBody', () => {
     const at = 100;
     pool.write('{"model":"gpt-4o-mini","stream":true}', at);
     const view = pool.subarray(at, at + 37);
-    expect({ ...scanBody(view)! }).toEqual({ model: 'gpt-4o-mini', stream: true, featureParams: false });
+    expect({ ...scanBody(view)! }).toEqual({
+      model: 'gpt-4o-mini',
+      stream: true,
+      featureParams: false,
+      completionTokens: 0,
+    });
   });
 });

@@ -9,6 +9,7 @@ import {
   type TestRedis,
 } from '@lb/testing';
 import OpenAI from 'openai';
+import { Client } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type LbServer } from '../src/index.js';
 
@@ -333,20 +334,35 @@ describe('virtual keys', () => {
     }
   });
 
-  it("a key's rpm is enforced by the client limiter", async () => {
+  it("a key's rpm is enforced by the client limiter, and every answer says what is left of it", async () => {
     const s = await start({
       keys: [
-        { name: 'slow', key: teamA, rpm: 2 },
+        { name: 'slow', key: teamA, rpm: 3, models: ['gpt-4o-mini'] },
         { name: 'b', key: teamB },
       ],
     });
     const a = client(s, teamA);
-    expect((await status(a.chat.completions.create({ model: 'gpt-4o-mini', messages }))).status).toBe(200);
-    expect((await status(a.chat.completions.create({ model: 'gpt-4o-mini', messages }))).status).toBe(200);
-    expect((await status(a.chat.completions.create({ model: 'gpt-4o-mini', messages }))).status).toBe(429);
-    expect(
-      (await status(client(s, teamB).chat.completions.create({ model: 'gpt-4o-mini', messages }))).status,
-    ).toBe(200);
+    const limits = (h: Headers | undefined) => [
+      h?.get('x-ratelimit-limit-requests'),
+      h?.get('x-ratelimit-remaining-requests'),
+    ];
+    const first = await a.chat.completions.create({ model: 'gpt-4o-mini', messages }).withResponse();
+    expect(limits(first.response.headers)).toEqual(['3', '2']);
+    // An answer lb gives itself carries them too (this key may not use that model: 403, and the request counted).
+    const refused = await status(a.chat.completions.create({ model: 'gpt-4o', messages }));
+    expect([refused.status, refused.code]).toEqual([403, 'model_not_allowed']);
+    expect(limits(refused.headers)).toEqual(['3', '1']);
+    const last = await a.chat.completions.create({ model: 'gpt-4o-mini', messages }).withResponse();
+    expect(limits(last.response.headers)).toEqual(['3', '0']);
+    const over = await status(a.chat.completions.create({ model: 'gpt-4o-mini', messages }));
+    expect(over.status).toBe(429);
+    expect(limits(over.headers)).toEqual(['3', '0']);
+    // A key with no limit: no limit headers of lb's (the upstream's would pass through).
+    const b = await client(s, teamB)
+      .chat.completions.create({ model: 'gpt-4o-mini', messages })
+      .withResponse();
+    expect(b.response.status).toBe(200);
+    expect(limits(b.response.headers)).toEqual([null, null]);
   });
 
   it('reload applies key changes at once', async () => {
@@ -415,6 +431,42 @@ describe('admin API keys', () => {
     ).toBe(401);
     expect((await adminFetch(s, '/admin/keys/ci', { method: 'DELETE' })).status).toBe(404);
     expect(logs.join('')).not.toContain(secret);
+  });
+
+  it('one connection carrying several keys (a reverse proxy): each request is its own key, a revoked key 401 at once', async () => {
+    const s = await start({
+      adminKey: admin,
+      keys: [
+        { name: 'a', key: teamA, rpm: 50 },
+        { name: 'b', key: teamB, rpm: 70 },
+      ],
+    });
+    // One keep-alive connection for every request below.
+    const conn = new Client(s.url!, { pipelining: 1 });
+    try {
+      const send = async (key: string) => {
+        const r = await conn.request({
+          method: 'POST',
+          path: '/v1/chat/completions',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+          body: JSON.stringify({ model: 'gpt-4o-mini', messages }),
+        });
+        await r.body.text();
+        return [r.statusCode, r.headers['x-ratelimit-limit-requests']];
+      };
+      // The same length as team A's key, one character off: not team A.
+      const near = `${teamA.slice(0, -1)}${teamA.endsWith('x') ? 'y' : 'x'}`;
+      expect(await send(teamA)).toEqual([200, '50']);
+      expect(await send(teamB)).toEqual([200, '70']);
+      expect(await send(teamA)).toEqual([200, '50']);
+      expect((await send(near))[0]).toBe(401);
+      expect(await send(teamA)).toEqual([200, '50']);
+      expect((await adminFetch(s, '/admin/keys/a', { method: 'DELETE' })).status).toBe(200);
+      expect((await send(teamA))[0]).toBe(401);
+      expect(await send(teamB)).toEqual([200, '70']);
+    } finally {
+      await conn.close();
+    }
   });
 });
 

@@ -12,7 +12,7 @@ export { cheapest, registerCheapest } from './cheapest.js';
 export type { BudgetName, SpendErrorCode } from './errors.js';
 export { isSpendError, SpendError } from './errors.js';
 export type { KeyBudgets, KeyConfig, KeyLimits, KeyRingOptions, VirtualKey } from './keys.js';
-export { KeyRing, parseExpiry, sha256Hex } from './keys.js';
+export { KeyRing, parseExpiry, sameSecret, sha256Hex } from './keys.js';
 export type { SpendLedgerOptions, SpendPeriod, SpendSnapshot, SpendTotals } from './ledger.js';
 export { OTHER, SpendLedger } from './ledger.js';
 export type { Price, PricedEndpoint, PriceInput, PriceTableOptions, UnitUsage, UsageLike } from './prices.js';

@@ -95,8 +95,11 @@ function digest(key: string): string {
   return oneShot ? oneShot('sha256', key) : crypto.createHash('sha256').update(key).digest('hex');
 }
 
-/** Compares two hex digests of equal length in constant time (no early exit, no allocation). */
-function sameDigest(a: string, b: string): boolean {
+/**
+ * Compares two strings in constant time for their length (no early exit on the first difference, no allocation):
+ * digests, or a secret against the one a connection presented before.
+ */
+export function sameSecret(a: string, b: string): boolean {
   if (a.length !== b.length) return false;
   let d = 0;
   for (let i = 0; i < a.length; i++) d |= a.charCodeAt(i) ^ b.charCodeAt(i);
@@ -323,7 +326,7 @@ export class KeyRing {
     const hex = digest(secret);
     const k = this.#byDigest.get(hex);
     // The map matched on the digest; the comparison is constant-time all the same.
-    return k !== undefined && sameDigest(k.sha256, hex) ? k : undefined;
+    return k !== undefined && sameSecret(k.sha256, hex) ? k : undefined;
   }
 
   /**

@@ -3,11 +3,11 @@
 // `read.ts` (the request), `route.ts` (routing, fallbacks, pins, hedging), `attempt.ts` (one upstream attempt),
 // `spend.ts` (virtual keys and cost), `respond.ts` (the response to the client), `continue.ts` (stream
 // continuation), `outcome.ts` (errors, the end, the record). One object per request: the stages add none.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { AttemptContext, Router, Usage } from '@lb/core';
 import type { EarlyResponder, Sink, StreamTrail } from '@lb/exchange';
 import type { BodySink } from '../http.js';
-import { readBody } from '../http.js';
+import { limitHeaders, readBody } from '../http.js';
 import { operationOf } from '../operations.js';
 import type { Admission, ClientIdentity } from '../spend.js';
 import type { UpstreamCall } from '../upstream.js';
@@ -65,6 +65,11 @@ export class Exchange implements Sink, EarlyResponder, BodySink {
   tags: readonly string[] | undefined;
   /** The scan saw a top-level parameter features are read from (`n`, `logprobs`…). */
   featureParams = false;
+  /** The scan's completion budget (`max_tokens`… times `n`; 0 when absent), for a token estimate without parsing. */
+  completionTokens = 0;
+  /** The client's request limit and what is left of it (`x-ratelimit-*-requests`); -1 when no limit applies. */
+  rateLimit = -1;
+  rateRemaining = 0;
 
   // ---- routing (route.ts)
   signal: ClientSignal | undefined;
@@ -217,6 +222,14 @@ export class Exchange implements Sink, EarlyResponder, BodySink {
 
   hasJson(): boolean {
     return this.json !== undefined || this.lazyJson;
+  }
+
+  /**
+   * The client limit's `x-ratelimit-*-requests` headers added to `h` (a response's own headers, so that `writeHead`
+   * keeps its fast path: no `setHeader` before it); `h`, or undefined when no limit applies and `h` was not given.
+   */
+  rateHeaders(h?: OutgoingHttpHeaders): OutgoingHttpHeaders | undefined {
+    return this.rateLimit < 0 ? h : limitHeaders(this.rateLimit, this.rateRemaining, h);
   }
 
   /** @internal The body as an object (parsed on first use when only scanned). */

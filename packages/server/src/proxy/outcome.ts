@@ -29,7 +29,7 @@ export function settleAttempt(call: UpstreamCall, err: unknown): void {
 export function crashed(x: Exchange, err: unknown): void {
   const res = x.res;
   x.px.onError(err, x.requestId);
-  if (!res.headersSent) sendStatus(res, 500, 'Internal gateway error');
+  if (!res.headersSent) sendStatus(res, 500, 'Internal gateway error', undefined, x.rateHeaders());
   else res.destroy();
 }
 
@@ -50,7 +50,7 @@ export function failed(x: Exchange, e: unknown): void {
     // A client error reported inside the stream's first event: answer it as a plain error.
     const err = errorFromStatus(e.status, x.px.redactor.text(e.message));
     x.status = err.status;
-    sendError(res, err);
+    sendError(res, err, x.rateHeaders());
     finish(x, undefined, err.type);
     return;
   }
@@ -60,7 +60,7 @@ export function failed(x: Exchange, e: unknown): void {
     const why = x.px.explain(x.operation, x.model, x.features);
     if (why) {
       x.status = why.status;
-      sendError(res, why);
+      sendError(res, why, x.rateHeaders());
       finish(x, undefined, why.type);
       return;
     }
@@ -71,9 +71,11 @@ export function failed(x: Exchange, e: unknown): void {
   sendError(
     res,
     err,
-    x.attempts > 0 && x.px.settings.responseHeaders
-      ? { 'x-lb-request-id': x.requestId, 'x-lb-attempts': x.attempts }
-      : { 'x-lb-request-id': x.requestId },
+    x.rateHeaders(
+      x.attempts > 0 && x.px.settings.responseHeaders
+        ? { 'x-lb-request-id': x.requestId, 'x-lb-attempts': x.attempts }
+        : { 'x-lb-request-id': x.requestId },
+    ),
   );
   finish(x, undefined, err.code);
 }
@@ -83,7 +85,7 @@ export function failWith(x: Exchange, status: number, message: string, code: str
   const err = errorFromStatus(status, message);
   (err as { code: string }).code = code;
   x.status = status;
-  sendError(x.res, err);
+  sendError(x.res, err, x.rateHeaders());
   finish(x, undefined, err.type);
 }
 

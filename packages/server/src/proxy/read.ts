@@ -21,6 +21,7 @@ export function readRequest(x: Exchange): boolean {
       x.model = fields.model;
       x.stream = fields.stream;
       x.featureParams = fields.featureParams;
+      x.completionTokens = fields.completionTokens;
       x.lazyJson = true;
     } else if (isJson) {
       let parsed: unknown;

@@ -81,9 +81,13 @@ export function replay(x: Exchange, call: UpstreamCall, body: Uint8Array): void 
   sink.end();
 }
 
-/** Adds the gateway's own response headers (`responseHeaders`): who answered, after how many attempts. */
+/**
+ * Adds the gateway's own response headers: who answered, after how many attempts (`responseHeaders`), and the
+ * client limit's `x-ratelimit-*-requests` (over the upstream's, which describe the endpoint's key, not the client's).
+ */
 function tagged(x: Exchange, h: OutgoingHttpHeaders): OutgoingHttpHeaders {
   if (x.px.settings.responseHeaders) tagResponse(h, x.ctx!);
+  if (x.rateLimit >= 0) x.rateHeaders(h);
   if (x.fallbackTo !== undefined) h[FALLBACK_HEADER] = x.fallbackTo;
   if (x.hedged) h[HEDGED_HEADER] = '1';
   return h;
@@ -177,7 +181,7 @@ export function sinkError(x: Exchange, err: Error): void {
   if (x.costed !== undefined) {
     x.costed = undefined;
     if (!gone && !res.headersSent) {
-      sendStatus(res, 502, `Upstream response broke off: ${err.message}`);
+      sendStatus(res, 502, `Upstream response broke off: ${err.message}`, undefined, x.rateHeaders());
       x.status = 502;
     } else res.destroy();
     finish(x, err, gone ? 'client_closed' : 'upstream_stream_error');
@@ -192,7 +196,7 @@ export function sinkError(x: Exchange, err: Error): void {
   } else if (!gone && x.call?.isStream && !res.destroyed && !x.translated) {
     res.end(streamEnding(err, x.px.settings.streamIdleTimeoutMs));
   } else if (x.translated && !res.headersSent && !gone) {
-    sendStatus(res, 502, `Upstream response broke off: ${err.message}`);
+    sendStatus(res, 502, `Upstream response broke off: ${err.message}`, undefined, x.rateHeaders());
     x.status = 502;
   } else {
     res.destroy();

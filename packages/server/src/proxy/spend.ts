@@ -17,7 +17,7 @@ export function spendIn(x: Exchange, wallet: Wallet): boolean | Promise<boolean>
   const who = x.who;
   if (who !== undefined) {
     const key = who.key;
-    const est = key.hasBudget && x.hasJson() && x.px.estimateTokens ? x.px.estimateTokens(x.jsonOf()!) : 0;
+    const est = key.hasBudget ? estimate(x) : 0;
     let a: ReturnType<Wallet['admit']>;
     try {
       a = wallet.admit(key, x.model, est);
@@ -38,12 +38,28 @@ export function spendIn(x: Exchange, wallet: Wallet): boolean | Promise<boolean>
   return spendOn(x, undefined);
 }
 
+/** Bodies up to this size are estimated from their bytes; larger ones (images as data URLs…) are parsed. */
+const BYTE_ESTIMATE_MAX = 16 * 1024;
+
+/**
+ * The request's tokens, estimated for its budget admission: a small body that was only scanned counts its bytes / 4
+ * plus its completion budget, without being parsed (usually a little more than `estimateTokens` says: the JSON's
+ * own syntax counts too); a parsed or larger body goes through `estimateTokens`.
+ */
+function estimate(x: Exchange): number {
+  const body = x.body;
+  if (x.json === undefined && x.lazyJson && body !== undefined && body.length <= BYTE_ESTIMATE_MAX)
+    return Math.ceil(body.length / 4) + x.completionTokens;
+  const est = x.px.estimateTokens;
+  return est !== undefined && x.hasJson() ? est(x.jsonOf()!) : 0;
+}
+
 /** A spend refusal answered (401 / 403 / 429); any other error thrown on. */
 function refused(x: Exchange, e: unknown): false {
   const err = spendRefusal(e);
   if (err === undefined) throw e;
   x.status = err.status;
-  sendError(x.res, err);
+  sendError(x.res, err, x.rateHeaders());
   finish(x, undefined, err.code);
   return false;
 }

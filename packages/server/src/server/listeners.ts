@@ -2,7 +2,7 @@
 // proxy or the operations routes) and the operations one (operations and admin routes only).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { maskKey } from '@lb/core';
-import { clientKeyOf, sendStatus } from '../http.js';
+import { clientKeyOf, limitHeaders, sendStatus } from '../http.js';
 import { BadPath, normalizeTarget } from '../paths.js';
 import { Exchange } from '../proxy/exchange.js';
 import type { ClientIdentity } from '../spend.js';
@@ -38,7 +38,12 @@ export function mainHandler(st: ServerState): (req: IncomingMessage, res: Server
    * The request's share of the in-flight body budget (`maxInflightBodyBytes`), given back when its response closes;
    * the `done` to hand the exchange, or undefined when the request was answered here (503/413, nothing read).
    */
-  const withBody = (req: IncomingMessage, res: ServerResponse): (() => void) | undefined => {
+  const withBody = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    rateLimit: number,
+    rateRemaining: number,
+  ): (() => void) | undefined => {
     const cl = req.headers['content-length'];
     if (cl !== undefined) {
       const n = Number(cl);
@@ -59,6 +64,7 @@ export function mainHandler(st: ServerState): (req: IncomingMessage, res: Server
           ? `Request body of ${n} bytes exceeds what the gateway reads at once (${bodies.max} bytes, LB_MAX_INFLIGHT_BODY_BYTES)`
           : 'The gateway is reading too many request bodies at once (LB_MAX_INFLIGHT_BODY_BYTES): retry shortly',
         1000,
+        rateLimit < 0 ? undefined : limitHeaders(rateLimit, rateRemaining),
       );
       req.resume();
       return undefined;
@@ -108,7 +114,7 @@ export function mainHandler(st: ServerState): (req: IncomingMessage, res: Server
       const clients = st.policy.clients;
       if (clients !== undefined) {
         const key = clientKeyOf(req);
-        who = key === undefined ? undefined : clients.identify(key);
+        who = key === undefined ? undefined : clients.identify(key, req.socket);
         if (who === undefined) {
           res.on('close', onDone);
           req.resume();
@@ -126,10 +132,14 @@ export function mainHandler(st: ServerState): (req: IncomingMessage, res: Server
       } else clientId = client = req.socket.remoteAddress;
       const limiter = st.limiter;
       const lim = who !== undefined && who.key.name !== undefined ? st.limiters.of(who, limiter) : limiter;
+      // The limit's headers go with the response's own (`Exchange.rateHeaders`), never by `setHeader`: that would
+      // take `writeHead` off its fast path for every header the upstream sent.
+      let rateLimit = -1;
+      let rateRemaining = 0;
       if (lim !== undefined) {
         const r = lim.take(clientId ?? 'anonymous');
-        res.setHeader('x-ratelimit-limit-requests', r.limit);
-        res.setHeader('x-ratelimit-remaining-requests', r.remaining);
+        rateLimit = r.limit;
+        rateRemaining = r.remaining;
         if (!r.allowed) {
           res.on('close', onDone);
           req.resume();
@@ -152,15 +162,18 @@ export function mainHandler(st: ServerState): (req: IncomingMessage, res: Server
               ? `Rate limit reached for this client: ${r.limit} requests per ${st.settings.clientRateLimit.windowMs} ms`
               : `Rate limit reached for key ${who!.mask}: ${r.limit} requests per ${st.limiters.windowOf(lim)} ms`,
             r.retryAfterMs,
+            limitHeaders(r.limit, r.remaining),
           );
           return;
         }
       }
       // The exchange's own 'close' listener counts the request done (one listener per response).
-      const done = withBody(req, res);
+      const done = withBody(req, res, rateLimit, rateRemaining);
       if (done !== undefined) {
         const ex = new Exchange(px, req, res, path, client, done);
         ex.who = who;
+        ex.rateLimit = rateLimit;
+        ex.rateRemaining = rateRemaining;
         ex.run();
       }
       return;
