@@ -57,7 +57,7 @@ export async function attemptOn(c: FetchClient, call: Call, ctx: AttemptContext)
   }
   const cost = c.cost;
   const res = exchange.response;
-  if (res === undefined) {
+  if (res === undefined && exchange.isStream) {
     // An event stream, through the engine: whole events, the idle timeout, usage and the router's hold.
     const headers = new Headers();
     for (const k in exchange.headers) {
@@ -81,36 +81,20 @@ export async function attemptOn(c: FetchClient, call: Call, ctx: AttemptContext)
     });
     return new Response(body, { status: exchange.status, headers });
   }
+  if (res === undefined) return answerOf(c, exchange, ctx, dialect, dreq, tag, req.signal);
   if (dialect.translateResponse) {
     const raw = new Uint8Array(await res.arrayBuffer());
     const h: Record<string, string> = {};
     res.headers.forEach((v, k) => {
       h[k] = v;
     });
-    const t = dialect.translateResponse(res.status, h, raw, dreq);
-    if (tag) tagResponse(t.headers, tag);
-    if (cost !== undefined && t.status < 300) {
-      const usage = usageFromBytes(
-        typeof t.body === 'string' ? encoder.encode(t.body) : (t.body as Uint8Array),
-      );
-      if (usage) {
-        const usd = cost(usage, ctx.upstreamModel ?? model, ep);
-        if (usd !== undefined) t.headers[COST_HEADER] = costText(usd);
-        ctx.reportUsage(usage, usd);
-      }
-    }
-    return new Response(t.body as BodyInit, { status: t.status, headers: t.headers });
+    return translated(c, dialect, dreq, ctx, res.status, h, raw, tag);
   }
   if (cost !== undefined && res.ok && res.body && (res.headers.get('content-type') ?? '').includes('json')) {
     // `x-lb-cost` goes in the headers: the body (usage at its end) is read whole first.
     const raw = new Uint8Array(await res.arrayBuffer());
     const headers = ownHeaders(res, tag);
-    const usage = usageFromBytes(raw);
-    if (usage) {
-      const usd = cost(usage, ctx.upstreamModel ?? model, ep);
-      if (usd !== undefined) headers.set(COST_HEADER, costText(usd));
-      ctx.reportUsage(usage, usd);
-    }
+    priceInto(c, ctx, model, raw, headers);
     return new Response(raw, { status: res.status, statusText: res.statusText, headers });
   }
   // Token usage for whoever listens (TPM budgets, metrics), read from the body as the caller reads it.
@@ -122,4 +106,123 @@ export async function attemptOn(c: FetchClient, call: Call, ctx: AttemptContext)
   )
     return withUsage(res, ctx.reportUsage, ownHeaders(res, tag));
   return tag ? tagInPlace(res, tag) : res;
+}
+
+/** Hop-by-hop headers and the body's framing: not the new response's (its body is the bytes as they came). */
+const NOT_PASSED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);
+
+/**
+ * A whole answer that came through the dispatcher (not an event stream) as the caller's `Response`: JSON and failures
+ * are read whole (their usage priced into `x-lb-cost`, or reported to whoever listens), a dialect's answer
+ * translated; any other body (audio, a file's content) is passed on as it flows.
+ */
+async function answerOf(
+  c: FetchClient,
+  exchange: Attempt,
+  ctx: AttemptContext,
+  dialect: ReturnType<typeof getDialect>,
+  dreq: DialectRequest,
+  tag: AttemptContext | undefined,
+  signal: AbortSignal | undefined,
+): Promise<Response> {
+  const status = exchange.status;
+  const h: Record<string, string> = {};
+  const up = exchange.headers;
+  for (const k in up) {
+    const v = up[k];
+    if (v !== undefined && !NOT_PASSED.has(k)) h[k] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  const json = (h['content-type'] ?? '').includes('json');
+  if (status < 300 && !json && dialect.translateResponse === undefined) {
+    if (tag) tagResponse(h, tag);
+    const body = streamBody(exchange, {
+      endpointId: ctx.endpoint.id,
+      idleTimeoutMs: 0,
+      signal,
+      reportUsage: NO_USAGE,
+      secrets: [ctx.endpoint.apiKey],
+    });
+    return new Response(body, { status, headers: h });
+  }
+  const raw = await bodyOf(exchange);
+  if (dialect.translateResponse) return translated(c, dialect, dreq, ctx, status, h, raw, tag);
+  if (tag) tagResponse(h, tag);
+  if (status < 300 && json) {
+    if (c.cost !== undefined) priceInto(c, ctx, dreq.model, raw, h);
+    else if (c.router.listenerCount('attempt:usage') > 0) {
+      const usage = usageFromBytes(raw);
+      if (usage) ctx.reportUsage(usage);
+    }
+  }
+  return new Response(raw as BodyInit, { status, headers: h });
+}
+
+const NO_USAGE = () => {};
+
+/** The whole body of `exchange` (after it settled), as one byte array. */
+function bodyOf(exchange: Attempt): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    exchange.attach({
+      data(chunk) {
+        chunks.push(chunk);
+        size += chunk.length;
+        return true;
+      },
+      end() {
+        if (chunks.length === 1) return resolve(chunks[0]);
+        const out = new Uint8Array(size);
+        let at = 0;
+        for (const ch of chunks) {
+          out.set(ch, at);
+          at += ch.length;
+        }
+        resolve(out);
+      },
+      error: reject,
+    });
+  });
+}
+
+/** Prices a JSON answer's usage into `x-lb-cost` (when its model has a price) and reports it with its cost. */
+function priceInto(
+  c: FetchClient,
+  ctx: AttemptContext,
+  model: string | undefined,
+  raw: Uint8Array,
+  headers: Headers | Record<string, string>,
+): void {
+  const usage = usageFromBytes(raw);
+  if (!usage) return;
+  const usd = c.cost!(usage, ctx.upstreamModel ?? model, ctx.endpoint);
+  if (usd !== undefined) {
+    if (headers instanceof Headers) headers.set(COST_HEADER, costText(usd));
+    else headers[COST_HEADER] = costText(usd);
+  }
+  ctx.reportUsage(usage, usd);
+}
+
+/** A dialect's whole answer translated to OpenAI's shape, tagged and priced. */
+function translated(
+  c: FetchClient,
+  dialect: ReturnType<typeof getDialect>,
+  dreq: DialectRequest,
+  ctx: AttemptContext,
+  status: number,
+  h: Record<string, string>,
+  raw: Uint8Array,
+  tag: AttemptContext | undefined,
+): Response {
+  const t = dialect.translateResponse!(status, h, raw, dreq);
+  if (tag) tagResponse(t.headers, tag);
+  if (c.cost !== undefined && t.status < 300)
+    priceInto(
+      c,
+      ctx,
+      dreq.model,
+      typeof t.body === 'string' ? encoder.encode(t.body) : (t.body as Uint8Array),
+      t.headers,
+    );
+  return new Response(t.body as BodyInit, { status: t.status, headers: t.headers });
 }

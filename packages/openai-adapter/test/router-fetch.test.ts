@@ -1,6 +1,7 @@
 import { createRouter } from '@lb/core';
 import { type FakeUpstream, startFakeUpstream } from '@lb/testing';
 import OpenAI from 'openai';
+import { Agent, type Dispatcher, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOpenAI, createRouterFetch, LoadBalancedOpenAI, PLACEHOLDER_BASE_URL } from '../src/index.js';
 import { keyOf, type Pool, startPool } from './setup.js';
@@ -129,6 +130,50 @@ describe('createRouterFetch', () => {
       /options.fetch.*string "nope"/,
     );
     expect(() => createRouterFetch({} as never)).toThrow(/expected an @lb\/core Router/);
+  });
+});
+
+describe('the default transport', () => {
+  it("goes through undici's global dispatcher (setGlobalDispatcher applies), or a swapped globalThis.fetch", async () => {
+    const router = createRouter({ endpoints: pool.endpoints() });
+    const client = createOpenAI(router);
+    const seen: string[] = [];
+    class Counting extends Agent {
+      override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+        seen.push(
+          `${opts.method} ${opts.origin}${opts.path} ${(opts.headers as Record<string, string>)['accept-encoding']}`,
+        );
+        return super.dispatch(opts, handler);
+      }
+    }
+    const before = getGlobalDispatcher();
+    const counting = new Counting();
+    setGlobalDispatcher(counting);
+    try {
+      const r = await client.chat.completions.create({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'hi' }],
+      });
+      expect(r.choices[0].message.content).toBeTruthy();
+      // Asked unencoded: nothing on this path decodes a compressed body.
+      expect(seen).toEqual([`POST ${pool.ups[0].url.replace(/\/v1$/, '')}/v1/chat/completions identity`]);
+      // A swapped globalThis.fetch (an instrumentation's, a test's) sees every call instead.
+      const native = globalThis.fetch;
+      const urls: string[] = [];
+      globalThis.fetch = ((input: string | URL | Request, init?: RequestInit) => {
+        urls.push(String(input));
+        return native(input, init);
+      }) as typeof fetch;
+      try {
+        await client.models.list();
+      } finally {
+        globalThis.fetch = native;
+      }
+      expect(urls).toEqual([`${pool.ups[0].url}/models`]);
+    } finally {
+      setGlobalDispatcher(before);
+      await counting.close();
+    }
   });
 });
 
