@@ -1,6 +1,8 @@
 import { createHash, createHmac } from 'node:crypto';
 import { type Endpoint, maskKey } from '@lb/core';
 import {
+  type Admission,
+  admitBudgets,
   type BudgetStore,
   Budgets,
   isSpendError,
@@ -44,13 +46,8 @@ export interface ClientIdentity {
   readonly id: string;
 }
 
-/** One admitted request, until its usage settles it. */
-export interface Admission {
-  readonly key: VirtualKey;
-  readonly estimatedUsd: number | undefined;
-  readonly estimatedTokens: number;
-  readonly at: number;
-}
+/** One admitted request, until its usage settles it (`@lb/spend`'s). */
+export type { Admission } from '@lb/spend';
 
 /** Where the admin API's keys persist (their SHA-256 only): Redis when configured, else this process's memory. */
 export interface KeyVault {
@@ -273,16 +270,9 @@ export class Wallet {
     const now = Date.now();
     const refused = this.ring.check(key, model, now);
     if (refused) throw refused;
-    if (!key.hasBudget) return undefined;
-    const estimatedUsd = this.prices.costOf({ prompt_tokens: estimatedTokens }, model);
-    const adm: Admission = { key, estimatedUsd, estimatedTokens, at: now };
-    const v = this.budgets.admit(key, estimatedUsd, estimatedTokens);
-    if (v === undefined) return adm;
-    if (!(v instanceof Promise)) throw v;
-    return v.then((e: SpendError | undefined) => {
-      if (e) throw e;
-      return adm;
-    });
+    return key.hasBudget
+      ? admitBudgets(this.budgets, this.prices, key, model, estimatedTokens, now)
+      : undefined;
   }
 
   /**

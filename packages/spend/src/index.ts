@@ -21,6 +21,6 @@ export { DEFAULT_PRICES, PRICES_DATE } from './prices-data.js';
 export type { RedisBudgetStoreOptions, RedisScriptClient } from './redis.js';
 export { RedisBudgetStore } from './redis.js';
 export type { Admission, SpendOptions } from './spend.js';
-export { createSpend, Spend } from './spend.js';
+export { admitBudgets, createSpend, Spend } from './spend.js';
 export type { AdmitReply, BudgetStore, MaybePromise } from './store.js';
 export { MemoryBudgetStore } from './store.js';

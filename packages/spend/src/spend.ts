@@ -92,17 +92,7 @@ export class Spend {
   ): MaybePromise<Admission> {
     const now = this.#now();
     const key = this.keys.authorize(secret, model, now);
-    const estimatedUsd = key.hasBudget
-      ? this.prices.costOf({ prompt_tokens: estimatedTokens }, model)
-      : undefined;
-    const adm: Admission = { key, model, estimatedUsd, estimatedTokens, at: now };
-    const v = this.budgets.admit(key, estimatedUsd, estimatedTokens);
-    if (v === undefined) return adm;
-    if (!(v instanceof Promise)) throw v;
-    return v.then((e: SpendError | undefined) => {
-      if (e) throw e;
-      return adm;
-    });
+    return admitBudgets(this.budgets, this.prices, key, model, estimatedTokens, now);
   }
 
   /**
@@ -125,6 +115,30 @@ export class Spend {
     if (usage) this.ledger.record(adm.key.id, model, endpoint?.id, usd, tokens);
     return usage ? usd : undefined;
   }
+}
+
+/**
+ * Admits a key's budgets with a token estimate (priced for `model`): the {@link Admission} to settle later, or the
+ * {@link SpendError} thrown (the promise rejects with it when the store is remote). What {@link Spend.admit} does
+ * after finding the key, for a gateway that finds and checks keys its own way.
+ */
+export function admitBudgets(
+  budgets: Budgets,
+  prices: PriceTable,
+  key: VirtualKey,
+  model: string | undefined,
+  estimatedTokens: number,
+  at: number,
+): MaybePromise<Admission> {
+  const estimatedUsd = key.hasBudget ? prices.costOf({ prompt_tokens: estimatedTokens }, model) : undefined;
+  const adm: Admission = { key, model, estimatedUsd, estimatedTokens, at };
+  const v = budgets.admit(key, estimatedUsd, estimatedTokens);
+  if (v === undefined) return adm;
+  if (!(v instanceof Promise)) throw v;
+  return v.then((e: SpendError | undefined) => {
+    if (e) throw e;
+    return adm;
+  });
 }
 
 /** Creates a {@link Spend} (see {@link SpendOptions}). */
