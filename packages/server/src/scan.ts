@@ -43,16 +43,25 @@ function found(
   return FIELDS;
 }
 
-/** A plain non-negative integer's value at `b[s..e)` (what `value` validated), or 0 for anything else. */
+/**
+ * A completion budget's value at `b[s..e)` (a JSON value `value` validated): a positive integer below 10⁹ as
+ * `JSON.parse` reads it (`1e3` and `1000.0` too), else 0. Plain digits are read here; other number forms by `Number`.
+ */
 function intAt(b: Uint8Array, s: number, e: number): number {
-  if (e - s > 9) return 0;
-  let v = 0;
-  for (let j = s; j < e; j++) {
-    const c = b[j];
-    if (c < 0x30 || c > 0x39) return 0;
-    v = v * 10 + (c - 0x30);
+  if (e - s <= 9) {
+    let v = 0;
+    let j = s;
+    for (; j < e; j++) {
+      const c = b[j];
+      if (c < 0x30 || c > 0x39) break;
+      v = v * 10 + (c - 0x30);
+    }
+    if (j === e) return v;
   }
-  return v;
+  const c = b[s];
+  if (c !== 0x2d && (c < 0x30 || c > 0x39)) return 0; // not a number
+  const n = Number(Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1'));
+  return Number.isInteger(n) && n > 0 && n < 1e9 ? n : 0;
 }
 
 const FEATURE_KEYS: readonly Uint8Array[] = FEATURE_PARAMS.map((k) => Buffer.from(k));

@@ -14,7 +14,9 @@ import { scanBody } from '../src/scan.js';
 /** What JSON.parse says about the fields the scanner reads; undefined when it is not an object it answers for. */
 function parsed(
   b: Uint8Array,
-): { model: string | undefined; stream: boolean; featureParams: boolean } | undefined {
+):
+  | { model: string | undefined; stream: boolean; featureParams: boolean; completionTokens: number }
+  | undefined {
   let o: unknown;
   try {
     o = JSON.parse(Buffer.from(b).toString('utf8'));
@@ -27,8 +29,14 @@ function parsed(
     model: typeof r.model === 'string' ? r.model : undefined,
     stream: r.stream === true,
     featureParams: FEATURE_PARAMS.some((k) => Object.hasOwn(r, k)),
+    completionTokens:
+      (int(r.max_completion_tokens) || int(r.max_tokens) || int(r.max_output_tokens)) * Math.max(1, int(r.n)),
   };
 }
+
+/** A completion budget as the scanner reads one: a positive integer below 10⁹, else 0. */
+const int = (v: unknown): number =>
+  typeof v === 'number' && Number.isInteger(v) && v > 0 && v < 1e9 ? v : 0;
 
 /** The scanner's answer, copied (it reuses one object), and its agreement with JSON.parse when it answers. */
 function scanAgrees(b: Uint8Array) {
@@ -43,7 +51,19 @@ function scanAgrees(b: Uint8Array) {
 }
 
 const key = fc.oneof(
-  fc.constantFrom('model', 'stream', 'messages', 'n', 'logprobs', 'tools', 'temperature', ...FEATURE_PARAMS),
+  fc.constantFrom(
+    'model',
+    'stream',
+    'messages',
+    'n',
+    'logprobs',
+    'tools',
+    'temperature',
+    'max_tokens',
+    'max_completion_tokens',
+    'max_output_tokens',
+    ...FEATURE_PARAMS,
+  ),
   fc.string({ maxLength: 12 }),
 );
 /** Request-like bodies: model and stream of any type (or absent), other keys with any JSON values. */
@@ -52,7 +72,11 @@ const body = fc
     {
       model: fc.oneof(fc.string({ maxLength: 30 }), fc.constantFrom('gpt-4o', 'gpt-4o-mini'), fc.jsonValue()),
       stream: fc.oneof(fc.boolean(), fc.jsonValue()),
-      rest: fc.dictionary(key, fc.jsonValue({ maxDepth: 4 }), { maxKeys: 6 }),
+      rest: fc.dictionary(
+        key,
+        fc.oneof(fc.jsonValue({ maxDepth: 4 }), fc.integer({ min: -5, max: 2_000_000_000 }), fc.double()),
+        { maxKeys: 6 },
+      ),
       order: fc.boolean(),
       indent: fc.constantFrom(undefined, 0, 1, 2, '\t', ' \r\n'),
     },

@@ -50,8 +50,10 @@ describe('scanBody', () => {
     expect(tokens('{"max_output_tokens":50}')).toBe(50);
     expect(tokens('{"max_tokens":100,"n":3}')).toBe(300);
     expect(tokens('{"n":3}')).toBe(0);
-    // Not a plain integer, or nested: not read (the estimate counts no budget it cannot read).
-    expect(tokens('{"max_tokens":1.5e3}')).toBe(0);
+    // Any number form JSON.parse reads as an integer; anything else, or nested: 0.
+    expect(tokens('{"max_tokens":1.5e3}')).toBe(1500);
+    expect(tokens('{"max_tokens":1.5}')).toBe(0);
+    expect(tokens('{"max_tokens":-1}')).toBe(0);
     expect(tokens('{"max_tokens":"100"}')).toBe(0);
     expect(tokens('{"max_tokens":12345678901}')).toBe(0);
     expect(tokens('{"metadata":{"max_tokens":100}}')).toBe(0);
