@@ -92,6 +92,7 @@ export function streamBody(call: Attempt, o: StreamBodyOptions): ReadableStream<
       }
     },
   };
+  let attached = false;
   return new ReadableStream<Uint8Array>(
     {
       start(controller) {
@@ -100,10 +101,16 @@ export function streamBody(call: Attempt, o: StreamBodyOptions): ReadableStream<
           if (signal.aborted) return onAbort();
           signal.addEventListener('abort', onAbort, { once: true });
         }
-        call.attach(sink);
       },
       pull() {
-        call.resume();
+        // Attached at the caller's first read, not in `start`: a body that came whole with its headers (the
+        // dispatcher delivers it in the same step) must not end, and settle the router's hold, before the router has
+        // seen the attempt succeed.
+        if (attached) call.resume();
+        else {
+          attached = true;
+          call.attach(sink);
+        }
       },
       cancel(reason) {
         // The caller stopped reading: not the endpoint's fault, unless it stopped at the upstream's error event.
