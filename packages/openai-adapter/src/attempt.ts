@@ -108,13 +108,14 @@ export async function attemptOn(c: FetchClient, call: Call, ctx: AttemptContext)
   return tag ? tagInPlace(res, tag) : res;
 }
 
-/** Hop-by-hop headers and the body's framing: not the new response's (its body is the bytes as they came). */
-const NOT_PASSED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);
+/** Hop-by-hop headers: not the new response's (its body is the bytes as they came: their length stays true). */
+const NOT_PASSED = new Set(['connection', 'keep-alive', 'transfer-encoding']);
 
 /**
- * A whole answer that came through the dispatcher (not an event stream) as the caller's `Response`: JSON and failures
- * are read whole (their usage priced into `x-lb-cost`, or reported to whoever listens), a dialect's answer
- * translated; any other body (audio, a file's content) is passed on as it flows.
+ * A whole answer that came through the dispatcher (not an event stream) as the caller's `Response`: a 2xx JSON body
+ * is read whole (its usage priced into `x-lb-cost`, or reported to whoever listens), a dialect's answer translated;
+ * any other body (a failure, audio, a file's content) is passed on as it flows, so that a failed attempt's body is
+ * dropped unread when the router fails over (`discard`), however large an upstream makes it.
  */
 async function answerOf(
   c: FetchClient,
@@ -132,8 +133,14 @@ async function answerOf(
     const v = up[k];
     if (v !== undefined && !NOT_PASSED.has(k)) h[k] = Array.isArray(v) ? v.join(', ') : v;
   }
+  if (status === 204 || status === 205 || status === 304 || dreq.method === 'HEAD') {
+    // No body by definition (a `Response` refuses one).
+    exchange.dump();
+    if (tag) tagResponse(h, tag);
+    return new Response(null, { status, headers: h });
+  }
   const json = (h['content-type'] ?? '').includes('json');
-  if (status < 300 && !json && dialect.translateResponse === undefined) {
+  if ((status >= 300 || !json) && dialect.translateResponse === undefined) {
     if (tag) tagResponse(h, tag);
     const body = streamBody(exchange, {
       endpointId: ctx.endpoint.id,
@@ -147,7 +154,7 @@ async function answerOf(
   const raw = await bodyOf(exchange);
   if (dialect.translateResponse) return translated(c, dialect, dreq, ctx, status, h, raw, tag);
   if (tag) tagResponse(h, tag);
-  if (status < 300 && json) {
+  if (status < 300) {
     if (c.cost !== undefined) priceInto(c, ctx, dreq.model, raw, h);
     else if (c.router.listenerCount('attempt:usage') > 0) {
       const usage = usageFromBytes(raw);

@@ -2,7 +2,7 @@ import { createRouter, type Router } from '@lb/core';
 import { collectEvents } from '@lb/testing';
 import OpenAI from 'openai';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createOpenAI, LoadBalancedOpenAI } from '../src/index.js';
+import { createOpenAI, createRouterFetch, LoadBalancedOpenAI, PLACEHOLDER_BASE_URL } from '../src/index.js';
 import { keyOf, type Pool, startPool } from './setup.js';
 
 let pool: Pool;
@@ -166,6 +166,34 @@ describe('failover', () => {
     expect(() => createOpenAI(router, { responseHeaders: 'yes' as unknown as boolean })).toThrow(
       /responseHeaders must be a boolean, received string "yes"/,
     );
+  });
+
+  it("drops a failed attempt's body unread: a 500 whose body never ends does not hold up the failover", async () => {
+    pool.ups[0].setDefault({
+      type: 'custom',
+      handle: (_req, res) => {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.write('{"error":{"message":"this body never ends","type":"server_error","padding":"');
+      },
+    });
+    const r = await client.chat.completions.create({ model: 'gpt-4o', messages }).withResponse();
+    expect(r.response.headers.get('x-lb-endpoint')).toBe(pool.ups[1].name);
+    expect(served()).toEqual([1, 1, 0]);
+  });
+
+  it('passes on an answer with no body (204) as it came', async () => {
+    pool.ups[0].setDefault({
+      type: 'custom',
+      handle: (_req, res) => {
+        res.writeHead(204, { 'x-upstream': 'yes' });
+        res.end();
+      },
+    });
+    const f = createRouterFetch(router);
+    const res = await f(`${PLACEHOLDER_BASE_URL}/files/file-abc`, { method: 'DELETE' });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('x-upstream')).toBe('yes');
+    expect(await res.text()).toBe('');
   });
 
   it('keys never appear in errors, events, snapshots or health output', async () => {
