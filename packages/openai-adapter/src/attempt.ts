@@ -3,8 +3,15 @@
 // timeouts), and the `Response` it becomes for the caller — an event stream through the engine, a translated
 // answer, a priced JSON answer, or the fetch response passed on as it came.
 import type { AttemptContext } from '@lb/core';
-import { Attempt, attemptTimeout, prepareUpstream, StreamOpenError, tagResponse } from '@lb/exchange';
-import { type DialectRequest, getDialect } from '@lb/providers';
+import {
+  Attempt,
+  attemptTimeout,
+  BodyCollector,
+  prepareUpstream,
+  StreamOpenError,
+  tagResponse,
+} from '@lb/exchange';
+import { type DialectRequest, getDialect, stripHopByHop } from '@lb/providers';
 import { usageFromBytes } from '@lb/providers/internal';
 import type { Call } from './call.js';
 import type { FetchClient } from './fetch-options.js';
@@ -108,9 +115,6 @@ export async function attemptOn(c: FetchClient, call: Call, ctx: AttemptContext)
   return tag ? tagInPlace(res, tag) : res;
 }
 
-/** Hop-by-hop headers: not the new response's (its body is the bytes as they came: their length stays true). */
-const NOT_PASSED = new Set(['connection', 'keep-alive', 'transfer-encoding']);
-
 /**
  * A whole answer that came through the dispatcher (not an event stream) as the caller's `Response`: a 2xx JSON body
  * is read whole (its usage priced into `x-lb-cost`, or reported to whoever listens), a dialect's answer translated;
@@ -127,12 +131,8 @@ async function answerOf(
   signal: AbortSignal | undefined,
 ): Promise<Response> {
   const status = exchange.status;
-  const h: Record<string, string> = {};
-  const up = exchange.headers;
-  for (const k in up) {
-    const v = up[k];
-    if (v !== undefined && !NOT_PASSED.has(k)) h[k] = Array.isArray(v) ? v.join(', ') : v;
-  }
+  // The body is the bytes as they came: its length stays true; only hop-by-hop headers go.
+  const h = stripHopByHop(exchange.headers, { credentials: false });
   if (status === 204 || status === 205 || status === 304 || dreq.method === 'HEAD') {
     // No body by definition (a `Response` refuses one).
     exchange.dump();
@@ -167,29 +167,11 @@ async function answerOf(
 const NO_USAGE = () => {};
 
 /** The whole body of `exchange` (after it settled), as one byte array. */
-function bodyOf(exchange: Attempt): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    exchange.attach({
-      data(chunk) {
-        chunks.push(chunk);
-        size += chunk.length;
-        return true;
-      },
-      end() {
-        if (chunks.length === 1) return resolve(chunks[0]);
-        const out = new Uint8Array(size);
-        let at = 0;
-        for (const ch of chunks) {
-          out.set(ch, at);
-          at += ch.length;
-        }
-        resolve(out);
-      },
-      error: reject,
-    });
-  });
+async function bodyOf(exchange: Attempt): Promise<Uint8Array> {
+  const body = new BodyCollector();
+  exchange.attach(body);
+  await body.done;
+  return body.bytes();
 }
 
 /** Prices a JSON answer's usage into `x-lb-cost` (when its model has a price) and reports it with its cost. */

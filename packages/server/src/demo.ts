@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { EndpointConfig } from '@lb/core';
+import { sendJson } from './http.js';
 
 /** How a simulated upstream behaves. */
 export interface DemoUpstreamProfile {
@@ -90,17 +91,17 @@ async function serve(
   try {
     body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {};
   } catch {
-    return json(res, 400, {
+    return sendJson(res, 400, {
       error: { message: 'bad JSON', type: 'invalid_request_error', code: null, param: null },
     });
   }
   if (req.headers.authorization !== `Bearer ${key}`)
-    return json(res, 401, {
+    return sendJson(res, 401, {
       error: { message: 'bad key', type: 'invalid_request_error', code: 'invalid_api_key', param: null },
     });
   const path = (req.url ?? '/').split('?')[0].replace(/^\/v1/, '');
   if (path === '/models')
-    return json(res, 200, {
+    return sendJson(res, 200, {
       object: 'list',
       data: MODELS.map((id) => ({ id, object: 'model', created: 0, owned_by: `demo-${p.name}` })),
     });
@@ -108,7 +109,7 @@ async function serve(
   await sleep(lo + random() * (hi - lo));
   const roll = random();
   if (roll < p.rateLimitRate)
-    return json(
+    return sendJson(
       res,
       429,
       {
@@ -122,7 +123,7 @@ async function serve(
       { 'retry-after': '2' },
     );
   if (roll < p.rateLimitRate + p.failRate)
-    return json(res, 500, {
+    return sendJson(res, 500, {
       error: { message: `${p.name}: simulated failure`, type: 'server_error', code: null, param: null },
     });
   const model = typeof body.model === 'string' ? body.model : 'gpt-4o-mini';
@@ -151,7 +152,7 @@ async function serve(
     return;
   }
   if (path === '/chat/completions')
-    return json(res, 200, {
+    return sendJson(res, 200, {
       id: `chatcmpl-demo-${p.name}-${created}`,
       object: 'chat.completion',
       created,
@@ -163,7 +164,7 @@ async function serve(
       usage,
     });
   if (path === '/completions')
-    return json(res, 200, {
+    return sendJson(res, 200, {
       id: `cmpl-demo-${created}`,
       object: 'text_completion',
       created,
@@ -172,7 +173,7 @@ async function serve(
       usage,
     });
   if (path === '/embeddings')
-    return json(res, 200, {
+    return sendJson(res, 200, {
       object: 'list',
       // The openai SDK asks for base64 by default and decodes it as little-endian float32s.
       data: [
@@ -188,7 +189,7 @@ async function serve(
       model,
       usage: { prompt_tokens: 4, total_tokens: 4 },
     });
-  json(res, 404, {
+  sendJson(res, 404, {
     error: {
       message: `demo upstream does not implement ${path}`,
       type: 'invalid_request_error',
@@ -196,19 +197,4 @@ async function serve(
       param: null,
     },
   });
-}
-
-function json(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    ...headers,
-  });
-  res.end(text);
 }

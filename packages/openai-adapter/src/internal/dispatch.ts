@@ -7,12 +7,20 @@ import type { Dispatcher } from 'undici';
 
 // The module itself, not the package index (which loads fetch, WebSocket, the caches and mocks too).
 const requireCjs = createRequire(import.meta.url);
-let global: { getGlobalDispatcher(): Dispatcher } | undefined;
+/** undici's modules, loaded at the first call through the dispatcher (never, when a `fetch` is in use). */
+let undici:
+  | {
+      getGlobalDispatcher(): Dispatcher;
+      /** Raw header pairs to one object (lower-case names), as lb-server reads them. */
+      parseHeaders(raw: Buffer[]): ResponseHeaders;
+    }
+  | undefined;
 
-/** The process's global undici dispatcher, read per call (so that a later `setGlobalDispatcher` is followed). */
-function dispatcher(): Dispatcher {
-  global ??= requireCjs('undici/lib/global.js') as { getGlobalDispatcher(): Dispatcher };
-  return global.getGlobalDispatcher();
+function loadUndici(): NonNullable<typeof undici> {
+  const { getGlobalDispatcher } = requireCjs('undici/lib/global.js');
+  const { parseHeaders } = requireCjs('undici/lib/core/util.js');
+  undici = { getGlobalDispatcher, parseHeaders };
+  return undici;
 }
 
 /** One exchange as undici's native dispatch handler, reporting to the engine's handler. */
@@ -27,7 +35,7 @@ class DispatchCall implements Dispatcher.DispatchHandler {
   onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
     // RFC 9110 §15.2: an unexpected 1xx is skipped.
     if (status < 200) return true;
-    return this.#h.onResponse(status, headersOf(raw), resume);
+    return this.#h.onResponse(status, undici!.parseHeaders(raw), resume);
   }
   onData(chunk: Buffer): boolean {
     return this.#h.onData(chunk);
@@ -38,18 +46,6 @@ class DispatchCall implements Dispatcher.DispatchHandler {
   onError(err: Error): void {
     this.#h.onError(err);
   }
-}
-
-/** Raw header pairs as one object: lower-case names, repeated ones joined with `, ` (strings only, as fetch has them). */
-function headersOf(raw: Buffer[]): ResponseHeaders {
-  const out: Record<string, string> = {};
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const k = raw[i].toString('latin1').toLowerCase();
-    const v = raw[i + 1].toString('latin1');
-    const had = out[k];
-    out[k] = had === undefined ? v : `${had}, ${v}`;
-  }
-  return out;
 }
 
 /**
@@ -63,7 +59,8 @@ export const dispatchTransport: Transport = {
     const ms = req.timeoutMs;
     const call = new DispatchCall(handler);
     try {
-      dispatcher().dispatch(
+      // The global dispatcher read per call: a later `setGlobalDispatcher` is followed.
+      (undici ?? loadUndici()).getGlobalDispatcher().dispatch(
         {
           origin: req.origin,
           path: req.path,
