@@ -52,6 +52,7 @@ describe.each([server, adapter])('hedged requests through $name', (surface) => {
   }
 
   it('cuts p99 at least 3x with one endpoint slow 1 in 10, extra upstream requests within the budget', async () => {
+    const N = 200;
     // The slow answer's delay is scaled to this machine's pace (the median of plain calls), never absolute.
     let slowMs = 0;
     let seen = 0;
@@ -61,7 +62,8 @@ describe.each([server, adapter])('hedged requests through $name', (surface) => {
     const pace = quantile(warm.ms, 0.5);
     slowMs = Math.min(1500, Math.max(300, Math.round(60 * pace)));
     seen = 0;
-    const before = await run(off.client, 100);
+    // 200 calls: p99 is the 198th, so two calls a loaded machine made late do not decide it.
+    const before = await run(off.client, N);
 
     const on = await surface.start(config(), {
       // 1 in 10 is slow: a 0.2 budget leaves room for a fast answer that a loaded machine makes late.
@@ -74,7 +76,7 @@ describe.each([server, adapter])('hedged requests through $name', (surface) => {
     seen = 0;
     const bBefore = b.count('/chat/completions');
     const e0 = events.length;
-    const after = await run(on.client, 100);
+    const after = await run(on.client, N);
     // The measured calls' events (a warm-up call the loaded machine made late may have been hedged too).
     const all = events.splice(0, e0).concat(events);
     const extra = b.count('/chat/completions') - bBefore;
@@ -83,15 +85,15 @@ describe.each([server, adapter])('hedged requests through $name', (surface) => {
     const p99On = quantile(after.ms, 0.99);
     expect(before.hedged).toBe(0);
     expect(p99Off / p99On).toBeGreaterThanOrEqual(3);
-    // Every slow answer was hedged and the hedge won; the extra load stayed within the budget (20 % of the 120
+    // Every slow answer was hedged and the hedge won; the extra load stayed within the budget (20 % of the N + 20
     // calls; the slow tenth is what it took, give or take a late fast answer).
-    expect(after.hedged).toBeGreaterThanOrEqual(10);
-    expect(extra).toBeGreaterThanOrEqual(10);
-    expect(extra).toBeLessThanOrEqual(Math.floor(0.2 * 120));
+    expect(after.hedged).toBeGreaterThanOrEqual(N / 10);
+    expect(extra).toBeGreaterThanOrEqual(N / 10);
+    expect(extra).toBeLessThanOrEqual(Math.floor(0.2 * (N + 20)));
     const started = events.filter((e) => e.phase === 'started').length;
     // A hedge cancelled the instant it went out may never reach the upstream: started ≥ what arrived.
     expect(started).toBeGreaterThanOrEqual(extra);
-    expect(started).toBeLessThanOrEqual(Math.floor(0.2 * 120));
+    expect(started).toBeLessThanOrEqual(Math.floor(0.2 * (N + 20)));
     expect(events.filter((e) => e.phase === 'won').length).toBe(after.hedged);
     if (on.metrics) {
       const text = await on.metrics();
