@@ -28,6 +28,33 @@ describe('askForUsage', () => {
     expect(askForUsage(enc.encode('[1]'))).toBeUndefined();
     expect(askForUsage(enc.encode('{"stream_options": nope'))).toBeUndefined();
   });
+
+  it('takes what a scan or a parsed body says about stream_options instead of searching the bytes', () => {
+    // The name only inside a value: the bytes alone send the body the parsed way; the scan's "no" splices it.
+    const body = enc.encode('{"stream":true,"messages":[{"role":"user","content":"stream_options"}]}');
+    const searched = askForUsage(body)!;
+    expect(searched.json).toBeDefined();
+    const told = askForUsage(body, undefined, false)!;
+    expect(told.json).toBeUndefined();
+    expect(dec.decode(told.body)).toBe(
+      '{"stream_options":{"include_usage":true},"stream":true,"messages":[{"role":"user","content":"stream_options"}]}',
+    );
+    expect(JSON.parse(dec.decode(told.body))).toEqual(JSON.parse(dec.decode(searched.body)));
+    // A parsed body without the key is spliced too; told that the key is there, the parsed way keeps its fields.
+    expect(askForUsage(body, JSON.parse(dec.decode(body)))!.json).toBeUndefined();
+    const asked = askForUsage(enc.encode('{"stream_options":{"x":1}}'), undefined, true)!;
+    expect(asked.json?.stream_options).toEqual({ x: 1, include_usage: true });
+  });
+
+  it('splices a large body the same way as a small one', () => {
+    const text = 'x'.repeat(10_000);
+    const out = askForUsage(enc.encode(`{"stream":true,"messages":[{"role":"user","content":"${text}"}]}`))!;
+    expect(JSON.parse(dec.decode(out.body))).toEqual({
+      stream_options: { include_usage: true },
+      stream: true,
+      messages: [{ role: 'user', content: text }],
+    });
+  });
 });
 
 describe('dropAskedUsage', () => {

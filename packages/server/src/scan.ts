@@ -22,10 +22,18 @@ export interface BodyFields {
    * they are plain integers; 0 otherwise. With the body's size it makes a token estimate without parsing.
    */
   completionTokens: number;
+  /** A top-level `stream_options` is there (a stream's usage ask then goes through the parsed body). */
+  streamOptions: boolean;
 }
 
 /** The one result object `scanBody` fills: read it before the next call. */
-const FIELDS: BodyFields = { model: undefined, stream: false, featureParams: false, completionTokens: 0 };
+const FIELDS: BodyFields = {
+  model: undefined,
+  stream: false,
+  featureParams: false,
+  completionTokens: 0,
+  streamOptions: false,
+};
 
 function found(
   model: string | undefined,
@@ -35,8 +43,10 @@ function found(
   maxTokens: number,
   maxOutput: number,
   n: number,
+  streamOptions: boolean,
 ): BodyFields {
   FIELDS.model = model;
+  FIELDS.streamOptions = streamOptions;
   FIELDS.stream = stream;
   FIELDS.featureParams = featureParams;
   FIELDS.completionTokens = (maxCompletion || maxTokens || maxOutput) * n;
@@ -123,7 +133,9 @@ export function scanBody(b: Uint8Array): BodyFields | undefined {
   let maxTokens = 0;
   let maxOutput = 0;
   let choices = 1;
-  if (b[i] === 0x7d) return ws(b, i + 1, n) === n ? found(model, stream, false, 0, 0, 0, 1) : undefined;
+  let streamOptions = false;
+  if (b[i] === 0x7d)
+    return ws(b, i + 1, n) === n ? found(model, stream, false, 0, 0, 0, 1, false) : undefined;
   for (;;) {
     if (b[i] !== Q) return undefined;
     const ks = i + 1;
@@ -153,6 +165,7 @@ export function scanBody(b: Uint8Array): BodyFields | undefined {
       else if (klen === 21 && isKey(b, ks, 'max_completion_tokens')) maxCompletion = intAt(b, vs, i);
       else if (klen === 17 && isKey(b, ks, 'max_output_tokens')) maxOutput = intAt(b, vs, i);
       else if (klen === 1 && b[ks] === 0x6e) choices = Math.max(1, intAt(b, vs, i));
+      else if (klen === 14 && isKey(b, ks, 'stream_options')) streamOptions = true;
       if (!featureParams && indexOfBytes(FEATURE_KEYS, b, ks, ke) >= 0) featureParams = true;
     }
     i = ws(b, i, n);
@@ -162,7 +175,7 @@ export function scanBody(b: Uint8Array): BodyFields | undefined {
     }
     if (b[i] !== 0x7d) return undefined;
     return ws(b, i + 1, n) === n
-      ? found(model, stream, featureParams, maxCompletion, maxTokens, maxOutput, choices)
+      ? found(model, stream, featureParams, maxCompletion, maxTokens, maxOutput, choices, streamOptions)
       : undefined;
   }
 }

@@ -12,10 +12,14 @@ import { scanBody } from '../src/scan.js';
 // run: scripts/fuzz.sh). The SSE parser is left out here while it is being rewritten.
 
 /** What JSON.parse says about the fields the scanner reads; undefined when it is not an object it answers for. */
-function parsed(
-  b: Uint8Array,
-):
-  | { model: string | undefined; stream: boolean; featureParams: boolean; completionTokens: number }
+function parsed(b: Uint8Array):
+  | {
+      model: string | undefined;
+      stream: boolean;
+      featureParams: boolean;
+      completionTokens: number;
+      streamOptions: boolean;
+    }
   | undefined {
   let o: unknown;
   try {
@@ -31,6 +35,7 @@ function parsed(
     featureParams: FEATURE_PARAMS.some((k) => Object.hasOwn(r, k)),
     completionTokens:
       (int(r.max_completion_tokens) || int(r.max_tokens) || int(r.max_output_tokens)) * Math.max(1, int(r.n)),
+    streamOptions: Object.hasOwn(r, 'stream_options'),
   };
 }
 
@@ -62,6 +67,7 @@ const key = fc.oneof(
     'max_tokens',
     'max_completion_tokens',
     'max_output_tokens',
+    'stream_options',
     ...FEATURE_PARAMS,
   ),
   fc.string({ maxLength: 12 }),

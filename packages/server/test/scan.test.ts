@@ -14,6 +14,7 @@ describe('scanBody', () => {
         stream: true,
         featureParams: false,
         completionTokens: 0,
+        streamOptions: false,
       },
     );
     expect(scan(' { "stream" : false , "model" : "o3" } ')).toEqual({
@@ -21,13 +22,20 @@ describe('scanBody', () => {
       stream: false,
       featureParams: false,
       completionTokens: 0,
+      streamOptions: false,
     });
     expect(scan('{}')).toEqual({
       model: undefined,
       stream: false,
       featureParams: false,
       completionTokens: 0,
+      streamOptions: false,
     });
+    // A top-level stream_options only: the same name inside a value or a nested object does not count.
+    expect(scan('{"stream":true,"stream_options":{"include_usage":false}}')?.streamOptions).toBe(true);
+    expect(scan('{"messages":[{"content":"stream_options"}],"x":{"stream_options":1}}')?.streamOptions).toBe(
+      false,
+    );
     expect(scan('{"model":"a\\u0062c"}')).toBeUndefined(); // escaped model: JSON.parse decides
     expect(scan('{"mod\\u0065l":"x"}')).toBeUndefined(); // an escaped key might spell "model"
     expect(scan('{"model":"x",}')).toBeUndefined();
@@ -85,6 +93,7 @@ describe('scanBody', () => {
       stream: true,
       featureParams: false,
       completionTokens: 0,
+      streamOptions: false,
     });
   });
 });

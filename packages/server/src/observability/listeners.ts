@@ -26,16 +26,17 @@ export function listenToBus(
   const on = <E extends keyof RouterEvents>(e: E, fn: (p: RouterEvents[E]) => void) =>
     offs.push(router.on(e, fn));
   /**
-   * Failovers awaiting their next attempt (counted then, with the endpoint and reason they left). `request:done` is
-   * listened to only while one is waiting, to forget those whose request ended without another attempt: the router
-   * builds and emits that event for no one the rest of the time.
+   * Failovers awaiting their next attempt (counted then, with the endpoint and reason they left). `attempt:start` and
+   * `request:done` are listened to only while one is waiting (`request:done` to forget those whose request ended
+   * without another attempt): the router builds and emits those events for no one the rest of the time, so a request
+   * pays nothing for them before its upstream request leaves. Attempts are counted as they end (each ends once).
    */
   const pending = new Map<string, { from: string; reason: string; at: number }>();
-  let offDone: (() => void) | undefined;
+  let offWaiting: (() => void) | undefined;
   const forget = (requestId: string) => {
-    if (pending.delete(requestId) && pending.size === 0 && offDone) {
-      offDone();
-      offDone = undefined;
+    if (pending.delete(requestId) && pending.size === 0 && offWaiting) {
+      offWaiting();
+      offWaiting = undefined;
     }
   };
   const onDone = (e: RouterEvents['request:done']) => {
@@ -44,10 +45,26 @@ export function listenToBus(
     if (oldest !== undefined && Date.now() - oldest[1].at > STALE_FAILOVER_MS) forget(oldest[0]);
     forget(e.requestId);
   };
+  /** The failover `e` continues, counted now that its next attempt starts. */
+  const onNextAttempt = (e: RouterEvents['attempt:start']) => {
+    if (e.attempt === 1) return;
+    const p = pending.get(e.requestId);
+    if (p === undefined) return;
+    forget(e.requestId);
+    metrics.failovers.cell(p.from, p.reason).value++;
+    totals.failovers++;
+  };
   const remember = (requestId: string, from: string, reason: string) => {
     if (pending.size >= MAX_PENDING_FAILOVERS) pending.delete(pending.keys().next().value as string);
     pending.set(requestId, { from, reason, at: Date.now() });
-    offDone ??= router.on('request:done', onDone);
+    if (offWaiting === undefined) {
+      const offStart = router.on('attempt:start', onNextAttempt);
+      const offEnd = router.on('request:done', onDone);
+      offWaiting = () => {
+        offStart();
+        offEnd();
+      };
+    }
   };
 
   if (routing) {
@@ -64,29 +81,21 @@ export function listenToBus(
         'endpoint selected',
       ),
     );
-  }
-  on('attempt:start', (e) => {
-    totals.attempts++;
-    if (e.attempt > 1 && pending.size > 0) {
-      const p = pending.get(e.requestId);
-      if (p) {
-        forget(e.requestId);
-        metrics.failovers.cell(p.from, p.reason).value++;
-        totals.failovers++;
-      }
-    }
-    routing?.debug(
-      {
-        requestId: e.requestId,
-        endpointId: e.endpointId,
-        attempt: e.attempt,
-        model: e.model,
-        upstreamModel: e.upstreamModel,
-      },
-      'attempt start',
+    on('attempt:start', (e) =>
+      routing.debug(
+        {
+          requestId: e.requestId,
+          endpointId: e.endpointId,
+          attempt: e.attempt,
+          model: e.model,
+          upstreamModel: e.upstreamModel,
+        },
+        'attempt start',
+      ),
     );
-  });
+  }
   on('attempt:success', (e) => {
+    totals.attempts++;
     const c = metrics.epCells(e.endpointId);
     metrics.attemptCell(c, e.endpointId, e.status !== undefined && e.status >= 400 ? 'client' : 'success')
       .value++;
@@ -103,6 +112,7 @@ export function listenToBus(
     );
   });
   on('attempt:failure', (e) => {
+    totals.attempts++;
     const c = metrics.epCells(e.endpointId);
     metrics.attemptCell(c, e.endpointId, e.kind).value++;
     metrics.upstreamLatency.observe(metrics.latencyCell(c, e.endpointId, e.model), e.latencyMs / 1000);
@@ -235,8 +245,8 @@ export function listenToBus(
   return () => {
     for (const off of offs) off();
     offs.length = 0;
-    offDone?.();
-    offDone = undefined;
+    offWaiting?.();
+    offWaiting = undefined;
     pending.clear();
   };
 }

@@ -67,6 +67,8 @@ export class Exchange implements Sink, EarlyResponder, BodySink {
   featureParams = false;
   /** The scan's completion budget (`max_tokens`… times `n`; 0 when absent), for a token estimate without parsing. */
   completionTokens = 0;
+  /** The scan saw a top-level `stream_options` (undefined: the body was not scanned). */
+  streamOptions: boolean | undefined;
   /** The client's request limit and what is left of it (`x-ratelimit-*-requests`); -1 when no limit applies. */
   rateLimit = -1;
   rateRemaining = 0;

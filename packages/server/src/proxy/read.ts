@@ -22,6 +22,7 @@ export function readRequest(x: Exchange): boolean {
       x.stream = fields.stream;
       x.featureParams = fields.featureParams;
       x.completionTokens = fields.completionTokens;
+      x.streamOptions = fields.streamOptions;
       x.lazyJson = true;
     } else if (isJson) {
       let parsed: unknown;

@@ -74,10 +74,10 @@ function spendOn(x: Exchange, key: VirtualKey | undefined): true {
     body !== undefined &&
     (x.operation === 'chat.completions' || x.operation === 'completions')
   ) {
-    const asked = askForUsage(body, x.json);
+    const asked = askForUsage(body, x.json, x.json === undefined ? x.streamOptions : undefined);
     if (asked !== undefined) {
       x.askedUsage = true;
-      x.body = Buffer.from(asked.body.buffer, asked.body.byteOffset, asked.body.length);
+      x.body = asked.body;
       x.json = asked.json;
       if (asked.json === undefined) x.lazyJson = true;
     }
