@@ -142,7 +142,8 @@ describe('SIGHUP re-reads keys from the config file (CLI)', () => {
       expect(await status(p.url, 'key-alice-000001')).toBe(200);
       write(['key-bobby-000002'], 65_000);
       p.child.kill('SIGHUP');
-      await expect.poll(() => p.out(), { timeout: 10_000 }).toMatch(/reloaded/);
+      // The CLI's own line (the log's "configuration reloaded" may come first, from the router's event).
+      await expect.poll(() => p.out(), { timeout: 10_000 }).toMatch(/lb-server: reloaded/);
       expect(p.out()).toMatch(/settings applied: apiKeys/);
       expect(p.out()).toMatch(/needs a restart to change: port/);
       expect(p.out()).not.toContain('key-bobby-000002');
