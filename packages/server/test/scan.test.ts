@@ -52,21 +52,23 @@ describe('scanBody', () => {
   });
 
   it('reads the completion budget as estimateTokens counts it: max_completion_tokens, max_tokens, max_output_tokens, times n', () => {
-    const tokens = (s: string) => scan(s)?.completionTokens;
-    expect(tokens('{"model":"m","max_tokens":256}')).toBe(256);
-    expect(tokens('{"max_tokens":100,"max_completion_tokens":300}')).toBe(300);
-    expect(tokens('{"max_output_tokens":50}')).toBe(50);
-    expect(tokens('{"max_tokens":100,"n":3}')).toBe(300);
-    expect(tokens('{"n":3}')).toBe(0);
-    // Any number form JSON.parse reads as an integer; anything else, or nested: 0.
-    expect(tokens('{"max_tokens":1.5e3}')).toBe(1500);
-    expect(tokens('{"max_tokens":1.5}')).toBe(0);
-    expect(tokens('{"max_tokens":-1}')).toBe(0);
-    expect(tokens('{"max_tokens":"100"}')).toBe(0);
-    expect(tokens('{"max_tokens":12345678901}')).toBe(0);
-    expect(tokens('{"metadata":{"max_tokens":100}}')).toBe(0);
-    // The shared result object is overwritten whole: a later body without a budget reads 0.
-    expect(tokens('{"model":"m"}')).toBe(0);
+    // Any number form JSON.parse reads as an integer; anything else, or nested: 0. The shared result object is
+    // overwritten whole: a later body without a budget reads 0.
+    const cases: [string, number][] = [
+      ['{"model":"m","max_tokens":256}', 256],
+      ['{"max_tokens":100,"max_completion_tokens":300}', 300],
+      ['{"max_output_tokens":50}', 50],
+      ['{"max_tokens":100,"n":3}', 300],
+      ['{"n":3}', 0],
+      ['{"max_tokens":1.5e3}', 1500],
+      ['{"max_tokens":1.5}', 0],
+      ['{"max_tokens":-1}', 0],
+      ['{"max_tokens":"100"}', 0],
+      ['{"max_tokens":12345678901}', 0],
+      ['{"metadata":{"max_tokens":100}}', 0],
+      ['{"model":"m"}', 0],
+    ];
+    for (const [body, want] of cases) expect(scan(body)?.completionTokens, body).toBe(want);
   });
 
   it('reads model names from recent bytes without mixing up names of the same length', () => {

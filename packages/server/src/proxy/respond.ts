@@ -87,7 +87,7 @@ export function replay(x: Exchange, call: UpstreamCall, body: Uint8Array): void 
  */
 function tagged(x: Exchange, h: OutgoingHttpHeaders): OutgoingHttpHeaders {
   if (x.px.settings.responseHeaders) tagResponse(h, x.ctx!);
-  if (x.rateLimit >= 0) x.rateHeaders(h);
+  x.rateHeaders(h);
   if (x.fallbackTo !== undefined) h[FALLBACK_HEADER] = x.fallbackTo;
   if (x.hedged) h[HEDGED_HEADER] = '1';
   return h;
