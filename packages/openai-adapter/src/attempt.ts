@@ -54,7 +54,7 @@ export async function attemptOn(c: FetchClient, call: Call, ctx: AttemptContext)
     translator,
   );
   exchange.follow(ctx.signal);
-  c.upstream.send({ ...up, timeoutMs: 0 }, exchange);
+  exchange.send(c.upstream, { ...up, timeoutMs: 0 });
   try {
     await exchange.promise;
   } catch (e) {

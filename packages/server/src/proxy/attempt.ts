@@ -80,17 +80,14 @@ export function sendAttempt(x: Exchange, ctx: AttemptContext): Promise<UpstreamC
   // The router's own signal (an attempt timeout) is followed; the client's is the exchange's to act on.
   if (signal !== (x.signal as unknown as AbortSignal)) call.follow(signal);
   try {
-    transportOf(px.transport).send(
-      {
-        origin: up.origin,
-        path: up.path,
-        method: up.method,
-        headers: up.headers,
-        body: up.body,
-        timeoutMs: stream ? 0 : attemptTimeout(ep.timeoutMs ?? s.timeoutMs, ctx.deadline),
-      },
-      call,
-    );
+    call.send(transportOf(px.transport), {
+      origin: up.origin,
+      path: up.path,
+      method: up.method,
+      headers: up.headers,
+      body: up.body,
+      timeoutMs: stream ? 0 : attemptTimeout(ep.timeoutMs ?? s.timeoutMs, ctx.deadline),
+    });
   } catch (e) {
     return Promise.reject(e);
   }
