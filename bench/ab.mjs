@@ -2,7 +2,8 @@
 // A/B of two lb-server builds against the same upstream and the bare pass-through, interleaved (same conditions):
 // max RPS + CPU µs/req at c=32, one-in-flight added latency, stream TTFT, idle RSS.
 //   node bench/ab.mjs <cli A> <cli B> [--rounds=3] [--seconds=5] [--profile]   (e.g. a copy of dist/ taken before a change)
-//   node bench/ab.mjs <cli A> <cli B> --streams [--n=300] [--rounds=3]   (stream TTFT and chunk gaps only, fresh servers per round)
+//   node bench/ab.mjs <cli A> <cli B> --streams [--n=300] [--rounds=3] [--chunks=20 --interval=2]   (stream TTFT and
+//     chunk gaps only, fresh servers per round; --chunks=1 --interval=0: streams back to back, every process warm)
 import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -17,6 +18,7 @@ import {
 } from './lib/harness.mjs';
 import { topSelf } from './lib/profile.mjs';
 import { lbEnv, ROOT } from './lib/proxy.mjs';
+import { STREAM_SHAPE } from './lib/stages.mjs';
 import { median, round, sleep } from './lib/stats.mjs';
 
 const argv = process.argv.slice(2);
@@ -27,6 +29,8 @@ const seconds = opt('seconds', 5);
 const profile = argv.includes('--profile');
 const streamsOnly = argv.includes('--streams');
 const streamN = opt('n', 300);
+const chunks = opt('chunks', STREAM_SHAPE.chunks);
+const intervalMs = opt('interval', STREAM_SHAPE.intervalMs);
 pinSelf();
 const here = join(ROOT, 'bench', 'lib');
 const procs = [];
@@ -50,7 +54,9 @@ const lb = async (cli, up, nodeArgs = []) => {
 try {
   const up = await start(spawnNode(join(here, 'upstream.mjs'), [], { core: layout.clientCore }));
   const paced = await start(
-    spawnNode(join(here, 'upstream.mjs'), ['--chunks', '20', '--interval', '2'], { core: layout.clientCore }),
+    spawnNode(join(here, 'upstream.mjs'), ['--chunks', String(chunks), '--interval', String(intervalMs)], {
+      core: layout.clientCore,
+    }),
   );
   const upUrl = `http://127.0.0.1:${up.port}/v1`;
   const pacedUrl = `http://127.0.0.1:${paced.port}/v1`;

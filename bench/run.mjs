@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // pnpm bench: the selector benchmark (in this process) and the proxy benchmark (servers in their own processes).
 //   node bench/run.mjs [--short] [--only=selector|proxy|soak|redis|redis-outage|stages] [--out=DIR] [--profile] [--no-server] [--no-portkey]
-//   node bench/run.mjs --only=stages [--n=3000]   (not part of a full run: where a stream's first byte spends its time)
+//   node bench/run.mjs --only=stages [--n=3000] [--chunks=20 --interval=2]   (not part of a full run: where a stream's
+//     first byte spends its time; --chunks=1 --interval=0 sends streams back to back, every process warm)
 //   node bench/run.mjs --only=streams|one-in-flight [--n=N] [--rounds=5]  (not part of a full run: one measurement, long enough for a p99)
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { runDegradedSwitch, runRedisCost, runRedisOneInFlight } from './lib/redi
 import { runRedisOutage } from './lib/redis-outage.mjs';
 import { MODE_TITLES, MODES, runSelectorBench } from './lib/selector.mjs';
 import { runSoak } from './lib/soak.mjs';
-import { runStages } from './lib/stages.mjs';
+import { runStages, STREAM_SHAPE } from './lib/stages.mjs';
 import { table } from './lib/stats.mjs';
 
 const argv = process.argv.slice(2);
@@ -189,8 +190,12 @@ if (only === 'redis-outage') {
 // Opt-in (minutes at the default 1,000 streams per target): the stages of a stream's time to first byte.
 if (only === 'stages') {
   const n = Number(value('n', short ? 40 : 1000));
-  log(`\n# Stream TTFT by stage: ${n} streams per target, one at a time, interleaved (µs)`);
-  const r = await runStages({ n, warmup: short ? 5 : 30, log: (s) => log(`  … ${s}`) });
+  const chunks = Number(value('chunks', STREAM_SHAPE.chunks));
+  const intervalMs = Number(value('interval', STREAM_SHAPE.intervalMs));
+  log(
+    `\n# Stream TTFT by stage: ${n} streams per target of ${chunks} chunks ${intervalMs} ms apart, one at a time, interleaved (µs)`,
+  );
+  const r = await runStages({ n, warmup: short ? 5 : 30, chunks, intervalMs, log: (s) => log(`  … ${s}`) });
   writeFileSync(join(out, short ? 'stages-short.json' : 'stages.json'), `${JSON.stringify(r, null, 2)}\n`);
   log(table(r.rows.map(({ stages, slowest, slowestInGc, slowestGcMeanUs, ...x }) => x)));
   const proxies = r.rows.filter((x) => x.stages);

@@ -13,6 +13,13 @@ import { percentile, round, sleep } from './stats.mjs';
 const MARKS = fileURLToPath(new URL('./stage-marks.cjs', import.meta.url));
 const BARE = fileURLToPath(new URL('./bare-proxy.mjs', import.meta.url));
 
+/**
+ * The streams both stream benchmarks send by default: 20 chunks 2 ms apart, so every process idles ~2 ms at a time
+ * and a new request finds the proxy cold. `--chunks=1 --interval=0` sends streams back to back instead (each process
+ * stays warm): the regime `perf-targets.md`'s reference figures read (bare adds 216–270 µs over direct).
+ */
+export const STREAM_SHAPE = Object.freeze({ chunks: 20, intervalMs: 2 });
+
 /** The stages of one proxied stream, as [label, from, to] over the joined record's stamps (µs). */
 export const STAGES = [
   ['arrival → handed to undici', 'arrive', 'dispatch'],
@@ -26,15 +33,22 @@ export const STAGES = [
 ];
 
 /**
- * Runs `n` streams per target (after `warmup`), targets interleaved in a fresh order every round, one at a time.
- * @param {{ n?: number, warmup?: number, log?: (s: string) => void }} [opts]
+ * Runs `n` streams per target (after `warmup`), targets interleaved in a fresh order every round, one at a time. Each
+ * stream is `chunks` chunks `intervalMs` apart (see {@link STREAM_SHAPE}).
+ * @param {{ n?: number, warmup?: number, chunks?: number, intervalMs?: number, log?: (s: string) => void }} [opts]
  */
-export async function runStages({ n = 1000, warmup = 30, log = () => {} } = {}) {
+export async function runStages({
+  n = 1000,
+  warmup = 30,
+  chunks = STREAM_SHAPE.chunks,
+  intervalMs = STREAM_SHAPE.intervalMs,
+  log = () => {},
+} = {}) {
   pinSelf();
   const dir = join(tmpdir(), `lb-stages-${process.pid}`);
   const out = (name) => `${dir}-${name}.json`;
   const marked = (name) => ({ nodeArgs: ['--require', MARKS], env: { MARKS_OUT: out(name) } });
-  const up = await spawnNode(UPSTREAM, ['--chunks', '20', '--interval', '2'], {
+  const up = await spawnNode(UPSTREAM, ['--chunks', String(chunks), '--interval', String(intervalMs)], {
     core: layout.clientCore,
     ...marked('upstream'),
   });
@@ -112,7 +126,14 @@ export async function runStages({ n = 1000, warmup = 30, log = () => {} } = {}) 
       row.slowestGcMeanUs = round(slow.reduce((a, r) => a + r.gc, 0) / slow.length);
       return row;
     });
-    return { at: new Date().toISOString(), node: process.version, n, layout: { ...layout }, rows };
+    return {
+      at: new Date().toISOString(),
+      node: process.version,
+      n,
+      stream: { chunks, intervalMs },
+      layout: { ...layout },
+      rows,
+    };
   } finally {
     for (const p of procs) await p.stop();
     for (const name of ['upstream', 'bare', 'lb']) rmSync(out(name), { force: true });
