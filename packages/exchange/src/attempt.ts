@@ -17,7 +17,6 @@ import {
   hasErrorEvent,
   MAX_PREAMBLE_BYTES,
 } from './sse.js';
-import type { Transport, TransportRequest } from './transport.js';
 import { carriesUsage } from './usage.js';
 
 /** Timers the engine arms (first byte, idle, probation hold). lb-server gives undici's coarse shared ones. */
@@ -120,10 +119,6 @@ export class Attempt {
   #state: AttemptState = 'open';
   #error: Error | undefined;
   #timer: unknown;
-  /** Sent through {@link Attempt.send} (which arms the settle timer itself). */
-  #sent = false;
-  /** The settle timer was armed (it is, at most once). */
-  #armed = false;
   #lastAt = 0;
   /** Epoch ms of a stream's response head, while `maxStreamDurationMs` bounds it. */
   #streamAt = 0;
@@ -170,17 +165,7 @@ export class Attempt {
       this.#resolve = resolve;
       this.#reject = reject;
     });
-  }
-
-  /**
-   * Sends `req` through `transport` with this attempt as its handler, then starts the settle clock: the request
-   * leaves before anything that does not shape it (arming a timer touches the timer lists; a cold process pays for
-   * that in time to first byte). An attempt a transport is given directly starts the clock at `onConnect`.
-   */
-  send(transport: Transport, req: TransportRequest): void {
-    this.#sent = true;
-    transport.send(req, this);
-    this.#armSettle();
+    if (settleTimeoutMs > 0) this.#timer = settings.timers.setTimeout(onSettleTimeout, settleTimeoutMs, this);
   }
 
   /** True once the whole body arrived (the sink may still be catching up with buffered chunks). */
@@ -250,7 +235,6 @@ export class Attempt {
   onConnect(abort: (err: Error) => void): void {
     this.#abort = abort;
     if (this.#abortReason) abort(this.#abortReason);
-    else if (!this.#sent) this.#armSettle();
   }
 
   /** The response's status and headers (lower-case keys). Returns false to pause the body. */
@@ -521,15 +505,6 @@ export class Attempt {
       return;
     }
     this.abort(new ExchangeTimeoutError('idle', ms));
-  }
-
-  /** The settle timer (first byte; first content of a gated stream), once, while nothing settled the attempt. */
-  #armSettle(): void {
-    const ms = this.settleTimeoutMs;
-    if (ms > 0 && !this.#armed && !this.#settled && this.#state === 'open') {
-      this.#armed = true;
-      this.#timer = this.#s.timers.setTimeout(onSettleTimeout, ms, this);
-    }
   }
 
   #clearTimer(): void {

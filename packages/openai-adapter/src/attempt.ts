@@ -54,7 +54,7 @@ export async function attemptOn(c: FetchClient, call: Call, ctx: AttemptContext)
     translator,
   );
   exchange.follow(ctx.signal);
-  exchange.send(c.upstream, { ...up, timeoutMs: 0 });
+  c.upstream.send({ ...up, timeoutMs: 0 }, exchange);
   try {
     await exchange.promise;
   } catch (e) {

@@ -80,14 +80,17 @@ export function sendAttempt(x: Exchange, ctx: AttemptContext): Promise<UpstreamC
   // The router's own signal (an attempt timeout) is followed; the client's is the exchange's to act on.
   if (signal !== (x.signal as unknown as AbortSignal)) call.follow(signal);
   try {
-    call.send(transportOf(px.transport), {
-      origin: up.origin,
-      path: up.path,
-      method: up.method,
-      headers: up.headers,
-      body: up.body,
-      timeoutMs: stream ? 0 : attemptTimeout(ep.timeoutMs ?? s.timeoutMs, ctx.deadline),
-    });
+    transportOf(px.transport).send(
+      {
+        origin: up.origin,
+        path: up.path,
+        method: up.method,
+        headers: up.headers,
+        body: up.body,
+        timeoutMs: stream ? 0 : attemptTimeout(ep.timeoutMs ?? s.timeoutMs, ctx.deadline),
+      },
+      call,
+    );
   } catch (e) {
     return Promise.reject(e);
   }
