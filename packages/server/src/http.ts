@@ -228,7 +228,9 @@ export function readBody(req: IncomingMessage, limit: number, sink: BodySink): v
       return;
     }
     chunks.push(c);
-    // The last byte the client announced: no need to wait for 'end', a tick or two later (~25 µs cold).
+    // The last byte the client announced: no need to wait for 'end', a tick later. A new upstream connection gets the
+    // request written at once; on a reused one undici writes it in the loop's check phase anyway (its idle-socket
+    // validation), so there the gain is nil: bench/results/history.md, 2026-12-07, fifth session.
     if (size === expected) whole();
   });
   req.on('end', () => {
