@@ -12,13 +12,14 @@ import {
   maxRps,
   maxRpsRounds,
   oneInFlight,
+  pacedArgs,
   pinSelf,
+  STREAM_SHAPE,
   spawnNode,
   streaming,
 } from './lib/harness.mjs';
 import { topSelf } from './lib/profile.mjs';
 import { lbEnv, ROOT } from './lib/proxy.mjs';
-import { STREAM_SHAPE } from './lib/stages.mjs';
 import { median, round, sleep } from './lib/stats.mjs';
 
 const argv = process.argv.slice(2);
@@ -54,9 +55,7 @@ const lb = async (cli, up, nodeArgs = []) => {
 try {
   const up = await start(spawnNode(join(here, 'upstream.mjs'), [], { core: layout.clientCore }));
   const paced = await start(
-    spawnNode(join(here, 'upstream.mjs'), ['--chunks', String(chunks), '--interval', String(intervalMs)], {
-      core: layout.clientCore,
-    }),
+    spawnNode(join(here, 'upstream.mjs'), pacedArgs({ chunks, intervalMs }), { core: layout.clientCore }),
   );
   const upUrl = `http://127.0.0.1:${up.port}/v1`;
   const pacedUrl = `http://127.0.0.1:${paced.port}/v1`;

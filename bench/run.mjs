@@ -6,13 +6,13 @@
 //   node bench/run.mjs --only=streams|one-in-flight [--n=N] [--rounds=5]  (not part of a full run: one measurement, long enough for a p99)
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { layout } from './lib/harness.mjs';
+import { layout, STREAM_SHAPE } from './lib/harness.mjs';
 import { CONTROL, ROOT, runLongBench, runProxyBench, SERVER_CLI } from './lib/proxy.mjs';
 import { runDegradedSwitch, runRedisCost, runRedisOneInFlight } from './lib/redis-cost.mjs';
 import { runRedisOutage } from './lib/redis-outage.mjs';
 import { MODE_TITLES, MODES, runSelectorBench } from './lib/selector.mjs';
 import { runSoak } from './lib/soak.mjs';
-import { runStages, STREAM_SHAPE } from './lib/stages.mjs';
+import { runStages } from './lib/stages.mjs';
 import { table } from './lib/stats.mjs';
 
 const argv = process.argv.slice(2);

@@ -16,6 +16,21 @@ export const STREAM_BODY = JSON.stringify({
   stream: true,
   messages: [{ role: 'user', content: 'Say hello.' }],
 });
+/**
+ * The streams the stream benchmarks send by default: 20 chunks 2 ms apart, so every process idles ~2 ms at a time and
+ * a new request finds the proxy cold. `--chunks=1 --interval=0` sends streams back to back instead (each process stays
+ * warm): the regime `perf-targets.md`'s reference figures read (bare adds 216–270 µs over direct).
+ */
+export const STREAM_SHAPE = Object.freeze({ chunks: 20, intervalMs: 2 });
+
+/** The fake upstream's arguments for streams of `shape`. */
+export const pacedArgs = ({ chunks, intervalMs } = STREAM_SHAPE) => [
+  '--chunks',
+  String(chunks),
+  '--interval',
+  String(intervalMs),
+];
+
 const HEADERS = { 'content-type': 'application/json', authorization: 'Bearer sk-bench-client' };
 
 function has(cmd) {

@@ -11,6 +11,7 @@ import {
   maxRpsRounds,
   oneInFlight,
   openLoop,
+  pacedArgs,
   pinSelf,
   rotated,
   spawnNode,
@@ -152,7 +153,7 @@ const addedOverDirect = (s) =>
  */
 const LONG = {
   streams: {
-    upstreamArgs: ['--chunks', '20', '--interval', '2'],
+    upstreamArgs: pacedArgs(),
     n: 10_000,
     measure: (targets, n, o, r) =>
       streaming(targets, { n, warmup: o.warmup ?? 30, warmS: o.warmS ?? 4, warmRotate: r }).then(
@@ -294,9 +295,7 @@ export async function runProxyBench(opts = {}) {
   };
   try {
     const up = await start(spawnNode(UPSTREAM, [], { core: layout.clientCore }));
-    const paced = await start(
-      spawnNode(UPSTREAM, ['--chunks', '20', '--interval', '2'], { core: layout.clientCore }),
-    );
+    const paced = await start(spawnNode(UPSTREAM, pacedArgs(), { core: layout.clientCore }));
     const upUrl = `http://127.0.0.1:${up.port}/v1`;
     const pacedUrl = `http://127.0.0.1:${paced.port}/v1`;
     const targets = [{ name: 'direct', url: upUrl, pid: up.pid }];

@@ -6,19 +6,12 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { layout, pinSelf, spawnNode, streaming } from './harness.mjs';
+import { layout, pacedArgs, pinSelf, STREAM_SHAPE, spawnNode, streaming } from './harness.mjs';
 import { startLbServer, UPSTREAM } from './proxy.mjs';
 import { percentile, round, sleep } from './stats.mjs';
 
 const MARKS = fileURLToPath(new URL('./stage-marks.cjs', import.meta.url));
 const BARE = fileURLToPath(new URL('./bare-proxy.mjs', import.meta.url));
-
-/**
- * The streams both stream benchmarks send by default: 20 chunks 2 ms apart, so every process idles ~2 ms at a time
- * and a new request finds the proxy cold. `--chunks=1 --interval=0` sends streams back to back instead (each process
- * stays warm): the regime `perf-targets.md`'s reference figures read (bare adds 216–270 µs over direct).
- */
-export const STREAM_SHAPE = Object.freeze({ chunks: 20, intervalMs: 2 });
 
 /** The stages of one proxied stream, as [label, from, to] over the joined record's stamps (µs). */
 export const STAGES = [
@@ -48,7 +41,7 @@ export async function runStages({
   const dir = join(tmpdir(), `lb-stages-${process.pid}`);
   const out = (name) => `${dir}-${name}.json`;
   const marked = (name) => ({ nodeArgs: ['--require', MARKS], env: { MARKS_OUT: out(name) } });
-  const up = await spawnNode(UPSTREAM, ['--chunks', String(chunks), '--interval', String(intervalMs)], {
+  const up = await spawnNode(UPSTREAM, pacedArgs({ chunks, intervalMs }), {
     core: layout.clientCore,
     ...marked('upstream'),
   });

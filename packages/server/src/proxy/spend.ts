@@ -74,7 +74,7 @@ function spendOn(x: Exchange, key: VirtualKey | undefined): true {
     body !== undefined &&
     (x.operation === 'chat.completions' || x.operation === 'completions')
   ) {
-    const asked = askForUsage(body, x.json, x.json === undefined ? x.streamOptions : undefined);
+    const asked = askForUsage(body, x.json, x.streamOptions);
     if (asked !== undefined) {
       x.askedUsage = true;
       x.body = asked.body;
