@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { type FakeUpstream, fakeKey, startFakeUpstream } from '@lb/testing';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +11,21 @@ let server: LbServer;
 let client: OpenAI;
 const key = fakeKey('early');
 const seen: string[] = [];
+/** What the server's sockets write, call by call, while a test records (the client's reads may merge writes). */
+let writes: string[] | undefined;
+
+function watch(sock: Socket): void {
+  const writev = sock._writev?.bind(sock);
+  const write = sock._write.bind(sock);
+  sock._writev = (chunks, cb) => {
+    writes?.push(chunks.map((c) => String(c.chunk)).join(''));
+    writev!(chunks, cb);
+  };
+  sock._write = (chunk, enc, cb) => {
+    writes?.push(String(chunk));
+    write(chunk, enc, cb);
+  };
+}
 
 const chunk = (delta: object, finish: string | null = null) =>
   `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
@@ -21,6 +37,7 @@ beforeAll(async () => {
     server: { port: 0 },
     logDestination: { write: () => true } as any,
   });
+  server.http.on('connection', watch);
   for (const name of [
     'attempt:start',
     'attempt:success',
@@ -77,6 +94,40 @@ describe('answering as a 2xx settles the attempt', () => {
     await new Promise((res) => setImmediate(res));
     expect(seen).toEqual(['attempt:start', 'attempt:success', 'attempt:end', 'attempt:usage']);
     expect(inFlight()).toBe(0);
+  });
+
+  it("a stream's first events leave with the headers at once, not at the end of the step", async () => {
+    writes = [];
+    try {
+      up.next({
+        type: 'custom',
+        handle: (_req, res) => {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          // The whole stream in one write: lb reads it in one step.
+          res.end(
+            `${chunk({ role: 'assistant', content: 'first' })}${chunk({ content: ' second' }, 'stop')}data: [DONE]\n\n`,
+          );
+        },
+      });
+      let text = '';
+      for await (const c of await client.chat.completions.create({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'hi' }],
+        stream: true,
+      }))
+        text += c.choices[0]?.delta?.content ?? '';
+      expect(text).toBe('first second');
+      const w = writes!;
+      const head = w.findIndex((w) => w.startsWith('HTTP/1.1 200'));
+      expect(head).toBeGreaterThanOrEqual(0);
+      // Headers and the first block (the upstream's first read: here the whole stream) in one write, which did not
+      // wait for the stream's end (the last chunk of the chunked encoding) to be processed in the same step.
+      expect(w[head]).toContain('"content":"first"');
+      expect(w[head]).not.toContain('\r\n0\r\n\r\n');
+      expect(w.slice(head + 1).join('')).toMatch(/\r\n0\r\n\r\n$|^0\r\n\r\n$/);
+    } finally {
+      writes = undefined;
+    }
   });
 
   it('a paced stream the same way, and a failed first attempt is not answered early', async () => {

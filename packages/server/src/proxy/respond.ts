@@ -59,10 +59,15 @@ export function respond(x: Exchange, call: UpstreamCall): void {
   }
   res.writeHead(call.status, tagged(x, rd.headers(call.headers, !call.isStream, call.status)));
   call.attach(sink);
-  if (call.isStream) x.px.streams.add(x);
-  // A stream's headers leave with its first event (held back by the gate, written by `attach`) in one write;
-  // alone only when no event came yet.
-  if (call.isStream && !x.wrote && !res.writableEnded) res.flushHeaders();
+  if (!call.isStream) return;
+  x.px.streams.add(x);
+  if (res.writableEnded) return;
+  // A stream's headers leave with its first event (held back by the gate, written by `attach`) in one write, and at
+  // once: Node holds a chunked response's writes until the end of the step, and the rest of this step (the events
+  // after it in the same upstream read, the stream's end, the router's bookkeeping) is no reason for the client's
+  // first token to wait. Headers alone when no event came yet.
+  if (x.wrote) res.uncork();
+  else res.flushHeaders();
 }
 
 /** Answers with a client error whose body was read whole (to look for a fallback cause). */
