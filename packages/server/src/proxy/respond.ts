@@ -62,10 +62,10 @@ export function respond(x: Exchange, call: UpstreamCall): void {
   if (!call.isStream) return;
   x.px.streams.add(x);
   if (res.writableEnded) return;
-  // A stream's headers leave with its first event (held back by the gate, written by `attach`) in one write, and at
-  // once: Node holds a chunked response's writes until the end of the step, and the rest of this step (the events
-  // after it in the same upstream read, the stream's end, the router's bookkeeping) is no reason for the client's
-  // first token to wait. Headers alone when no event came yet.
+  // A stream's headers leave with its first events (the block the gate let through, written by `attach`) in one
+  // write, and at once: Node holds a chunked response's writes until the end of the step, and the rest of this step
+  // (the engine finishing the upstream's read and, when the whole stream came in that read, its end and usage) is no
+  // reason for the client's first token to wait. Headers alone when no event came yet.
   if (x.wrote) res.uncork();
   else res.flushHeaders();
 }
