@@ -56,6 +56,19 @@ afterAll(async () => {
 
 const inFlight = () => server.router.snapshot().endpoints[0].stats.inFlight;
 
+/** Streams a chat completion through lb-server and returns its text. */
+async function streamText(extra: { stream_options?: { include_usage: boolean } } = {}): Promise<string> {
+  let text = '';
+  for await (const c of await client.chat.completions.create({
+    model: 'gpt-4o-mini',
+    messages: [{ role: 'user', content: 'hi' }],
+    stream: true,
+    ...extra,
+  }))
+    text += c.choices[0]?.delta?.content ?? '';
+  return text;
+}
+
 describe('answering as a 2xx settles the attempt', () => {
   it('a JSON answer: the router still hears success before the usage it reports', async () => {
     seen.length = 0;
@@ -82,15 +95,7 @@ describe('answering as a 2xx settles the attempt', () => {
       },
     });
     seen.length = 0;
-    let text = '';
-    const s = await client.chat.completions.create({
-      model: 'gpt-4o-mini',
-      messages: [{ role: 'user', content: 'hi' }],
-      stream: true,
-      stream_options: { include_usage: true },
-    });
-    for await (const c of s) text += c.choices[0]?.delta?.content ?? '';
-    expect(text).toBe('one write');
+    expect(await streamText({ stream_options: { include_usage: true } })).toBe('one write');
     await new Promise((res) => setImmediate(res));
     expect(seen).toEqual(['attempt:start', 'attempt:success', 'attempt:end', 'attempt:usage']);
     expect(inFlight()).toBe(0);
@@ -109,14 +114,7 @@ describe('answering as a 2xx settles the attempt', () => {
           );
         },
       });
-      let text = '';
-      for await (const c of await client.chat.completions.create({
-        model: 'gpt-4o-mini',
-        messages: [{ role: 'user', content: 'hi' }],
-        stream: true,
-      }))
-        text += c.choices[0]?.delta?.content ?? '';
-      expect(text).toBe('first second');
+      expect(await streamText()).toBe('first second');
       const w = writes!;
       const head = w.findIndex((w) => w.startsWith('HTTP/1.1 200'));
       expect(head).toBeGreaterThanOrEqual(0);
@@ -133,14 +131,7 @@ describe('answering as a 2xx settles the attempt', () => {
   it('a paced stream the same way, and a failed first attempt is not answered early', async () => {
     up.next({ type: 'stream', chunks: ['a', 'b', 'c'], intervalMs: 5 });
     seen.length = 0;
-    let text = '';
-    for await (const c of await client.chat.completions.create({
-      model: 'gpt-4o-mini',
-      messages: [{ role: 'user', content: 'hi' }],
-      stream: true,
-    }))
-      text += c.choices[0]?.delta?.content ?? '';
-    expect(text).toBe('abc');
+    expect(await streamText()).toBe('abc');
     await new Promise((res) => setImmediate(res));
     // lb asks the upstream for the stream's usage (cost) even when the client did not: the usage is reported too.
     expect(seen).toEqual(['attempt:start', 'attempt:success', 'attempt:end', 'attempt:usage']);
